@@ -1,0 +1,29 @@
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Brings up Kafka and Cassandra, runs the reviews app on a generated stream, shows the results.
+demo:
+    scripts/demo.sh
+
+# Formatting, lints, unit and integration tests (starts and stops Kafka and Cassandra as needed).
+test:
+    scripts/test.sh
+
+# The platform binary and the tenant apps.
+build: build-apps
+    cargo build --release -p mysimbdp-host
+
+# Every tenant app under tenant-apps/, as Wasm components.
+build-apps:
+    cargo build --release --target wasm32-wasip2 $(ls tenant-apps | sed 's/^/-p /')
+
+# Start (or reuse) local Kafka and Cassandra.
+up:
+    deploy/local/up.sh all
+
+# Stop the Kafka and Cassandra that `just up` started.
+down:
+    deploy/local/down.sh all
+
+# Throughput of the pipeline and the plugin boundary.
+bench: build-apps
+    cargo bench -p mysimbdp-host --bench pipeline

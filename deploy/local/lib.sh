@@ -1,0 +1,124 @@
+# Shared helpers for deploy/local/*.sh. Sourced, not run.
+# Everything is derived from this file's own location, so the scripts work from any cwd.
+
+DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$DEPLOY_DIR/../.." && pwd)"
+STATE_DIR="$REPO_ROOT/.state"
+LIB_DIR="$STATE_DIR/lib"
+
+# OpenJDK 17 explicitly: the machine also has JDK 25, which cannot run Cassandra 5.0.
+JAVA_HOME="${MYSIMBDP_JAVA_HOME:-/usr/lib/jvm/java-17-openjdk-amd64}"
+JAVA="$JAVA_HOME/bin/java"
+export JAVA_HOME
+
+KAFKA_PORT=9092
+KAFKA_CONTROLLER_PORT=9093
+CASSANDRA_PORT=9042
+
+KAFKA_MAIN=kafka.Kafka
+CASSANDRA_MAIN=org.apache.cassandra.service.CassandraDaemon
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+die() { printf '[%s] ERROR: %s\n' "$(date +%H:%M:%S)" "$*" >&2; exit 1; }
+
+require_java() {
+  [[ -x "$JAVA" ]] || die "no Java 17 at $JAVA (apt-get install openjdk-17-jdk-headless, or set MYSIMBDP_JAVA_HOME)"
+}
+
+# port_open PORT: true when something accepts TCP connections on 127.0.0.1:PORT.
+port_open() {
+  timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
+}
+
+# services_from_arg ARG: prints the service names that ARG (kafka|cassandra|all|"") stands for.
+services_from_arg() {
+  case "${1:-all}" in
+    all) echo "kafka cassandra" ;;
+    kafka|cassandra) echo "$1" ;;
+    *) die "unknown service '$1' (use kafka, cassandra or all)" ;;
+  esac
+}
+
+pid_file() { echo "$STATE_DIR/$1.pid"; }
+
+main_class_of() {
+  case "$1" in
+    kafka) echo "$KAFKA_MAIN" ;;
+    cassandra) echo "$CASSANDRA_MAIN" ;;
+  esac
+}
+
+# pid_alive SVC PID: the process exists and really is that service's JVM (guards against pid reuse).
+pid_alive() {
+  local svc=$1 pid=$2
+  [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$(main_class_of "$svc")"
+}
+
+# started_pid SVC: prints the pid from the pid file when that process is alive, else nothing.
+started_pid() {
+  local f pid
+  f="$(pid_file "$1")"
+  [[ -f "$f" ]] || return 0
+  pid="$(tr -dc '0-9' <"$f")"
+  if pid_alive "$1" "$pid"; then echo "$pid"; fi
+}
+
+# --- Kafka tools (same jars as the broker) ---------------------------------------------------------
+# JVM line for Kafka's command-line tools: small heap, fast start, warnings only.
+KAFKA_TOOL_JAVA=("$JAVA" -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true
+  "-Dlog4j2.configurationFile=$DEPLOY_DIR/kafka/tools-log4j2.xml" -cp "$LIB_DIR/kafka/*")
+
+# kafka_tool MAIN_CLASS ARGS... : runs a Kafka command-line tool from the fetched jars, e.g.
+#   kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --list
+kafka_tool() { "${KAFKA_TOOL_JAVA[@]}" "$@"; }
+
+# kafka_answers: port open and a metadata request (list topics) succeeds within a few seconds.
+kafka_answers() {
+  port_open "$KAFKA_PORT" || return 1
+  timeout 30 "${KAFKA_TOOL_JAVA[@]}" org.apache.kafka.tools.TopicCommand \
+    --bootstrap-server "127.0.0.1:$KAFKA_PORT" \
+    --command-config "$DEPLOY_DIR/kafka/tools.properties" --list >/dev/null 2>&1
+}
+
+# --- Cassandra CQL check (python cassandra-driver) -----------------------------------------------
+CQL_PYTHON=""
+# ensure_cql_python: sets CQL_PYTHON to a python3 that can `import cassandra`, installing the
+# cassandra-driver package into <repo>/.state/venv when no such python exists yet.
+ensure_cql_python() {
+  [[ -n "$CQL_PYTHON" ]] && return 0
+  if [[ -x "$STATE_DIR/venv/bin/python" ]] && "$STATE_DIR/venv/bin/python" -c 'import cassandra' 2>/dev/null; then
+    CQL_PYTHON="$STATE_DIR/venv/bin/python"; return 0
+  fi
+  if command -v python3 >/dev/null && python3 -c 'import cassandra' 2>/dev/null; then
+    CQL_PYTHON="$(command -v python3)"; return 0
+  fi
+  command -v python3 >/dev/null || die "python3 is needed for the CQL check"
+  log "installing python cassandra-driver into $STATE_DIR/venv (once)"
+  mkdir -p "$STATE_DIR"
+  python3 -m venv "$STATE_DIR/venv" >/dev/null || die "python3 -m venv failed (apt-get install python3-venv)"
+  "$STATE_DIR/venv/bin/python" -m pip install -q --disable-pip-version-check "cassandra-driver==3.29.2" \
+    || die "pip install cassandra-driver failed"
+  CQL_PYTHON="$STATE_DIR/venv/bin/python"
+}
+
+# cassandra_answers: port open and SELECT release_version FROM system.local succeeds.
+cassandra_answers() {
+  port_open "$CASSANDRA_PORT" || return 1
+  ensure_cql_python
+  timeout 30 "$CQL_PYTHON" "$DEPLOY_DIR/cassandra/cql_check.py" 127.0.0.1 "$CASSANDRA_PORT" >/dev/null 2>&1
+}
+
+service_answers() {
+  case "$1" in
+    kafka) kafka_answers ;;
+    cassandra) cassandra_answers ;;
+  esac
+}
+
+service_port() {
+  case "$1" in
+    kafka) echo "$KAFKA_PORT" ;;
+    cassandra) echo "$CASSANDRA_PORT" ;;
+  esac
+}

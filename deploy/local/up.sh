@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Start the local Kafka (KRaft, 127.0.0.1:9092) and/or Cassandra (127.0.0.1:9042) in the background
+# and wait until each really answers.
+# Usage: deploy/local/up.sh [kafka|cassandra|all]      (default: all)
+#
+# - fetches the jars first if needed (deploy/local/fetch.sh);
+# - a service that already answers on its port is left alone and gets NO pid file;
+# - a service this script starts gets <repo>/.state/<svc>.pid (down.sh stops only those);
+# - data and logs live under <repo>/.state/kafka/ and <repo>/.state/cassandra/;
+# - readiness: Kafka = port open and a metadata request (TopicCommand --list) succeeds;
+#   Cassandra = "Startup complete" in its log and SELECT release_version FROM system.local works.
+# Timeouts (seconds): MYSIMBDP_KAFKA_TIMEOUT (120), MYSIMBDP_CASSANDRA_TIMEOUT (240). On timeout,
+# or when the JVM dies, the last 40 lines of the log are printed and the exit status is non-zero.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+KAFKA_TIMEOUT="${MYSIMBDP_KAFKA_TIMEOUT:-120}"
+CASSANDRA_TIMEOUT="${MYSIMBDP_CASSANDRA_TIMEOUT:-240}"
+
+# launch SVC WORKDIR OUTFILE CMD... : start CMD detached (own session, SIGHUP ignored, stdin closed),
+# stdout+stderr to OUTFILE; the JVM's own pid goes to the pid file (bash writes $$ and then execs).
+launch() {
+  local svc=$1 workdir=$2 out=$3; shift 3
+  local pidf; pidf="$(pid_file "$svc")"
+  rm -f "$pidf"
+  nohup setsid bash -c 'cd "$1" && echo $$ >"$2" && shift 2 && exec "$@"' _ "$workdir" "$pidf" "$@" \
+    >>"$out" 2>&1 </dev/null &
+  local i
+  for i in $(seq 1 50); do [[ -s "$pidf" ]] && break; sleep 0.1; done
+  [[ -s "$pidf" ]] || die "$svc: the launcher wrote no pid file"
+  log "$svc: started, pid $(cat "$pidf")"
+}
+
+# ---------------------------------------------------------------- Kafka
+KAFKA_DIR="$STATE_DIR/kafka"
+KAFKA_LOG="$KAFKA_DIR/logs/server.log"
+KAFKA_OUT="$KAFKA_DIR/logs/kafka.out"
+
+start_kafka() {
+  mkdir -p "$KAFKA_DIR/data" "$KAFKA_DIR/logs"
+  sed "s|@KAFKA_DATA_DIR@|$KAFKA_DIR/data|g" "$DEPLOY_DIR/kafka/server.properties" >"$KAFKA_DIR/server.properties"
+  if [[ ! -f "$KAFKA_DIR/data/meta.properties" ]]; then
+    # KRaft needs the log dir formatted once with a cluster id (22 chars of url-safe base64).
+    [[ -s "$KAFKA_DIR/cluster.id" ]] ||
+      head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$KAFKA_DIR/cluster.id"
+    log "kafka: formatting $KAFKA_DIR/data (cluster id $(cat "$KAFKA_DIR/cluster.id"))"
+    kafka_tool kafka.tools.StorageTool format -t "$(cat "$KAFKA_DIR/cluster.id")" \
+      -c "$KAFKA_DIR/server.properties" --ignore-formatted >>"$KAFKA_OUT" 2>&1 ||
+      { tail -n 40 "$KAFKA_OUT" >&2; die "kafka: storage format failed"; }
+  fi
+  launch kafka "$KAFKA_DIR" "$KAFKA_OUT" \
+    "$JAVA" -Xmx512m -Xms512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
+    -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true \
+    -Dkafka.logs.dir="$KAFKA_DIR/logs" \
+    -Dlog4j2.configurationFile="$DEPLOY_DIR/kafka/log4j2.xml" \
+    -cp "$LIB_DIR/kafka/*" "$KAFKA_MAIN" "$KAFKA_DIR/server.properties"
+}
+
+# ---------------------------------------------------------------- Cassandra
+CASS_DIR="$STATE_DIR/cassandra"
+CASS_LOG="$CASS_DIR/logs/system.log"
+CASS_OUT="$CASS_DIR/logs/cassandra.out"
+CASS_LOG_OFFSET=0   # bytes of system.log written before this start: only newer lines count
+
+start_cassandra() {
+  mkdir -p "$CASS_DIR"/{data,commitlog,hints,saved_caches,cdc_raw,logs}
+  sed "s|@CASSANDRA_DIR@|$CASS_DIR|g" "$DEPLOY_DIR/cassandra/cassandra.yaml" >"$CASS_DIR/cassandra.yaml"
+  local jamm
+  jamm="$(ls "$LIB_DIR"/cassandra/jamm-*.jar 2>/dev/null | head -n1)"
+  [[ -n "$jamm" ]] || die "cassandra: no jamm-*.jar in $LIB_DIR/cassandra (run fetch.sh)"
+  # jvm17.options: one flag per line; "--add-opens x" becomes "--add-opens=x" (one argument).
+  local -a opts=()
+  local line
+  while IFS= read -r line; do
+    line="${line%%#*}"; line="$(echo "$line" | xargs)"
+    [[ -z "$line" ]] && continue
+    [[ "$line" == --*" "* ]] && line="${line/ /=}"
+    opts+=("$line")
+  done <"$DEPLOY_DIR/cassandra/jvm17.options"
+  CASS_LOG_OFFSET=$(stat -c %s "$CASS_LOG" 2>/dev/null || echo 0)
+  launch cassandra "$CASS_DIR" "$CASS_OUT" \
+    "$JAVA" "${opts[@]}" -Xms1G -Xmx1G -XX:HeapDumpPath="$CASS_DIR" \
+    -javaagent:"$jamm" \
+    -Dcassandra.config="file://$CASS_DIR/cassandra.yaml" \
+    -Dcassandra-foreground=yes \
+    -Dcassandra.storagedir="$CASS_DIR" \
+    -Dcassandra.logdir="$CASS_DIR/logs" \
+    -Dlogback.configurationFile="$DEPLOY_DIR/cassandra/logback.xml" \
+    -Dcassandra.skip_wait_for_gossip_to_settle=0 -Dcassandra.initial_token=0 \
+    -Dcassandra.jmx.local.port=7199 \
+    -cp "$LIB_DIR/cassandra/*" "$CASSANDRA_MAIN"
+}
+
+cassandra_started_in_log() {
+  [[ -f "$CASS_LOG" ]] || return 1
+  tail -c +"$((CASS_LOG_OFFSET + 1))" "$CASS_LOG" | grep -q "Startup complete"
+}
+
+# ---------------------------------------------------------------- waiting
+show_logs() {
+  local svc=$1 f
+  local -a files
+  if [[ "$svc" == kafka ]]; then files=("$KAFKA_LOG" "$KAFKA_OUT"); else files=("$CASS_LOG" "$CASS_OUT"); fi
+  for f in "${files[@]}"; do
+    [[ -s "$f" ]] || continue
+    echo "----- last 40 lines of ${f#"$REPO_ROOT"/} -----" >&2
+    tail -n 40 "$f" >&2
+  done
+}
+
+# wait_ready SVC TIMEOUT STARTED_PID(or empty)
+wait_ready() {
+  local svc=$1 timeout=$2 pid=$3 t0=$SECONDS
+  log "$svc: waiting until it answers (timeout ${timeout}s)"
+  while :; do
+    if [[ -n "$pid" ]] && ! pid_alive "$svc" "$pid"; then
+      show_logs "$svc"
+      rm -f "$(pid_file "$svc")"
+      die "$svc: the JVM (pid $pid) exited during startup"
+    fi
+    case "$svc" in
+      kafka) kafka_answers && break ;;
+      cassandra)
+        if [[ -z "$pid" ]] || cassandra_started_in_log; then cassandra_answers && break; fi ;;
+    esac
+    if (( SECONDS - t0 >= timeout )); then
+      show_logs "$svc"
+      die "$svc: did not answer within ${timeout}s${pid:+ (still running as pid $pid: deploy/local/down.sh $svc stops it)}"
+    fi
+    sleep 2
+  done
+  log "$svc: ready on 127.0.0.1:$(service_port "$svc") after $((SECONDS - t0)) s"
+}
+
+# ---------------------------------------------------------------- main
+services="$(services_from_arg "${1:-all}")"
+require_java
+"$DEPLOY_DIR/fetch.sh" "${1:-all}"
+[[ " $services " == *" cassandra "* ]] && ensure_cql_python
+
+declare -A waitpid=()
+for svc in $services; do
+  pid="$(started_pid "$svc")"
+  if [[ -n "$pid" ]]; then
+    log "$svc: already started by up.sh (pid $pid), not starting another"
+    waitpid[$svc]="$pid"
+  elif port_open "$(service_port "$svc")"; then
+    rm -f "$(pid_file "$svc")"
+    log "$svc: something already answers on 127.0.0.1:$(service_port "$svc"); leaving it alone (no pid file)"
+    waitpid[$svc]=""
+  else
+    rm -f "$(pid_file "$svc")"
+    "start_$svc"
+    waitpid[$svc]="$(cat "$(pid_file "$svc")")"
+  fi
+done
+
+for svc in $services; do
+  if [[ "$svc" == kafka ]]; then to=$KAFKA_TIMEOUT; else to=$CASSANDRA_TIMEOUT; fi
+  wait_ready "$svc" "$to" "${waitpid[$svc]}"
+done
+log "up: $services"

@@ -1,0 +1,165 @@
+//! Per-app counters and histograms, shared lock-free between an app's worker and the admin
+//! endpoint, rendered in the Prometheus text format.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of histogram buckets, in seconds: 50 µs to 10 s.
+const BUCKETS: [f64; 14] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 10.0,
+];
+
+/// A fixed-bucket histogram of durations.
+#[derive(Default)]
+pub struct Histogram {
+    counts: [AtomicU64; BUCKETS.len()],
+    sum_nanos: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum_nanos
+            .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (bound, count) in BUCKETS.iter().zip(&self.counts) {
+            cumulative += count.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
+        }
+        let total = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {total}");
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {total}");
+    }
+}
+
+/// The plugin calls whose durations are tracked: the report's "operation duration".
+#[derive(Debug, Clone, Copy)]
+pub enum PluginCall {
+    Filter,
+    Accumulate,
+    Emit,
+    Close,
+    Snapshot,
+}
+
+const CALLS: [(PluginCall, &str); 5] = [
+    (PluginCall::Filter, "filter"),
+    (PluginCall::Accumulate, "accumulate"),
+    (PluginCall::Emit, "emit"),
+    (PluginCall::Close, "close"),
+    (PluginCall::Snapshot, "snapshot"),
+];
+
+/// One app's metrics.
+#[derive(Default)]
+pub struct AppMetrics {
+    pub records_in: AtomicU64,
+    pub records_processed: AtomicU64,
+    pub late: AtomicU64,
+    pub dead_letters: AtomicU64,
+    pub key_mismatches: AtomicU64,
+    pub filtered_out: AtomicU64,
+    pub rows_emitted: AtomicU64,
+    pub sink_errors: AtomicU64,
+    pub watermark_ms: AtomicI64,
+    pub open_windows: AtomicU64,
+    pub lag: AtomicI64,
+    /// Records per second over the last second, as f64 bits.
+    pub input_rate: AtomicU64,
+    pub process_rate: AtomicU64,
+    pub batch_duration: Histogram,
+    plugin_calls: [Histogram; CALLS.len()],
+}
+
+impl AppMetrics {
+    pub fn plugin_call(&self, call: PluginCall, d: Duration) {
+        self.plugin_calls[call as usize].observe(d);
+    }
+
+    pub fn count(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    pub fn set_rate(gauge: &AtomicU64, per_second: f64) {
+        gauge.store(per_second.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Appends this app's series, labelled with tenant and app.
+    pub fn render(&self, out: &mut String, tenant: &str, app: &str) {
+        let labels = format!("tenant=\"{tenant}\",app=\"{app}\"");
+        let counters: [(&str, &AtomicU64); 8] = [
+            ("mysimbdp_records_in_total", &self.records_in),
+            ("mysimbdp_records_processed_total", &self.records_processed),
+            ("mysimbdp_late_records_total", &self.late),
+            ("mysimbdp_dead_letters_total", &self.dead_letters),
+            ("mysimbdp_key_mismatches_total", &self.key_mismatches),
+            ("mysimbdp_filtered_out_total", &self.filtered_out),
+            ("mysimbdp_rows_emitted_total", &self.rows_emitted),
+            ("mysimbdp_sink_errors_total", &self.sink_errors),
+        ];
+        for (name, value) in counters {
+            let _ = writeln!(out, "{name}{{{labels}}} {}", value.load(Ordering::Relaxed));
+        }
+        let rate = |g: &AtomicU64| f64::from_bits(g.load(Ordering::Relaxed));
+        let gauges = [
+            ("mysimbdp_input_rate", rate(&self.input_rate)),
+            ("mysimbdp_process_rate", rate(&self.process_rate)),
+            (
+                "mysimbdp_watermark_seconds",
+                self.watermark_ms.load(Ordering::Relaxed) as f64 / 1000.0,
+            ),
+            (
+                "mysimbdp_open_windows",
+                self.open_windows.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "mysimbdp_consumer_lag",
+                self.lag.load(Ordering::Relaxed) as f64,
+            ),
+        ];
+        for (name, value) in gauges {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+        self.batch_duration
+            .render(out, "mysimbdp_batch_duration_seconds", &labels);
+        for ((_, call), histogram) in CALLS.iter().zip(&self.plugin_calls) {
+            let labels = format!("{labels},call=\"{call}\"");
+            histogram.render(out, "mysimbdp_plugin_call_duration_seconds", &labels);
+        }
+    }
+}
+
+/// HELP and TYPE lines, once per exposition.
+pub fn preamble() -> &'static str {
+    "# HELP mysimbdp_records_in_total Records read from the app's input topic.\n\
+     # TYPE mysimbdp_records_in_total counter\n\
+     # HELP mysimbdp_records_processed_total Records that reached the app's windows.\n\
+     # TYPE mysimbdp_records_processed_total counter\n\
+     # HELP mysimbdp_late_records_total Records sent to the late topic.\n\
+     # TYPE mysimbdp_late_records_total counter\n\
+     # HELP mysimbdp_dead_letters_total Records sent to the dead-letter topic.\n\
+     # TYPE mysimbdp_dead_letters_total counter\n\
+     # HELP mysimbdp_input_rate Records read per second, over the last second.\n\
+     # TYPE mysimbdp_input_rate gauge\n\
+     # HELP mysimbdp_process_rate Records processed per second of busy time, over the last second.\n\
+     # TYPE mysimbdp_process_rate gauge\n\
+     # HELP mysimbdp_batch_duration_seconds Time to process one batch of records.\n\
+     # TYPE mysimbdp_batch_duration_seconds histogram\n\
+     # HELP mysimbdp_plugin_call_duration_seconds Time spent in one call into the app.\n\
+     # TYPE mysimbdp_plugin_call_duration_seconds histogram\n"
+}

@@ -1,0 +1,8 @@
+//! Running tenant apps: the processor that moves records through the stages, the worker that
+//! feeds it from Kafka and drains it into the sinks, and the handle operators steer it by.
+
+pub mod processor;
+mod runner;
+
+pub use processor::{Message, Output, Processor};
+pub use runner::{AppHandle, AppState, AppStatus, Control, Runner, RunnerSettings};

@@ -1,0 +1,378 @@
+//! The heart of an app: decoded records in, windows assigned, the plugin called once per batch,
+//! results out. No I/O here, so it can be benchmarked and tested with fixed interleavings.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::admin::metrics::{AppMetrics, PluginCall};
+use crate::plugin::{AppInstance, AppSpec, Batch, Column, PluginError};
+use crate::sink::{Emitted, Rejected};
+use crate::source::Decoder;
+use crate::time::{format_rfc3339, EventTime, Watermarks};
+use crate::window::{SlotId, SlotTable, Window};
+
+/// One Kafka message as the processor needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<&'a [u8]>,
+    pub payload: Option<&'a [u8]>,
+    /// The Kafka timestamp, ms.
+    pub timestamp: Option<i64>,
+}
+
+/// What one step produced for the sinks.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub late: Vec<Rejected>,
+    pub dead_letters: Vec<Rejected>,
+    pub emitted: Vec<Emitted>,
+}
+
+impl Output {
+    pub fn is_empty(&self) -> bool {
+        self.late.is_empty() && self.dead_letters.is_empty() && self.emitted.is_empty()
+    }
+}
+
+/// Per-batch scratch, kept to avoid allocating on every batch.
+#[derive(Default)]
+struct Scratch {
+    keys: String,
+    key_ends: Vec<usize>,
+    times: Vec<EventTime>,
+    /// The watermark each row was judged against.
+    watermarks: Vec<EventTime>,
+    slots: Vec<u32>,
+    rows: Vec<u32>,
+}
+
+/// Processing state of one app on one host.
+pub struct Processor {
+    spec: Arc<AppSpec>,
+    decoder: Decoder,
+    watermarks: Watermarks,
+    table: SlotTable,
+    instance: AppInstance,
+    metrics: Arc<AppMetrics>,
+    last_update: Instant,
+    scratch: Scratch,
+    mismatches: usize,
+    batch_started: Option<Instant>,
+}
+
+fn reject(message: &Message<'_>, reason: String) -> Rejected {
+    Rejected {
+        key: message.key.map(<[u8]>::to_vec),
+        payload: message.payload.unwrap_or_default().to_vec(),
+        reason,
+        source: format!("{}/{}@{}", message.topic, message.partition, message.offset),
+    }
+}
+
+impl Processor {
+    pub fn new(
+        spec: Arc<AppSpec>,
+        instance: AppInstance,
+        metrics: Arc<AppMetrics>,
+        idle_timeout: Duration,
+        now: Instant,
+    ) -> Self {
+        Self {
+            decoder: Decoder::new(&spec),
+            watermarks: Watermarks::new(spec.watermark_delay_ms, idle_timeout),
+            table: SlotTable::new(),
+            instance,
+            metrics,
+            last_update: now,
+            scratch: Scratch::default(),
+            mismatches: 0,
+            batch_started: None,
+            spec,
+        }
+    }
+
+    pub fn spec(&self) -> &AppSpec {
+        &self.spec
+    }
+
+    pub fn watermark(&self) -> EventTime {
+        self.watermarks.current()
+    }
+
+    pub fn watermarks_mut(&mut self) -> &mut Watermarks {
+        &mut self.watermarks
+    }
+
+    pub fn open_windows(&self) -> usize {
+        self.table.open_windows()
+    }
+
+    fn timed<T>(
+        &mut self,
+        call: PluginCall,
+        f: impl FnOnce(&mut AppInstance) -> Result<T, PluginError>,
+    ) -> Result<T, PluginError> {
+        let started = Instant::now();
+        let result = f(&mut self.instance);
+        self.metrics.plugin_call(call, started.elapsed());
+        result
+    }
+
+    /// The newest event time seen on a partition: consumption reads the slowest partition
+    /// first, so no partition runs far ahead of the others in event time.
+    pub fn clock(&self, partition: i32) -> EventTime {
+        self.watermarks.clock(partition)
+    }
+
+    /// Decodes, windows and accumulates a batch of messages; rejected ones go to `out`.
+    pub fn process(
+        &mut self,
+        messages: &[Message<'_>],
+        now: Instant,
+        out: &mut Output,
+    ) -> Result<(), PluginError> {
+        for message in messages {
+            self.push(message, now, out);
+        }
+        self.flush(out)
+    }
+
+    /// Takes one message into the current batch: decoded, judged late or not against the
+    /// watermark of this moment, and its partition's clock advanced.
+    pub fn push(&mut self, message: &Message<'_>, now: Instant, out: &mut Output) {
+        AppMetrics::count(&self.metrics.records_in, 1);
+        if self.batch_started.is_none() {
+            self.batch_started = Some(Instant::now());
+        }
+        let Some(payload) = message.payload else {
+            self.dead(out, message, "the message has no value".into());
+            return;
+        };
+        let ingestion = EventTime::from_millis(message.timestamp.unwrap_or(0));
+        let decoded = match self.decoder.decode(payload, ingestion) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                self.dead(out, message, error.to_string());
+                return;
+            }
+        };
+        let watermark = self.watermarks.current();
+        if self
+            .watermarks
+            .observe(message.partition, decoded.time, now)
+        {
+            self.watermarks.advance(now);
+        }
+        let lateness = self.spec.allowed_lateness_ms;
+        let (mut on_time, mut late_window) = (0, None);
+        self.spec.assigner.assign(decoded.time, |window| {
+            if window.is_late(lateness, watermark) {
+                late_window = Some(window);
+            } else {
+                on_time += 1;
+            }
+        });
+        if let (Some(window), 0) = (late_window, on_time) {
+            self.decoder.discard_last();
+            AppMetrics::count(&self.metrics.late, 1);
+            let reason = format!(
+                "late: event time {} is in window [{}, {}), which closed when the watermark reached {} (allowed lateness {} ms)",
+                format_rfc3339(decoded.time),
+                format_rfc3339(window.start),
+                format_rfc3339(window.end),
+                format_rfc3339(watermark),
+                lateness,
+            );
+            out.late.push(reject(message, reason));
+            return;
+        }
+        let key = self.decoder.key();
+        if message.key.is_some_and(|k| k != key.as_bytes()) {
+            self.mismatches += 1;
+        }
+        let s = &mut self.scratch;
+        s.keys.push_str(key);
+        s.key_ends.push(s.keys.len());
+        s.times.push(decoded.time);
+        s.watermarks.push(watermark);
+    }
+
+    fn dead(&mut self, out: &mut Output, message: &Message<'_>, reason: String) {
+        AppMetrics::count(&self.metrics.dead_letters, 1);
+        out.dead_letters.push(reject(message, reason));
+    }
+
+    /// Rows pushed since the last flush.
+    pub fn pending(&self) -> usize {
+        self.scratch.times.len()
+    }
+
+    /// Ends the batch: the filter and the accumulator each get one call for all its rows.
+    pub fn flush(&mut self, _out: &mut Output) -> Result<(), PluginError> {
+        if self.mismatches > 0 {
+            AppMetrics::count(&self.metrics.key_mismatches, self.mismatches);
+            tracing::warn!(
+                app = %self.spec.name,
+                mismatches = self.mismatches,
+                key = %self.spec.key_field,
+                "messages whose Kafka key is not their app key: partial aggregates of one key may be split across hosts"
+            );
+            self.mismatches = 0;
+        }
+        let mut s = std::mem::take(&mut self.scratch);
+        let result = self.accumulate(&mut s);
+        s.keys.clear();
+        s.key_ends.clear();
+        s.times.clear();
+        s.watermarks.clear();
+        self.scratch = s;
+        if let Some(started) = self.batch_started.take() {
+            self.metrics.batch_duration.observe(started.elapsed());
+        }
+        self.publish_gauges();
+        result
+    }
+
+    fn accumulate(&mut self, s: &mut Scratch) -> Result<(), PluginError> {
+        let mut batch = self.decoder.take_batch();
+        if batch.rows == 0 {
+            return Ok(());
+        }
+        let keep = if self.spec.has_filter {
+            let keep = self.timed(PluginCall::Filter, |i| i.filter(&batch))?;
+            AppMetrics::count(
+                &self.metrics.filtered_out,
+                keep.iter().filter(|k| !**k).count(),
+            );
+            Some(keep)
+        } else {
+            None
+        };
+        let lateness = self.spec.allowed_lateness_ms;
+        s.slots.clear();
+        s.rows.clear();
+        for row in 0..s.times.len() {
+            if keep.as_ref().is_some_and(|k| !k[row]) {
+                continue;
+            }
+            let start = if row == 0 { 0 } else { s.key_ends[row - 1] };
+            let key = &s.keys[start..s.key_ends[row]];
+            let watermark = s.watermarks[row];
+            let (table, slots, rows) = (&mut self.table, &mut s.slots, &mut s.rows);
+            self.spec.assigner.assign(s.times[row], |window| {
+                if !window.is_late(lateness, watermark) {
+                    slots.push(table.slot_for(key, window).get());
+                    rows.push(row as u32);
+                }
+            });
+        }
+        if s.slots.is_empty() {
+            return Ok(());
+        }
+        let identity = s.rows.len() == batch.rows as usize
+            && s.rows.iter().enumerate().all(|(i, r)| *r as usize == i);
+        if !identity {
+            batch = gather(&batch, &s.rows);
+        }
+        let slots = std::mem::take(&mut s.slots);
+        let result = self.timed(PluginCall::Accumulate, |i| i.accumulate(&slots, &batch));
+        s.slots = slots;
+        result?;
+        AppMetrics::count(&self.metrics.records_processed, s.rows.len());
+        Ok(())
+    }
+
+    /// Advances the watermark, closes the windows it passed, and emits updates when due.
+    pub fn tick(&mut self, now: Instant, out: &mut Output) -> Result<(), PluginError> {
+        let watermark = self.watermarks.advance(now);
+        let closed = self
+            .table
+            .closed_by(watermark, self.spec.allowed_lateness_ms);
+        self.close(&closed, out)?;
+        if self.spec.emit.updates()
+            && now.duration_since(self.last_update) >= self.spec.update_interval
+        {
+            self.last_update = now;
+            let changed = self.table.take_changed();
+            if !changed.is_empty() {
+                out.emitted.push(self.emit(&changed, false)?);
+            }
+        }
+        self.publish_gauges();
+        Ok(())
+    }
+
+    /// End of input: the watermark goes to the end of time and every open window closes.
+    pub fn finish(&mut self, out: &mut Output) -> Result<(), PluginError> {
+        self.watermarks.finish();
+        let open = self.table.all_open();
+        self.close(&open, out)?;
+        self.publish_gauges();
+        Ok(())
+    }
+
+    fn close(&mut self, closed: &[SlotId], out: &mut Output) -> Result<(), PluginError> {
+        if closed.is_empty() {
+            return Ok(());
+        }
+        out.emitted.push(self.emit(closed, true)?);
+        let numbers: Vec<u32> = closed.iter().map(|s| s.get()).collect();
+        self.timed(PluginCall::Close, |i| i.close(&numbers))?;
+        self.table.release(closed);
+        Ok(())
+    }
+
+    fn emit(&mut self, slots: &[SlotId], closed: bool) -> Result<Emitted, PluginError> {
+        let numbers: Vec<u32> = slots.iter().map(|s| s.get()).collect();
+        let spec = self.spec.clone();
+        let outputs = self.timed(PluginCall::Emit, |i| i.emit(&numbers, &spec.outputs))?;
+        let windows: Vec<(String, Window)> = slots
+            .iter()
+            .map(|&slot| {
+                let (key, window) = self.table.describe(slot);
+                (key.to_owned(), window)
+            })
+            .collect();
+        AppMetrics::count(&self.metrics.rows_emitted, windows.len());
+        Ok(Emitted {
+            windows,
+            outputs,
+            closed,
+        })
+    }
+
+    fn publish_gauges(&self) {
+        use std::sync::atomic::Ordering;
+        self.metrics
+            .watermark_ms
+            .store(self.watermarks.current().millis(), Ordering::Relaxed);
+        self.metrics
+            .open_windows
+            .store(self.table.open_windows() as u64, Ordering::Relaxed);
+    }
+}
+
+/// The rows of a batch at the given indices, repeats allowed (a record in several windows).
+fn gather(batch: &Batch, rows: &[u32]) -> Batch {
+    fn pick<T: Clone>(values: &[T], rows: &[u32]) -> Vec<T> {
+        rows.iter().map(|&r| values[r as usize].clone()).collect()
+    }
+    let columns = batch
+        .columns
+        .iter()
+        .map(|column| match column {
+            Column::Booleans(v) => Column::Booleans(pick(v, rows)),
+            Column::Integers(v) => Column::Integers(pick(v, rows)),
+            Column::Doubles(v) => Column::Doubles(pick(v, rows)),
+            Column::Texts(v) => Column::Texts(pick(v, rows)),
+            Column::Timestamps(v) => Column::Timestamps(pick(v, rows)),
+        })
+        .collect();
+    Batch {
+        rows: rows.len() as u32,
+        columns,
+    }
+}

@@ -1,0 +1,571 @@
+//! The worker thread of one app: it owns the Kafka consumer and the plugin instance, makes
+//! only synchronous calls, and hands results to the sinks at batch boundaries.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rdkafka::consumer::base_consumer::PartitionQueue;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::BorrowedMessage;
+use rdkafka::message::Message as _;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
+
+use super::processor::{Message, Output, Processor};
+use crate::admin::metrics::AppMetrics;
+use crate::names::{AppTopics, TenantId};
+use crate::sink::cassandra::ResultsTable;
+use crate::sink::kafka::AppOutputs;
+use crate::sink::Emitted;
+use crate::source::kafka::{partition_count, AppConsumer, Assignments, PartitionChange};
+
+/// Where an app is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppState {
+    Starting,
+    Running,
+    Draining,
+    Drained,
+    Failed,
+    Stopped,
+}
+
+/// What an operator sees of an app.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppStatus {
+    pub state: AppState,
+    pub caught_up: bool,
+    pub last_error: Option<String>,
+}
+
+/// An operator's request to an app's worker.
+#[derive(Debug)]
+pub enum Control {
+    /// Process everything up to the input's end offsets as of now, then close every window.
+    Drain,
+    Stop,
+}
+
+/// The operator's side of a running app.
+pub struct AppHandle {
+    pub tenant: TenantId,
+    pub app: String,
+    pub version: String,
+    pub state_version: u32,
+    pub metrics: Arc<AppMetrics>,
+    pub status: Mutex<AppStatus>,
+    pub control: Mutex<std::sync::mpsc::Sender<Control>>,
+}
+
+impl AppHandle {
+    pub fn status(&self) -> AppStatus {
+        self.status
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn update(&self, f: impl FnOnce(&mut AppStatus)) {
+        match self.status.lock() {
+            Ok(mut s) => f(&mut s),
+            Err(p) => f(&mut p.into_inner()),
+        }
+    }
+
+    pub fn send(&self, control: Control) -> bool {
+        self.control
+            .lock()
+            .map(|c| c.send(control).is_ok())
+            .unwrap_or(false)
+    }
+}
+
+/// Tuning of the worker loop.
+#[derive(Debug, Clone)]
+pub struct RunnerSettings {
+    pub bootstrap: String,
+    pub batch_max: usize,
+    pub batch_wait: Duration,
+    pub idle_partition_timeout: Duration,
+}
+
+/// Everything the worker owns.
+pub struct Runner {
+    pub handle: Arc<AppHandle>,
+    pub processor: Processor,
+    pub consumer: Arc<AppConsumer>,
+    pub topics: AppTopics,
+    pub outputs: AppOutputs,
+    pub table: Arc<ResultsTable>,
+    pub runtime: Handle,
+    pub control: Receiver<Control>,
+    pub settings: RunnerSettings,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Cassandra writes retry this many times before the app is marked failed.
+const WRITE_ATTEMPTS: u32 = 5;
+
+struct Worker {
+    r: Runner,
+    next_offsets: HashMap<i32, i64>,
+    drain_target: Option<HashMap<i32, i64>>,
+    pending_write: Option<JoinHandle<Result<(), String>>>,
+    queues: Vec<InputQueue>,
+    last_assignment_check: Instant,
+    last_rate: (Instant, u64, u64, Duration),
+    busy: Duration,
+}
+
+impl Runner {
+    /// Runs until stopped or failed; the final state is in the handle's status.
+    pub fn run(self) {
+        let handle = self.handle.clone();
+        let tenant = handle.tenant.to_string();
+        let app = handle.app.clone();
+        let span = tracing::info_span!("app", %tenant, %app);
+        let _entered = span.enter();
+        let mut worker = Worker {
+            r: self,
+            next_offsets: HashMap::new(),
+            drain_target: None,
+            pending_write: None,
+            queues: Vec::new(),
+            last_assignment_check: Instant::now() - Duration::from_secs(10),
+            last_rate: (Instant::now(), 0, 0, Duration::ZERO),
+            busy: Duration::ZERO,
+        };
+        handle.update(|s| s.state = AppState::Running);
+        let result = worker.run();
+        let flushed = worker.finish_writes();
+        match result.and_then(|state| flushed.map(|()| state)) {
+            Ok(state) => handle.update(|s| s.state = state),
+            Err(error) => {
+                tracing::error!(%error, "app stopped");
+                handle.update(|s| {
+                    s.state = AppState::Failed;
+                    s.last_error = Some(error);
+                });
+            }
+        }
+    }
+}
+
+/// One input partition's own queue of fetched records.
+struct InputQueue {
+    partition: i32,
+    queue: PartitionQueue<Assignments>,
+    assigned: bool,
+    /// Reached the partition's end offset, and nothing arrived since.
+    at_end: bool,
+}
+
+/// Messages read from one partition before the slowest partition is chosen again.
+const CHUNK: usize = 32;
+
+/// Hands one message to the processor and notes the offset to resume from.
+fn take(
+    message: &BorrowedMessage<'_>,
+    processor: &mut Processor,
+    next_offsets: &mut HashMap<i32, i64>,
+    now: Instant,
+    out: &mut Output,
+) {
+    let m = Message {
+        topic: message.topic(),
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key(),
+        payload: message.payload(),
+        timestamp: message.timestamp().to_millis(),
+    };
+    next_offsets.insert(m.partition, m.offset + 1);
+    processor.push(&m, now, out);
+}
+
+/// Partitions assigned in the last poll get their own queue and hold the watermark from now on;
+/// revoked ones stop.
+fn rebalance(
+    changes: Vec<PartitionChange>,
+    consumer: &Arc<AppConsumer>,
+    topic: &str,
+    queues: &mut Vec<InputQueue>,
+    processor: &mut Processor,
+    next_offsets: &mut HashMap<i32, i64>,
+) {
+    let now = Instant::now();
+    for change in changes {
+        tracing::info!(?change, "rebalance");
+        let watermarks = processor.watermarks_mut();
+        match change {
+            PartitionChange::Assigned(p) => {
+                watermarks.assign(p, now);
+                match queues.iter_mut().find(|q| q.partition == p) {
+                    Some(q) => {
+                        q.assigned = true;
+                        q.at_end = false;
+                    }
+                    None => {
+                        if let Some(queue) = consumer.split_partition_queue(topic, p) {
+                            queues.push(InputQueue {
+                                partition: p,
+                                queue,
+                                assigned: true,
+                                at_end: false,
+                            });
+                        }
+                    }
+                }
+            }
+            PartitionChange::Revoked(p) => {
+                watermarks.revoke(p);
+                next_offsets.remove(&p);
+                if let Some(q) = queues.iter_mut().find(|q| q.partition == p) {
+                    q.assigned = false;
+                }
+            }
+        }
+    }
+}
+
+impl Worker {
+    fn run(&mut self) -> Result<AppState, String> {
+        let input = self.r.topics.input.clone();
+        // Every partition gets its own queue before any record is fetched, so that reading is
+        // aligned on event time from the very first record.
+        let partitions = partition_count(&self.r.consumer, &input)
+            .ok_or_else(|| format!("cannot read the partitions of {input}"))?;
+        for p in 0..partitions as i32 {
+            if let Some(queue) = self.r.consumer.split_partition_queue(&input, p) {
+                self.queues.push(InputQueue {
+                    partition: p,
+                    queue,
+                    assigned: false,
+                    at_end: false,
+                });
+            }
+        }
+        self.r
+            .consumer
+            .subscribe(&[&input])
+            .map_err(|e| format!("subscribing to {input}: {e}"))?;
+        let mut drained = false;
+        loop {
+            match self.r.control.try_recv() {
+                Ok(Control::Stop) | Err(TryRecvError::Disconnected) => {
+                    return Ok(AppState::Stopped)
+                }
+                Ok(Control::Drain) => self.start_drain()?,
+                Err(TryRecvError::Empty) => {}
+            }
+            self.sync_assignment();
+            let mut out = Output::default();
+            let polled = self.poll_batch(&mut out)?;
+            let now = Instant::now();
+            self.r
+                .processor
+                .tick(now, &mut out)
+                .map_err(|e| e.to_string())?;
+            if !drained && self.drain_reached() {
+                self.r
+                    .processor
+                    .finish(&mut out)
+                    .map_err(|e| e.to_string())?;
+                self.deliver(out)?;
+                self.finish_writes()?;
+                self.commit()?;
+                drained = true;
+                self.r.handle.update(|s| s.state = AppState::Drained);
+                tracing::info!("drained: every open window emitted and closed");
+                continue;
+            }
+            self.deliver(out)?;
+            self.report(now);
+            if polled == 0 && drained {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    /// Fills a batch, reading first from the partition that is furthest behind in event time,
+    /// so that one partition racing ahead cannot make another's on-time records look late;
+    /// returns how many messages it took.
+    fn poll_batch(&mut self, out: &mut Output) -> Result<usize, String> {
+        let Worker {
+            r,
+            queues,
+            next_offsets,
+            ..
+        } = self;
+        let max = r.settings.batch_max;
+        let deadline = Instant::now() + r.settings.batch_wait;
+        let mut taken = 0;
+        let now = Instant::now();
+        loop {
+            while taken < max {
+                match r.consumer.poll(Duration::ZERO) {
+                    Some(Ok(message)) => {
+                        take(&message, &mut r.processor, next_offsets, now, out);
+                        taken += 1;
+                    }
+                    Some(Err(KafkaError::PartitionEOF(_))) => {}
+                    Some(Err(error)) => tracing::warn!(%error, "consumer error"),
+                    None => break,
+                }
+            }
+            let changes = r.consumer.context().take();
+            if !changes.is_empty() {
+                rebalance(
+                    changes,
+                    &r.consumer,
+                    &r.topics.input,
+                    queues,
+                    &mut r.processor,
+                    next_offsets,
+                );
+            }
+            if taken >= max {
+                break;
+            }
+            // The slowest partition this host owns that has not reached its end. When its records
+            // have not arrived yet, the batch ends and waits for them rather than letting the
+            // others run ahead.
+            let slowest = queues
+                .iter()
+                .enumerate()
+                .filter(|(_, q)| q.assigned && !q.at_end)
+                .min_by_key(|(_, q)| r.processor.clock(q.partition))
+                .map(|(i, _)| i);
+            let Some(i) = slowest else {
+                // Every owned partition is at its end: look for new records on each.
+                for q in queues.iter_mut().filter(|q| q.assigned) {
+                    if let Some(Ok(message)) = q.queue.poll(Duration::ZERO) {
+                        q.at_end = false;
+                        take(&message, &mut r.processor, next_offsets, now, out);
+                        taken += 1;
+                    }
+                }
+                if taken > 0 || Instant::now() >= deadline {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            };
+            let mut waiting = false;
+            for _ in 0..CHUNK.min(max - taken) {
+                match queues[i].queue.poll(Duration::ZERO) {
+                    Some(Ok(message)) => {
+                        take(&message, &mut r.processor, next_offsets, now, out);
+                        taken += 1;
+                    }
+                    Some(Err(KafkaError::PartitionEOF(_))) => {
+                        queues[i].at_end = true;
+                        break;
+                    }
+                    Some(Err(error)) => {
+                        tracing::warn!(%error, "consumer error");
+                        break;
+                    }
+                    None => {
+                        waiting = true;
+                        break;
+                    }
+                }
+            }
+            if waiting {
+                if taken > 0 || Instant::now() >= deadline {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        if taken > 0 {
+            let started = Instant::now();
+            r.processor.flush(out).map_err(|e| e.to_string())?;
+            self.busy += started.elapsed();
+        }
+        Ok(taken)
+    }
+
+    /// Hands results to the sinks: Kafka records are queued at once, the Cassandra upserts of
+    /// one step run while the next step is processed.
+    fn deliver(&mut self, out: Output) -> Result<(), String> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        for record in &out.dead_letters {
+            self.r.outputs.dead_letter(record);
+        }
+        for record in &out.late {
+            self.r.outputs.late(record);
+        }
+        for emitted in &out.emitted {
+            self.r.outputs.results(emitted);
+        }
+        if out.emitted.is_empty() {
+            return Ok(());
+        }
+        self.finish_writes()?;
+        let table = self.r.table.clone();
+        let emitted: Vec<Emitted> = out.emitted;
+        let metrics = self.r.handle.metrics.clone();
+        self.pending_write = Some(self.r.runtime.spawn(async move {
+            for batch in &emitted {
+                let mut attempt = 0;
+                loop {
+                    attempt += 1;
+                    match table.write(batch, now_ms()).await {
+                        Ok(()) => break,
+                        Err(error) if attempt < WRITE_ATTEMPTS => {
+                            AppMetrics::count(&metrics.sink_errors, 1);
+                            tracing::warn!(%error, attempt, "retrying Cassandra write");
+                            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                        }
+                        Err(error) => return Err(error.to_string()),
+                    }
+                }
+            }
+            Ok(())
+        }));
+        Ok(())
+    }
+
+    /// Waits for the Cassandra write in flight, if any.
+    fn finish_writes(&mut self) -> Result<(), String> {
+        if let Some(pending) = self.pending_write.take() {
+            self.r
+                .runtime
+                .block_on(pending)
+                .map_err(|e| format!("Cassandra writer task: {e}"))??;
+        }
+        Ok(())
+    }
+
+    fn start_drain(&mut self) -> Result<(), String> {
+        let topic = self.r.topics.input.clone();
+        let metadata = self
+            .r
+            .consumer
+            .fetch_metadata(Some(&topic), Duration::from_secs(30))
+            .map_err(|e| format!("reading metadata of {topic}: {e}"))?;
+        let mut target = HashMap::new();
+        for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+            let (_, high) = self
+                .r
+                .consumer
+                .fetch_watermarks(&topic, partition.id(), Duration::from_secs(30))
+                .map_err(|e| format!("reading end offsets of {topic}: {e}"))?;
+            target.insert(partition.id(), high);
+        }
+        tracing::info!(?target, "draining to the input's end offsets");
+        self.drain_target = Some(target);
+        self.r.handle.update(|s| s.state = AppState::Draining);
+        Ok(())
+    }
+
+    fn drain_reached(&self) -> bool {
+        let Some(target) = &self.drain_target else {
+            return false;
+        };
+        target.iter().all(|(partition, high)| {
+            *high <= 0
+                || self
+                    .next_offsets
+                    .get(partition)
+                    .is_some_and(|next| next >= high)
+        })
+    }
+
+    fn commit(&mut self) -> Result<(), String> {
+        self.r
+            .outputs
+            .flush(Duration::from_secs(60))
+            .map_err(|e| e.to_string())?;
+        let mut list = TopicPartitionList::new();
+        for (partition, next) in &self.next_offsets {
+            list.add_partition_offset(&self.r.topics.input, *partition, Offset::Offset(*next))
+                .map_err(|e| e.to_string())?;
+        }
+        if list.count() > 0 {
+            self.r
+                .consumer
+                .commit(&list, CommitMode::Sync)
+                .map_err(|e| format!("committing offsets: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Lag and caught-up state over the partitions this host owns.
+    fn sync_assignment(&mut self) {
+        if self.last_assignment_check.elapsed() < Duration::from_secs(2) {
+            return;
+        }
+        self.last_assignment_check = Instant::now();
+        let Ok(assignment) = self.r.consumer.assignment() else {
+            return;
+        };
+        let mut lag = 0i64;
+        let mut caught_up = !assignment.elements().is_empty();
+        for element in assignment.elements() {
+            let high = self
+                .r
+                .consumer
+                .fetch_watermarks(element.topic(), element.partition(), Duration::from_secs(1))
+                .map(|(_, high)| high)
+                .unwrap_or(-1);
+            let next = self
+                .next_offsets
+                .get(&element.partition())
+                .copied()
+                .unwrap_or(0);
+            if high < 0 || next < high {
+                caught_up = false;
+            }
+            lag += (high - next).max(0);
+        }
+        self.r
+            .handle
+            .metrics
+            .lag
+            .store(lag, std::sync::atomic::Ordering::Relaxed);
+        self.r.handle.update(|s| s.caught_up = caught_up);
+    }
+
+    /// Input and process rates over the last second: the report's first two metrics.
+    fn report(&mut self, now: Instant) {
+        let (since, records_in, processed, busy) = self.last_rate;
+        let elapsed = now.duration_since(since);
+        if elapsed < Duration::from_secs(1) {
+            return;
+        }
+        let m = &self.r.handle.metrics;
+        let (now_in, now_processed) = (
+            AppMetrics::get(&m.records_in),
+            AppMetrics::get(&m.records_processed),
+        );
+        AppMetrics::set_rate(
+            &m.input_rate,
+            (now_in - records_in) as f64 / elapsed.as_secs_f64(),
+        );
+        let busy_secs = (self.busy - busy).as_secs_f64();
+        let process_rate = if busy_secs > 0.0 {
+            (now_processed - processed) as f64 / busy_secs
+        } else {
+            0.0
+        };
+        AppMetrics::set_rate(&m.process_rate, process_rate);
+        self.last_rate = (now, now_in, now_processed, self.busy);
+    }
+}

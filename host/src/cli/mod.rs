@@ -1,0 +1,53 @@
+//! The `mysimbdp` command line: the binary's edge, where errors become messages and exit codes.
+
+mod admin_client;
+pub mod gen;
+pub mod produce;
+mod run;
+mod tsv;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "mysimbdp",
+    version,
+    about = "Stream analytics platform for tenants' Wasm apps"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the platform: consume every configured app's stream, write its results.
+    Run(run::RunArgs),
+    /// Write synthetic Amazon-reviews TSV, deterministic for a seed.
+    Gen(gen::GenArgs),
+    /// Send a reviews TSV (or .tsv.gz) to a tenant's topic, one JSON message per row.
+    Produce(produce::ProduceArgs),
+    /// Operate apps on a running platform.
+    #[command(subcommand)]
+    App(admin_client::AppCommand),
+}
+
+/// Parses the command line, runs the command, and turns any error into a message on stderr.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Gen(args) => gen::run(args),
+        Command::Produce(args) => produce::run(args),
+        Command::App(command) => admin_client::run(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

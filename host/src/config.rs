@@ -1,0 +1,328 @@
+//! The platform's config file: which tenants run which apps, and where Kafka and Cassandra are.
+//! A bad file is refused with the field that is wrong and how to fix it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::names::{StreamName, TenantId};
+
+/// Why a config file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("config {path}: `{field}`: {problem}; {fix}")]
+    Invalid {
+        path: String,
+        field: String,
+        problem: String,
+        fix: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+    #[serde(default)]
+    pub cassandra: CassandraConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub runner: RunnerConfig,
+    #[serde(default)]
+    pub tenants: Vec<TenantConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    pub bootstrap: String,
+    /// Partitions of the topics the platform creates.
+    pub partitions: i32,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap: "127.0.0.1:9092".into(),
+            partitions: 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CassandraConfig {
+    pub nodes: Vec<String>,
+    /// Replication factor of the tenants' keyspaces.
+    pub replication: u32,
+}
+
+impl Default for CassandraConfig {
+    fn default() -> Self {
+        Self {
+            nodes: vec!["127.0.0.1:9042".into()],
+            replication: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    pub token: Option<String>,
+    /// An environment variable holding the token, to keep it out of the file.
+    pub token_env: Option<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9180)),
+            token: None,
+            token_env: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Linear memory per app instance.
+    pub memory_mb: usize,
+    /// Deadline of one plugin call.
+    pub call_deadline_ms: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            memory_mb: 256,
+            call_deadline_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunnerConfig {
+    /// Most records per plugin call.
+    pub batch_max: usize,
+    /// Longest wait to fill a batch.
+    pub batch_wait_ms: u64,
+    /// A partition silent this long stops holding the watermark back.
+    pub idle_partition_timeout_ms: u64,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            batch_max: 4096,
+            batch_wait_ms: 20,
+            idle_partition_timeout_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    pub id: String,
+    #[serde(default)]
+    pub apps: Vec<AppConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// The app's `.wasm` component; relative paths are from the config file's folder.
+    pub path: PathBuf,
+    /// The tenant's stream the app reads: topic `<tenant>.<stream>`.
+    pub stream: String,
+}
+
+/// One app to run, with its names checked.
+#[derive(Debug, Clone)]
+pub struct AppEntry {
+    pub tenant: TenantId,
+    pub stream: StreamName,
+    pub path: PathBuf,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for tenant in &mut config.tenants {
+            for app in &mut tenant.apps {
+                if app.path.is_relative() {
+                    app.path = base.join(&app.path);
+                }
+            }
+        }
+        config.check(&shown)?;
+        Ok(config)
+    }
+
+    fn check(&self, path: &str) -> Result<(), ConfigError> {
+        let invalid = |field: String, problem: String, fix: &str| ConfigError::Invalid {
+            path: path.into(),
+            field,
+            problem,
+            fix: fix.into(),
+        };
+        if self.kafka.partitions < 1 {
+            return Err(invalid(
+                "kafka.partitions".into(),
+                format!("{} is below 1", self.kafka.partitions),
+                "use at least 1",
+            ));
+        }
+        if self.cassandra.nodes.is_empty() {
+            return Err(invalid(
+                "cassandra.nodes".into(),
+                "no node given".into(),
+                "list at least one host:port, e.g. [\"127.0.0.1:9042\"]",
+            ));
+        }
+        if self.runner.batch_max == 0 {
+            return Err(invalid(
+                "runner.batch_max".into(),
+                "is 0".into(),
+                "use at least 1 (4096 is a good size)",
+            ));
+        }
+        if self.tenants.is_empty() {
+            return Err(invalid(
+                "tenants".into(),
+                "no tenant is configured".into(),
+                "add a [[tenants]] table with an id and [[tenants.apps]]",
+            ));
+        }
+        for (t, tenant) in self.tenants.iter().enumerate() {
+            TenantId::new(&tenant.id).map_err(|e| {
+                invalid(
+                    format!("tenants[{t}].id"),
+                    e.to_string(),
+                    "it is also the Cassandra keyspace",
+                )
+            })?;
+            for (a, app) in tenant.apps.iter().enumerate() {
+                let field = format!("tenants[{t}].apps[{a}]");
+                StreamName::new(&app.stream).map_err(|e| {
+                    invalid(
+                        format!("{field}.stream"),
+                        e.to_string(),
+                        "the input topic is <tenant>.<stream>",
+                    )
+                })?;
+                if !app.path.is_file() {
+                    return Err(invalid(
+                        format!("{field}.path"),
+                        format!("{} does not exist", app.path.display()),
+                        "build the app with `just build-apps` or give the path of its .wasm",
+                    ));
+                }
+            }
+        }
+        self.token().map(|_| ()).map_err(|problem| {
+            invalid(
+                "admin.token".into(),
+                problem,
+                "set admin.token, or admin.token_env to a variable that holds it",
+            )
+        })
+    }
+
+    /// The operator token, from the file or the environment.
+    pub fn token(&self) -> Result<String, String> {
+        let token = match (&self.admin.token, &self.admin.token_env) {
+            (Some(token), _) => token.clone(),
+            (None, Some(var)) => {
+                std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))?
+            }
+            (None, None) => return Err("no admin token is configured".into()),
+        };
+        if token.len() < 8 {
+            return Err("the token is shorter than 8 characters".into());
+        }
+        Ok(token)
+    }
+
+    /// Every configured app, with names checked.
+    pub fn apps(&self) -> Vec<AppEntry> {
+        self.tenants
+            .iter()
+            .flat_map(|t| t.apps.iter().map(move |a| (t, a)))
+            .filter_map(|(t, a)| {
+                Some(AppEntry {
+                    tenant: TenantId::new(&t.id).ok()?,
+                    stream: StreamName::new(&a.stream).ok()?,
+                    path: a.path.clone(),
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, String> {
+        let dir = std::env::temp_dir().join(format!("mysimbdp-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("app.wasm"), b"").unwrap();
+        let path = dir.join(format!("c{}.toml", text.len()));
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path).map_err(|e| e.to_string())
+    }
+
+    const GOOD: &str = "[admin]\ntoken = \"0123456789\"\n[[tenants]]\nid = \"acme\"\n[[tenants.apps]]\npath = \"app.wasm\"\nstream = \"reviews\"\n";
+
+    #[test]
+    fn a_good_file_loads_with_defaults() {
+        let config = load(GOOD).unwrap();
+        assert_eq!(config.kafka.bootstrap, "127.0.0.1:9092");
+        assert_eq!(config.apps().len(), 1);
+        assert!(config.apps()[0].path.is_absolute());
+    }
+
+    #[test]
+    fn mistakes_name_the_field_and_the_fix() {
+        let err = load(&GOOD.replace("acme", "Acme")).unwrap_err();
+        assert!(
+            err.contains("`tenants[0].id`") && err.contains("keyspace"),
+            "{err}"
+        );
+        let err = load(&GOOD.replace("app.wasm", "missing.wasm")).unwrap_err();
+        assert!(
+            err.contains("tenants[0].apps[0].path") && err.contains("missing.wasm does not exist"),
+            "{err}"
+        );
+        let err = load(&GOOD.replace("stream =", "strem =")).unwrap_err();
+        assert!(err.contains("strem"), "{err}");
+        let err = load(&GOOD.replace("token = \"0123456789\"", "")).unwrap_err();
+        assert!(err.contains("admin.token"), "{err}");
+    }
+}

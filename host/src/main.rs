@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    mysimbdp_host::cli::main()
+}

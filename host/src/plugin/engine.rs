@@ -1,0 +1,203 @@
+//! One wasmtime engine for the whole host, an epoch ticker for deadlines, and the deny-by-default
+//! WASI that every app instance links against.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::TenantAppPre;
+use super::instance::AppInstance;
+use super::spec::AppSpec;
+use super::PluginError;
+
+/// How often the epoch advances: the granularity of call deadlines.
+const TICK: Duration = Duration::from_millis(10);
+
+/// What one app instance may use.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Linear memory, all of the instance's memories together.
+    pub memory_bytes: usize,
+    /// One plugin call; generous so a healthy plugin on a loaded machine is never stopped.
+    pub call_deadline: Duration,
+    /// Output rows per emit call beyond the slots asked for are garbage.
+    pub max_output_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 256 << 20,
+            call_deadline: Duration::from_secs(10),
+            max_output_bytes: 64 << 20,
+        }
+    }
+}
+
+/// A Store's data: WASI with no grants, and the memory limiter.
+pub(super) struct GuestState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(super) limits: StoreLimits,
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// A clock stopped at the epoch: apps get no time unless the platform grants it.
+struct StoppedClock;
+
+impl wasmtime_wasi::HostWallClock for StoppedClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl wasmtime_wasi::HostMonotonicClock for StoppedClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// The platform's plugin engine: shared by every app on the host.
+pub struct PluginEngine {
+    engine: Engine,
+    linker: Linker<GuestState>,
+    ticker: Option<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+}
+
+/// A compiled, contract-checked app, ready to instantiate.
+#[derive(Clone)]
+pub struct CompiledApp {
+    pub(super) engine: Engine,
+    pub(super) pre: TenantAppPre<GuestState>,
+    pub spec: Arc<AppSpec>,
+    pub(super) limits: Limits,
+}
+
+impl PluginEngine {
+    pub fn new() -> Result<Self, wasmtime::Error> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.concurrency_support(false);
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let engine = engine.clone();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("mysimbdp-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(TICK);
+                        engine.increment_epoch();
+                    }
+                })?
+        };
+        Ok(Self {
+            engine,
+            linker,
+            ticker: Some(ticker),
+            stop,
+        })
+    }
+
+    /// Compiles a tenant's `.wasm` (never a precompiled artifact), checks that it implements
+    /// the contract, and asks it to describe itself.
+    pub fn load(&self, path: &Path, limits: Limits) -> Result<CompiledApp, PluginError> {
+        let shown = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let component =
+            Component::new(&self.engine, &bytes).map_err(|e| PluginError::NotAComponent {
+                path: shown.clone(),
+                reason: format!("{e:#}"),
+            })?;
+        let wrong = |e: wasmtime::Error| PluginError::WrongContract {
+            path: shown.clone(),
+            reason: format!("{e:#}"),
+        };
+        let pre = self.linker.instantiate_pre(&component).map_err(wrong)?;
+        let pre = TenantAppPre::new(pre).map_err(wrong)?;
+        let mut probe = AppInstance::start(&self.engine, &pre, &limits).map_err(|e| {
+            PluginError::WrongContract {
+                path: shown.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        let info = probe.describe()?;
+        let spec = AppSpec::from_info(info).map_err(|reason| PluginError::BadDescription {
+            path: shown,
+            reason,
+        })?;
+        Ok(CompiledApp {
+            engine: self.engine.clone(),
+            pre,
+            spec: Arc::new(spec),
+            limits,
+        })
+    }
+}
+
+impl Drop for PluginEngine {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(ticker) = self.ticker.take() {
+            let _ = ticker.join();
+        }
+    }
+}
+
+impl CompiledApp {
+    /// A fresh instance with empty state.
+    pub fn instantiate(&self) -> Result<AppInstance, PluginError> {
+        AppInstance::start(&self.engine, &self.pre, &self.limits)
+    }
+}
+
+pub(super) fn new_store(engine: &Engine, limits: &Limits) -> Store<GuestState> {
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.wall_clock(StoppedClock).monotonic_clock(StoppedClock);
+    let state = GuestState {
+        wasi: wasi.build(),
+        table: ResourceTable::new(),
+        limits: StoreLimitsBuilder::new()
+            .memory_size(limits.memory_bytes)
+            .instances(16)
+            .tables(64)
+            .memories(16)
+            .trap_on_grow_failure(true)
+            .build(),
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limits);
+    store
+}
+
+pub(super) fn ticks(deadline: Duration) -> u64 {
+    (deadline.as_millis() / TICK.as_millis()).max(1) as u64
+}

@@ -1,0 +1,202 @@
+//! One running instance of an app: a Store, the app's exports, and every call made with a
+//! deadline and its errors put in words.
+
+use std::time::Instant;
+
+use wasmtime::{Engine, Store, Trap};
+
+use super::bindings::exports::mysimbdp::tenant::app::Guest;
+use super::bindings::mysimbdp::tenant::types::AppInfo;
+use super::bindings::{TenantApp, TenantAppPre};
+use super::engine::{new_store, ticks, GuestState, Limits};
+use super::{Batch, Column, PluginError, States};
+
+/// An app instance with its own memory. After a trap it refuses further calls: its memory may
+/// be half-updated, so the platform builds a fresh one from the last snapshot.
+pub struct AppInstance {
+    store: Store<GuestState>,
+    app: TenantApp,
+    limits: Limits,
+    poisoned: Option<String>,
+}
+
+impl AppInstance {
+    pub(super) fn start(
+        engine: &Engine,
+        pre: &TenantAppPre<GuestState>,
+        limits: &Limits,
+    ) -> Result<Self, PluginError> {
+        let mut store = new_store(engine, limits);
+        store.set_epoch_deadline(ticks(limits.call_deadline));
+        let app = pre.instantiate(&mut store).map_err(|e| PluginError::Trap {
+            call: "instantiate",
+            reason: format!("{e:#}"),
+        })?;
+        Ok(Self {
+            store,
+            app,
+            limits: limits.clone(),
+            poisoned: None,
+        })
+    }
+
+    /// Why this instance can no longer be called, if it cannot.
+    pub fn poisoned(&self) -> Option<&str> {
+        self.poisoned.as_deref()
+    }
+
+    fn call<T>(
+        &mut self,
+        call: &'static str,
+        f: impl FnOnce(&Guest, &mut Store<GuestState>) -> wasmtime::Result<T>,
+    ) -> Result<T, PluginError> {
+        if let Some(reason) = &self.poisoned {
+            return Err(PluginError::Trap {
+                call,
+                reason: format!("instance unusable: {reason}"),
+            });
+        }
+        self.store
+            .set_epoch_deadline(ticks(self.limits.call_deadline));
+        let started = Instant::now();
+        let result = f(self.app.mysimbdp_tenant_app(), &mut self.store);
+        result.map_err(|e| {
+            let error = match e.downcast_ref::<Trap>() {
+                Some(Trap::Interrupt) => PluginError::Deadline {
+                    call,
+                    deadline_ms: self.limits.call_deadline.as_millis() as u64,
+                },
+                _ => PluginError::Trap {
+                    call,
+                    reason: format!("{e:#}"),
+                },
+            };
+            tracing::debug!(call, elapsed = ?started.elapsed(), %error, "plugin call failed");
+            self.poisoned = Some(error.to_string());
+            error
+        })
+    }
+
+    pub fn describe(&mut self) -> Result<AppInfo, PluginError> {
+        self.call("describe", |g, s| g.call_describe(s))
+    }
+
+    /// One flag per row: whether the app wants it.
+    pub fn filter(&mut self, batch: &Batch) -> Result<Vec<bool>, PluginError> {
+        let rows = batch.rows as usize;
+        let keep = self.call("filter", |g, s| g.call_filter(s, batch))?;
+        if keep.len() != rows {
+            return Err(self.garbage("filter", format!("{} flags for {rows} rows", keep.len())));
+        }
+        Ok(keep)
+    }
+
+    pub fn accumulate(&mut self, slots: &[u32], batch: &Batch) -> Result<(), PluginError> {
+        self.call("accumulate", |g, s| g.call_accumulate(s, slots, batch))?
+            .map_err(|reason| PluginError::Refused {
+                call: "accumulate",
+                reason,
+            })
+    }
+
+    pub fn merge(&mut self, into: &[u32], from: &[u32]) -> Result<(), PluginError> {
+        self.call("merge", |g, s| g.call_merge(s, into, from))
+    }
+
+    /// The current output rows of the slots, checked against the declared output columns.
+    pub fn emit(
+        &mut self,
+        slots: &[u32],
+        outputs: &[super::FieldSpec],
+    ) -> Result<Batch, PluginError> {
+        let batch = self.call("emit", |g, s| g.call_emit(s, slots))?;
+        if let Err(reason) =
+            check_output(&batch, slots.len(), outputs, self.limits.max_output_bytes)
+        {
+            return Err(self.garbage("emit", reason));
+        }
+        Ok(batch)
+    }
+
+    pub fn close(&mut self, slots: &[u32]) -> Result<(), PluginError> {
+        self.call("close", |g, s| g.call_close(s, slots))
+    }
+
+    pub fn snapshot(&mut self, slots: &[u32]) -> Result<States, PluginError> {
+        let states = self.call("snapshot", |g, s| g.call_snapshot(s, slots))?;
+        let ok = states.offsets.len() == slots.len() + 1
+            && states.offsets.windows(2).all(|w| w[0] <= w[1])
+            && states
+                .offsets
+                .last()
+                .is_some_and(|&end| end as usize == states.bytes.len());
+        if !ok {
+            return Err(self.garbage("snapshot", "offsets do not describe the bytes".into()));
+        }
+        Ok(states)
+    }
+
+    pub fn restore(&mut self, slots: &[u32], states: &States) -> Result<(), PluginError> {
+        self.call("restore", |g, s| g.call_restore(s, slots, states))?
+            .map_err(|reason| PluginError::Refused {
+                call: "restore",
+                reason,
+            })
+    }
+
+    fn garbage(&mut self, call: &'static str, reason: String) -> PluginError {
+        let error = PluginError::BadOutput { call, reason };
+        self.poisoned = Some(error.to_string());
+        error
+    }
+}
+
+fn column_len(column: &Column) -> (usize, usize) {
+    match column {
+        Column::Booleans(v) => (v.len(), v.len()),
+        Column::Integers(v) | Column::Timestamps(v) => (v.len(), v.len() * 8),
+        Column::Doubles(v) => (v.len(), v.len() * 8),
+        Column::Texts(v) => (v.len(), v.iter().map(String::len).sum()),
+    }
+}
+
+fn check_output(
+    batch: &Batch,
+    rows: usize,
+    outputs: &[super::FieldSpec],
+    max_bytes: usize,
+) -> Result<(), String> {
+    if batch.rows as usize != rows {
+        return Err(format!("{} rows for {rows} slots", batch.rows));
+    }
+    if batch.columns.len() != outputs.len() {
+        return Err(format!(
+            "{} columns, but the app declared {} outputs",
+            batch.columns.len(),
+            outputs.len()
+        ));
+    }
+    let mut bytes = 0;
+    for (column, field) in batch.columns.iter().zip(outputs) {
+        let (len, size) = column_len(column);
+        if len != rows {
+            return Err(format!(
+                "column `{}` has {len} values for {rows} rows",
+                field.name
+            ));
+        }
+        if !field.matches(column) {
+            return Err(format!(
+                "column `{}` is not of its declared type {:?}",
+                field.name, field.kind
+            ));
+        }
+        bytes += size;
+    }
+    if bytes > max_bytes {
+        return Err(format!(
+            "{bytes} bytes of output, above the limit of {max_bytes}"
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,210 @@
+//! The tenant's keyspace in Cassandra: one table per app, one row per (key, window), written as
+//! idempotent upserts so that a replayed window overwrites itself instead of piling up rows.
+
+use std::sync::Arc;
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::{CqlTimestamp, CqlValue};
+
+use super::{cell, Cell, Emitted};
+use crate::names::TenantId;
+use crate::plugin::{AppSpec, FieldType};
+
+/// How many upserts are in flight at once per app.
+const CONCURRENCY: usize = 64;
+
+/// Cassandra failed, with the statement or step that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("Cassandra: {doing}: {reason}")]
+pub struct CassandraError {
+    pub doing: String,
+    pub reason: String,
+}
+
+fn failed(
+    doing: impl Into<String>,
+) -> impl FnOnce(scylla::errors::ExecutionError) -> CassandraError {
+    let doing = doing.into();
+    move |e| CassandraError {
+        doing,
+        reason: e.to_string(),
+    }
+}
+
+/// Connects to the cluster; one session serves every app on the host.
+pub async fn connect(nodes: &[String]) -> Result<Arc<Session>, CassandraError> {
+    SessionBuilder::new()
+        .known_nodes(nodes)
+        .build()
+        .await
+        .map(Arc::new)
+        .map_err(|e| CassandraError {
+            doing: format!("connecting to {nodes:?}"),
+            reason: e.to_string(),
+        })
+}
+
+fn cql_type(kind: FieldType) -> &'static str {
+    match kind {
+        FieldType::Boolean => "boolean",
+        FieldType::Integer => "bigint",
+        FieldType::Double => "double",
+        FieldType::Text => "text",
+        FieldType::Timestamp => "timestamp",
+    }
+}
+
+/// Writes one app's rows to `<tenant>.<table>`.
+pub struct ResultsTable {
+    session: Arc<Session>,
+    insert: PreparedStatement,
+    version: String,
+}
+
+impl ResultsTable {
+    /// Creates the keyspace and table when missing, adds output columns a newer app version
+    /// declares, and prepares the upsert.
+    pub async fn open(
+        session: Arc<Session>,
+        tenant: &TenantId,
+        spec: &AppSpec,
+        replication: u32,
+    ) -> Result<Self, CassandraError> {
+        let ks = tenant.as_str();
+        let table = &spec.table;
+        let key = &spec.key_field;
+        session
+            .query_unpaged(
+                format!(
+                    "CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = \
+                     {{'class': 'SimpleStrategy', 'replication_factor': {replication}}}"
+                ),
+                &[],
+            )
+            .await
+            .map_err(failed(format!("creating keyspace {ks}")))?;
+        let outputs: Vec<String> = spec
+            .outputs
+            .iter()
+            .map(|f| format!("{} {}", f.name, cql_type(f.kind)))
+            .collect();
+        session
+            .query_unpaged(
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {ks}.{table} ({key} text, window_start timestamp, \
+                     window_end timestamp, {}, final boolean, app_version text, updated_at timestamp, \
+                     PRIMARY KEY (({key}), window_start))",
+                    outputs.join(", ")
+                ),
+                &[],
+            )
+            .await
+            .map_err(failed(format!("creating table {ks}.{table}")))?;
+        let existing = existing_columns(&session, ks, table).await?;
+        for field in spec.outputs.iter().filter(|f| !existing.contains(&f.name)) {
+            session
+                .query_unpaged(
+                    format!(
+                        "ALTER TABLE {ks}.{table} ADD {} {}",
+                        field.name,
+                        cql_type(field.kind)
+                    ),
+                    &[],
+                )
+                .await
+                .map_err(failed(format!(
+                    "adding column {} to {ks}.{table}",
+                    field.name
+                )))?;
+        }
+        let mut columns = vec![key.as_str(), "window_start", "window_end"];
+        columns.extend(spec.outputs.iter().map(|f| f.name.as_str()));
+        columns.extend(["final", "app_version", "updated_at"]);
+        let marks = vec!["?"; columns.len()].join(", ");
+        let insert = session
+            .prepare(format!(
+                "INSERT INTO {ks}.{table} ({}) VALUES ({marks})",
+                columns.join(", ")
+            ))
+            .await
+            .map_err(|e| CassandraError {
+                doing: format!("preparing the upsert into {ks}.{table}"),
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            session,
+            insert,
+            version: spec.version.clone(),
+        })
+    }
+
+    /// Upserts every row; returns when all are acknowledged.
+    pub async fn write(&self, emitted: &Emitted, now_ms: i64) -> Result<(), CassandraError> {
+        let rows = (0..emitted.len()).map(|row| self.values(emitted, row, now_ms));
+        stream::iter(rows)
+            .map(|values| async move {
+                self.session
+                    .execute_unpaged(&self.insert, values)
+                    .await
+                    .map(|_| ())
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<()>()
+            .await
+            .map_err(failed("writing results"))
+    }
+
+    fn values(&self, emitted: &Emitted, row: usize, now_ms: i64) -> Vec<Option<CqlValue>> {
+        let (key, window) = &emitted.windows[row];
+        let mut values = Vec::with_capacity(emitted.outputs.columns.len() + 6);
+        values.push(Some(CqlValue::Text(key.clone())));
+        values.push(Some(CqlValue::Timestamp(CqlTimestamp(
+            window.start.millis(),
+        ))));
+        values.push(Some(CqlValue::Timestamp(CqlTimestamp(window.end.millis()))));
+        values.extend(emitted.outputs.columns.iter().map(|c| {
+            cell(c, row).map(|cell| match cell {
+                Cell::Bool(b) => CqlValue::Boolean(b),
+                Cell::Int(i) => CqlValue::BigInt(i),
+                Cell::Double(d) => CqlValue::Double(d),
+                Cell::Text(t) => CqlValue::Text(t.to_owned()),
+                Cell::Time(t) => CqlValue::Timestamp(CqlTimestamp(t)),
+            })
+        }));
+        values.push(Some(CqlValue::Boolean(emitted.closed)));
+        values.push(Some(CqlValue::Text(self.version.clone())));
+        values.push(Some(CqlValue::Timestamp(CqlTimestamp(now_ms))));
+        values
+    }
+}
+
+async fn existing_columns(
+    session: &Session,
+    ks: &str,
+    table: &str,
+) -> Result<Vec<String>, CassandraError> {
+    let result = session
+        .query_unpaged(
+            "SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?",
+            (ks, table),
+        )
+        .await
+        .map_err(failed(format!("reading the columns of {ks}.{table}")))?;
+    let rows = result.into_rows_result().map_err(|e| CassandraError {
+        doing: "reading table columns".into(),
+        reason: e.to_string(),
+    })?;
+    let names = rows
+        .rows::<(String,)>()
+        .map_err(|e| CassandraError {
+            doing: "reading table columns".into(),
+            reason: e.to_string(),
+        })?
+        .filter_map(Result::ok)
+        .map(|(name,)| name)
+        .collect();
+    Ok(names)
+}

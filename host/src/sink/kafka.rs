@@ -1,0 +1,183 @@
+//! The app's Kafka outputs: results back to the tenant in near real time, and the late and
+//! dead-letter topics, which keep every record the windows could not use, with the reason.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+use serde_json::{Map, Value};
+
+use super::{cell, Cell, Emitted, Rejected};
+use crate::names::AppTopics;
+use crate::plugin::AppSpec;
+use crate::source::kafka::{producer_config, KafkaError};
+use crate::time::format_rfc3339;
+
+/// Counts deliveries that failed after the producer's own retries.
+#[derive(Default)]
+pub struct Deliveries {
+    failed: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((error, _)) = result {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut last) = self.last_error.lock() {
+                *last = Some(error.to_string());
+            }
+        }
+    }
+}
+
+/// Header names on late and dead-letter records.
+pub const REASON_HEADER: &str = "mysimbdp-reason";
+pub const SOURCE_HEADER: &str = "mysimbdp-source";
+
+/// Writes one app's Kafka outputs.
+pub struct AppOutputs {
+    producer: ThreadedProducer<Deliveries>,
+    topics: AppTopics,
+    key_field: String,
+    output_names: Vec<String>,
+    version: String,
+    bootstrap: String,
+    failures_seen: u64,
+}
+
+impl AppOutputs {
+    pub fn new(bootstrap: &str, topics: AppTopics, spec: &AppSpec) -> Result<Self, KafkaError> {
+        let producer = producer_config(bootstrap)
+            .create_with_context(Deliveries::default())
+            .map_err(|source| KafkaError::new(bootstrap, "creating a producer", source))?;
+        Ok(Self {
+            producer,
+            topics,
+            key_field: spec.key_field.clone(),
+            output_names: spec.outputs.iter().map(|f| f.name.clone()).collect(),
+            version: spec.version.clone(),
+            bootstrap: bootstrap.into(),
+            failures_seen: 0,
+        })
+    }
+
+    fn send(&self, topic: &str, key: Option<&[u8]>, payload: &[u8], headers: Option<OwnedHeaders>) {
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(payload);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        if let Some(headers) = headers {
+            record = record.headers(headers);
+        }
+        let mut record = record;
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return,
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    back,
+                )) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((error, _)) => {
+                    self.producer
+                        .context()
+                        .failed
+                        .fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut last) = self.producer.context().last_error.lock() {
+                        *last = Some(error.to_string());
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sends each emitted row to the results topic as JSON keyed by the row's key.
+    pub fn results(&self, emitted: &Emitted) {
+        let mut buffer = Vec::new();
+        for (row, (key, window)) in emitted.windows.iter().enumerate() {
+            let mut object = Map::new();
+            object.insert(self.key_field.clone(), Value::String(key.clone()));
+            object.insert("window_start".into(), format_rfc3339(window.start).into());
+            object.insert("window_end".into(), format_rfc3339(window.end).into());
+            for (name, column) in self.output_names.iter().zip(&emitted.outputs.columns) {
+                let value = match cell(column, row) {
+                    Some(Cell::Bool(b)) => Value::Bool(b),
+                    Some(Cell::Int(i)) => Value::from(i),
+                    Some(Cell::Double(d)) => Value::from(d),
+                    Some(Cell::Text(t)) => Value::String(t.to_owned()),
+                    Some(Cell::Time(t)) => {
+                        format_rfc3339(crate::time::EventTime::from_millis(t)).into()
+                    }
+                    None => Value::Null,
+                };
+                object.insert(name.clone(), value);
+            }
+            object.insert("final".into(), Value::Bool(emitted.closed));
+            object.insert("app_version".into(), Value::String(self.version.clone()));
+            buffer.clear();
+            if serde_json::to_writer(&mut buffer, &object).is_ok() {
+                self.send(&self.topics.results, Some(key.as_bytes()), &buffer, None);
+            }
+        }
+    }
+
+    fn rejected(&self, topic: &str, record: &Rejected) {
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: REASON_HEADER,
+                value: Some(record.reason.as_bytes()),
+            })
+            .insert(Header {
+                key: SOURCE_HEADER,
+                value: Some(record.source.as_bytes()),
+            });
+        self.send(topic, record.key.as_deref(), &record.payload, Some(headers));
+    }
+
+    pub fn late(&self, record: &Rejected) {
+        self.rejected(&self.topics.late, record);
+    }
+
+    pub fn dead_letter(&self, record: &Rejected) {
+        self.rejected(&self.topics.dead_letters, record);
+    }
+
+    /// Waits until everything sent so far is acknowledged; fails if anything was lost.
+    pub fn flush(&mut self, timeout: Duration) -> Result<(), KafkaError> {
+        self.producer
+            .flush(timeout)
+            .map_err(|source| KafkaError::new(&self.bootstrap, "flushing results", source))?;
+        let failed = self.producer.context().failed.load(Ordering::Relaxed);
+        if failed > self.failures_seen {
+            self.failures_seen = failed;
+            let last = self
+                .producer
+                .context()
+                .last_error
+                .lock()
+                .ok()
+                .and_then(|l| l.clone());
+            return Err(KafkaError::new(
+                &self.bootstrap,
+                format!(
+                    "delivering outputs ({failed} failed so far; last: {})",
+                    last.unwrap_or_default()
+                ),
+                rdkafka::error::KafkaError::Canceled,
+            ));
+        }
+        Ok(())
+    }
+}

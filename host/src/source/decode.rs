@@ -1,0 +1,622 @@
+//! A JSON projector: reads one top-level object, keeps only the fields the app declared, and
+//! appends them to columns. Everything else is skipped without being parsed or allocated.
+
+use memchr::memchr2;
+
+use crate::plugin::{AppSpec, Batch, Column, EventTimeSource, FieldType, TimeFormat};
+use crate::time::{parse_time, EventTime, TimeError};
+
+/// Why a message was not accepted: the text of a dead letter's reason.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("not a JSON object: {0}")]
+    NotJson(String),
+    #[error("field `{0}` is missing")]
+    Missing(String),
+    #[error("field `{field}` is {found}, expected {expected}")]
+    Mistyped {
+        field: String,
+        expected: &'static str,
+        found: String,
+    },
+    #[error("key field `{0}` is empty")]
+    EmptyKey(String),
+    #[error("event-time field `{field}`: {source}")]
+    Time { field: String, source: TimeError },
+}
+
+/// The parts of a record the platform itself uses; its other fields went to the columns.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Decoded {
+    pub time: EventTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Role {
+    Input(usize),
+    Key,
+    Time,
+}
+
+#[derive(Debug)]
+struct Wanted {
+    name: Box<[u8]>,
+    roles: Vec<Role>,
+}
+
+/// One value as it appears in the JSON text.
+#[derive(Debug, Clone, Copy)]
+enum Raw<'a> {
+    /// A string's contents, still escaped when `escaped` is set.
+    Str {
+        text: &'a [u8],
+        escaped: bool,
+    },
+    Number(&'a [u8]),
+    Bool(bool),
+    Null,
+    Other(&'static str),
+}
+
+impl Raw<'_> {
+    fn describe(&self) -> String {
+        match self {
+            Raw::Str { text, .. } => {
+                format!(
+                    "a string \"{}\"",
+                    String::from_utf8_lossy(&text[..text.len().min(40)])
+                )
+            }
+            Raw::Number(n) => format!("the number {}", String::from_utf8_lossy(n)),
+            Raw::Bool(b) => format!("the boolean {b}"),
+            Raw::Null => "null".into(),
+            Raw::Other(what) => (*what).into(),
+        }
+    }
+}
+
+/// Decodes one app's messages. Holds per-message scratch so the hot path does not allocate.
+#[derive(Debug)]
+pub struct Decoder {
+    wanted: Vec<Wanted>,
+    inputs: Vec<(String, FieldType)>,
+    key_field: String,
+    time: Option<(String, TimeFormat)>,
+    found: Vec<bool>,
+    values: Vec<Value>,
+    key: String,
+    columns: Vec<Column>,
+    rows: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Text(String),
+    Time(i64),
+}
+
+impl Decoder {
+    pub fn new(spec: &AppSpec) -> Self {
+        let mut wanted: Vec<Wanted> = Vec::new();
+        let mut want = |name: &str, role: Role| match wanted
+            .iter_mut()
+            .find(|w| &*w.name == name.as_bytes())
+        {
+            Some(w) => w.roles.push(role),
+            None => wanted.push(Wanted {
+                name: name.as_bytes().into(),
+                roles: vec![role],
+            }),
+        };
+        for (i, field) in spec.inputs.iter().enumerate() {
+            want(&field.name, Role::Input(i));
+        }
+        want(&spec.key_field, Role::Key);
+        let time = match &spec.event_time {
+            EventTimeSource::Field { name, format } => {
+                want(name, Role::Time);
+                Some((name.clone(), *format))
+            }
+            EventTimeSource::Ingestion => None,
+        };
+        let inputs: Vec<_> = spec
+            .inputs
+            .iter()
+            .map(|f| (f.name.clone(), f.kind))
+            .collect();
+        let n = wanted.len();
+        let mut decoder = Self {
+            wanted,
+            values: inputs.iter().map(|_| Value::Int(0)).collect(),
+            columns: Vec::new(),
+            inputs,
+            key_field: spec.key_field.clone(),
+            time,
+            found: vec![false; n],
+            key: String::new(),
+            rows: 0,
+        };
+        decoder.columns = decoder.empty_columns();
+        decoder
+    }
+
+    fn empty_columns(&self) -> Vec<Column> {
+        self.inputs
+            .iter()
+            .map(|(_, kind)| match kind {
+                FieldType::Boolean => Column::Booleans(Vec::new()),
+                FieldType::Integer => Column::Integers(Vec::new()),
+                FieldType::Double => Column::Doubles(Vec::new()),
+                FieldType::Text => Column::Texts(Vec::new()),
+                FieldType::Timestamp => Column::Timestamps(Vec::new()),
+            })
+            .collect()
+    }
+
+    /// The key of the message decoded last.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Rows appended since the last `take_batch`.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Removes the row decoded last (a late record never reaches the plugin).
+    pub fn discard_last(&mut self) {
+        if self.rows == 0 {
+            return;
+        }
+        self.rows -= 1;
+        for column in &mut self.columns {
+            match column {
+                Column::Booleans(v) => drop(v.pop()),
+                Column::Integers(v) | Column::Timestamps(v) => drop(v.pop()),
+                Column::Doubles(v) => drop(v.pop()),
+                Column::Texts(v) => drop(v.pop()),
+            }
+        }
+    }
+
+    /// Hands the accumulated columns over as a batch and starts empty ones.
+    pub fn take_batch(&mut self) -> Batch {
+        let fresh = self.empty_columns();
+        let columns = std::mem::replace(&mut self.columns, fresh);
+        let rows = std::mem::take(&mut self.rows) as u32;
+        Batch { rows, columns }
+    }
+
+    /// Decodes one message; on success its input fields are appended as a new row.
+    /// `ingestion` is the Kafka timestamp, used when the app has no event-time field.
+    pub fn decode(&mut self, payload: &[u8], ingestion: EventTime) -> Result<Decoded, DecodeError> {
+        self.found.iter_mut().for_each(|f| *f = false);
+        let mut time = ingestion;
+        let mut scanner = Scanner { s: payload, i: 0 };
+        scanner.object_start()?;
+        let mut first = true;
+        loop {
+            scanner.ws();
+            if scanner.eat(b'}') {
+                break;
+            }
+            if !first && !scanner.eat(b',') {
+                return Err(scanner.error("expected `,` or `}` after a value"));
+            }
+            first = false;
+            scanner.ws();
+            let (name, escaped) = scanner.string()?;
+            scanner.ws();
+            if !scanner.eat(b':') {
+                return Err(scanner.error("expected `:` after a name"));
+            }
+            scanner.ws();
+            let index = if escaped {
+                None
+            } else {
+                self.wanted.iter().position(|w| &*w.name == name)
+            };
+            match index {
+                None => scanner.skip_value()?,
+                Some(index) => {
+                    let raw = scanner.value()?;
+                    self.found[index] = true;
+                    for r in 0..self.wanted[index].roles.len() {
+                        let role = self.wanted[index].roles[r];
+                        if let Some(t) = self.take(role, raw)? {
+                            time = t;
+                        }
+                    }
+                }
+            }
+        }
+        scanner.ws();
+        if scanner.i != payload.len() {
+            return Err(scanner.error("trailing bytes after the object"));
+        }
+        if let Some(missing) = self.found.iter().position(|f| !f) {
+            return Err(DecodeError::Missing(
+                String::from_utf8_lossy(&self.wanted[missing].name).into(),
+            ));
+        }
+        for (column, value) in self.columns.iter_mut().zip(self.values.iter_mut()) {
+            push(column, value);
+        }
+        self.rows += 1;
+        Ok(Decoded { time })
+    }
+
+    fn take(&mut self, role: Role, raw: Raw<'_>) -> Result<Option<EventTime>, DecodeError> {
+        match role {
+            Role::Key => {
+                let key = match raw {
+                    Raw::Str { text, escaped } => text_of(text, escaped)?,
+                    Raw::Number(n) => String::from_utf8_lossy(n).into_owned(),
+                    other => return Err(self.mistyped(&self.key_field, "a string", other)),
+                };
+                if key.is_empty() {
+                    return Err(DecodeError::EmptyKey(self.key_field.clone()));
+                }
+                self.key = key;
+                Ok(None)
+            }
+            Role::Time => {
+                let (field, format) = self
+                    .time
+                    .as_ref()
+                    .map(|(f, fmt)| (f.as_str(), *fmt))
+                    .unwrap_or(("", TimeFormat::Date));
+                let text = match raw {
+                    Raw::Str {
+                        text,
+                        escaped: false,
+                    } => text,
+                    Raw::Number(n)
+                        if matches!(format, TimeFormat::EpochMillis | TimeFormat::EpochSeconds) =>
+                    {
+                        n
+                    }
+                    other => return Err(self.mistyped(field, "a time", other)),
+                };
+                parse_time(format, text)
+                    .map(Some)
+                    .map_err(|source| DecodeError::Time {
+                        field: field.into(),
+                        source,
+                    })
+            }
+            Role::Input(i) => {
+                let (name, kind) = &self.inputs[i];
+                self.values[i] = match (kind, raw) {
+                    (FieldType::Integer, Raw::Number(n)) => Value::Int(
+                        parse_i64(n).ok_or_else(|| self.mistyped(name, "an integer", raw))?,
+                    ),
+                    (FieldType::Double, Raw::Number(n)) => Value::Double(
+                        std::str::from_utf8(n)
+                            .ok()
+                            .and_then(|t| t.parse().ok())
+                            .ok_or_else(|| self.mistyped(name, "a number", raw))?,
+                    ),
+                    (FieldType::Boolean, Raw::Bool(b)) => Value::Bool(b),
+                    (FieldType::Text, Raw::Str { text, escaped }) => {
+                        Value::Text(text_of(text, escaped)?)
+                    }
+                    (
+                        FieldType::Timestamp,
+                        Raw::Str {
+                            text,
+                            escaped: false,
+                        },
+                    ) => Value::Time(
+                        parse_time(TimeFormat::Rfc3339, text)
+                            .map_err(|source| DecodeError::Time {
+                                field: name.clone(),
+                                source,
+                            })?
+                            .millis(),
+                    ),
+                    (FieldType::Timestamp, Raw::Number(n)) => Value::Time(
+                        parse_i64(n)
+                            .ok_or_else(|| self.mistyped(name, "epoch milliseconds", raw))?,
+                    ),
+                    (kind, raw) => return Err(self.mistyped(name, expected(*kind), raw)),
+                };
+                Ok(None)
+            }
+        }
+    }
+
+    fn mistyped(&self, field: &str, expected: &'static str, raw: Raw<'_>) -> DecodeError {
+        DecodeError::Mistyped {
+            field: field.into(),
+            expected,
+            found: raw.describe(),
+        }
+    }
+}
+
+fn expected(kind: FieldType) -> &'static str {
+    match kind {
+        FieldType::Boolean => "a boolean",
+        FieldType::Integer => "an integer",
+        FieldType::Double => "a number",
+        FieldType::Text => "a string",
+        FieldType::Timestamp => "a timestamp",
+    }
+}
+
+#[inline]
+fn push(column: &mut Column, value: &mut Value) {
+    match (column, value) {
+        (Column::Integers(c), Value::Int(v)) => c.push(*v),
+        (Column::Doubles(c), Value::Double(v)) => c.push(*v),
+        (Column::Booleans(c), Value::Bool(v)) => c.push(*v),
+        (Column::Texts(c), Value::Text(v)) => c.push(std::mem::take(v)),
+        (Column::Timestamps(c), Value::Time(v)) => c.push(*v),
+        // The decoder creates values of its columns' types only.
+        _ => {}
+    }
+}
+
+#[inline]
+fn parse_i64(n: &[u8]) -> Option<i64> {
+    let (negative, digits) = match n.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, n),
+    };
+    if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
+        return std::str::from_utf8(n).ok()?.parse().ok();
+    }
+    let v = digits
+        .iter()
+        .fold(0i64, |v, d| v * 10 + i64::from(d - b'0'));
+    Some(if negative { -v } else { v })
+}
+
+fn text_of(text: &[u8], escaped: bool) -> Result<String, DecodeError> {
+    if !escaped {
+        return std::str::from_utf8(text)
+            .map(str::to_owned)
+            .map_err(|_| DecodeError::NotJson("a string is not valid UTF-8".into()));
+    }
+    let quoted = [b"\"", text, b"\""].concat();
+    serde_json::from_slice::<String>(&quoted)
+        .map_err(|e| DecodeError::NotJson(format!("bad string escape: {e}")))
+}
+
+struct Scanner<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn error(&self, what: &str) -> DecodeError {
+        DecodeError::NotJson(format!("{what} at byte {}", self.i))
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.s.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    #[inline]
+    fn eat(&mut self, c: u8) -> bool {
+        if self.s.get(self.i) == Some(&c) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn object_start(&mut self) -> Result<(), DecodeError> {
+        self.ws();
+        if self.eat(b'{') {
+            Ok(())
+        } else {
+            Err(self.error("expected `{`"))
+        }
+    }
+
+    /// A string's raw contents and whether they contain escapes; the cursor ends after it.
+    #[inline]
+    fn string(&mut self) -> Result<(&'a [u8], bool), DecodeError> {
+        if !self.eat(b'"') {
+            return Err(self.error("expected a string"));
+        }
+        let start = self.i;
+        let mut escaped = false;
+        loop {
+            match memchr2(b'"', b'\\', &self.s[self.i..]) {
+                None => return Err(self.error("unterminated string")),
+                Some(n) => {
+                    self.i += n;
+                    if self.s[self.i] == b'\\' {
+                        escaped = true;
+                        self.i += 2;
+                        if self.i > self.s.len() {
+                            return Err(self.error("unterminated string"));
+                        }
+                    } else {
+                        let text = &self.s[start..self.i];
+                        self.i += 1;
+                        return Ok((text, escaped));
+                    }
+                }
+            }
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<(), DecodeError> {
+        if self.s[self.i..].starts_with(word) {
+            self.i += word.len();
+            Ok(())
+        } else {
+            Err(self.error("unexpected bytes"))
+        }
+    }
+
+    fn number(&mut self) -> &'a [u8] {
+        let start = self.i;
+        while let Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') = self.s.get(self.i) {
+            self.i += 1;
+        }
+        &self.s[start..self.i]
+    }
+
+    fn value(&mut self) -> Result<Raw<'a>, DecodeError> {
+        match self.s.get(self.i) {
+            Some(b'"') => self
+                .string()
+                .map(|(text, escaped)| Raw::Str { text, escaped }),
+            Some(b'-' | b'0'..=b'9') => Ok(Raw::Number(self.number())),
+            Some(b't') => self.literal(b"true").map(|_| Raw::Bool(true)),
+            Some(b'f') => self.literal(b"false").map(|_| Raw::Bool(false)),
+            Some(b'n') => self.literal(b"null").map(|_| Raw::Null),
+            Some(b'{') => self.skip_value().map(|_| Raw::Other("an object")),
+            Some(b'[') => self.skip_value().map(|_| Raw::Other("an array")),
+            _ => Err(self.error("expected a value")),
+        }
+    }
+
+    /// Skips a value of any shape, nested ones included.
+    fn skip_value(&mut self) -> Result<(), DecodeError> {
+        match self.s.get(self.i) {
+            Some(b'{' | b'[') => {
+                let mut depth = 0usize;
+                loop {
+                    match self.s.get(self.i) {
+                        None => return Err(self.error("unterminated object or array")),
+                        Some(b'"') => {
+                            self.string()?;
+                            continue;
+                        }
+                        Some(b'{' | b'[') => depth += 1,
+                        Some(b'}' | b']') => {
+                            depth -= 1;
+                            if depth == 0 {
+                                self.i += 1;
+                                return Ok(());
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.i += 1;
+                }
+            }
+            _ => self.value().map(|_| ()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::{EmitMode, FieldSpec};
+    use crate::window::Assigner;
+    use std::time::Duration;
+
+    fn spec() -> AppSpec {
+        AppSpec {
+            name: crate::names::AppName::new("t").unwrap(),
+            version: "1".into(),
+            table: "t".into(),
+            inputs: vec![
+                FieldSpec {
+                    name: "star_rating".into(),
+                    kind: FieldType::Integer,
+                },
+                FieldSpec {
+                    name: "title".into(),
+                    kind: FieldType::Text,
+                },
+            ],
+            key_field: "product_id".into(),
+            event_time: EventTimeSource::Field {
+                name: "review_date".into(),
+                format: TimeFormat::Date,
+            },
+            assigner: Assigner::Tumbling { size_ms: 1 },
+            watermark_delay_ms: 0,
+            allowed_lateness_ms: 0,
+            emit: EmitMode::OnClose,
+            update_interval: Duration::from_secs(1),
+            outputs: vec![],
+            state_version: 1,
+            has_filter: false,
+        }
+    }
+
+    fn decode(json: &str) -> Result<(Decoded, String), DecodeError> {
+        let mut d = Decoder::new(&spec());
+        d.decode(json.as_bytes(), EventTime::MIN)
+            .map(|x| (x, d.key().to_owned()))
+    }
+
+    #[test]
+    fn projects_only_the_declared_fields() {
+        let mut d = Decoder::new(&spec());
+        let json = r#"{"marketplace":"US","product_id":"B1","star_rating":5,"nested":{"a":[1,"}"]},
+            "title":"a \"quoted\" title","review_date":"2015-01-02","review_body":"x\\y"}"#;
+        let decoded = d.decode(json.as_bytes(), EventTime::MIN).unwrap();
+        assert_eq!(decoded.time.millis(), 1_420_156_800_000);
+        assert_eq!(d.key(), "B1");
+        let batch = d.take_batch();
+        assert_eq!(batch.rows, 1);
+        assert!(matches!(&batch.columns[0], Column::Integers(v) if v == &[5]));
+        assert!(matches!(&batch.columns[1], Column::Texts(v) if v[0] == "a \"quoted\" title"));
+        assert_eq!(d.take_batch().rows, 0);
+    }
+
+    #[test]
+    fn bad_records_say_what_is_wrong() {
+        let ok = r#"{"product_id":"B1","star_rating":5,"title":"t","review_date":"2015-01-02"}"#;
+        assert!(decode(ok).is_ok());
+        let cases = [
+            (
+                r#"{"product_id":"B1","star_rating":"five","title":"t","review_date":"2015-01-02"}"#,
+                "field `star_rating` is a string \"five\", expected an integer",
+            ),
+            (
+                r#"{"product_id":"B1","title":"t","review_date":"2015-01-02"}"#,
+                "field `star_rating` is missing",
+            ),
+            (
+                r#"{"product_id":"","star_rating":5,"title":"t","review_date":"2015-01-02"}"#,
+                "key field `product_id` is empty",
+            ),
+            (
+                r#"{"product_id":"B1","star_rating":5,"title":"t","review_date":"2015-02-30"}"#,
+                "event-time field `review_date`: `2015-02-30` is not a date as YYYY-MM-DD",
+            ),
+            ("US\tB1\t5", "not a JSON object: expected `{` at byte 0"),
+            (
+                r#"{"product_id":"B1","star_rating":5"#,
+                "not a JSON object: expected `,` or `}` after a value at byte 34",
+            ),
+        ];
+        for (json, reason) in cases {
+            assert_eq!(decode(json).unwrap_err().to_string(), reason, "{json}");
+        }
+    }
+
+    #[test]
+    fn a_rejected_record_leaves_no_partial_row() {
+        let mut d = Decoder::new(&spec());
+        let bad = r#"{"product_id":"B1","star_rating":4,"title":"t","review_date":"nope"}"#;
+        assert!(d.decode(bad.as_bytes(), EventTime::MIN).is_err());
+        assert_eq!(
+            d.take_batch()
+                .columns
+                .iter()
+                .map(|c| matches!(c, Column::Integers(v) if v.is_empty()) as u8)
+                .sum::<u8>(),
+            1
+        );
+    }
+}

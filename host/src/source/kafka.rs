@@ -1,0 +1,177 @@
+//! Kafka plumbing shared by the source and the sinks: client settings, and creating the topics
+//! a tenant app needs.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use std::sync::Mutex;
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientContext;
+
+/// Kafka failed, with what we were doing at the time.
+#[derive(Debug, thiserror::Error)]
+#[error("Kafka at {}: {}: {}", .0.bootstrap, .0.doing, .0.source)]
+pub struct KafkaError(Box<Failure>);
+
+#[derive(Debug)]
+pub struct Failure {
+    bootstrap: String,
+    doing: String,
+    source: rdkafka::error::KafkaError,
+}
+
+impl KafkaError {
+    pub fn new(
+        bootstrap: &str,
+        doing: impl Into<String>,
+        source: rdkafka::error::KafkaError,
+    ) -> Self {
+        Self(Box::new(Failure {
+            bootstrap: bootstrap.into(),
+            doing: doing.into(),
+            source,
+        }))
+    }
+}
+
+fn client(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("client.id", "mysimbdp");
+    config
+}
+
+/// A change of the partitions this host owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionChange {
+    Assigned(i32),
+    Revoked(i32),
+}
+
+/// Records rebalances as they happen inside `poll`, so that a newly assigned partition holds
+/// the watermark back before any of its records is processed.
+#[derive(Default)]
+pub struct Assignments {
+    changes: Mutex<Vec<PartitionChange>>,
+}
+
+impl Assignments {
+    /// The changes since the last call, in order.
+    pub fn take(&self) -> Vec<PartitionChange> {
+        self.changes
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default()
+    }
+}
+
+impl ClientContext for Assignments {}
+
+impl ConsumerContext for Assignments {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let (list, change): (_, fn(i32) -> PartitionChange) = match rebalance {
+            Rebalance::Assign(list) => (list, PartitionChange::Assigned),
+            Rebalance::Revoke(list) => (list, PartitionChange::Revoked),
+            Rebalance::Error(error) => {
+                tracing::warn!(%error, "rebalance failed");
+                return;
+            }
+        };
+        if let Ok(mut changes) = self.changes.lock() {
+            changes.extend(list.elements().iter().map(|e| change(e.partition())));
+        }
+    }
+}
+
+/// The consumer every app worker uses.
+pub type AppConsumer = BaseConsumer<Assignments>;
+
+/// A consumer in the app's group that commits only when told to: offsets are committed when the
+/// results they produced are safely written.
+pub fn consumer(bootstrap: &str, group: &str) -> Result<AppConsumer, KafkaError> {
+    client(bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
+        .set("max.partition.fetch.bytes", "262144")
+        .set("fetch.wait.max.ms", "50")
+        .set("queued.max.messages.kbytes", "8192")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .create_with_context(Assignments::default())
+        .map_err(|source| {
+            KafkaError::new(
+                bootstrap,
+                format!("creating a consumer in group {group}"),
+                source,
+            )
+        })
+}
+
+/// Settings for a producer that neither loses nor duplicates what it was handed.
+pub fn producer_config(bootstrap: &str) -> ClientConfig {
+    let mut config = client(bootstrap);
+    config
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("message.timeout.ms", "120000");
+    config
+}
+
+/// Creates the topics that do not exist yet, with `partitions` partitions each.
+pub async fn ensure_topics(
+    bootstrap: &str,
+    topics: &[&str],
+    partitions: i32,
+) -> Result<(), KafkaError> {
+    let err = |doing: String| {
+        let bootstrap = bootstrap.to_owned();
+        move |source| KafkaError::new(&bootstrap, doing, source)
+    };
+    let admin: AdminClient<DefaultClientContext> = client(bootstrap)
+        .create()
+        .map_err(err("creating an admin client".into()))?;
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .create_topics(&new, &options)
+        .await
+        .map_err(err(format!("creating topics {topics:?}")))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(KafkaError::new(
+                    bootstrap,
+                    format!("creating topic {topic}"),
+                    rdkafka::error::KafkaError::AdminOp(code),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How many partitions a topic has, asking the broker.
+pub fn partition_count<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+) -> Option<usize> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .ok()?;
+    metadata.topics().first().map(|t| t.partitions().len())
+}

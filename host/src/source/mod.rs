@@ -1,0 +1,7 @@
+//! Where records come from: the Kafka consumer, and the decoder that turns a message's bytes
+//! into just the columns its app declared.
+
+mod decode;
+pub mod kafka;
+
+pub use decode::{DecodeError, Decoded, Decoder};

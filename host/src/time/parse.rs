@@ -1,0 +1,218 @@
+//! Reading event times from the formats an app can declare, without allocation.
+
+use super::EventTime;
+use crate::plugin::TimeFormat;
+
+/// Why a field's text is not a time in the declared format.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimeError {
+    #[error("`{0}` is not a date as YYYY-MM-DD")]
+    NotADate(String),
+    #[error("`{0}` is not an RFC 3339 date and time")]
+    NotRfc3339(String),
+    #[error("`{0}` is not a whole number of {1}")]
+    NotEpoch(String, &'static str),
+}
+
+const MS_PER_DAY: i64 = 86_400_000;
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn days_in_month(y: i64, m: u32) -> u32 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+fn digits(s: &[u8]) -> Option<u32> {
+    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(s.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
+}
+
+/// `YYYY-MM-DD` → days since the epoch, checking the calendar (no February 30th).
+fn date_days(s: &[u8]) -> Option<i64> {
+    if s.len() != 10 || s[4] != b'-' || s[7] != b'-' {
+        return None;
+    }
+    let (y, m, d) = (
+        digits(&s[0..4])? as i64,
+        digits(&s[5..7])?,
+        digits(&s[8..10])?,
+    );
+    if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
+        return None;
+    }
+    Some(days_from_civil(y, m, d))
+}
+
+fn rfc3339(s: &[u8]) -> Option<i64> {
+    if s.len() < 20 || !matches!(s[10], b'T' | b't' | b' ') || s[13] != b':' || s[16] != b':' {
+        return None;
+    }
+    let days = date_days(&s[..10])?;
+    let (h, mi, sec) = (
+        digits(&s[11..13])?,
+        digits(&s[14..16])?,
+        digits(&s[17..19])?,
+    );
+    if h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut millis = 0i64;
+    if let Some(frac) = rest.strip_prefix(b".") {
+        let n = frac.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 {
+            return None;
+        }
+        let scale = [100, 10, 1];
+        for (i, d) in frac[..n.min(3)].iter().enumerate() {
+            millis += i64::from(d - b'0') * scale[i];
+        }
+        rest = &frac[n..];
+    }
+    let offset_min: i64 = match rest {
+        b"Z" | b"z" => 0,
+        [sign @ (b'+' | b'-'), hh1, hh2, b':', mm1, mm2] => {
+            let hh = digits(&[*hh1, *hh2])? as i64;
+            let mm = digits(&[*mm1, *mm2])? as i64;
+            let minutes = hh * 60 + mm;
+            if *sign == b'-' {
+                -minutes
+            } else {
+                minutes
+            }
+        }
+        _ => return None,
+    };
+    let seconds = i64::from(h) * 3600 + i64::from(mi) * 60 + i64::from(sec) - offset_min * 60;
+    Some(days * MS_PER_DAY + seconds * 1000 + millis)
+}
+
+fn lossy(s: &[u8]) -> String {
+    String::from_utf8_lossy(&s[..s.len().min(64)]).into_owned()
+}
+
+/// Parses a field's raw text (a JSON string's contents or a JSON number) as an event time.
+pub fn parse_time(format: TimeFormat, s: &[u8]) -> Result<EventTime, TimeError> {
+    let ms = match format {
+        TimeFormat::Date => date_days(s)
+            .map(|d| d * MS_PER_DAY)
+            .ok_or_else(|| TimeError::NotADate(lossy(s)))?,
+        TimeFormat::Rfc3339 => rfc3339(s).ok_or_else(|| TimeError::NotRfc3339(lossy(s)))?,
+        TimeFormat::EpochMillis => std::str::from_utf8(s)
+            .ok()
+            .and_then(|t| t.parse::<i64>().ok())
+            .ok_or_else(|| TimeError::NotEpoch(lossy(s), "milliseconds"))?,
+        TimeFormat::EpochSeconds => std::str::from_utf8(s)
+            .ok()
+            .and_then(|t| t.parse::<i64>().ok())
+            .and_then(|t| t.checked_mul(1000))
+            .ok_or_else(|| TimeError::NotEpoch(lossy(s), "seconds"))?,
+    };
+    Ok(EventTime::from_millis(ms))
+}
+
+/// `2015-01-31T00:00:00Z`: how times appear in results and reasons people read.
+pub fn format_rfc3339(t: EventTime) -> String {
+    match t {
+        EventTime::MIN => "-infinity".into(),
+        EventTime::MAX => "+infinity".into(),
+        _ => {
+            let ms = t.millis();
+            let (days, rem) = (ms.div_euclid(MS_PER_DAY), ms.rem_euclid(MS_PER_DAY));
+            let (y, m, d) = civil_from_days(days);
+            let (h, mi, s, milli) = (
+                rem / 3_600_000,
+                rem / 60_000 % 60,
+                rem / 1000 % 60,
+                rem % 1000,
+            );
+            if milli == 0 {
+                format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+            } else {
+                format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn date(s: &str) -> Result<i64, TimeError> {
+        parse_time(TimeFormat::Date, s.as_bytes()).map(EventTime::millis)
+    }
+
+    #[test]
+    fn dates_are_utc_midnight() {
+        assert_eq!(date("1970-01-01"), Ok(0));
+        assert_eq!(date("2015-08-31"), Ok(1_440_979_200_000));
+        assert_eq!(date("2016-02-29"), Ok(1_456_704_000_000));
+    }
+
+    #[test]
+    fn impossible_dates_are_refused() {
+        for bad in [
+            "2015-02-29",
+            "2015-13-01",
+            "2015-00-10",
+            "2015-1-1",
+            "not-a-date",
+            "",
+        ] {
+            assert!(date(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            date("2015-02-30").unwrap_err().to_string(),
+            "`2015-02-30` is not a date as YYYY-MM-DD"
+        );
+    }
+
+    #[test]
+    fn rfc3339_honours_offsets_and_fractions() {
+        let t = |s: &str| parse_time(TimeFormat::Rfc3339, s.as_bytes()).map(EventTime::millis);
+        assert_eq!(t("1970-01-01T00:00:01Z"), Ok(1000));
+        assert_eq!(t("1970-01-01T01:00:00.250+01:00"), Ok(250));
+        assert!(t("1970-01-01T00:00:00").is_err());
+    }
+
+    #[test]
+    fn formatting_round_trips() {
+        for s in [
+            "2015-08-31T00:00:00Z",
+            "1969-12-31T23:59:59.999Z",
+            "2000-02-29T12:34:56Z",
+        ] {
+            let t = parse_time(TimeFormat::Rfc3339, s.as_bytes()).unwrap();
+            assert_eq!(format_rfc3339(t), s);
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Per-partition watermarks. Each Kafka partition is ordered on its own, so each gets its own
+//! clock; the app's watermark is the slowest active partition's, and a partition that has been
+//! silent for the idle timeout stops holding everyone back.
+
+use std::time::{Duration, Instant};
+
+use super::EventTime;
+
+#[derive(Debug, Clone)]
+struct PartitionClock {
+    partition: i32,
+    max_seen: EventTime,
+    last_record: Instant,
+}
+
+/// The watermark of one app on one host: over the partitions it owns.
+#[derive(Debug)]
+pub struct Watermarks {
+    delay_ms: u64,
+    idle_timeout: Duration,
+    partitions: Vec<PartitionClock>,
+    current: EventTime,
+}
+
+impl Watermarks {
+    pub fn new(delay_ms: u64, idle_timeout: Duration) -> Self {
+        Self {
+            delay_ms,
+            idle_timeout,
+            partitions: Vec::new(),
+            current: EventTime::MIN,
+        }
+    }
+
+    /// The app's watermark: records in windows that end at or before it (plus the allowed
+    /// lateness) are late. It never goes back.
+    pub fn current(&self) -> EventTime {
+        self.current
+    }
+
+    /// The newest event time seen on a partition.
+    pub fn clock(&self, partition: i32) -> EventTime {
+        self.partitions
+            .iter()
+            .find(|p| p.partition == partition)
+            .map_or(EventTime::MIN, |p| p.max_seen)
+    }
+
+    /// A partition was assigned: until it shows a record or goes idle, it holds the watermark.
+    pub fn assign(&mut self, partition: i32, now: Instant) {
+        if !self.partitions.iter().any(|p| p.partition == partition) {
+            self.partitions.push(PartitionClock {
+                partition,
+                max_seen: EventTime::MIN,
+                last_record: now,
+            });
+        }
+    }
+
+    /// A partition moved to another host: it no longer holds the watermark here.
+    pub fn revoke(&mut self, partition: i32) {
+        self.partitions.retain(|p| p.partition != partition);
+    }
+
+    /// Notes a record's event time on its partition; true when the partition's clock moved,
+    /// so the watermark may advance.
+    #[inline]
+    pub fn observe(&mut self, partition: i32, time: EventTime, now: Instant) -> bool {
+        let clock = match self
+            .partitions
+            .iter_mut()
+            .find(|p| p.partition == partition)
+        {
+            Some(clock) => clock,
+            None => {
+                self.assign(partition, now);
+                let last = self.partitions.len() - 1;
+                &mut self.partitions[last]
+            }
+        };
+        clock.last_record = now;
+        if time > clock.max_seen {
+            clock.max_seen = time;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Recomputes the watermark from the active partitions; returns it.
+    pub fn advance(&mut self, now: Instant) -> EventTime {
+        let active = self
+            .partitions
+            .iter()
+            .filter(|p| now.saturating_duration_since(p.last_record) < self.idle_timeout);
+        let slowest = active.map(|p| p.max_seen).min();
+        if let Some(slowest) = slowest {
+            if slowest != EventTime::MIN {
+                let candidate = slowest.saturating_sub(self.delay_ms);
+                if candidate > self.current {
+                    self.current = candidate;
+                }
+            }
+        }
+        self.current
+    }
+
+    /// End of input: every window may close.
+    pub fn finish(&mut self) {
+        self.current = EventTime::MAX;
+    }
+
+    /// Restores the watermark persisted with a checkpoint.
+    pub fn restore(&mut self, watermark: EventTime) {
+        self.current = self.current.max(watermark);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400_000;
+
+    fn t(days: i64) -> EventTime {
+        EventTime::from_millis(days * DAY)
+    }
+
+    #[test]
+    fn the_slowest_partition_sets_the_watermark() {
+        let now = Instant::now();
+        let mut w = Watermarks::new(2 * DAY as u64, Duration::from_secs(30));
+        w.assign(0, now);
+        w.assign(1, now);
+        w.observe(0, t(10), now);
+        assert_eq!(
+            w.advance(now),
+            EventTime::MIN,
+            "partition 1 has seen nothing yet"
+        );
+        w.observe(1, t(5), now);
+        assert_eq!(w.advance(now), t(3));
+        w.observe(1, t(20), now);
+        assert_eq!(w.advance(now), t(8));
+    }
+
+    #[test]
+    fn an_idle_partition_stops_holding_it_back() {
+        let start = Instant::now();
+        let mut w = Watermarks::new(0, Duration::from_secs(30));
+        w.assign(0, start);
+        w.assign(1, start);
+        w.observe(0, t(1), start);
+        w.observe(1, t(1), start);
+        assert_eq!(w.advance(start), t(1));
+        let later = start + Duration::from_secs(31);
+        w.observe(0, t(9), later);
+        assert_eq!(w.advance(later), t(9), "partition 1 went idle 31 s ago");
+        w.observe(1, t(2), later);
+        assert_eq!(w.advance(later), t(9), "a watermark never goes back");
+    }
+
+    #[test]
+    fn with_every_partition_idle_the_watermark_stays() {
+        let start = Instant::now();
+        let mut w = Watermarks::new(0, Duration::from_secs(1));
+        w.observe(0, t(4), start);
+        assert_eq!(w.advance(start), t(4));
+        assert_eq!(w.advance(start + Duration::from_secs(5)), t(4));
+    }
+}

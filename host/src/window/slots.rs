@@ -1,0 +1,264 @@
+//! The host's half of the slot protocol: (key, window) → slot, so that keys never cross into
+//! the plugin and the guest's accumulators sit in a dense array.
+
+use std::collections::BTreeMap;
+use std::collections::HashMap;
+
+use foldhash::fast::RandomState;
+
+use super::Window;
+use crate::time::EventTime;
+
+/// A slot number in the guest's accumulator array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SlotId(u32);
+
+impl SlotId {
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+/// An interned key; valid while the key has an open window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyId(u32);
+
+#[derive(Debug)]
+struct Entry {
+    key: KeyId,
+    window: Window,
+    open: bool,
+    dirty: bool,
+}
+
+#[derive(Debug)]
+struct Key {
+    name: Box<str>,
+    open_windows: u32,
+}
+
+/// Open windows of one app on one host.
+#[derive(Debug, Default)]
+pub struct SlotTable {
+    key_ids: HashMap<Box<str>, KeyId, RandomState>,
+    keys: Vec<Option<Key>>,
+    free_keys: Vec<KeyId>,
+    slots: HashMap<(KeyId, EventTime), SlotId, RandomState>,
+    entries: Vec<Entry>,
+    free_slots: Vec<SlotId>,
+    by_end: BTreeMap<EventTime, Vec<SlotId>>,
+    dirty: Vec<SlotId>,
+}
+
+impl SlotTable {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn open_windows(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn intern(&mut self, key: &str) -> KeyId {
+        if let Some(&id) = self.key_ids.get(key) {
+            return id;
+        }
+        let name: Box<str> = key.into();
+        let value = Key {
+            name: name.clone(),
+            open_windows: 0,
+        };
+        let id = match self.free_keys.pop() {
+            Some(id) => {
+                self.keys[id.0 as usize] = Some(value);
+                id
+            }
+            None => {
+                self.keys.push(Some(value));
+                KeyId(self.keys.len() as u32 - 1)
+            }
+        };
+        self.key_ids.insert(name, id);
+        id
+    }
+
+    /// The slot of a key's window, opened if needed; the window is marked changed.
+    #[inline]
+    pub fn slot_for(&mut self, key: &str, window: Window) -> SlotId {
+        let key = self.intern(key);
+        let slot = match self.slots.get(&(key, window.start)) {
+            Some(&slot) => slot,
+            None => self.open(key, window),
+        };
+        let entry = &mut self.entries[slot.0 as usize];
+        if !entry.dirty {
+            entry.dirty = true;
+            self.dirty.push(slot);
+        }
+        slot
+    }
+
+    fn open(&mut self, key: KeyId, window: Window) -> SlotId {
+        let entry = Entry {
+            key,
+            window,
+            open: true,
+            dirty: false,
+        };
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                self.entries[slot.0 as usize] = entry;
+                slot
+            }
+            None => {
+                self.entries.push(entry);
+                SlotId(self.entries.len() as u32 - 1)
+            }
+        };
+        self.slots.insert((key, window.start), slot);
+        self.by_end.entry(window.end).or_default().push(slot);
+        if let Some(k) = self.keys[key.0 as usize].as_mut() {
+            k.open_windows += 1;
+        }
+        slot
+    }
+
+    /// The key and window a slot belongs to.
+    pub fn describe(&self, slot: SlotId) -> (&str, Window) {
+        let entry = &self.entries[slot.0 as usize];
+        let name = self.keys[entry.key.0 as usize]
+            .as_ref()
+            .map_or("", |k| &k.name);
+        (name, entry.window)
+    }
+
+    /// Open windows changed since the last call, for update emits; clears their marks.
+    pub fn take_changed(&mut self) -> Vec<SlotId> {
+        let mut changed = std::mem::take(&mut self.dirty);
+        changed.retain(|s| {
+            let entry = &mut self.entries[s.0 as usize];
+            let keep = entry.open && entry.dirty;
+            entry.dirty = false;
+            keep
+        });
+        changed
+    }
+
+    /// Whether a slot changed since it was last emitted.
+    pub fn is_changed(&self, slot: SlotId) -> bool {
+        self.entries[slot.0 as usize].dirty
+    }
+
+    /// Windows that the watermark has closed, oldest first: emit them, then `release` them.
+    pub fn closed_by(&self, watermark: EventTime, allowed_lateness_ms: u64) -> Vec<SlotId> {
+        let mut closed = Vec::new();
+        for (end, slots) in &self.by_end {
+            let window_end_plus = end.saturating_add(allowed_lateness_ms);
+            if window_end_plus > watermark {
+                break;
+            }
+            closed.extend(slots.iter().copied());
+        }
+        closed
+    }
+
+    /// Every open window, oldest first: for the end of input.
+    pub fn all_open(&self) -> Vec<SlotId> {
+        self.by_end.values().flatten().copied().collect()
+    }
+
+    /// Frees closed windows' slots for reuse, and their keys once no window of theirs is open.
+    pub fn release(&mut self, slots: &[SlotId]) {
+        for &slot in slots {
+            let entry = &mut self.entries[slot.0 as usize];
+            if !entry.open {
+                continue;
+            }
+            entry.open = false;
+            entry.dirty = false;
+            let (key, window) = (entry.key, entry.window);
+            self.slots.remove(&(key, window.start));
+            if let Some(list) = self.by_end.get_mut(&window.end) {
+                list.retain(|s| *s != slot);
+                if list.is_empty() {
+                    self.by_end.remove(&window.end);
+                }
+            }
+            self.free_slots.push(slot);
+            let key_entry = &mut self.keys[key.0 as usize];
+            if let Some(k) = key_entry.as_mut() {
+                k.open_windows -= 1;
+                if k.open_windows == 0 {
+                    self.key_ids.remove(&k.name);
+                    *key_entry = None;
+                    self.free_keys.push(key);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(n: i64) -> Window {
+        let d = 86_400_000;
+        Window {
+            start: EventTime::from_millis(n * d),
+            end: EventTime::from_millis((n + 1) * d),
+        }
+    }
+
+    #[test]
+    fn a_key_and_window_keep_their_slot() {
+        let mut t = SlotTable::new();
+        let a = t.slot_for("p1", day(0));
+        assert_eq!(t.slot_for("p1", day(0)), a);
+        assert_ne!(t.slot_for("p1", day(1)), a);
+        assert_ne!(t.slot_for("p2", day(0)), a);
+        assert_eq!(t.open_windows(), 3);
+        assert_eq!(t.describe(a), ("p1", day(0)));
+    }
+
+    #[test]
+    fn closed_slots_are_reused_and_keys_forgotten() {
+        let mut t = SlotTable::new();
+        let a = t.slot_for("p1", day(0));
+        let b = t.slot_for("p2", day(5));
+        let closed = t.closed_by(day(0).end, 0);
+        assert_eq!(closed, vec![a]);
+        t.release(&closed);
+        assert_eq!(t.open_windows(), 1);
+        let c = t.slot_for("p3", day(7));
+        assert_eq!(c, a, "the freed slot number is handed out again");
+        assert_eq!(t.describe(c), ("p3", day(7)));
+        assert_eq!(t.describe(b), ("p2", day(5)));
+        assert_eq!(t.key_ids.len(), 2, "p1 has no open window left");
+    }
+
+    #[test]
+    fn changed_windows_are_reported_once() {
+        let mut t = SlotTable::new();
+        let a = t.slot_for("p1", day(0));
+        t.slot_for("p1", day(0));
+        assert_eq!(t.take_changed(), vec![a]);
+        assert_eq!(t.take_changed(), vec![]);
+        t.slot_for("p1", day(0));
+        t.release(&[a]);
+        assert_eq!(
+            t.take_changed(),
+            vec![],
+            "a released window is not emitted as an update"
+        );
+    }
+
+    #[test]
+    fn lateness_delays_closing() {
+        let mut t = SlotTable::new();
+        let a = t.slot_for("p1", day(0));
+        assert!(t.closed_by(day(0).end, 1).is_empty());
+        assert_eq!(t.closed_by(day(0).end.saturating_add(1), 1), vec![a]);
+        assert_eq!(t.all_open(), vec![a]);
+    }
+}

@@ -1,0 +1,223 @@
+//! The SDK, the contract and the processor, through the real compiled reviews-daily component
+//! (`just build-apps` builds it; `just test` does so first).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mysimbdp_host::admin::metrics::AppMetrics;
+use mysimbdp_host::app::{Message, Output, Processor};
+use mysimbdp_host::plugin::{
+    Batch, Column, EmitMode, EventTimeSource, FieldType, Limits, PluginEngine, TimeFormat,
+};
+use mysimbdp_host::sink::{cell, Cell};
+use mysimbdp_host::window::Assigner;
+
+const DAY: i64 = 86_400_000;
+
+fn wasm() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/wasm32-wasip2/release/reviews_daily.wasm");
+    assert!(
+        path.is_file(),
+        "{} is missing: run `just build-apps`",
+        path.display()
+    );
+    path
+}
+
+fn ints(values: &[i64]) -> Column {
+    Column::Integers(values.to_vec())
+}
+
+#[test]
+fn the_component_describes_itself() {
+    let engine = PluginEngine::new().unwrap();
+    let app = engine.load(&wasm(), Limits::default()).unwrap();
+    let spec = &app.spec;
+    assert_eq!(spec.name.as_str(), "reviews-daily");
+    assert_eq!(spec.version, "1.0.0");
+    assert_eq!(spec.table, "aggregated_reviews");
+    assert_eq!(spec.key_field, "product_id");
+    assert_eq!(
+        spec.event_time,
+        EventTimeSource::Field {
+            name: "review_date".into(),
+            format: TimeFormat::Date
+        }
+    );
+    assert_eq!(
+        spec.assigner,
+        Assigner::Tumbling {
+            size_ms: DAY as u64
+        }
+    );
+    assert_eq!(spec.watermark_delay_ms, 2 * DAY as u64);
+    assert_eq!(spec.allowed_lateness_ms, 0);
+    assert_eq!(spec.emit, EmitMode::OnUpdate);
+    assert_eq!(spec.update_interval, Duration::from_secs(1));
+    let names = |fields: &[mysimbdp_host::plugin::FieldSpec]| {
+        fields
+            .iter()
+            .map(|f| (f.name.clone(), f.kind))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(&spec.inputs),
+        [
+            ("star_rating", FieldType::Integer),
+            ("helpful_votes", FieldType::Integer),
+            ("total_votes", FieldType::Integer)
+        ]
+        .map(|(n, k)| (n.to_owned(), k))
+    );
+    assert_eq!(
+        names(&spec.outputs),
+        [
+            ("avg_star_rating", FieldType::Double),
+            ("sum_helpful_votes", FieldType::Integer),
+            ("sum_total_votes", FieldType::Integer),
+            ("number_of_reviews", FieldType::Integer),
+        ]
+        .map(|(n, k)| (n.to_owned(), k))
+    );
+    assert_eq!(spec.state_version, 1);
+    assert!(!spec.has_filter);
+}
+
+fn row(batch: &Batch, row: usize) -> Vec<Cell<'_>> {
+    batch
+        .columns
+        .iter()
+        .map(|c| cell(c, row).unwrap())
+        .collect()
+}
+
+#[test]
+fn state_survives_a_snapshot_into_a_fresh_instance() {
+    let engine = PluginEngine::new().unwrap();
+    let app = engine.load(&wasm(), Limits::default()).unwrap();
+    let mut first = app.instantiate().unwrap();
+    let batch = Batch {
+        rows: 3,
+        columns: vec![ints(&[5, 2, 4]), ints(&[1, 0, 3]), ints(&[2, 0, 7])],
+    };
+    first.accumulate(&[7, 3, 7], &batch).unwrap();
+    let states = first.snapshot(&[7, 3]).unwrap();
+    let mut second = app.instantiate().unwrap();
+    second.restore(&[0, 1], &states).unwrap();
+    let before = first.emit(&[7, 3], &app.spec.outputs).unwrap();
+    let after = second.emit(&[0, 1], &app.spec.outputs).unwrap();
+    assert_eq!(
+        row(&before, 0),
+        vec![Cell::Double(4.5), Cell::Int(4), Cell::Int(9), Cell::Int(2)]
+    );
+    assert_eq!(
+        row(&before, 1),
+        vec![Cell::Double(2.0), Cell::Int(0), Cell::Int(0), Cell::Int(1)]
+    );
+    assert_eq!(row(&after, 0), row(&before, 0));
+    assert_eq!(row(&after, 1), row(&before, 1));
+}
+
+#[test]
+fn a_batch_of_the_wrong_shape_is_refused_with_the_field_named() {
+    let engine = PluginEngine::new().unwrap();
+    let app = engine.load(&wasm(), Limits::default()).unwrap();
+    let mut instance = app.instantiate().unwrap();
+    let batch = Batch {
+        rows: 1,
+        columns: vec![ints(&[5]), Column::Doubles(vec![1.0]), ints(&[1])],
+    };
+    let error = instance.accumulate(&[0], &batch).unwrap_err().to_string();
+    assert!(
+        error.contains("helpful_votes") && error.contains("integers"),
+        "{error}"
+    );
+}
+
+#[test]
+fn bytes_that_are_not_a_component_are_refused() {
+    let path = std::env::temp_dir().join(format!("not-a-component-{}.wasm", std::process::id()));
+    std::fs::write(&path, b"\0asm\x01\0\0\0garbage").unwrap();
+    let engine = PluginEngine::new().unwrap();
+    let error = engine
+        .load(&path, Limits::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("is not a WebAssembly component"), "{error}");
+    assert!(error.contains(&path.display().to_string()), "{error}");
+}
+
+fn review(partition: i32, offset: i64, product: &str, date: &str) -> (String, i32, i64, String) {
+    let json = format!(
+        r#"{{"product_id":"{product}","star_rating":4,"helpful_votes":1,"total_votes":2,"review_date":"{date}"}}"#
+    );
+    (json, partition, offset, product.to_owned())
+}
+
+/// Lateness at the exact boundary, with a fixed interleaving of two partitions: the watermark is
+/// the slower partition's newest day minus the 2-day delay, and a day is late once the
+/// watermark reaches its end.
+#[test]
+fn lateness_is_decided_at_the_boundary_with_a_fixed_interleaving() {
+    let engine = PluginEngine::new().unwrap();
+    let app = engine.load(&wasm(), Limits::default()).unwrap();
+    let metrics = Arc::new(AppMetrics::default());
+    let now = Instant::now();
+    let mut processor = Processor::new(
+        app.spec.clone(),
+        app.instantiate().unwrap(),
+        metrics.clone(),
+        Duration::from_secs(3600),
+        now,
+    );
+    processor.watermarks_mut().assign(0, now);
+    processor.watermarks_mut().assign(1, now);
+    let records = [
+        review(0, 0, "a", "2015-01-10"),
+        // Partition 1 has seen nothing: the watermark stays at its start, nothing is late.
+        review(0, 1, "a", "2015-01-01"),
+        review(1, 0, "b", "2015-01-05"),
+        // Watermark: min(Jan 10, Jan 5) - 2 days = Jan 3. Jan 2's window ends Jan 3: late.
+        review(0, 2, "c", "2015-01-02"),
+        // Jan 3's window ends Jan 4, after the watermark: on time.
+        review(1, 1, "d", "2015-01-03"),
+    ];
+    let mut out = Output::default();
+    for (json, partition, offset, product) in &records {
+        let message = Message {
+            topic: "t.reviews",
+            partition: *partition,
+            offset: *offset,
+            key: Some(product.as_bytes()),
+            payload: Some(json.as_bytes()),
+            timestamp: None,
+        };
+        processor.push(&message, now, &mut out);
+    }
+    processor.flush(&mut out).unwrap();
+    let late: Vec<&str> = out.late.iter().map(|r| r.source.as_str()).collect();
+    assert_eq!(late, ["t.reviews/0@2"]);
+    assert!(
+        out.late[0]
+            .reason
+            .contains("[2015-01-02T00:00:00Z, 2015-01-03T00:00:00Z)"),
+        "{}",
+        out.late[0].reason
+    );
+    assert_eq!(processor.watermark().millis(), 16_438 * DAY, "2015-01-03");
+    assert_eq!(AppMetrics::get(&metrics.records_processed), 4);
+    processor.finish(&mut out).unwrap();
+    let closed: usize = out
+        .emitted
+        .iter()
+        .filter(|e| e.closed)
+        .map(|e| e.len())
+        .sum();
+    assert_eq!(
+        closed, 4,
+        "one row per (product, day) of the on-time records"
+    );
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# `just test`: formatting, lints, unit tests, and the integration tests against real Kafka and
+# Cassandra (started here when not running, and stopped again).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cargo fmt --all -- --check
+cargo clippy --release --workspace --all-targets -- -D warnings
+cargo clippy --release --target wasm32-wasip2 -p mysimbdp-guest -p reviews-daily -- -D warnings
+cargo build --release -p mysimbdp-host
+cargo build --release --target wasm32-wasip2 -p reviews-daily
+scripts/with-services.sh cargo test --release --workspace -- --test-threads 1

@@ -1,0 +1,162 @@
+//! The services check (Kafka and Cassandra must answer, or the test fails) and reading the
+//! reviews app's table back from Cassandra.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use scylla::response::PagingState;
+use scylla::statement::unprepared::Statement;
+use scylla::value::CqlTimestamp;
+
+use crate::reviews::{DailyAggregate, WindowKey};
+use crate::{block_on, AGGREGATED_REVIEWS, CASSANDRA_NODE, KAFKA_BOOTSTRAP};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What answered when the services were checked.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub kafka_brokers: usize,
+    pub cassandra_version: String,
+}
+
+impl Services {
+    /// Asks Kafka for its metadata and Cassandra for its release version. Integration tests call
+    /// this first and fail (never skip) with a pointer to `just up` when either does not answer.
+    pub fn check() -> Result<Services> {
+        let kafka = check_kafka();
+        let cassandra = check_cassandra();
+        match (kafka, cassandra) {
+            (Ok(kafka_brokers), Ok(cassandra_version)) => Ok(Services {
+                kafka_brokers,
+                cassandra_version,
+            }),
+            (kafka, cassandra) => {
+                let describe = |r: Result<String>| match r {
+                    Ok(s) => format!("ok ({s})"),
+                    Err(e) => format!("NOT REACHABLE: {e:#}"),
+                };
+                bail!(
+                    "the integration tests need real Kafka and Cassandra; start them with \
+                     `just up` (or run `just test`, which starts them)\n  Kafka at {KAFKA_BOOTSTRAP}: \
+                     {}\n  Cassandra at {CASSANDRA_NODE}: {}",
+                    describe(kafka.map(|n| format!("{n} broker(s)"))),
+                    describe(cassandra.map(|v| format!("release {v}")))
+                )
+            }
+        }
+    }
+}
+
+fn check_kafka() -> Result<usize> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", KAFKA_BOOTSTRAP)
+        .set("socket.connection.setup.timeout.ms", "10000")
+        .create()
+        .context("cannot create a Kafka client")?;
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(15))
+        .context("the metadata request failed")?;
+    if metadata.brokers().is_empty() {
+        bail!("the metadata lists no brokers");
+    }
+    Ok(metadata.brokers().len())
+}
+
+fn check_cassandra() -> Result<String> {
+    block_on(async {
+        let session = connect().await?;
+        let result = session
+            .query_unpaged("SELECT release_version FROM system.local", ())
+            .await
+            .context("SELECT release_version FROM system.local failed")?;
+        let (version,) = result
+            .into_rows_result()
+            .context("system.local returned no rows")?
+            .single_row::<(String,)>()
+            .context("system.local has no single release_version")?;
+        Ok(version)
+    })?
+}
+
+async fn connect() -> Result<Session> {
+    let mut builder = SessionBuilder::new();
+    builder = builder
+        .known_node(CASSANDRA_NODE)
+        .connection_timeout(CONNECT_TIMEOUT);
+    tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(5), builder.build())
+        .await
+        .map_err(|_| anyhow!("no session within {CONNECT_TIMEOUT:?}"))?
+        .with_context(|| format!("cannot connect to Cassandra at {CASSANDRA_NODE}"))
+}
+
+fn is_cql_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && s.len() <= 48
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+}
+
+type AggregateRow = (
+    String,
+    CqlTimestamp,
+    Option<f64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// Every row of `<keyspace>.aggregated_reviews`, page by page, keyed by (product_id,
+/// window_start ms): what the platform stored, to compare with the independent expectation.
+pub fn read_aggregated_reviews(keyspace: &str) -> Result<BTreeMap<WindowKey, DailyAggregate>> {
+    if !is_cql_identifier(keyspace) {
+        bail!("`{keyspace}` is not a CQL identifier");
+    }
+    let table = format!("{keyspace}.{AGGREGATED_REVIEWS}");
+    block_on(async {
+        let session = connect().await?;
+        let mut statement = Statement::new(format!(
+            "SELECT product_id, window_start, avg_star_rating, sum_helpful_votes, \
+             sum_total_votes, number_of_reviews FROM {table}"
+        ));
+        statement.set_page_size(5000);
+        let mut rows = BTreeMap::new();
+        let mut paging_state = PagingState::start();
+        loop {
+            let (result, paging) = session
+                .query_single_page(statement.clone(), (), paging_state)
+                .await
+                .with_context(|| format!("cannot read {table}"))?;
+            let page = result
+                .into_rows_result()
+                .with_context(|| format!("{table}: no rows"))?;
+            for row in page
+                .rows::<AggregateRow>()
+                .with_context(|| format!("{table}: columns"))?
+            {
+                let (product_id, window_start, avg, helpful, total, count) =
+                    row.with_context(|| format!("{table}: a row does not deserialize"))?;
+                let missing =
+                    || format!("{table}: a null column at ({product_id}, {window_start:?})");
+                let aggregate = DailyAggregate {
+                    avg_star_rating: avg.with_context(missing)?,
+                    sum_helpful_votes: helpful.with_context(missing)?,
+                    sum_total_votes: total.with_context(missing)?,
+                    number_of_reviews: count.with_context(missing)?,
+                };
+                rows.insert((product_id, window_start.0), aggregate);
+            }
+            match paging.into_paging_control_flow() {
+                ControlFlow::Break(()) => break,
+                ControlFlow::Continue(next) => paging_state = next,
+            }
+        }
+        Ok(rows)
+    })?
+}

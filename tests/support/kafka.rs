@@ -1,0 +1,208 @@
+//! Creating topics and reading a whole topic back, as a tenant would see it.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use crate::{block_on, unique_tenant_id, KAFKA_BOOTSTRAP};
+
+const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
+const READ_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// One message read back from a topic.
+#[derive(Debug, Clone)]
+pub struct KafkaRecord {
+    pub partition: i32,
+    pub offset: i64,
+    /// Empty when the message has no key.
+    pub key: Vec<u8>,
+    /// Empty when the message has no value.
+    pub value: Vec<u8>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl KafkaRecord {
+    /// The first header named `name`, as text (lossy).
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
+    }
+
+    /// The value parsed as JSON, with the message's place in the error.
+    pub fn value_json(&self) -> Result<serde_json::Value> {
+        serde_json::from_slice(&self.value).with_context(|| {
+            format!(
+                "message at partition {} offset {} is not JSON: {}",
+                self.partition,
+                self.offset,
+                String::from_utf8_lossy(&self.value)
+            )
+        })
+    }
+}
+
+fn consumer(group: &str) -> Result<BaseConsumer> {
+    ClientConfig::new()
+        .set("bootstrap.servers", KAFKA_BOOTSTRAP)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .create()
+        .context("cannot create a Kafka consumer")
+}
+
+/// The partition ids of `topic`; fails when the topic does not exist, so that a topic the
+/// platform should have created is reported as missing rather than read as empty.
+pub fn topic_partitions(topic: &str) -> Result<Vec<i32>> {
+    partitions_of(
+        &consumer(&format!("mysimbdp-tests-meta-{}", unique_tenant_id()))?,
+        topic,
+    )
+}
+
+fn partitions_of(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+        .with_context(|| format!("cannot fetch the metadata of topic {topic}"))?;
+    let entry = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .ok_or_else(|| anyhow!("topic {topic} is not in the metadata"))?;
+    if let Some(error) = entry.error() {
+        bail!("topic {topic}: {:?}", RDKafkaErrorCode::from(error));
+    }
+    let mut ids: Vec<i32> = entry.partitions().iter().map(|p| p.id()).collect();
+    if ids.is_empty() {
+        bail!("topic {topic} has no partitions");
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// Creates `topic` with `partitions` partitions (replication 1), or accepts it if it exists, and
+/// waits until its metadata shows it, so that a producer started next finds every partition.
+pub fn create_topic(topic: &str, partitions: i32) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", KAFKA_BOOTSTRAP)
+        .create()
+        .context("cannot create a Kafka admin client")?;
+    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
+    let results = block_on(admin.create_topics([&new_topic], &options))?
+        .with_context(|| format!("cannot create topic {topic}"))?;
+    for result in results {
+        match result {
+            Ok(_) => {}
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => bail!("cannot create topic {name}: {code:?}"),
+        }
+    }
+    let deadline = Instant::now() + METADATA_TIMEOUT;
+    loop {
+        match topic_partitions(topic) {
+            Ok(ids) if ids.len() >= partitions as usize => return Ok(()),
+            result if Instant::now() >= deadline => {
+                bail!("topic {topic} did not show {partitions} partitions in time: {result:?}")
+            }
+            _ => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// Every message of `topic` from offset 0 up to the end offsets as of the call (read_committed,
+/// as a tenant's consumer would), in partition order and offset order within a partition.
+/// Completion is judged by the consumer's position, which also steps over transaction markers.
+pub fn read_topic(topic: &str) -> Result<Vec<KafkaRecord>> {
+    let consumer = consumer(&format!("mysimbdp-tests-read-{}", unique_tenant_id()))?;
+    let partitions = partitions_of(&consumer, topic)?;
+    let mut ends = BTreeMap::new();
+    let mut assignment = TopicPartitionList::new();
+    for &partition in &partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, METADATA_TIMEOUT)
+            .with_context(|| format!("cannot fetch the watermarks of {topic}/{partition}"))?;
+        if high > low {
+            ends.insert(partition, high);
+            assignment
+                .add_partition_offset(topic, partition, Offset::Beginning)
+                .with_context(|| format!("cannot assign {topic}/{partition}"))?;
+        }
+    }
+    let mut records = Vec::new();
+    if ends.is_empty() {
+        return Ok(records);
+    }
+    consumer
+        .assign(&assignment)
+        .with_context(|| format!("cannot assign {topic}"))?;
+    let mut next_offset: BTreeMap<i32, i64> = BTreeMap::new();
+    let mut last_error = None;
+    let deadline = Instant::now() + READ_TIMEOUT;
+    loop {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                let headers = message
+                    .headers()
+                    .map(|headers| {
+                        headers
+                            .iter()
+                            .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                next_offset.insert(message.partition(), message.offset() + 1);
+                records.push(KafkaRecord {
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    key: message.key().unwrap_or_default().to_vec(),
+                    value: message.payload().unwrap_or_default().to_vec(),
+                    headers,
+                });
+            }
+            Some(Err(error)) => last_error = Some(error),
+            None => {}
+        }
+        let positions = consumer
+            .position()
+            .context("cannot read the consumer's position")?;
+        let reached = |partition: i32| {
+            let position = match positions
+                .find_partition(topic, partition)
+                .map(|p| p.offset())
+            {
+                Some(Offset::Offset(offset)) => offset,
+                _ => 0,
+            };
+            position.max(next_offset.get(&partition).copied().unwrap_or(0))
+        };
+        let behind: Vec<String> = ends
+            .iter()
+            .filter(|(&partition, &end)| reached(partition) < end)
+            .map(|(partition, end)| format!("{partition}: at {} of {end}", reached(*partition)))
+            .collect();
+        if behind.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "could not read {topic} to its end within {READ_TIMEOUT:?} (partitions behind: \
+                 {}; last consumer error: {last_error:?})",
+                behind.join(", ")
+            );
+        }
+    }
+    records.sort_by_key(|r| (r.partition, r.offset));
+    Ok(records)
+}

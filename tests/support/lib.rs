@@ -1,0 +1,42 @@
+//! Helpers shared by the end-to-end tests: where the built artifacts are, a check that real Kafka
+//! and Cassandra answer, a handle on a running platform, readers for Kafka topics and Cassandra
+//! tables, and an expectation of the reviews app's results computed from the TSV alone (without
+//! any platform code), so that the tests compare the platform with an independent computation.
+
+mod cassandra;
+mod env;
+mod kafka;
+mod platform;
+mod reviews;
+
+pub use cassandra::{read_aggregated_reviews, Services};
+pub use env::{
+    mysimbdp_bin, reviews_daily_wasm, run_command, target_dir, unique_tenant_id, workspace_dir,
+    CommandOutput, TestEnv,
+};
+pub use kafka::{create_topic, read_topic, topic_partitions, KafkaRecord};
+pub use platform::{AppSpec, Platform, PlatformConfig};
+pub use reviews::{
+    days_from_civil, diff_aggregates, expected_from_tsv, parse_iso_date, parse_utc_timestamp_ms,
+    DailyAggregate, ExpectedReviews, LateRow, MalformedRow, WindowKey, LATE_MIN_DAYS_BEHIND,
+    MS_PER_DAY, ON_TIME_MAX_DAYS_BEHIND,
+};
+
+/// Kafka's bootstrap address as `just up` starts it.
+pub const KAFKA_BOOTSTRAP: &str = "127.0.0.1:9092";
+/// Cassandra's native-protocol address as `just up` starts it.
+pub const CASSANDRA_NODE: &str = "127.0.0.1:9042";
+/// The reference app's name, as its `describe()` declares it.
+pub const REVIEWS_DAILY: &str = "reviews-daily";
+/// The reference app's Cassandra table, as its `describe()` declares it.
+pub const AGGREGATED_REVIEWS: &str = "aggregated_reviews";
+
+/// A tokio runtime for one blocking call into an async client (scylla, rdkafka's admin API):
+/// the tests themselves stay synchronous, so they can also drive child processes and HTTP simply.
+fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot build a tokio runtime: {e}"))?;
+    Ok(runtime.block_on(future))
+}

@@ -1,0 +1,401 @@
+//! A running `mysimbdp run` under test: its config file, its log, its admin API, and a clean or
+//! brutal end.
+
+use std::collections::hash_map::RandomState;
+use std::fs::{self, File, OpenOptions};
+use std::hash::{BuildHasher, Hasher};
+use std::io::{Read, Seek, SeekFrom};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use crate::env::{mysimbdp_bin, reviews_daily_wasm, TestEnv};
+use crate::{CASSANDRA_NODE, KAFKA_BOOTSTRAP};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+const POLL_INTERVAL: Duration = Duration::from_millis(500);
+const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// One `[[tenants.apps]]` entry: a component by path and the stream it reads.
+#[derive(Debug, Clone)]
+pub struct AppSpec {
+    pub path: PathBuf,
+    pub stream: String,
+}
+
+impl AppSpec {
+    /// The reference app on the `reviews` stream.
+    pub fn reviews_daily() -> Result<Self> {
+        Ok(Self {
+            path: reviews_daily_wasm()?,
+            stream: "reviews".into(),
+        })
+    }
+}
+
+/// The config file of one platform process for one tenant, in the format of
+/// `docs/interfaces.md`; the admin API gets a free loopback port and a random token, so that
+/// parallel tests and leftovers of earlier runs never collide.
+#[derive(Debug, Clone)]
+pub struct PlatformConfig {
+    pub tenant: String,
+    pub apps: Vec<AppSpec>,
+    /// `[kafka] partitions`, for the topics the platform creates.
+    pub partitions: u32,
+    pub admin_listen: String,
+    pub token: String,
+    /// Verbatim TOML put before everything else (root keys or whole tables), for options a
+    /// later test needs; it must not repeat the tables written here.
+    pub extra_toml: String,
+}
+
+impl PlatformConfig {
+    /// A config for `tenant` running `apps`, with a fresh admin port and token.
+    pub fn new(tenant: &str, apps: Vec<AppSpec>) -> Result<Self> {
+        Ok(Self {
+            tenant: tenant.to_owned(),
+            apps,
+            partitions: 4,
+            admin_listen: format!("127.0.0.1:{}", free_loopback_port()?),
+            token: random_token(),
+            extra_toml: String::new(),
+        })
+    }
+
+    /// The TOML text.
+    pub fn to_toml(&self) -> String {
+        let mut toml = String::new();
+        if !self.extra_toml.is_empty() {
+            toml.push_str(&self.extra_toml);
+            toml.push_str("\n\n");
+        }
+        toml.push_str(&format!(
+            "[kafka]\nbootstrap = {}\npartitions = {}\n\n\
+             [cassandra]\nnodes = [{}]\nreplication = 1\n\n\
+             [admin]\nlisten = {}\ntoken = {}\n\n\
+             [[tenants]]\nid = {}\n",
+            toml_string(KAFKA_BOOTSTRAP),
+            self.partitions,
+            toml_string(CASSANDRA_NODE),
+            toml_string(&self.admin_listen),
+            toml_string(&self.token),
+            toml_string(&self.tenant),
+        ));
+        for app in &self.apps {
+            toml.push_str(&format!(
+                "\n[[tenants.apps]]\npath = {}\nstream = {}\n",
+                toml_string(&app.path.to_string_lossy()),
+                toml_string(&app.stream)
+            ));
+        }
+        toml
+    }
+
+    /// Writes the TOML to `path`.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        fs::write(path, self.to_toml())
+            .with_context(|| format!("cannot write the config {}", path.display()))
+    }
+}
+
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A loopback port nobody listens on right now (bind port 0, read it, release it).
+fn free_loopback_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
+    Ok(listener.local_addr().context("no local address")?.port())
+}
+
+fn random_token() -> String {
+    let word = || RandomState::new().build_hasher().finish();
+    format!("{:016x}{:016x}", word(), word())
+}
+
+/// A running `mysimbdp run --config <file>`. Dropping it kills the process (SIGKILL) and reaps
+/// it, so a failing test never leaves a platform behind; `stop()` is the graceful end.
+pub struct Platform {
+    child: Option<Child>,
+    tenant: String,
+    admin_url: String,
+    token: String,
+    config_path: PathBuf,
+    log_path: PathBuf,
+    agent: ureq::Agent,
+}
+
+impl Platform {
+    /// Writes `config` to `<scratch>/<name>.toml` and starts the platform on it, stdout and stderr
+    /// appended to `<scratch>/<name>.log` (appended, so a restarted platform continues the log).
+    pub fn start(env: &TestEnv, name: &str, config: &PlatformConfig) -> Result<Self> {
+        let binary = mysimbdp_bin()?;
+        let config_path = env.path(&format!("{name}.toml"));
+        config.write(&config_path)?;
+        let log_path = env.path(&format!("{name}.log"));
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("cannot open the log {}", log_path.display()))?;
+        let log_err = log.try_clone().context("cannot share the log file")?;
+        let child = Command::new(&binary)
+            .arg("run")
+            .arg("--config")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .with_context(|| format!("cannot start {} run", binary.display()))?;
+        let agent = ureq::Agent::new_with_config(
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(HTTP_TIMEOUT))
+                .build(),
+        );
+        Ok(Self {
+            child: Some(child),
+            tenant: config.tenant.clone(),
+            admin_url: format!("http://{}", config.admin_listen),
+            token: config.token.clone(),
+            config_path,
+            log_path,
+            agent,
+        })
+    }
+
+    /// The admin API's base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn admin_url(&self) -> &str {
+        &self.admin_url
+    }
+
+    /// The admin API's bearer token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// The config file the platform was started with.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// The file that holds the platform's stdout and stderr.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// The process id, while the process has not been reaped.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The last `lines` lines of the platform's log, for failure messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        read_tail(&self.log_path, lines)
+            .unwrap_or_else(|e| format!("(cannot read {}: {e:#})", self.log_path.display()))
+    }
+
+    /// `None` while the process runs, its exit status once it has ended.
+    pub fn exit_status(&mut self) -> Result<Option<ExitStatus>> {
+        match self.child.as_mut() {
+            Some(child) => child.try_wait().context("cannot poll the platform process"),
+            None => bail!("the platform process was already reaped"),
+        }
+    }
+
+    fn ensure_running(&mut self, while_doing: &str) -> Result<()> {
+        if let Some(status) = self.exit_status()? {
+            bail!(
+                "the platform exited ({status}) while {while_doing}\n--- platform log (tail) ---\n{}",
+                self.log_tail(60)
+            );
+        }
+        Ok(())
+    }
+
+    /// Sends one admin request (`GET` or `POST`, empty body) to `path` with the bearer token; returns
+    /// the HTTP status and the body text, whatever the status.
+    pub fn admin_request(&self, method: &str, path: &str) -> Result<(u16, String)> {
+        let url = format!("{}{path}", self.admin_url);
+        let auth = format!("Bearer {}", self.token);
+        let response = match method {
+            "GET" => self.agent.get(&url).header("Authorization", &auth).call(),
+            "POST" => self
+                .agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .send_empty(),
+            other => bail!("unsupported admin method {other}"),
+        };
+        let mut response = response.with_context(|| format!("{method} {url} failed"))?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .read_to_string()
+            .with_context(|| format!("{method} {url}: cannot read the body"))?;
+        Ok((status, body))
+    }
+
+    fn app_path(&self, app: &str) -> String {
+        format!("/apps/{}/{app}", self.tenant)
+    }
+
+    /// `GET /apps/<tenant>/<app>`: the app's status JSON; any status but 200 is an error.
+    pub fn status(&self, app: &str) -> Result<Value> {
+        let path = self.app_path(app);
+        let (status, body) = self.admin_request("GET", &path)?;
+        if status != 200 {
+            bail!("GET {path} answered {status}: {body}");
+        }
+        serde_json::from_str(&body).with_context(|| format!("GET {path}: not JSON: {body}"))
+    }
+
+    /// `POST /apps/<tenant>/<app>/drain`: process the input up to its current end, then close
+    /// every window; any status but 2xx is an error.
+    pub fn drain(&self, app: &str) -> Result<()> {
+        let path = format!("{}/drain", self.app_path(app));
+        let (status, body) = self.admin_request("POST", &path)?;
+        if !(200..300).contains(&status) {
+            bail!("POST {path} answered {status}: {body}");
+        }
+        Ok(())
+    }
+
+    /// Polls `GET /apps/<tenant>/<app>` until it answers 200 (at most 120 s): the platform has
+    /// loaded the app and its admin API is up. Fails early if the process exits.
+    pub fn wait_ready(&mut self, app: &str) -> Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            self.ensure_running(&format!("waiting for {app} to be ready"))?;
+            let last = match self.admin_request("GET", &self.app_path(app)) {
+                Ok((200, _)) => return Ok(()),
+                Ok((status, body)) => format!("HTTP {status}: {body}"),
+                Err(error) => format!("{error:#}"),
+            };
+            if Instant::now() >= deadline {
+                bail!(
+                    "{app} was not ready within {READY_TIMEOUT:?} (last answer: {last})\n\
+                     --- platform log (tail) ---\n{}",
+                    self.log_tail(60)
+                );
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// Polls the app's status until `state == "drained"` and returns that status; fails at
+    /// `timeout`, on `state == "failed"` or if the process exits, with the last status and log.
+    pub fn wait_drained(&mut self, app: &str, timeout: Duration) -> Result<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.ensure_running(&format!("waiting for {app} to drain"))?;
+            let last = match self.status(app) {
+                Ok(status) => match status.get("state").and_then(Value::as_str) {
+                    Some("drained") => return Ok(status),
+                    Some("failed") => bail!(
+                        "{app} failed while draining: {status}\n--- platform log (tail) ---\n{}",
+                        self.log_tail(60)
+                    ),
+                    _ => status.to_string(),
+                },
+                Err(error) => format!("{error:#}"),
+            };
+            if Instant::now() >= deadline {
+                bail!(
+                    "{app} was not drained within {timeout:?}; last status: {last}\n\
+                     --- platform log (tail) ---\n{}",
+                    self.log_tail(60)
+                );
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// Graceful stop: SIGTERM (through `kill`, no libc), then waits up to 60 s for the exit and
+    /// returns its status; on timeout the error carries the log and `Drop` kills the process.
+    pub fn stop(&mut self) -> Result<ExitStatus> {
+        let pid = match self.pid() {
+            Some(pid) => pid,
+            None => bail!("the platform process was already reaped"),
+        };
+        if let Some(status) = self.exit_status()? {
+            bail!(
+                "the platform had already exited ({status}) before SIGTERM\n\
+                 --- platform log (tail) ---\n{}",
+                self.log_tail(60)
+            );
+        }
+        let sent = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .context("cannot run `kill -TERM`")?;
+        if !sent.success() {
+            bail!("`kill -TERM {pid}` failed: {sent}");
+        }
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        loop {
+            if let Some(status) = self.exit_status()? {
+                self.child = None;
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "the platform did not exit within {STOP_TIMEOUT:?} of SIGTERM\n\
+                     --- platform log (tail) ---\n{}",
+                    self.log_tail(60)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Crash: SIGKILL and reap, as a power cut would; for crash/restart tests.
+    pub fn kill(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill().context("cannot kill the platform")?;
+            child.wait().context("cannot reap the platform")?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The last `lines` lines of a file, reading at most its last 256 KiB.
+fn read_tail(path: &Path, lines: usize) -> Result<String> {
+    const MAX: u64 = 256 * 1024;
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(MAX)))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok(crate::env::tail_lines(
+        &String::from_utf8_lossy(&bytes),
+        lines,
+    ))
+}
