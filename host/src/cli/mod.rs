@@ -4,7 +4,7 @@ mod admin_client;
 pub mod gen;
 pub mod produce;
 mod run;
-mod tsv;
+pub mod tsv;
 
 use std::process::ExitCode;
 
