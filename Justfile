@@ -24,6 +24,7 @@ up:
 down:
     deploy/local/down.sh all
 
-# Throughput of the pipeline and the plugin boundary.
-bench: build-apps
+# Throughput: the pipeline and the plugin boundary in-process, then end to end through Kafka and Cassandra.
+bench: build
     cargo bench -p mysimbdp-host --bench pipeline
+    scripts/with-services.sh scripts/bench-e2e.sh 300000

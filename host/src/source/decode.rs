@@ -252,15 +252,28 @@ impl Decoder {
     fn take(&mut self, role: Role, raw: Raw<'_>) -> Result<Option<EventTime>, DecodeError> {
         match role {
             Role::Key => {
-                let key = match raw {
-                    Raw::Str { text, escaped } => text_of(text, escaped)?,
-                    Raw::Number(n) => String::from_utf8_lossy(n).into_owned(),
+                // The key buffer is reused: no allocation per record on the common path.
+                match raw {
+                    Raw::Str {
+                        text,
+                        escaped: true,
+                    } => self.key = text_of(text, true)?,
+                    Raw::Str {
+                        text,
+                        escaped: false,
+                    }
+                    | Raw::Number(text) => {
+                        let text = std::str::from_utf8(text).map_err(|_| {
+                            DecodeError::NotJson("a string is not valid UTF-8".into())
+                        })?;
+                        self.key.clear();
+                        self.key.push_str(text);
+                    }
                     other => return Err(self.mistyped(&self.key_field, "a string", other)),
-                };
-                if key.is_empty() {
+                }
+                if self.key.is_empty() {
                     return Err(DecodeError::EmptyKey(self.key_field.clone()));
                 }
-                self.key = key;
                 Ok(None)
             }
             Role::Time => {
