@@ -27,6 +27,7 @@ echo "== 2. the platform, with tenant $tenant's reviews-daily app (config: $work
 start_platform "$work" "$tenant" "$admin"
 
 echo "== 3. the stream: replayed in event-time order, 60 days of reviews per second"
+echo "   (sorted by review_date, the generator's late rows fall back in place; 'produce' in file order would send them late)"
 $bin produce --file "$work/reviews.tsv" --tenant "$tenant" --replay-speed 5184000 &
 producer=$!
 while kill -0 $producer 2>/dev/null; do
