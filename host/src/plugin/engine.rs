@@ -77,34 +77,17 @@ impl wasmtime_wasi::HostMonotonicClock for StoppedClock {
     }
 }
 
-/// The platform's plugin engine: shared by every app on the host.
-pub struct PluginEngine {
-    engine: Engine,
-    linker: Linker<GuestState>,
-    ticker: Option<JoinHandle<()>>,
+/// The thread that advances the engine's epoch, so that call deadlines fire. It runs while
+/// the engine or any app compiled by it is alive.
+struct Ticker {
+    thread: Option<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
 }
 
-/// A compiled, contract-checked app, ready to instantiate.
-#[derive(Clone)]
-pub struct CompiledApp {
-    pub(super) engine: Engine,
-    pub(super) pre: TenantAppPre<GuestState>,
-    pub spec: Arc<AppSpec>,
-    pub(super) limits: Limits,
-}
-
-impl PluginEngine {
-    pub fn new() -> Result<Self, wasmtime::Error> {
-        let mut config = Config::new();
-        config.wasm_component_model(true);
-        config.epoch_interruption(true);
-        config.concurrency_support(false);
-        let engine = Engine::new(&config)?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+impl Ticker {
+    fn start(engine: &Engine) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
-        let ticker = {
+        let thread = {
             let engine = engine.clone();
             let stop = stop.clone();
             std::thread::Builder::new()
@@ -117,10 +100,52 @@ impl PluginEngine {
                 })?
         };
         Ok(Self {
+            thread: Some(thread),
+            stop,
+        })
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The platform's plugin engine: shared by every app on the host.
+pub struct PluginEngine {
+    engine: Engine,
+    linker: Linker<GuestState>,
+    ticker: Arc<Ticker>,
+}
+
+/// A compiled, contract-checked app, ready to instantiate.
+#[derive(Clone)]
+pub struct CompiledApp {
+    pub(super) engine: Engine,
+    pub(super) pre: TenantAppPre<GuestState>,
+    pub spec: Arc<AppSpec>,
+    pub(super) limits: Limits,
+    _ticker: Arc<Ticker>,
+}
+
+impl PluginEngine {
+    pub fn new() -> Result<Self, wasmtime::Error> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.concurrency_support(false);
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        let ticker = Arc::new(Ticker::start(&engine)?);
+        Ok(Self {
             engine,
             linker,
-            ticker: Some(ticker),
-            stop,
+            ticker,
         })
     }
 
@@ -159,16 +184,8 @@ impl PluginEngine {
             pre,
             spec: Arc::new(spec),
             limits,
+            _ticker: self.ticker.clone(),
         })
-    }
-}
-
-impl Drop for PluginEngine {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(ticker) = self.ticker.take() {
-            let _ = ticker.join();
-        }
     }
 }
 

@@ -1,0 +1,125 @@
+//! A valid component of the contract that does something hostile when a record asks for it:
+//! the sandbox tests feed it one act at a time and check that each is contained.
+
+use mysimbdp_guest::prelude::*;
+
+/// What a record asks the app to do.
+pub mod act {
+    pub const NOTHING: i64 = 0;
+    pub const LOOP_FOREVER: i64 = 1;
+    pub const EXHAUST_MEMORY: i64 = 2;
+    pub const PANIC: i64 = 3;
+    pub const READ_FILE: i64 = 4;
+    pub const OPEN_SOCKET: i64 = 5;
+    pub const READ_ENVIRONMENT_AND_CLOCK: i64 = 6;
+    pub const OVERSIZED_OUTPUT: i64 = 7;
+}
+
+record! {
+    pub struct Order { act: i64 }
+}
+
+record! {
+    /// What the app managed to do; -1 where it was refused.
+    pub struct Loot {
+        records: i64,
+        file_bytes: i64,
+        socket_connected: i64,
+        environment_variables: i64,
+        clock_seconds: i64,
+        payload: String,
+    }
+}
+
+state! {
+    pub struct Attempts {
+        records: i64,
+        file_bytes: i64,
+        socket_connected: i64,
+        environment_variables: i64,
+        clock_seconds: i64,
+        oversized: bool,
+    }
+}
+
+fn read_file() -> i64 {
+    match std::fs::read("/etc/passwd") {
+        Ok(bytes) => bytes.len() as i64,
+        Err(_) => -1,
+    }
+}
+
+fn open_socket() -> i64 {
+    match std::net::TcpStream::connect("127.0.0.1:9092") {
+        Ok(_) => 1,
+        Err(_) => -1,
+    }
+}
+
+fn clock_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(-1)
+}
+
+impl Aggregate for Attempts {
+    type Input = Order;
+    type Output = Loot;
+
+    fn add(&mut self, order: &Order) {
+        self.records += 1;
+        match order.act {
+            act::LOOP_FOREVER => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            act::EXHAUST_MEMORY => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 16 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            act::PANIC => panic!("the hostile app panics on purpose"),
+            act::READ_FILE => self.file_bytes = read_file(),
+            act::OPEN_SOCKET => self.socket_connected = open_socket(),
+            act::READ_ENVIRONMENT_AND_CLOCK => {
+                self.environment_variables = std::env::vars().count() as i64;
+                self.clock_seconds = clock_seconds();
+            }
+            act::OVERSIZED_OUTPUT => self.oversized = true,
+            _ => {}
+        }
+    }
+
+    fn merge(&mut self, other: Attempts) {
+        self.records += other.records;
+    }
+
+    fn finish(&self) -> Loot {
+        Loot {
+            records: self.records,
+            file_bytes: self.file_bytes,
+            socket_connected: self.socket_connected,
+            environment_variables: self.environment_variables,
+            clock_seconds: self.clock_seconds,
+            payload: if self.oversized {
+                "x".repeat(24 << 20)
+            } else {
+                String::new()
+            },
+        }
+    }
+}
+
+export_app! {
+    aggregate: Attempts,
+    name: "hostile",
+    table: "hostile",
+    key: "key",
+    window: tumbling(minutes(1)),
+    emit: on_close(),
+}
