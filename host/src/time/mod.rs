@@ -4,7 +4,7 @@
 mod parse;
 mod watermark;
 
-pub use parse::{format_rfc3339, parse_time, TimeError};
+pub use parse::{date_days, format_date, format_rfc3339, parse_time, TimeError};
 pub use watermark::Watermarks;
 
 /// Milliseconds since the Unix epoch, UTC, of an event.

@@ -55,8 +55,8 @@ fn digits(s: &[u8]) -> Option<u32> {
     Some(s.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
 }
 
-/// `YYYY-MM-DD` → days since the epoch, checking the calendar (no February 30th).
-fn date_days(s: &[u8]) -> Option<i64> {
+/// `YYYY-MM-DD` → days since 1970-01-01, checking the calendar (no February 30th).
+pub fn date_days(s: &[u8]) -> Option<i64> {
     if s.len() != 10 || s[4] != b'-' || s[7] != b'-' {
         return None;
     }
@@ -137,6 +137,12 @@ pub fn parse_time(format: TimeFormat, s: &[u8]) -> Result<EventTime, TimeError> 
             .ok_or_else(|| TimeError::NotEpoch(lossy(s), "seconds"))?,
     };
     Ok(EventTime::from_millis(ms))
+}
+
+/// The `YYYY-MM-DD` form of a day counted from 1970-01-01 (inverse of [`date_days`]).
+pub fn format_date(days: i64) -> String {
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}")
 }
 
 /// `2015-01-31T00:00:00Z`: how times appear in results and reasons people read.
