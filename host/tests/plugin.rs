@@ -221,3 +221,87 @@ fn lateness_is_decided_at_the_boundary_with_a_fixed_interleaving() {
         "one row per (product, day) of the on-time records"
     );
 }
+
+fn day_one(product: &str) -> String {
+    format!(
+        r#"{{"product_id":"{product}","star_rating":5,"helpful_votes":1,"total_votes":1,"review_date":"2015-01-01"}}"#
+    )
+}
+
+fn push_all(processor: &mut Processor, jsons: &[String], now: Instant, out: &mut Output) {
+    for (offset, json) in jsons.iter().enumerate() {
+        let message = Message {
+            topic: "t.reviews",
+            partition: 0,
+            offset: offset as i64,
+            key: None,
+            payload: Some(json.as_bytes()),
+            timestamp: None,
+        };
+        processor.push(&message, now, out);
+    }
+    processor.flush(out).unwrap();
+}
+
+/// The final count of (product, 2015-01-01) among the closed rows.
+fn final_count(out: &Output, product: &str) -> Option<i64> {
+    out.emitted.iter().filter(|e| e.closed).find_map(|e| {
+        let row = e.windows.iter().position(|(key, _)| key == product)?;
+        match cell(&e.outputs.columns[3], row) {
+            Some(Cell::Int(n)) => Some(n),
+            _ => None,
+        }
+    })
+}
+
+#[test]
+fn a_swap_carries_open_windows_and_refuses_incompatible_state() {
+    let engine = PluginEngine::new().unwrap();
+    let app = engine.load(&wasm(), Limits::default()).unwrap();
+    let again = engine.load(&wasm(), Limits::default()).unwrap();
+    assert!(
+        !app.from_cache && again.from_cache,
+        "the second load reuses the compiled code"
+    );
+    assert_eq!(app.digest, again.digest);
+    let now = Instant::now();
+    let mut processor = Processor::new(
+        app.spec.clone(),
+        app.instantiate().unwrap(),
+        Arc::new(AppMetrics::default()),
+        Duration::from_secs(3600),
+        now,
+    );
+    let mut out = Output::default();
+    push_all(
+        &mut processor,
+        &[day_one("a"), day_one("a"), day_one("b")],
+        now,
+        &mut out,
+    );
+
+    let swapped = processor
+        .swap(again.spec.clone(), again.instantiate().unwrap())
+        .unwrap();
+    assert_eq!(swapped.windows, 2);
+
+    let mut incompatible = (*again.spec).clone();
+    incompatible.state_version += 1;
+    let error = processor
+        .swap(Arc::new(incompatible), again.instantiate().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("state version 2") && error.contains("--reset-state"),
+        "{error}"
+    );
+
+    push_all(&mut processor, &[day_one("a")], now, &mut out);
+    processor.finish(&mut out).unwrap();
+    assert_eq!(
+        final_count(&out, "a"),
+        Some(3),
+        "two records before the swap, one after"
+    );
+    assert_eq!(final_count(&out, "b"), Some(1));
+}

@@ -79,6 +79,7 @@ pub fn describe(handle: &AppHandle) -> Value {
         "app": handle.app,
         "version": handle.version,
         "state_version": handle.state_version,
+        "digest": handle.digest,
         "state": status.state,
         "caught_up": status.caught_up,
         "last_error": status.last_error,

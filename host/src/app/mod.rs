@@ -4,5 +4,5 @@
 pub mod processor;
 mod runner;
 
-pub use processor::{Message, Output, Processor};
+pub use processor::{Message, Output, Processor, SwapError, Swapped};
 pub use runner::{AppHandle, AppState, AppStatus, Control, Runner, RunnerSettings};

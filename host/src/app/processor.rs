@@ -37,6 +37,26 @@ impl Output {
     }
 }
 
+/// Why a new version could not take over; the old one keeps running.
+#[derive(Debug, thiserror::Error)]
+pub enum SwapError {
+    #[error("the new version has state version {new}, the running one {old}: their window state is not compatible; deploy with --reset-state to start the open windows fresh")]
+    StateVersion { old: u32, new: u32 },
+    #[error("the new version changes {0}, which the open windows depend on")]
+    Windows(&'static str),
+    #[error("a batch is still being read; swap between batches")]
+    MidBatch,
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+}
+
+/// What a swap carried from the old version to the new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Swapped {
+    pub windows: usize,
+    pub state_bytes: usize,
+}
+
 /// Per-batch scratch, kept to avoid allocating on every batch.
 #[derive(Default)]
 struct Scratch {
@@ -303,6 +323,45 @@ impl Processor {
         }
         self.publish_gauges();
         Ok(())
+    }
+
+    /// Hands every open window's state to a new version's instance, between batches. On any
+    /// failure the running version stays as it was.
+    pub fn swap(
+        &mut self,
+        spec: Arc<AppSpec>,
+        mut instance: AppInstance,
+    ) -> Result<Swapped, SwapError> {
+        let old = &self.spec;
+        if self.pending() > 0 {
+            return Err(SwapError::MidBatch);
+        }
+        if spec.state_version != old.state_version {
+            return Err(SwapError::StateVersion {
+                old: old.state_version,
+                new: spec.state_version,
+            });
+        }
+        if spec.key_field != old.key_field {
+            return Err(SwapError::Windows("the key field"));
+        }
+        if spec.assigner != old.assigner {
+            return Err(SwapError::Windows("the window kind or size"));
+        }
+        if spec.event_time != old.event_time {
+            return Err(SwapError::Windows("the event-time field"));
+        }
+        let open: Vec<u32> = self.table.all_open().iter().map(|s| s.get()).collect();
+        let states = self.timed(PluginCall::Snapshot, |i| i.snapshot(&open))?;
+        instance.restore(&open, &states)?;
+        self.instance = instance;
+        self.decoder = Decoder::new(&spec);
+        self.watermarks.set_delay(spec.watermark_delay_ms);
+        self.spec = spec;
+        Ok(Swapped {
+            windows: open.len(),
+            state_bytes: states.bytes.len(),
+        })
     }
 
     /// End of input: the watermark goes to the end of time and every open window closes.

@@ -58,6 +58,8 @@ pub struct AppHandle {
     pub app: String,
     pub version: String,
     pub state_version: u32,
+    /// SHA-256 of the running `.wasm`.
+    pub digest: String,
     pub metrics: Arc<AppMetrics>,
     pub status: Mutex<AppStatus>,
     pub control: Mutex<std::sync::mpsc::Sender<Control>>,

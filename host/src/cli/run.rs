@@ -101,6 +101,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             app: spec.name.to_string(),
             version: spec.version.clone(),
             state_version: spec.state_version,
+            digest: compiled.digest.clone(),
             metrics: metrics.clone(),
             status: Mutex::new(AppStatus {
                 state: AppState::Starting,

@@ -1,12 +1,14 @@
 //! One wasmtime engine for the whole host, an epoch ticker for deadlines, and the deny-by-default
 //! WASI that every app instance links against.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -120,6 +122,9 @@ pub struct PluginEngine {
     engine: Engine,
     linker: Linker<GuestState>,
     ticker: Arc<Ticker>,
+    /// Compiled components by the SHA-256 of their `.wasm`: loading a known version again
+    /// skips compilation. Only components this engine compiled itself are ever reused.
+    compiled: Mutex<HashMap<[u8; 32], Component>>,
 }
 
 /// A compiled, contract-checked app, ready to instantiate.
@@ -128,6 +133,10 @@ pub struct CompiledApp {
     pub(super) engine: Engine,
     pub(super) pre: TenantAppPre<GuestState>,
     pub spec: Arc<AppSpec>,
+    /// SHA-256 of the `.wasm`, hex: which build is running.
+    pub digest: String,
+    /// Whether the compiled code came from the engine's cache.
+    pub from_cache: bool,
     pub(super) limits: Limits,
     _ticker: Arc<Ticker>,
 }
@@ -146,6 +155,7 @@ impl PluginEngine {
             engine,
             linker,
             ticker,
+            compiled: Mutex::default(),
         })
     }
 
@@ -157,11 +167,28 @@ impl PluginEngine {
             path: shown.clone(),
             source,
         })?;
-        let component =
-            Component::new(&self.engine, &bytes).map_err(|e| PluginError::NotAComponent {
-                path: shown.clone(),
-                reason: format!("{e:#}"),
-            })?;
+        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        let cached = self
+            .compiled
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&digest).cloned());
+        let from_cache = cached.is_some();
+        let component = match cached {
+            Some(component) => component,
+            None => {
+                let component = Component::new(&self.engine, &bytes).map_err(|e| {
+                    PluginError::NotAComponent {
+                        path: shown.clone(),
+                        reason: format!("{e:#}"),
+                    }
+                })?;
+                if let Ok(mut compiled) = self.compiled.lock() {
+                    compiled.insert(digest, component.clone());
+                }
+                component
+            }
+        };
         let wrong = |e: wasmtime::Error| PluginError::WrongContract {
             path: shown.clone(),
             reason: format!("{e:#}"),
@@ -183,6 +210,8 @@ impl PluginEngine {
             engine: self.engine.clone(),
             pre,
             spec: Arc::new(spec),
+            digest: digest.iter().map(|b| format!("{b:02x}")).collect(),
+            from_cache,
             limits,
             _ticker: self.ticker.clone(),
         })

@@ -105,6 +105,11 @@ impl Watermarks {
         self.current
     }
 
+    /// A new app version may declare another delay; the watermark still never goes back.
+    pub fn set_delay(&mut self, delay_ms: u64) {
+        self.delay_ms = delay_ms;
+    }
+
     /// End of input: every window may close.
     pub fn finish(&mut self) {
         self.current = EventTime::MAX;
