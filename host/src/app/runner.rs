@@ -91,7 +91,6 @@ impl AppHandle {
 /// Tuning of the worker loop.
 #[derive(Debug, Clone)]
 pub struct RunnerSettings {
-    pub bootstrap: String,
     pub batch_max: usize,
     pub batch_wait: Duration,
     pub idle_partition_timeout: Duration,

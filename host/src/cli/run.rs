@@ -67,7 +67,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let session = runtime.block_on(cassandra::connect(&config.cassandra.nodes))?;
     let settings = RunnerSettings {
-        bootstrap: config.kafka.bootstrap.clone(),
         batch_max: config.runner.batch_max,
         batch_wait: Duration::from_millis(config.runner.batch_wait_ms),
         idle_partition_timeout: Duration::from_millis(config.runner.idle_partition_timeout_ms),

@@ -144,11 +144,6 @@ impl SlotTable {
         changed
     }
 
-    /// Whether a slot changed since it was last emitted.
-    pub fn is_changed(&self, slot: SlotId) -> bool {
-        self.entries[slot.0 as usize].dirty
-    }
-
     /// Windows that the watermark has closed, oldest first: emit them, then `release` them.
     pub fn closed_by(&self, watermark: EventTime, allowed_lateness_ms: u64) -> Vec<SlotId> {
         let mut closed = Vec::new();
