@@ -3,4 +3,4 @@
 pub mod metrics;
 mod server;
 
-pub use server::serve;
+pub use server::{serve, Plugins};

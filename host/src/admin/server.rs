@@ -3,34 +3,59 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::metrics::{preamble, AppMetrics};
-use crate::app::{AppHandle, Control};
+use crate::app::{AppHandle, Control, Reply};
+use crate::plugin::{Limits, PluginEngine};
 
 /// The apps an admin server can see and steer, by (tenant, app).
 pub type Apps = BTreeMap<(String, String), Arc<AppHandle>>;
 
+/// What the admin API needs to compile a new version off the hot path.
+pub struct Plugins {
+    pub engine: Arc<PluginEngine>,
+    pub limits: Limits,
+}
+
 struct Admin {
     apps: Apps,
     token: String,
+    plugins: Plugins,
 }
 
+/// How long a deploy or rollback waits for the app's worker to reach a batch boundary.
+const TAKE_OVER_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Serves the admin API until the listener fails.
-pub async fn serve(listen: SocketAddr, apps: Apps, token: String) -> std::io::Result<()> {
-    let admin = Arc::new(Admin { apps, token });
+pub async fn serve(
+    listen: SocketAddr,
+    apps: Apps,
+    token: String,
+    plugins: Plugins,
+) -> std::io::Result<()> {
+    let admin = Arc::new(Admin {
+        apps,
+        token,
+        plugins,
+    });
     let router = Router::new()
         .route("/metrics", get(metrics))
         .route("/apps", get(list))
+        .route("/apps/{tenant}/deploy", post(deploy))
         .route("/apps/{tenant}/{app}", get(status))
         .route("/apps/{tenant}/{app}/drain", post(drain))
+        .route("/apps/{tenant}/{app}/rollback", post(rollback))
         .with_state(admin);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(%listen, "admin API listening");
@@ -72,14 +97,16 @@ fn not_found(tenant: &str, app: &str) -> Response {
 /// The JSON an operator sees for one app.
 pub fn describe(handle: &AppHandle) -> Value {
     let status = handle.status();
+    let deployed = handle.deployed();
     let m = &handle.metrics;
     let get = AppMetrics::get;
     json!({
         "tenant": handle.tenant.as_str(),
         "app": handle.app,
-        "version": handle.version,
-        "state_version": handle.state_version,
-        "digest": handle.digest,
+        "version": deployed.version,
+        "state_version": deployed.state_version,
+        "digest": deployed.digest,
+        "swaps": deployed.swaps,
         "state": status.state,
         "caught_up": status.caught_up,
         "last_error": status.last_error,
@@ -142,4 +169,106 @@ async fn drain(
     } else {
         error(StatusCode::CONFLICT, format!("app `{app}` is not running"))
     }
+}
+
+#[derive(Deserialize)]
+struct DeployRequest {
+    /// The new version's `.wasm`, on the platform's machine.
+    path: PathBuf,
+    /// Start every open window fresh instead of carrying its state.
+    #[serde(default)]
+    reset_state: bool,
+}
+
+#[derive(Deserialize, Default)]
+struct RollbackRequest {
+    #[serde(default)]
+    reset_state: bool,
+}
+
+/// Sends a take-over request to the app's worker and waits for its answer.
+async fn take_over(handle: &Arc<AppHandle>, control: impl FnOnce(Reply) -> Control) -> Response {
+    let (reply, answer) = std::sync::mpsc::channel();
+    if !handle.send(control(reply)) {
+        return error(
+            StatusCode::CONFLICT,
+            format!("app `{}` is not running", handle.app),
+        );
+    }
+    let answer = tokio::task::spawn_blocking(move || answer.recv_timeout(TAKE_OVER_TIMEOUT)).await;
+    match answer {
+        Ok(Ok(Ok(result))) => {
+            tracing::info!(tenant = %handle.tenant, app = %handle.app, %result, "take-over done");
+            (
+                StatusCode::OK,
+                Json(json!({ "result": result, "status": describe(handle) })),
+            )
+                .into_response()
+        }
+        Ok(Ok(Err(reason))) => {
+            tracing::warn!(tenant = %handle.tenant, app = %handle.app, %reason, "take-over refused");
+            error(
+                StatusCode::CONFLICT,
+                format!("refused, the running version goes on: {reason}"),
+            )
+        }
+        _ => error(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "the app did not answer within {} s",
+                TAKE_OVER_TIMEOUT.as_secs()
+            ),
+        ),
+    }
+}
+
+async fn deploy(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+    Json(request): Json<DeployRequest>,
+) -> Response {
+    if let Some(denied) = refuse(&admin, &headers) {
+        return denied;
+    }
+    let engine = admin.plugins.engine.clone();
+    let limits = admin.plugins.limits.clone();
+    let path = request.path.clone();
+    let compiled = match tokio::task::spawn_blocking(move || engine.load(&path, limits)).await {
+        Ok(Ok(compiled)) => compiled,
+        Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let app = compiled.spec.name.to_string();
+    let Some(handle) = admin.apps.get(&(tenant.clone(), app.clone())) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "tenant `{tenant}` runs no app `{app}`: add new apps to the config (deploying a new app is not supported yet)"
+            ),
+        );
+    };
+    let reset_state = request.reset_state;
+    take_over(handle, |reply| Control::Deploy {
+        app: Box::new(compiled),
+        reset_state,
+        reply,
+    })
+    .await
+}
+
+async fn rollback(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Path((tenant, app)): Path<(String, String)>,
+    body: Option<Json<RollbackRequest>>,
+) -> Response {
+    if let Some(denied) = refuse(&admin, &headers) {
+        return denied;
+    }
+    let Some(handle) = admin.apps.get(&(tenant.clone(), app.clone())) else {
+        return not_found(&tenant, &app);
+    };
+    let reset_state = body.map(|Json(b)| b.reset_state).unwrap_or_default();
+    take_over(handle, |reply| Control::Rollback { reset_state, reply }).await
 }

@@ -5,4 +5,6 @@ pub mod processor;
 mod runner;
 
 pub use processor::{Message, Output, Processor, SwapError, Swapped};
-pub use runner::{AppHandle, AppState, AppStatus, Control, Runner, RunnerSettings};
+pub use runner::{
+    AppHandle, AppState, AppStatus, Control, Deployed, Reply, Runner, RunnerSettings,
+};

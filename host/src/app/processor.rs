@@ -330,13 +330,31 @@ impl Processor {
     pub fn swap(
         &mut self,
         spec: Arc<AppSpec>,
+        instance: AppInstance,
+    ) -> Result<Swapped, SwapError> {
+        self.take_over(spec, instance, true)
+    }
+
+    /// Lets a new version take over with empty state: every open window starts fresh.
+    pub fn reset(
+        &mut self,
+        spec: Arc<AppSpec>,
+        instance: AppInstance,
+    ) -> Result<Swapped, SwapError> {
+        self.take_over(spec, instance, false)
+    }
+
+    fn take_over(
+        &mut self,
+        spec: Arc<AppSpec>,
         mut instance: AppInstance,
+        carry_state: bool,
     ) -> Result<Swapped, SwapError> {
         let old = &self.spec;
         if self.pending() > 0 {
             return Err(SwapError::MidBatch);
         }
-        if spec.state_version != old.state_version {
+        if carry_state && spec.state_version != old.state_version {
             return Err(SwapError::StateVersion {
                 old: old.state_version,
                 new: spec.state_version,
@@ -352,15 +370,19 @@ impl Processor {
             return Err(SwapError::Windows("the event-time field"));
         }
         let open: Vec<u32> = self.table.all_open().iter().map(|s| s.get()).collect();
-        let states = self.timed(PluginCall::Snapshot, |i| i.snapshot(&open))?;
-        instance.restore(&open, &states)?;
+        let mut state_bytes = 0;
+        if carry_state {
+            let states = self.timed(PluginCall::Snapshot, |i| i.snapshot(&open))?;
+            instance.restore(&open, &states)?;
+            state_bytes = states.bytes.len();
+        }
         self.instance = instance;
         self.decoder = Decoder::new(&spec);
         self.watermarks.set_delay(spec.watermark_delay_ms);
         self.spec = spec;
         Ok(Swapped {
             windows: open.len(),
-            state_bytes: states.bytes.len(),
+            state_bytes,
         })
     }
 

@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use super::processor::{Message, Output, Processor};
 use crate::admin::metrics::AppMetrics;
 use crate::names::{AppTopics, TenantId};
+use crate::plugin::CompiledApp;
 use crate::sink::cassandra::ResultsTable;
 use crate::sink::kafka::AppOutputs;
 use crate::sink::Emitted;
@@ -44,22 +45,54 @@ pub struct AppStatus {
     pub last_error: Option<String>,
 }
 
+/// The answer to a deploy or rollback: what happened, in words, or why it was refused.
+pub type Reply = std::sync::mpsc::Sender<Result<String, String>>;
+
 /// An operator's request to an app's worker.
-#[derive(Debug)]
 pub enum Control {
     /// Process everything up to the input's end offsets as of now, then close every window.
     Drain,
+    /// A compiled new version takes over at the next batch boundary.
+    Deploy {
+        app: Box<CompiledApp>,
+        reset_state: bool,
+        reply: Reply,
+    },
+    /// The version that ran before the last deploy takes over again, under the same rules.
+    Rollback {
+        reset_state: bool,
+        reply: Reply,
+    },
     Stop,
+}
+
+/// Which build of an app is running.
+#[derive(Debug, Clone, Serialize)]
+pub struct Deployed {
+    pub version: String,
+    pub state_version: u32,
+    /// SHA-256 of the running `.wasm`.
+    pub digest: String,
+    /// Versions that took over since the platform started.
+    pub swaps: u64,
+}
+
+impl Deployed {
+    pub fn of(app: &CompiledApp) -> Self {
+        Self {
+            version: app.spec.version.clone(),
+            state_version: app.spec.state_version,
+            digest: app.digest.clone(),
+            swaps: 0,
+        }
+    }
 }
 
 /// The operator's side of a running app.
 pub struct AppHandle {
     pub tenant: TenantId,
     pub app: String,
-    pub version: String,
-    pub state_version: u32,
-    /// SHA-256 of the running `.wasm`.
-    pub digest: String,
+    pub deployed: Mutex<Deployed>,
     pub metrics: Arc<AppMetrics>,
     pub status: Mutex<AppStatus>,
     pub control: Mutex<std::sync::mpsc::Sender<Control>>,
@@ -78,6 +111,13 @@ impl AppHandle {
             Ok(mut s) => f(&mut s),
             Err(p) => f(&mut p.into_inner()),
         }
+    }
+
+    pub fn deployed(&self) -> Deployed {
+        self.deployed
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     pub fn send(&self, control: Control) -> bool {
@@ -107,6 +147,9 @@ pub struct Runner {
     pub runtime: Handle,
     pub control: Receiver<Control>,
     pub settings: RunnerSettings,
+    /// The running build, and the one before it for a rollback.
+    pub current: CompiledApp,
+    pub previous: Option<CompiledApp>,
 }
 
 fn now_ms() -> i64 {
@@ -269,6 +312,20 @@ impl Worker {
                     return Ok(AppState::Stopped)
                 }
                 Ok(Control::Drain) => self.start_drain()?,
+                Ok(Control::Deploy {
+                    app,
+                    reset_state,
+                    reply,
+                }) => {
+                    let _ = reply.send(self.take_over(*app, reset_state));
+                }
+                Ok(Control::Rollback { reset_state, reply }) => {
+                    let answer = match self.r.previous.clone() {
+                        Some(previous) => self.take_over(previous, reset_state),
+                        None => Err("there is no previous version to roll back to".into()),
+                    };
+                    let _ = reply.send(answer);
+                }
                 Err(TryRecvError::Empty) => {}
             }
             self.sync_assignment();
@@ -340,6 +397,15 @@ impl Worker {
             if taken >= max {
                 break;
             }
+            // A partition that reached its end may have new records: take one to refresh its
+            // clock, so that a stale clock neither holds the watermark back nor starves it.
+            for q in queues.iter_mut().filter(|q| q.assigned && q.at_end) {
+                if let Some(Ok(message)) = q.queue.poll(Duration::ZERO) {
+                    q.at_end = false;
+                    take(&message, &mut r.processor, next_offsets, now, out);
+                    taken += 1;
+                }
+            }
             // The slowest partition this host owns that has not reached its end. When its records
             // have not arrived yet, the batch ends and waits for them rather than letting the
             // others run ahead.
@@ -350,14 +416,6 @@ impl Worker {
                 .min_by_key(|(_, q)| r.processor.clock(q.partition))
                 .map(|(i, _)| i);
             let Some(i) = slowest else {
-                // Every owned partition is at its end: look for new records on each.
-                for q in queues.iter_mut().filter(|q| q.assigned) {
-                    if let Some(Ok(message)) = q.queue.poll(Duration::ZERO) {
-                        q.at_end = false;
-                        take(&message, &mut r.processor, next_offsets, now, out);
-                        taken += 1;
-                    }
-                }
                 if taken > 0 || Instant::now() >= deadline {
                     break;
                 }
@@ -452,6 +510,52 @@ impl Worker {
                 .map_err(|e| format!("Cassandra writer task: {e}"))??;
         }
         Ok(())
+    }
+
+    /// A new build takes over between batches: open windows carry their state (or start fresh
+    /// with `reset_state`), the sinks learn its outputs. On failure the running build stays.
+    fn take_over(&mut self, app: CompiledApp, reset_state: bool) -> Result<String, String> {
+        let started = Instant::now();
+        let instance = app.instantiate().map_err(|e| e.to_string())?;
+        let table = self
+            .r
+            .runtime
+            .block_on(self.r.table.reopen(&app.spec))
+            .map_err(|e| e.to_string())?;
+        self.finish_writes()?;
+        let processor = &mut self.r.processor;
+        let swapped = if reset_state {
+            processor.reset(app.spec.clone(), instance)
+        } else {
+            processor.swap(app.spec.clone(), instance)
+        }
+        .map_err(|e| e.to_string())?;
+        self.r.table = Arc::new(table);
+        self.r.outputs.describe(&app.spec);
+        let (from, to) = (
+            self.r.current.spec.version.clone(),
+            app.spec.version.clone(),
+        );
+        let mut deployed = Deployed::of(&app);
+        deployed.swaps = self.r.handle.deployed().swaps + 1;
+        if let Ok(mut d) = self.r.handle.deployed.lock() {
+            *d = deployed;
+        }
+        self.r.previous = Some(std::mem::replace(&mut self.r.current, app));
+        let pause = started.elapsed();
+        let what = if reset_state {
+            format!("{} open windows start fresh", swapped.windows)
+        } else {
+            format!(
+                "{} open windows carried ({} bytes of state)",
+                swapped.windows, swapped.state_bytes
+            )
+        };
+        tracing::info!(%from, %to, ?pause, windows = swapped.windows, reset_state, "new version took over");
+        Ok(format!(
+            "version {to} took over from {from} in {} ms: {what}",
+            pause.as_millis()
+        ))
     }
 
     fn start_drain(&mut self) -> Result<(), String> {

@@ -6,11 +6,7 @@ use anyhow::{bail, Context};
 use serde_json::Value;
 
 #[derive(clap::Args)]
-pub struct Target {
-    #[arg(long)]
-    tenant: String,
-    #[arg(long)]
-    app: String,
+pub struct Admin {
     /// The platform's admin address.
     #[arg(long, default_value = "http://127.0.0.1:9180")]
     admin: String,
@@ -19,10 +15,43 @@ pub struct Target {
     token: String,
 }
 
+#[derive(clap::Args)]
+pub struct Target {
+    #[arg(long)]
+    tenant: String,
+    #[arg(long)]
+    app: String,
+    #[command(flatten)]
+    admin: Admin,
+}
+
 #[derive(clap::Subcommand)]
 pub enum AppCommand {
     /// Show an app's version, state, counters and whether it has caught up with its input.
     Status(Target),
+    /// Every app on the platform, with its status.
+    List(Admin),
+    /// Compile a new version of an app and let it take over at a batch boundary, carrying the
+    /// state of its open windows (refused when the state version differs, unless --reset-state).
+    Deploy {
+        #[arg(long)]
+        tenant: String,
+        /// The new version's `.wasm`, as the platform's machine sees it.
+        #[arg(long)]
+        path: std::path::PathBuf,
+        /// Start every open window fresh instead of carrying its state.
+        #[arg(long)]
+        reset_state: bool,
+        #[command(flatten)]
+        admin: Admin,
+    },
+    /// Let the version that ran before the last deploy take over again.
+    Rollback {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        reset_state: bool,
+    },
     /// Process all input up to the topic's current end, then emit and close every window.
     Drain {
         #[command(flatten)]
@@ -36,20 +65,19 @@ pub enum AppCommand {
     },
 }
 
-fn request(target: &Target, method: &str, path: &str) -> anyhow::Result<Value> {
-    let url = format!(
-        "{}/apps/{}/{}{path}",
-        target.admin.trim_end_matches('/'),
-        target.tenant,
-        target.app
-    );
+fn request(admin: &Admin, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    let url = format!("{}{path}", admin.admin.trim_end_matches('/'));
     let agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
         .new_agent();
-    let auth = format!("Bearer {}", target.token);
-    let response = match method {
-        "POST" => agent.post(&url).header("Authorization", &auth).send_empty(),
+    let auth = format!("Bearer {}", admin.token);
+    let response = match (method, body) {
+        ("POST", Some(body)) => agent
+            .post(&url)
+            .header("Authorization", &auth)
+            .send_json(body),
+        ("POST", None) => agent.post(&url).header("Authorization", &auth).send_empty(),
         _ => agent.get(&url).header("Authorization", &auth).call(),
     }
     .with_context(|| format!("reaching the admin API at {url}"))?;
@@ -69,27 +97,62 @@ fn request(target: &Target, method: &str, path: &str) -> anyhow::Result<Value> {
     Ok(body)
 }
 
+fn app_request(
+    target: &Target,
+    method: &str,
+    suffix: &str,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
+    let path = format!("/apps/{}/{}{suffix}", target.tenant, target.app);
+    request(&target.admin, method, &path, body)
+}
+
+fn print(value: &Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
 pub fn run(command: AppCommand) -> anyhow::Result<()> {
     match command {
-        AppCommand::Status(target) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&request(&target, "GET", "")?)?
-            );
+        AppCommand::Status(target) => print(&app_request(&target, "GET", "", None)?)?,
+        AppCommand::List(admin) => print(&request(&admin, "GET", "/apps", None)?)?,
+        AppCommand::Deploy {
+            tenant,
+            path,
+            reset_state,
+            admin,
+        } => {
+            let path = std::path::absolute(&path).unwrap_or(path);
+            let body = serde_json::json!({ "path": path, "reset_state": reset_state });
+            let answer = request(
+                &admin,
+                "POST",
+                &format!("/apps/{tenant}/deploy"),
+                Some(body),
+            )?;
+            println!("{}", answer["result"].as_str().unwrap_or_default());
+        }
+        AppCommand::Rollback {
+            target,
+            reset_state,
+        } => {
+            let body = serde_json::json!({ "reset_state": reset_state });
+            let answer = app_request(&target, "POST", "/rollback", Some(body))?;
+            println!("{}", answer["result"].as_str().unwrap_or_default());
         }
         AppCommand::Drain {
             target,
             wait,
             timeout,
         } => {
-            request(&target, "POST", "/drain")?;
+            app_request(&target, "POST", "/drain", None)?;
             if !wait {
                 eprintln!("drain requested; `mysimbdp app status` shows when it is done");
                 return Ok(());
             }
             let deadline = Instant::now() + Duration::from_secs(timeout);
             loop {
-                let status = request(&target, "GET", "")?;
+                let status = app_request(&target, "GET", "", None)?;
                 match status.get("state").and_then(Value::as_str) {
                     Some("drained") => {
                         println!("{}", serde_json::to_string_pretty(&status)?);

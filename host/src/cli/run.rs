@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use crate::admin::metrics::AppMetrics;
 use crate::app::Processor;
-use crate::app::{AppHandle, AppState, AppStatus, Control, Runner, RunnerSettings};
+use crate::app::{AppHandle, AppState, AppStatus, Control, Deployed, Runner, RunnerSettings};
 use crate::config::Config;
 use crate::names::AppTopics;
 use crate::plugin::{Limits, PluginEngine};
@@ -44,8 +44,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let engine =
-        PluginEngine::new().map_err(|e| anyhow::anyhow!("starting the plugin engine: {e:#}"))?;
+    let engine = Arc::new(
+        PluginEngine::new().map_err(|e| anyhow::anyhow!("starting the plugin engine: {e:#}"))?,
+    );
     let limits = Limits {
         memory_bytes: config.limits.memory_mb << 20,
         call_deadline: Duration::from_millis(config.limits.call_deadline_ms),
@@ -98,9 +99,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         let handle = Arc::new(AppHandle {
             tenant: entry.tenant.clone(),
             app: spec.name.to_string(),
-            version: spec.version.clone(),
-            state_version: spec.state_version,
-            digest: compiled.digest.clone(),
+            deployed: Mutex::new(Deployed::of(&compiled)),
             metrics: metrics.clone(),
             status: Mutex::new(AppStatus {
                 state: AppState::Starting,
@@ -126,6 +125,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             runtime: runtime.handle().clone(),
             control: receiver,
             settings: settings.clone(),
+            current: compiled,
+            previous: None,
         };
         let name = format!("{}/{}", entry.tenant, spec.name);
         workers.push(
@@ -139,7 +140,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let handles: Vec<Arc<AppHandle>> = apps.values().cloned().collect();
     let listen = config.admin.listen;
     runtime.block_on(async move {
-        let server = crate::admin::serve(listen, apps, token);
+        let plugins = crate::admin::Plugins { engine, limits };
+        let server = crate::admin::serve(listen, apps, token, plugins);
         tokio::select! {
             result = server => result.with_context(|| format!("admin API on {listen}")),
             _ = shutdown_signal() => {

@@ -62,6 +62,8 @@ pub struct ResultsTable {
     session: Arc<Session>,
     insert: PreparedStatement,
     version: String,
+    tenant: TenantId,
+    replication: u32,
 }
 
 impl ResultsTable {
@@ -138,7 +140,14 @@ impl ResultsTable {
             session,
             insert,
             version: spec.version.clone(),
+            tenant: tenant.clone(),
+            replication,
         })
+    }
+
+    /// The same table for a new app version: columns it adds are added, the upsert re-prepared.
+    pub async fn reopen(&self, spec: &AppSpec) -> Result<Self, CassandraError> {
+        Self::open(self.session.clone(), &self.tenant, spec, self.replication).await
     }
 
     /// Upserts every row; returns when all are acknowledged.

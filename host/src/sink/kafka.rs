@@ -68,6 +68,12 @@ impl AppOutputs {
         })
     }
 
+    /// A new app version took over: its output columns and version from now on.
+    pub fn describe(&mut self, spec: &AppSpec) {
+        self.output_names = spec.outputs.iter().map(|f| f.name.clone()).collect();
+        self.version = spec.version.clone();
+    }
+
     fn send(&self, topic: &str, key: Option<&[u8]>, payload: &[u8], headers: Option<OwnedHeaders>) {
         let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(payload);
         if let Some(key) = key {

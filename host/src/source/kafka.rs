@@ -70,7 +70,15 @@ impl Assignments {
     }
 }
 
-impl ClientContext for Assignments {}
+impl ClientContext for Assignments {
+    /// Reaching a partition's end is how event-time alignment knows a partition is caught up,
+    /// not an error worth a log line.
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::PartitionEOF) {
+            tracing::warn!(%error, reason, "Kafka client error");
+        }
+    }
+}
 
 impl ConsumerContext for Assignments {
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
