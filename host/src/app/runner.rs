@@ -522,7 +522,7 @@ impl Worker {
             .runtime
             .block_on(self.r.table.reopen(&app.spec))
             .map_err(|e| e.to_string())?;
-        self.finish_writes()?;
+        // A write in flight finishes on its own, with the version that computed it.
         let processor = &mut self.r.processor;
         let swapped = if reset_state {
             processor.reset(app.spec.clone(), instance)

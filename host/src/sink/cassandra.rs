@@ -11,7 +11,7 @@ use scylla::value::{CqlTimestamp, CqlValue};
 
 use super::{cell, Cell, Emitted};
 use crate::names::TenantId;
-use crate::plugin::{AppSpec, FieldType};
+use crate::plugin::{AppSpec, FieldSpec, FieldType};
 
 /// How many upserts are in flight at once per app.
 const CONCURRENCY: usize = 64;
@@ -64,6 +64,8 @@ pub struct ResultsTable {
     version: String,
     tenant: TenantId,
     replication: u32,
+    table: String,
+    outputs: Vec<FieldSpec>,
 }
 
 impl ResultsTable {
@@ -142,11 +144,25 @@ impl ResultsTable {
             version: spec.version.clone(),
             tenant: tenant.clone(),
             replication,
+            table: spec.table.clone(),
+            outputs: spec.outputs.clone(),
         })
     }
 
     /// The same table for a new app version: columns it adds are added, the upsert re-prepared.
+    /// When the outputs are the same, nothing is asked of Cassandra.
     pub async fn reopen(&self, spec: &AppSpec) -> Result<Self, CassandraError> {
+        if spec.table == self.table && spec.outputs == self.outputs {
+            return Ok(Self {
+                session: self.session.clone(),
+                insert: self.insert.clone(),
+                version: spec.version.clone(),
+                tenant: self.tenant.clone(),
+                replication: self.replication,
+                table: self.table.clone(),
+                outputs: self.outputs.clone(),
+            });
+        }
         Self::open(self.session.clone(), &self.tenant, spec, self.replication).await
     }
 
