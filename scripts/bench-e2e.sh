@@ -6,12 +6,9 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 rows="${1:-300000}"
-bin=target/release/mysimbdp
-tenant="bench_$(date +%s)"
-work=".state/bench/$tenant"
-mkdir -p "$work"
 admin="127.0.0.1:9189"
 source scripts/platform.sh
+new_tenant bench
 $bin gen --out "$work/reviews.tsv" --rows "$rows" --late 0 --malformed 0 2>/dev/null
 echo "produce:"
 $bin produce --file "$work/reviews.tsv" --tenant "$tenant" 2>&1 | grep -E "sent|elapsed|rate" | sed 's/^/  /'

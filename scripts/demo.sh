@@ -13,12 +13,9 @@ fi
 
 source deploy/local/lib.sh
 ensure_cql_python
-bin=target/release/mysimbdp
-tenant="demo_$(date +%s)"
-work=".state/demo/$tenant"
-mkdir -p "$work"
 admin="127.0.0.1:9188"
 source scripts/platform.sh
+new_tenant demo
 
 echo "== 1. a tenant's data: 30000 synthetic Amazon reviews over two years"
 $bin gen --out "$work/reviews.tsv" --rows 30000 --seed 7

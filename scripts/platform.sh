@@ -1,4 +1,13 @@
 # Sourced by the demo and the end-to-end benchmark: one tenant's platform on a scratch config.
+bin="$root/target/release/mysimbdp"
+
+# new_tenant KIND: a fresh tenant id ($tenant) and its scratch folder ($work) under .state/KIND/.
+new_tenant() {
+  tenant="${1}_$(date +%s)"
+  work=".state/$1/$tenant"
+  mkdir -p "$work"
+}
+
 # start_platform WORKDIR TENANT ADMIN_ADDR: writes WORKDIR/mysimbdp.toml for TENANT's reviews-daily
 # app, starts `mysimbdp run` in the background (PLATFORM_PID; stopped by pid on exit), exports
 # MYSIMBDP_ADMIN_TOKEN and waits until the app answers on the admin API.
@@ -17,7 +26,7 @@ id = "$tenant"
 path = "$root/target/wasm32-wasip2/release/reviews_daily.wasm"
 stream = "reviews"
 TOML
-  "$root/target/release/mysimbdp" run --config "$work/mysimbdp.toml" >"$work/platform.log" 2>&1 &
+  "$bin" run --config "$work/mysimbdp.toml" >"$work/platform.log" 2>&1 &
   PLATFORM_PID=$!
   trap 'kill -TERM $PLATFORM_PID 2>/dev/null; wait $PLATFORM_PID 2>/dev/null || true' EXIT
   local _
@@ -31,4 +40,4 @@ TOML
 }
 
 # app ARGS...: `mysimbdp app ARGS...`
-app() { "$root/target/release/mysimbdp" app "$@"; }
+app() { "$bin" app "$@"; }
