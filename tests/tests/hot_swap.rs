@@ -3,6 +3,8 @@
 //! windows' state, so the drained results equal an expectation computed from the TSV alone. A
 //! file that is not a component is refused and the running version goes on.
 
+use std::collections::BTreeSet;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -64,7 +66,16 @@ fn swaps_under_a_steady_stream_keep_results_exact() -> Result<()> {
         .spawn()
         .context("starting mysimbdp produce")?;
 
-    let wasm_path = wasm.display().to_string();
+    let v1 = wasm.display().to_string();
+    let v2 = wasm
+        .with_file_name("reviews_daily_v2.wasm")
+        .display()
+        .to_string();
+    ensure!(
+        Path::new(&v2).is_file(),
+        "{v2} is missing: run `just build-apps`"
+    );
+    let mut took_over: BTreeSet<String> = BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut swaps = 0;
     let mut streaming_swaps = 0;
@@ -73,16 +84,20 @@ fn swaps_under_a_steady_stream_keep_results_exact() -> Result<()> {
             Instant::now() < deadline,
             "swapping took longer than 10 minutes"
         );
-        let mut command = if swaps % 3 == 2 {
-            operator(
+        // 1.0 → 2.0 → rollback to 1.0 → 2.0 …
+        let mut command = match swaps % 3 {
+            0 => operator(
+                &platform,
+                &["deploy", "--tenant", &env.tenant, "--path", &v2],
+            ),
+            1 => operator(
                 &platform,
                 &["rollback", "--tenant", &env.tenant, "--app", REVIEWS_DAILY],
-            )
-        } else {
-            operator(
+            ),
+            _ => operator(
                 &platform,
-                &["deploy", "--tenant", &env.tenant, "--path", &wasm_path],
-            )
+                &["deploy", "--tenant", &env.tenant, "--path", &v1],
+            ),
         };
         let name = format!("swap-{swaps}");
         let output = run_command(&env, &name, &mut command, Duration::from_secs(150))?;
@@ -92,6 +107,8 @@ fn swaps_under_a_steady_stream_keep_results_exact() -> Result<()> {
             "{name}: {}",
             output.describe()
         );
+        // "version X took over from Y ...": X ran from here on.
+        took_over.extend(output.stdout.split_whitespace().nth(1).map(str::to_owned));
         if producer.try_wait()?.is_none() {
             streaming_swaps += 1;
         }
@@ -102,6 +119,10 @@ fn swaps_under_a_steady_stream_keep_results_exact() -> Result<()> {
     ensure!(
         streaming_swaps >= 5,
         "only {streaming_swaps} swaps happened while records arrived"
+    );
+    ensure!(
+        took_over.contains("1.0.0") && took_over.contains("2.0.0"),
+        "both versions should have run: {took_over:?}"
     );
 
     let garbage = env.path("garbage.wasm");
