@@ -80,6 +80,8 @@ pub struct Processor {
     last_update: Instant,
     scratch: Scratch,
     mismatches: usize,
+    /// Messages taken since the last flush; published once per batch, not per record.
+    pushed: usize,
     batch_started: Option<Instant>,
 }
 
@@ -109,13 +111,10 @@ impl Processor {
             last_update: now,
             scratch: Scratch::default(),
             mismatches: 0,
+            pushed: 0,
             batch_started: None,
             spec,
         }
-    }
-
-    pub fn spec(&self) -> &AppSpec {
-        &self.spec
     }
 
     pub fn watermark(&self) -> EventTime {
@@ -124,10 +123,6 @@ impl Processor {
 
     pub fn watermarks_mut(&mut self) -> &mut Watermarks {
         &mut self.watermarks
-    }
-
-    pub fn open_windows(&self) -> usize {
-        self.table.open_windows()
     }
 
     fn timed<T>(
@@ -163,7 +158,7 @@ impl Processor {
     /// Takes one message into the current batch: decoded, judged late or not against the
     /// watermark of this moment, and its partition's clock advanced.
     pub fn push(&mut self, message: &Message<'_>, now: Instant, out: &mut Output) {
-        AppMetrics::count(&self.metrics.records_in, 1);
+        self.pushed += 1;
         if self.batch_started.is_none() {
             self.batch_started = Some(Instant::now());
         }
@@ -232,6 +227,7 @@ impl Processor {
 
     /// Ends the batch: the filter and the accumulator each get one call for all its rows.
     pub fn flush(&mut self, _out: &mut Output) -> Result<(), PluginError> {
+        AppMetrics::count(&self.metrics.records_in, std::mem::take(&mut self.pushed));
         if self.mismatches > 0 {
             AppMetrics::count(&self.metrics.key_mismatches, self.mismatches);
             tracing::warn!(

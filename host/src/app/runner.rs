@@ -159,13 +159,16 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// The next offset to read per partition: updated for every record, so a cheap hash.
+type Offsets = HashMap<i32, i64, foldhash::fast::RandomState>;
+
 /// Cassandra writes retry this many times before the app is marked failed.
 const WRITE_ATTEMPTS: u32 = 5;
 
 struct Worker {
     r: Runner,
-    next_offsets: HashMap<i32, i64>,
-    drain_target: Option<HashMap<i32, i64>>,
+    next_offsets: Offsets,
+    drain_target: Option<Offsets>,
     pending_write: Option<JoinHandle<Result<(), String>>>,
     queues: Vec<InputQueue>,
     last_assignment_check: Instant,
@@ -183,7 +186,7 @@ impl Runner {
         let _entered = span.enter();
         let mut worker = Worker {
             r: self,
-            next_offsets: HashMap::new(),
+            next_offsets: Offsets::default(),
             drain_target: None,
             pending_write: None,
             queues: Vec::new(),
@@ -223,7 +226,7 @@ const CHUNK: usize = 32;
 fn take(
     message: &BorrowedMessage<'_>,
     processor: &mut Processor,
-    next_offsets: &mut HashMap<i32, i64>,
+    next_offsets: &mut Offsets,
     now: Instant,
     out: &mut Output,
 ) {
@@ -247,7 +250,7 @@ fn rebalance(
     topic: &str,
     queues: &mut Vec<InputQueue>,
     processor: &mut Processor,
-    next_offsets: &mut HashMap<i32, i64>,
+    next_offsets: &mut Offsets,
 ) {
     let now = Instant::now();
     for change in changes {
@@ -565,7 +568,7 @@ impl Worker {
             .consumer
             .fetch_metadata(Some(&topic), Duration::from_secs(30))
             .map_err(|e| format!("reading metadata of {topic}: {e}"))?;
-        let mut target = HashMap::new();
+        let mut target = Offsets::default();
         for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
             let (_, high) = self
                 .r

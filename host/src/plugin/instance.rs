@@ -40,11 +40,6 @@ impl AppInstance {
         })
     }
 
-    /// Why this instance can no longer be called, if it cannot.
-    pub fn poisoned(&self) -> Option<&str> {
-        self.poisoned.as_deref()
-    }
-
     fn call<T>(
         &mut self,
         call: &'static str,
@@ -97,10 +92,6 @@ impl AppInstance {
                 call: "accumulate",
                 reason,
             })
-    }
-
-    pub fn merge(&mut self, into: &[u32], from: &[u32]) -> Result<(), PluginError> {
-        self.call("merge", |g, s| g.call_merge(s, into, from))
     }
 
     /// The current output rows of the slots, checked against the declared output columns.

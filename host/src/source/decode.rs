@@ -161,11 +161,6 @@ impl Decoder {
         &self.key
     }
 
-    /// Rows appended since the last `take_batch`.
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
     /// Removes the row decoded last (a late record never reaches the plugin).
     pub fn discard_last(&mut self) {
         if self.rows == 0 {

@@ -114,11 +114,6 @@ impl Watermarks {
     pub fn finish(&mut self) {
         self.current = EventTime::MAX;
     }
-
-    /// Restores the watermark persisted with a checkpoint.
-    pub fn restore(&mut self, watermark: EventTime) {
-        self.current = self.current.max(watermark);
-    }
 }
 
 #[cfg(test)]
