@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::checkpoint::Delivery;
 use crate::names::{StreamName, TenantId};
 
 /// Why a config file was refused.
@@ -40,6 +41,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub runner: RunnerConfig,
+    #[serde(default)]
+    pub checkpoint: CheckpointConfig,
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
 }
@@ -104,6 +107,9 @@ pub struct LimitsConfig {
     pub memory_mb: usize,
     /// Deadline of one plugin call.
     pub call_deadline_ms: u64,
+    /// This many plugin failures within `failure_window_ms` stop the app.
+    pub max_failures: usize,
+    pub failure_window_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -111,7 +117,22 @@ impl Default for LimitsConfig {
         Self {
             memory_mb: 256,
             call_deadline_ms: 10_000,
+            max_failures: 3,
+            failure_window_ms: 600_000,
         }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CheckpointConfig {
+    /// How often state, watermark and offsets are saved; a crash replays at most this much.
+    pub interval_ms: u64,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        Self { interval_ms: 5_000 }
     }
 }
 
@@ -151,6 +172,9 @@ pub struct AppConfig {
     pub path: PathBuf,
     /// The tenant's stream the app reads: topic `<tenant>.<stream>`.
     pub stream: String,
+    /// What survives a crash: `exactly-once` (the default), `at-least-once` or `at-most-once`.
+    #[serde(default)]
+    pub delivery: Delivery,
 }
 
 /// One app to run, with its names checked.
@@ -159,6 +183,7 @@ pub struct AppEntry {
     pub tenant: TenantId,
     pub stream: StreamName,
     pub path: PathBuf,
+    pub delivery: Delivery,
 }
 
 impl Config {
@@ -210,6 +235,20 @@ impl Config {
                 "runner.batch_max".into(),
                 "is 0".into(),
                 "use at least 1 (4096 is a good size)",
+            ));
+        }
+        if self.checkpoint.interval_ms < 100 {
+            return Err(invalid(
+                "checkpoint.interval_ms".into(),
+                format!("{} is below 100", self.checkpoint.interval_ms),
+                "use at least 100 (5000 is the default)",
+            ));
+        }
+        if self.limits.max_failures == 0 {
+            return Err(invalid(
+                "limits.max_failures".into(),
+                "is 0".into(),
+                "use at least 1 (3 is the default)",
             ));
         }
         if self.tenants.is_empty() {
@@ -279,6 +318,7 @@ impl Config {
                     tenant: TenantId::new(&t.id).ok()?,
                     stream: StreamName::new(&a.stream).ok()?,
                     path: a.path.clone(),
+                    delivery: a.delivery,
                 })
             })
             .collect()

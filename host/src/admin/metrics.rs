@@ -51,14 +51,16 @@ pub enum PluginCall {
     Emit,
     Close,
     Snapshot,
+    Restore,
 }
 
-const CALLS: [(PluginCall, &str); 5] = [
+const CALLS: [(PluginCall, &str); 6] = [
     (PluginCall::Filter, "filter"),
     (PluginCall::Accumulate, "accumulate"),
     (PluginCall::Emit, "emit"),
     (PluginCall::Close, "close"),
     (PluginCall::Snapshot, "snapshot"),
+    (PluginCall::Restore, "restore"),
 ];
 
 /// One app's metrics.
@@ -72,6 +74,11 @@ pub struct AppMetrics {
     pub filtered_out: AtomicU64,
     pub rows_emitted: AtomicU64,
     pub sink_errors: AtomicU64,
+    pub checkpoints: AtomicU64,
+    pub plugin_failures: AtomicU64,
+    pub quarantined: AtomicU64,
+    /// 1 once the app is failed and stopped.
+    pub failed: AtomicI64,
     pub watermark_ms: AtomicI64,
     pub open_windows: AtomicU64,
     pub lag: AtomicI64,
@@ -79,6 +86,7 @@ pub struct AppMetrics {
     pub input_rate: AtomicU64,
     pub process_rate: AtomicU64,
     pub batch_duration: Histogram,
+    pub checkpoint_duration: Histogram,
     plugin_calls: [Histogram; CALLS.len()],
 }
 
@@ -102,7 +110,7 @@ impl AppMetrics {
     /// Appends this app's series, labelled with tenant and app.
     pub fn render(&self, out: &mut String, tenant: &str, app: &str) {
         let labels = format!("tenant=\"{tenant}\",app=\"{app}\"");
-        let counters: [(&str, &AtomicU64); 8] = [
+        let counters: [(&str, &AtomicU64); 11] = [
             ("mysimbdp_records_in_total", &self.records_in),
             ("mysimbdp_records_processed_total", &self.records_processed),
             ("mysimbdp_late_records_total", &self.late),
@@ -111,6 +119,9 @@ impl AppMetrics {
             ("mysimbdp_filtered_out_total", &self.filtered_out),
             ("mysimbdp_rows_emitted_total", &self.rows_emitted),
             ("mysimbdp_sink_errors_total", &self.sink_errors),
+            ("mysimbdp_checkpoints_total", &self.checkpoints),
+            ("mysimbdp_plugin_failures_total", &self.plugin_failures),
+            ("mysimbdp_quarantined_records_total", &self.quarantined),
         ];
         for (name, value) in counters {
             let _ = writeln!(out, "{name}{{{labels}}} {}", value.load(Ordering::Relaxed));
@@ -131,12 +142,18 @@ impl AppMetrics {
                 "mysimbdp_consumer_lag",
                 self.lag.load(Ordering::Relaxed) as f64,
             ),
+            (
+                "mysimbdp_app_failed",
+                self.failed.load(Ordering::Relaxed) as f64,
+            ),
         ];
         for (name, value) in gauges {
             let _ = writeln!(out, "{name}{{{labels}}} {value}");
         }
         self.batch_duration
             .render(out, "mysimbdp_batch_duration_seconds", &labels);
+        self.checkpoint_duration
+            .render(out, "mysimbdp_checkpoint_duration_seconds", &labels);
         for ((_, call), histogram) in CALLS.iter().zip(&self.plugin_calls) {
             let labels = format!("{labels},call=\"{call}\"");
             histogram.render(out, "mysimbdp_plugin_call_duration_seconds", &labels);
@@ -160,6 +177,16 @@ pub fn preamble() -> &'static str {
      # TYPE mysimbdp_process_rate gauge\n\
      # HELP mysimbdp_batch_duration_seconds Time to process one batch of records.\n\
      # TYPE mysimbdp_batch_duration_seconds histogram\n\
+     # HELP mysimbdp_checkpoints_total Checkpoints saved (state, watermark and offsets).\n\
+     # TYPE mysimbdp_checkpoints_total counter\n\
+     # HELP mysimbdp_checkpoint_duration_seconds Time to make one checkpoint, sinks included.\n\
+     # TYPE mysimbdp_checkpoint_duration_seconds histogram\n\
+     # HELP mysimbdp_plugin_failures_total Traps, deadlines and bad output of the app.\n\
+     # TYPE mysimbdp_plugin_failures_total counter\n\
+     # HELP mysimbdp_quarantined_records_total Records of failed batches sent to the dead-letter topic.\n\
+     # TYPE mysimbdp_quarantined_records_total counter\n\
+     # HELP mysimbdp_app_failed 1 when the app failed too often and was stopped.\n\
+     # TYPE mysimbdp_app_failed gauge\n\
      # HELP mysimbdp_plugin_call_duration_seconds Time spent in one call into the app.\n\
      # TYPE mysimbdp_plugin_call_duration_seconds histogram\n"
 }

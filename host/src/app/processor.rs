@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::admin::metrics::{AppMetrics, PluginCall};
+use crate::checkpoint::{SavedBy, SavedWindow};
 use crate::plugin::{AppInstance, AppSpec, Batch, Column, PluginError};
 use crate::sink::{Emitted, Rejected};
 use crate::source::Decoder;
@@ -46,6 +47,12 @@ pub enum SwapError {
     Windows(&'static str),
     #[error("a batch is still being read; swap between batches")]
     MidBatch,
+    #[error("the saved windows were written by version {version} with another key, window or event time ({saved}); this build has {now}: start the app with --reset-state to open them fresh")]
+    Geometry {
+        version: String,
+        saved: String,
+        now: String,
+    },
     #[error(transparent)]
     Plugin(#[from] PluginError),
 }
@@ -65,6 +72,7 @@ struct Scratch {
     times: Vec<EventTime>,
     /// The watermark each row was judged against.
     watermarks: Vec<EventTime>,
+    partitions: Vec<i32>,
     slots: Vec<u32>,
     rows: Vec<u32>,
 }
@@ -213,6 +221,14 @@ impl Processor {
         s.key_ends.push(s.keys.len());
         s.times.push(decoded.time);
         s.watermarks.push(watermark);
+        s.partitions.push(message.partition);
+    }
+
+    /// A record of a batch the plugin failed on goes to the dead-letter topic, not the plugin.
+    pub fn quarantine(&mut self, message: &Message<'_>, reason: String, out: &mut Output) {
+        self.pushed += 1;
+        AppMetrics::count(&self.metrics.quarantined, 1);
+        self.dead(out, message, reason);
     }
 
     fn dead(&mut self, out: &mut Output, message: &Message<'_>, reason: String) {
@@ -244,6 +260,7 @@ impl Processor {
         s.key_ends.clear();
         s.times.clear();
         s.watermarks.clear();
+        s.partitions.clear();
         self.scratch = s;
         if let Some(started) = self.batch_started.take() {
             self.metrics.batch_duration.observe(started.elapsed());
@@ -276,11 +293,11 @@ impl Processor {
             }
             let start = if row == 0 { 0 } else { s.key_ends[row - 1] };
             let key = &s.keys[start..s.key_ends[row]];
-            let watermark = s.watermarks[row];
+            let (watermark, partition) = (s.watermarks[row], s.partitions[row]);
             let (table, slots, rows) = (&mut self.table, &mut s.slots, &mut s.rows);
             self.spec.assigner.assign(s.times[row], |window| {
                 if !window.is_late(lateness, watermark) {
-                    slots.push(table.slot_for(key, window).get());
+                    slots.push(table.slot_for(key, window, partition).get());
                     rows.push(row as u32);
                 }
             });
@@ -308,14 +325,117 @@ impl Processor {
             .table
             .closed_by(watermark, self.spec.allowed_lateness_ms);
         self.close(&closed, out)?;
-        if self.spec.emit.updates()
-            && now.duration_since(self.last_update) >= self.spec.update_interval
-        {
+        if now.duration_since(self.last_update) >= self.spec.update_interval {
             self.last_update = now;
-            let changed = self.table.take_changed();
-            if !changed.is_empty() {
-                out.emitted.push(self.emit(&changed, false)?);
+            self.emit_changed(out)?;
+        }
+        self.publish_gauges();
+        Ok(())
+    }
+
+    /// Emits the windows changed since the last update now, when the app emits updates: a
+    /// checkpoint covers only what the sinks have seen.
+    pub fn emit_changed(&mut self, out: &mut Output) -> Result<(), PluginError> {
+        if !self.spec.emit.updates() {
+            return Ok(());
+        }
+        let changed = self.table.take_changed();
+        if !changed.is_empty() {
+            out.emitted.push(self.emit(&changed, false)?);
+        }
+        Ok(())
+    }
+
+    /// Who is saving state: checked again when the state is restored.
+    pub fn saved_by(&self) -> SavedBy {
+        SavedBy {
+            version: self.spec.version.clone(),
+            state_version: self.spec.state_version,
+            geometry: self.spec.geometry(),
+        }
+    }
+
+    /// The guest state of every open window, grouped by the partition that feeds it, between
+    /// batches; partitions without open windows are not listed.
+    pub fn save_windows(&mut self) -> Result<Vec<(i32, Vec<SavedWindow>)>, PluginError> {
+        let open = self.table.all_open();
+        let numbers: Vec<u32> = open.iter().map(|s| s.get()).collect();
+        let states = self.timed(PluginCall::Snapshot, |i| i.snapshot(&numbers))?;
+        let mut by_partition: Vec<(i32, Vec<SavedWindow>)> = Vec::new();
+        for (i, &slot) in open.iter().enumerate() {
+            let (start, end) = (states.offsets[i] as usize, states.offsets[i + 1] as usize);
+            let (key, window) = self.table.describe(slot);
+            let saved = SavedWindow {
+                key: key.to_owned(),
+                window,
+                state: states.bytes[start..end].to_vec(),
+            };
+            let partition = self.table.partition(slot);
+            match by_partition.iter_mut().find(|(p, _)| *p == partition) {
+                Some((_, list)) => list.push(saved),
+                None => by_partition.push((partition, vec![saved])),
             }
+        }
+        Ok(by_partition)
+    }
+
+    /// Whether windows saved by `saved` may be restored into this build: the hot-swap rules.
+    pub fn check_saved(&self, saved: &SavedBy) -> Result<(), SwapError> {
+        if saved.geometry != self.spec.geometry() {
+            return Err(SwapError::Geometry {
+                version: saved.version.clone(),
+                saved: saved.geometry.clone(),
+                now: self.spec.geometry(),
+            });
+        }
+        if saved.state_version != self.spec.state_version {
+            return Err(SwapError::StateVersion {
+                old: saved.state_version,
+                new: self.spec.state_version,
+            });
+        }
+        Ok(())
+    }
+
+    /// Brings a partition's saved windows back, with its clock and the watermark it had: a
+    /// window closed before the save stays closed.
+    pub fn restore_partition(
+        &mut self,
+        partition: i32,
+        clock: EventTime,
+        watermark: EventTime,
+        windows: &[SavedWindow],
+        now: Instant,
+    ) -> Result<(), PluginError> {
+        self.watermarks.restore(partition, clock, watermark, now);
+        if windows.is_empty() {
+            return Ok(());
+        }
+        let mut numbers = Vec::with_capacity(windows.len());
+        let mut offsets = Vec::with_capacity(windows.len() + 1);
+        let mut bytes = Vec::new();
+        offsets.push(0);
+        for saved in windows {
+            let slot = self.table.reopen(&saved.key, saved.window, partition);
+            numbers.push(slot.get());
+            bytes.extend_from_slice(&saved.state);
+            offsets.push(bytes.len() as u32);
+        }
+        let states = crate::plugin::States { offsets, bytes };
+        self.timed(PluginCall::Restore, |i| i.restore(&numbers, &states))?;
+        self.publish_gauges();
+        Ok(())
+    }
+
+    /// A partition moved to another host: its windows are forgotten here, unemitted; the new
+    /// owner resumes them from the checkpoint.
+    pub fn forget_partition(&mut self, partition: i32) -> Result<(), PluginError> {
+        self.watermarks.revoke(partition);
+        let slots = self.table.of_partition(partition);
+        if !slots.is_empty() {
+            let numbers: Vec<u32> = slots.iter().map(|s| s.get()).collect();
+            self.timed(PluginCall::Close, |i| i.close(&numbers))?;
+            self.table.release(&slots);
         }
         self.publish_gauges();
         Ok(())

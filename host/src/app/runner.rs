@@ -1,7 +1,7 @@
 //! The worker thread of one app: it owns the Kafka consumer and the plugin instance, makes
 //! only synchronous calls, and hands results to the sinks at batch boundaries.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -18,8 +18,9 @@ use tokio::task::JoinHandle;
 
 use super::processor::{Message, Output, Processor};
 use crate::admin::metrics::AppMetrics;
+use crate::checkpoint::{CheckpointStore, PartitionCheckpoint};
 use crate::names::{AppTopics, TenantId};
-use crate::plugin::CompiledApp;
+use crate::plugin::{CompiledApp, PluginError};
 use crate::sink::cassandra::ResultsTable;
 use crate::sink::kafka::AppOutputs;
 use crate::sink::Emitted;
@@ -43,6 +44,12 @@ pub struct AppStatus {
     pub state: AppState,
     pub caught_up: bool,
     pub last_error: Option<String>,
+    /// Plugin failures survived by rebuilding the instance from the last checkpoint.
+    pub failures: u64,
+    /// Checkpoints saved since the platform started.
+    pub checkpoints: u64,
+    /// Input partitions this host owns.
+    pub partitions: Vec<i32>,
 }
 
 /// The answer to a deploy or rollback: what happened, in words, or why it was refused.
@@ -134,6 +141,12 @@ pub struct RunnerSettings {
     pub batch_max: usize,
     pub batch_wait: Duration,
     pub idle_partition_timeout: Duration,
+    pub checkpoint_interval: Duration,
+    /// Saved windows of an incompatible build are dropped (offsets and watermark still resume).
+    pub reset_state: bool,
+    /// This many plugin failures within `failure_window` stop the app.
+    pub max_failures: usize,
+    pub failure_window: Duration,
 }
 
 /// Everything the worker owns.
@@ -150,6 +163,8 @@ pub struct Runner {
     /// The running build, and the one before it for a rollback.
     pub current: CompiledApp,
     pub previous: Option<CompiledApp>,
+    /// Where checkpoints go; `None` for at-most-once apps.
+    pub store: Option<Arc<CheckpointStore>>,
 }
 
 fn now_ms() -> i64 {
@@ -165,15 +180,58 @@ type Offsets = HashMap<i32, i64, foldhash::fast::RandomState>;
 /// Cassandra writes retry this many times before the app is marked failed.
 const WRITE_ATTEMPTS: u32 = 5;
 
+/// Offsets of a batch the plugin failed on: when they are read again, they go to the
+/// dead-letter topic with the reason instead of to the plugin.
+struct Quarantined {
+    partition: i32,
+    first: i64,
+    last: i64,
+    reason: String,
+}
+
+/// What the worker has read: where each partition resumes, what the batch being filled spans,
+/// and which offsets are quarantined.
+#[derive(Default)]
+struct Intake {
+    next_offsets: Offsets,
+    batch: HashMap<i32, (i64, i64)>,
+    quarantine: Vec<Quarantined>,
+}
+
+/// Why a step of the worker did not complete.
+enum StepError {
+    /// The plugin failed: the instance is rebuilt from the last checkpoint.
+    Plugin(PluginError),
+    /// Anything else stops the app, with the reason in its status.
+    Fatal(String),
+}
+
+impl From<String> for StepError {
+    fn from(reason: String) -> Self {
+        StepError::Fatal(reason)
+    }
+}
+
+impl From<PluginError> for StepError {
+    fn from(error: PluginError) -> Self {
+        StepError::Plugin(error)
+    }
+}
+
 struct Worker {
     r: Runner,
-    next_offsets: Offsets,
+    intake: Intake,
     drain_target: Option<Offsets>,
     pending_write: Option<JoinHandle<Result<(), String>>>,
     queues: Vec<InputQueue>,
     last_assignment_check: Instant,
     last_rate: (Instant, u64, u64, Duration),
     busy: Duration,
+    last_checkpoint: Instant,
+    /// Offsets covered by the last checkpoint.
+    checkpointed: Offsets,
+    failures: VecDeque<Instant>,
+    drained: bool,
 }
 
 impl Runner {
@@ -186,13 +244,17 @@ impl Runner {
         let _entered = span.enter();
         let mut worker = Worker {
             r: self,
-            next_offsets: Offsets::default(),
+            intake: Intake::default(),
             drain_target: None,
             pending_write: None,
             queues: Vec::new(),
             last_assignment_check: Instant::now() - Duration::from_secs(10),
             last_rate: (Instant::now(), 0, 0, Duration::ZERO),
             busy: Duration::ZERO,
+            last_checkpoint: Instant::now(),
+            checkpointed: Offsets::default(),
+            failures: VecDeque::new(),
+            drained: false,
         };
         handle.update(|s| s.state = AppState::Running);
         let result = worker.run();
@@ -201,6 +263,10 @@ impl Runner {
             Ok(state) => handle.update(|s| s.state = state),
             Err(error) => {
                 tracing::error!(%error, "app stopped");
+                handle
+                    .metrics
+                    .failed
+                    .store(1, std::sync::atomic::Ordering::Relaxed);
                 handle.update(|s| {
                     s.state = AppState::Failed;
                     s.last_error = Some(error);
@@ -222,50 +288,124 @@ struct InputQueue {
 /// Messages read from one partition before the slowest partition is chosen again.
 const CHUNK: usize = 32;
 
-/// Hands one message to the processor and notes the offset to resume from.
+/// Hands one message to the processor and notes the offset to resume from. A message below
+/// that offset is already counted in the state (Kafka re-delivers from its committed offset,
+/// which may trail the checkpoint), and is skipped.
 fn take(
     message: &BorrowedMessage<'_>,
     processor: &mut Processor,
-    next_offsets: &mut Offsets,
+    intake: &mut Intake,
     now: Instant,
     out: &mut Output,
 ) {
+    let (partition, offset) = (message.partition(), message.offset());
+    if intake
+        .next_offsets
+        .get(&partition)
+        .is_some_and(|next| offset < *next)
+    {
+        return;
+    }
+    intake.next_offsets.insert(partition, offset + 1);
     let m = Message {
         topic: message.topic(),
-        partition: message.partition(),
-        offset: message.offset(),
+        partition,
+        offset,
         key: message.key(),
         payload: message.payload(),
         timestamp: message.timestamp().to_millis(),
     };
-    next_offsets.insert(m.partition, m.offset + 1);
+    if let Some(q) = intake
+        .quarantine
+        .iter()
+        .find(|q| q.partition == partition && (q.first..=q.last).contains(&offset))
+    {
+        processor.quarantine(&m, q.reason.clone(), out);
+        return;
+    }
+    intake
+        .batch
+        .entry(partition)
+        .and_modify(|range| range.1 = offset)
+        .or_insert((offset, offset));
     processor.push(&m, now, out);
 }
 
-/// Partitions assigned in the last poll get their own queue and hold the watermark from now on;
-/// revoked ones stop.
+/// Loads a partition's checkpoint, if it has one, into the processor: its windows (under the
+/// hot-swap rules), its clock and watermark, and the offset to resume from.
+fn resume(r: &mut Runner, intake: &mut Intake, partition: i32) -> Result<(), StepError> {
+    let Some(store) = r.store.clone() else {
+        return Ok(());
+    };
+    let (tenant, app) = (r.handle.tenant.clone(), r.handle.app.clone());
+    let loaded = r
+        .runtime
+        .block_on(store.load(&tenant, &app, partition))
+        .map_err(|e| e.to_string())?;
+    let Some(checkpoint) = loaded else {
+        return Ok(());
+    };
+    let windows = match r.processor.check_saved(&checkpoint.saved_by) {
+        Ok(()) => &checkpoint.windows[..],
+        Err(refused) if r.settings.reset_state => {
+            tracing::warn!(
+                partition,
+                windows = checkpoint.windows.len(),
+                saved_by = %checkpoint.saved_by.version,
+                %refused,
+                "--reset-state: the saved open windows of this partition start fresh"
+            );
+            &[]
+        }
+        Err(refused) => {
+            return Err(StepError::Fatal(format!(
+                "cannot resume partition {partition} from its checkpoint: {refused}"
+            )))
+        }
+    };
+    r.processor.restore_partition(
+        partition,
+        checkpoint.clock,
+        checkpoint.watermark,
+        windows,
+        Instant::now(),
+    )?;
+    intake
+        .next_offsets
+        .insert(partition, checkpoint.next_offset);
+    tracing::info!(
+        partition,
+        offset = checkpoint.next_offset,
+        windows = windows.len(),
+        saved_by = %checkpoint.saved_by.version,
+        "resumed from checkpoint"
+    );
+    Ok(())
+}
+
+/// Partitions assigned in the last poll get their own queue, resume from their checkpoint and
+/// hold the watermark from now on; revoked ones are forgotten here, their new owner resumes
+/// them from the checkpoint store.
 fn rebalance(
     changes: Vec<PartitionChange>,
-    consumer: &Arc<AppConsumer>,
-    topic: &str,
+    r: &mut Runner,
     queues: &mut Vec<InputQueue>,
-    processor: &mut Processor,
-    next_offsets: &mut Offsets,
-) {
+    intake: &mut Intake,
+) -> Result<(), StepError> {
     let now = Instant::now();
     for change in changes {
         tracing::info!(?change, "rebalance");
-        let watermarks = processor.watermarks_mut();
         match change {
             PartitionChange::Assigned(p) => {
-                watermarks.assign(p, now);
+                r.processor.watermarks_mut().assign(p, now);
+                resume(r, intake, p)?;
                 match queues.iter_mut().find(|q| q.partition == p) {
                     Some(q) => {
                         q.assigned = true;
                         q.at_end = false;
                     }
                     None => {
-                        if let Some(queue) = consumer.split_partition_queue(topic, p) {
+                        if let Some(queue) = r.consumer.split_partition_queue(&r.topics.input, p) {
                             queues.push(InputQueue {
                                 partition: p,
                                 queue,
@@ -277,14 +417,16 @@ fn rebalance(
                 }
             }
             PartitionChange::Revoked(p) => {
-                watermarks.revoke(p);
-                next_offsets.remove(&p);
+                r.processor.forget_partition(p)?;
+                intake.next_offsets.remove(&p);
+                intake.batch.remove(&p);
                 if let Some(q) = queues.iter_mut().find(|q| q.partition == p) {
                     q.assigned = false;
                 }
             }
         }
     }
+    Ok(())
 }
 
 impl Worker {
@@ -308,7 +450,6 @@ impl Worker {
             .consumer
             .subscribe(&[&input])
             .map_err(|e| format!("subscribing to {input}: {e}"))?;
-        let mut drained = false;
         loop {
             match self.r.control.try_recv() {
                 Ok(Control::Stop) | Err(TryRecvError::Disconnected) => {
@@ -332,43 +473,50 @@ impl Worker {
                 Err(TryRecvError::Empty) => {}
             }
             self.sync_assignment();
-            let mut out = Output::default();
-            let polled = self.poll_batch(&mut out)?;
-            let now = Instant::now();
-            self.r
-                .processor
-                .tick(now, &mut out)
-                .map_err(|e| e.to_string())?;
-            if !drained && self.drain_reached() {
-                self.r
-                    .processor
-                    .finish(&mut out)
-                    .map_err(|e| e.to_string())?;
-                self.deliver(out)?;
-                self.finish_writes()?;
-                self.commit()?;
-                drained = true;
-                self.r.handle.update(|s| s.state = AppState::Drained);
-                tracing::info!("drained: every open window emitted and closed");
-                continue;
-            }
-            self.deliver(out)?;
-            self.report(now);
-            if polled == 0 && drained {
-                std::thread::sleep(Duration::from_millis(50));
+            match self.step() {
+                Ok(()) => {}
+                Err(StepError::Fatal(reason)) => return Err(reason),
+                Err(StepError::Plugin(error)) => self.recover(error)?,
             }
         }
+    }
+
+    /// One batch read and processed, windows closed and updates emitted, results handed to
+    /// the sinks, and a checkpoint when one is due. On a plugin failure nothing of the step
+    /// reaches the sinks: the replay produces it again.
+    fn step(&mut self) -> Result<(), StepError> {
+        let mut out = Output::default();
+        let polled = self.poll_batch(&mut out)?;
+        let now = Instant::now();
+        self.r.processor.tick(now, &mut out)?;
+        if !self.drained && self.drain_reached() {
+            self.r.processor.finish(&mut out)?;
+            self.deliver(out)?;
+            self.checkpoint()?;
+            self.r.outputs.commit().map_err(|e| e.to_string())?;
+            self.commit_offsets(CommitMode::Sync)?;
+            self.drained = true;
+            self.r.handle.update(|s| s.state = AppState::Drained);
+            tracing::info!("drained: every open window emitted and closed");
+            return Ok(());
+        }
+        self.deliver(out)?;
+        if self.last_checkpoint.elapsed() >= self.r.settings.checkpoint_interval {
+            self.checkpoint()?;
+        }
+        self.report(now);
+        if polled == 0 && self.drained {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
     }
 
     /// Fills a batch, reading first from the partition that is furthest behind in event time,
     /// so that one partition racing ahead cannot make another's on-time records look late;
     /// returns how many messages it took.
-    fn poll_batch(&mut self, out: &mut Output) -> Result<usize, String> {
+    fn poll_batch(&mut self, out: &mut Output) -> Result<usize, StepError> {
         let Worker {
-            r,
-            queues,
-            next_offsets,
-            ..
+            r, queues, intake, ..
         } = self;
         let max = r.settings.batch_max;
         let deadline = Instant::now() + r.settings.batch_wait;
@@ -378,7 +526,7 @@ impl Worker {
             while taken < max {
                 match r.consumer.poll(Duration::ZERO) {
                     Some(Ok(message)) => {
-                        take(&message, &mut r.processor, next_offsets, now, out);
+                        take(&message, &mut r.processor, intake, now, out);
                         taken += 1;
                     }
                     Some(Err(KafkaError::PartitionEOF(_))) => {}
@@ -388,14 +536,12 @@ impl Worker {
             }
             let changes = r.consumer.context().take();
             if !changes.is_empty() {
-                rebalance(
-                    changes,
-                    &r.consumer,
-                    &r.topics.input,
-                    queues,
-                    &mut r.processor,
-                    next_offsets,
-                );
+                // Rows already taken belong to the partitions as they were.
+                if r.processor.pending() > 0 {
+                    r.processor.flush(out)?;
+                    intake.batch.clear();
+                }
+                rebalance(changes, r, queues, intake)?;
             }
             if taken >= max {
                 break;
@@ -405,7 +551,7 @@ impl Worker {
             for q in queues.iter_mut().filter(|q| q.assigned && q.at_end) {
                 if let Some(Ok(message)) = q.queue.poll(Duration::ZERO) {
                     q.at_end = false;
-                    take(&message, &mut r.processor, next_offsets, now, out);
+                    take(&message, &mut r.processor, intake, now, out);
                     taken += 1;
                 }
             }
@@ -429,7 +575,7 @@ impl Worker {
             for _ in 0..CHUNK.min(max - taken) {
                 match queues[i].queue.poll(Duration::ZERO) {
                     Some(Ok(message)) => {
-                        take(&message, &mut r.processor, next_offsets, now, out);
+                        take(&message, &mut r.processor, intake, now, out);
                         taken += 1;
                     }
                     Some(Err(KafkaError::PartitionEOF(_))) => {
@@ -455,7 +601,8 @@ impl Worker {
         }
         if taken > 0 {
             let started = Instant::now();
-            r.processor.flush(out).map_err(|e| e.to_string())?;
+            r.processor.flush(out)?;
+            intake.batch.clear();
             self.busy += started.elapsed();
         }
         Ok(taken)
@@ -512,6 +659,164 @@ impl Worker {
                 .block_on(pending)
                 .map_err(|e| format!("Cassandra writer task: {e}"))??;
         }
+        Ok(())
+    }
+
+    /// Saves where every owned partition stands. The sinks commit first (Cassandra upserts
+    /// acknowledged, the Kafka transaction committed), the checkpoint second: a crash between
+    /// the two replays from the previous checkpoint, which may repeat committed updates but
+    /// never loses one or counts a record twice. Kafka's own committed offsets come last and
+    /// are only a hint (they never run ahead of the checkpoint).
+    fn checkpoint(&mut self) -> Result<(), StepError> {
+        let started = Instant::now();
+        self.last_checkpoint = started;
+        if self.intake.next_offsets == self.checkpointed {
+            return Ok(());
+        }
+        let Some(store) = self.r.store.clone() else {
+            // At-most-once: offsets are committed as read, whatever the sinks have.
+            self.commit_offsets(CommitMode::Async)?;
+            self.checkpointed = self.intake.next_offsets.clone();
+            return Ok(());
+        };
+        let mut out = Output::default();
+        self.r.processor.emit_changed(&mut out)?;
+        self.deliver(out)?;
+        let mut windows = self.r.processor.save_windows()?;
+        self.finish_writes()?;
+        self.r.outputs.commit().map_err(|e| e.to_string())?;
+        let saved_by = self.r.processor.saved_by();
+        let watermark = self.r.processor.watermark();
+        let checkpoints: Vec<PartitionCheckpoint> = self
+            .intake
+            .next_offsets
+            .iter()
+            .map(|(&partition, &next_offset)| {
+                let at = windows.iter().position(|(p, _)| *p == partition);
+                PartitionCheckpoint {
+                    partition,
+                    next_offset,
+                    clock: self.r.processor.clock(partition),
+                    watermark,
+                    saved_by: saved_by.clone(),
+                    windows: at.map(|i| windows.swap_remove(i).1).unwrap_or_default(),
+                }
+            })
+            .collect();
+        let (tenant, app) = (self.r.handle.tenant.clone(), self.r.handle.app.clone());
+        let now = now_ms();
+        let saves = checkpoints
+            .iter()
+            .map(|c| store.save(&tenant, &app, c, now));
+        for result in self.r.runtime.block_on(futures::future::join_all(saves)) {
+            result.map_err(|e| e.to_string())?;
+        }
+        self.commit_offsets(CommitMode::Async)?;
+        let covered = &self.intake.next_offsets;
+        self.intake
+            .quarantine
+            .retain(|q| covered.get(&q.partition).is_none_or(|next| q.last >= *next));
+        self.checkpointed = covered.clone();
+        let metrics = &self.r.handle.metrics;
+        AppMetrics::count(&metrics.checkpoints, 1);
+        metrics.checkpoint_duration.observe(started.elapsed());
+        self.r.handle.update(|s| s.checkpoints += 1);
+        tracing::debug!(elapsed = ?started.elapsed(), partitions = checkpoints.len(), "checkpoint saved");
+        Ok(())
+    }
+
+    /// A plugin failure: the batch it failed on is quarantined, the instance is rebuilt from
+    /// the last checkpoint and the input replayed from there. Too many failures in a short
+    /// time stop the app.
+    fn recover(&mut self, error: PluginError) -> Result<(), String> {
+        let now = Instant::now();
+        let settings = &self.r.settings;
+        self.failures.push_back(now);
+        while self
+            .failures
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > settings.failure_window)
+        {
+            self.failures.pop_front();
+        }
+        let reason = error.to_string();
+        AppMetrics::count(&self.r.handle.metrics.plugin_failures, 1);
+        self.r.handle.update(|s| {
+            s.failures += 1;
+            s.last_error = Some(reason.clone());
+        });
+        if self.failures.len() >= settings.max_failures {
+            return Err(format!(
+                "the app failed {} times within {} s and was stopped; last failure: {reason}",
+                self.failures.len(),
+                settings.failure_window.as_secs()
+            ));
+        }
+        for (partition, (first, last)) in self.intake.batch.drain() {
+            tracing::warn!(partition, first, last, %reason, "batch quarantined");
+            self.intake.quarantine.push(Quarantined {
+                partition,
+                first,
+                last,
+                reason: format!(
+                    "quarantined: the app failed on the batch holding this record: {reason}"
+                ),
+            });
+        }
+        self.rebuild()
+    }
+
+    /// A fresh instance of the running build, state from the last checkpoint, every owned
+    /// partition read again from the checkpoint's offset. Outputs of the aborted attempt are
+    /// dropped where the sink allows (the Kafka transaction) and overwritten where it does not.
+    fn rebuild(&mut self) -> Result<(), String> {
+        let started = Instant::now();
+        self.r.outputs.abort().map_err(|e| e.to_string())?;
+        self.finish_writes()?;
+        let instance = self.r.current.instantiate().map_err(|e| e.to_string())?;
+        self.r.processor = Processor::new(
+            self.r.current.spec.clone(),
+            instance,
+            self.r.handle.metrics.clone(),
+            self.r.settings.idle_partition_timeout,
+            started,
+        );
+        self.intake.batch.clear();
+        let owned: Vec<i32> = self
+            .queues
+            .iter()
+            .filter(|q| q.assigned)
+            .map(|q| q.partition)
+            .collect();
+        let checkpointing = self.r.store.is_some();
+        for &p in &owned {
+            self.r.processor.watermarks_mut().assign(p, started);
+            if !checkpointing {
+                continue;
+            }
+            self.intake.next_offsets.remove(&p);
+            match resume(&mut self.r, &mut self.intake, p) {
+                Ok(()) => {}
+                Err(StepError::Fatal(reason)) => return Err(reason),
+                Err(StepError::Plugin(error)) => {
+                    return Err(format!("restoring the last checkpoint failed: {error}"))
+                }
+            }
+            let offset = self
+                .intake
+                .next_offsets
+                .get(&p)
+                .map_or(Offset::Beginning, |o| Offset::Offset(*o));
+            self.r
+                .consumer
+                .seek(&self.r.topics.input, p, offset, Duration::from_secs(30))
+                .map_err(|e| format!("rewinding partition {p} to {offset:?}: {e}"))?;
+        }
+        for q in &mut self.queues {
+            q.at_end = false;
+        }
+        self.checkpointed = self.intake.next_offsets.clone();
+        tracing::warn!(elapsed = ?started.elapsed(), partitions = ?owned, "instance rebuilt from the last checkpoint; replaying");
         Ok(())
     }
 
@@ -587,30 +892,32 @@ impl Worker {
         let Some(target) = &self.drain_target else {
             return false;
         };
-        target.iter().all(|(partition, high)| {
-            *high <= 0
-                || self
-                    .next_offsets
-                    .get(partition)
-                    .is_some_and(|next| next >= high)
-        })
+        // Only the partitions this host owns: another host drains the others.
+        let mut owned = self.queues.iter().filter(|q| q.assigned).peekable();
+        owned.peek().is_some()
+            && owned.all(|q| {
+                let high = target.get(&q.partition).copied().unwrap_or(0);
+                high <= 0
+                    || self
+                        .intake
+                        .next_offsets
+                        .get(&q.partition)
+                        .is_some_and(|next| *next >= high)
+            })
     }
 
-    fn commit(&mut self) -> Result<(), String> {
-        self.r
-            .outputs
-            .flush(Duration::from_secs(60))
-            .map_err(|e| e.to_string())?;
+    /// Tells Kafka how far the group has read, for tools that show its lag; never ahead of the
+    /// checkpoint, so resuming from it never skips a record.
+    fn commit_offsets(&mut self, mode: CommitMode) -> Result<(), String> {
         let mut list = TopicPartitionList::new();
-        for (partition, next) in &self.next_offsets {
+        for (partition, next) in &self.intake.next_offsets {
             list.add_partition_offset(&self.r.topics.input, *partition, Offset::Offset(*next))
                 .map_err(|e| e.to_string())?;
         }
         if list.count() > 0 {
-            self.r
-                .consumer
-                .commit(&list, CommitMode::Sync)
-                .map_err(|e| format!("committing offsets: {e}"))?;
+            if let Err(error) = self.r.consumer.commit(&list, mode) {
+                tracing::warn!(%error, "committing offsets to Kafka");
+            }
         }
         Ok(())
     }
@@ -634,6 +941,7 @@ impl Worker {
                 .map(|(_, high)| high)
                 .unwrap_or(-1);
             let next = self
+                .intake
                 .next_offsets
                 .get(&element.partition())
                 .copied()
@@ -648,7 +956,15 @@ impl Worker {
             .metrics
             .lag
             .store(lag, std::sync::atomic::Ordering::Relaxed);
-        self.r.handle.update(|s| s.caught_up = caught_up);
+        let partitions: Vec<i32> = assignment
+            .elements()
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        self.r.handle.update(|s| {
+            s.caught_up = caught_up;
+            s.partitions = partitions;
+        });
     }
 
     /// Input and process rates over the last second: the report's first two metrics.

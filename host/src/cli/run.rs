@@ -11,6 +11,7 @@ use anyhow::Context;
 use crate::admin::metrics::AppMetrics;
 use crate::app::Processor;
 use crate::app::{AppHandle, AppState, AppStatus, Control, Deployed, Runner, RunnerSettings};
+use crate::checkpoint::CheckpointStore;
 use crate::config::Config;
 use crate::names::AppTopics;
 use crate::plugin::{Limits, PluginEngine};
@@ -23,6 +24,22 @@ pub struct RunArgs {
     /// The platform's config file (TOML): tenants, their apps, Kafka, Cassandra, admin.
     #[arg(long, short)]
     config: PathBuf,
+    /// This host's name among the hosts sharing the apps' consumer groups: it names the Kafka
+    /// transactions, so a restarted host must keep it. Defaults to the machine's host name.
+    #[arg(long)]
+    instance: Option<String>,
+    /// Resume even where saved windows belong to an incompatible app build: those windows start
+    /// fresh (offsets and watermarks still resume).
+    #[arg(long)]
+    reset_state: bool,
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "mysimbdp".into())
 }
 
 /// Logs go to stderr, with tenant and app as fields; `RUST_LOG` adjusts the level.
@@ -71,6 +88,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         batch_max: config.runner.batch_max,
         batch_wait: Duration::from_millis(config.runner.batch_wait_ms),
         idle_partition_timeout: Duration::from_millis(config.runner.idle_partition_timeout_ms),
+        checkpoint_interval: Duration::from_millis(config.checkpoint.interval_ms),
+        reset_state: args.reset_state,
+        max_failures: config.limits.max_failures,
+        failure_window: Duration::from_millis(config.limits.failure_window_ms),
+    };
+    let instance = args.instance.unwrap_or_else(host_name);
+    let store = if config.apps().iter().any(|a| a.delivery.checkpoints()) {
+        Some(Arc::new(runtime.block_on(CheckpointStore::open(
+            session.clone(),
+            config.cassandra.replication,
+        ))?))
+    } else {
+        None
     };
     let mut apps = BTreeMap::new();
     let mut workers = Vec::new();
@@ -94,6 +124,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             &spec,
             config.cassandra.replication,
         ))?;
+        let transactional_id = entry
+            .delivery
+            .transactional()
+            .then(|| format!("mysimbdp.{}.{}.{instance}", entry.tenant, spec.name));
         let (control, receiver) = std::sync::mpsc::channel();
         let metrics = Arc::new(AppMetrics::default());
         let handle = Arc::new(AppHandle {
@@ -105,6 +139,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 state: AppState::Starting,
                 caught_up: false,
                 last_error: None,
+                failures: 0,
+                checkpoints: 0,
+                partitions: Vec::new(),
             }),
             control: Mutex::new(control),
         });
@@ -119,7 +156,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             handle: handle.clone(),
             processor,
             consumer: Arc::new(consumer(bootstrap, &topics.group)?),
-            outputs: AppOutputs::new(bootstrap, topics.clone(), &spec)?,
+            outputs: AppOutputs::new(
+                bootstrap,
+                topics.clone(),
+                &spec,
+                transactional_id.as_deref(),
+            )?,
             topics,
             table: Arc::new(table),
             runtime: runtime.handle().clone(),
@@ -127,6 +169,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             settings: settings.clone(),
             current: compiled,
             previous: None,
+            store: store.clone().filter(|_| entry.delivery.checkpoints()),
         };
         let name = format!("{}/{}", entry.tenant, spec.name);
         workers.push(

@@ -91,6 +91,15 @@ fn fields(fields: Vec<wit::Field>) -> Vec<FieldSpec> {
 }
 
 impl AppSpec {
+    /// What open windows mean: the key, the window and the event time. A build that changes
+    /// any of them cannot take over saved windows.
+    pub fn geometry(&self) -> String {
+        format!(
+            "key={}; window={:?}; event_time={:?}",
+            self.key_field, self.assigner, self.event_time
+        )
+    }
+
     pub fn from_info(info: AppInfo) -> Result<Self, String> {
         let name = AppName::new(&info.name).map_err(|e| e.to_string())?;
         let table = cql_identifier("table", &info.table).map_err(|e| e.to_string())?;

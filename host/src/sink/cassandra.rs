@@ -24,7 +24,7 @@ pub struct CassandraError {
     pub reason: String,
 }
 
-fn failed(
+pub(crate) fn failed(
     doing: impl Into<String>,
 ) -> impl FnOnce(scylla::errors::ExecutionError) -> CassandraError {
     let doing = doing.into();

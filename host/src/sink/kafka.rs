@@ -50,14 +50,44 @@ pub struct AppOutputs {
     version: String,
     bootstrap: String,
     failures_seen: u64,
+    transactional: bool,
 }
 
+/// How long a transaction may stay open before the broker aborts it: after a crash, a
+/// `read_committed` reader waits at most this long (a restart with the same id aborts it at once).
+const TRANSACTION_TIMEOUT_MS: &str = "60000";
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl AppOutputs {
-    pub fn new(bootstrap: &str, topics: AppTopics, spec: &AppSpec) -> Result<Self, KafkaError> {
-        let producer = producer_config(bootstrap)
+    /// With a transactional id, everything sent between two `commit`s is one Kafka
+    /// transaction; the id stays the same across restarts, so a restarted host fences off and
+    /// aborts what its crashed predecessor left open.
+    pub fn new(
+        bootstrap: &str,
+        topics: AppTopics,
+        spec: &AppSpec,
+        transactional_id: Option<&str>,
+    ) -> Result<Self, KafkaError> {
+        let mut config = producer_config(bootstrap);
+        if let Some(id) = transactional_id {
+            config
+                .set("transactional.id", id)
+                .set("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS)
+                .set("message.timeout.ms", TRANSACTION_TIMEOUT_MS);
+        }
+        let producer: ThreadedProducer<Deliveries> = config
             .create_with_context(Deliveries::default())
             .map_err(|source| KafkaError::new(bootstrap, "creating a producer", source))?;
+        if let Some(id) = transactional_id {
+            producer
+                .init_transactions(COMMIT_TIMEOUT)
+                .and_then(|()| producer.begin_transaction())
+                .map_err(|source| {
+                    KafkaError::new(bootstrap, format!("starting transactions as {id}"), source)
+                })?;
+        }
         Ok(Self {
+            transactional: transactional_id.is_some(),
             producer,
             topics,
             key_field: spec.key_field.clone(),
@@ -160,11 +190,48 @@ impl AppOutputs {
         self.rejected(&self.topics.dead_letters, record);
     }
 
+    /// Makes everything sent so far durable and visible: the transaction commits (and the
+    /// next begins), or, without transactions, every record is acknowledged.
+    pub fn commit(&mut self) -> Result<(), KafkaError> {
+        if !self.transactional {
+            return self.flush(COMMIT_TIMEOUT);
+        }
+        self.producer
+            .commit_transaction(COMMIT_TIMEOUT)
+            .and_then(|()| self.producer.begin_transaction())
+            .map_err(|source| {
+                KafkaError::new(
+                    &self.bootstrap,
+                    "committing the outputs' transaction",
+                    source,
+                )
+            })?;
+        self.check_deliveries()
+    }
+
+    /// Drops what was sent since the last commit, where transactions allow it: an attempt
+    /// that is replayed from the last checkpoint must not be seen twice.
+    pub fn abort(&mut self) -> Result<(), KafkaError> {
+        if !self.transactional {
+            return Ok(());
+        }
+        self.producer
+            .abort_transaction(COMMIT_TIMEOUT)
+            .and_then(|()| self.producer.begin_transaction())
+            .map_err(|source| {
+                KafkaError::new(&self.bootstrap, "aborting the outputs' transaction", source)
+            })
+    }
+
     /// Waits until everything sent so far is acknowledged; fails if anything was lost.
-    pub fn flush(&mut self, timeout: Duration) -> Result<(), KafkaError> {
+    fn flush(&mut self, timeout: Duration) -> Result<(), KafkaError> {
         self.producer
             .flush(timeout)
             .map_err(|source| KafkaError::new(&self.bootstrap, "flushing results", source))?;
+        self.check_deliveries()
+    }
+
+    fn check_deliveries(&mut self) -> Result<(), KafkaError> {
         let failed = self.producer.context().failed.load(Ordering::Relaxed);
         if failed > self.failures_seen {
             self.failures_seen = failed;

@@ -113,6 +113,9 @@ pub fn consumer(bootstrap: &str, group: &str) -> Result<AppConsumer, KafkaError>
         .set("fetch.wait.max.ms", "50")
         .set("queued.max.messages.kbytes", "8192")
         .set("partition.assignment.strategy", "cooperative-sticky")
+        // A host that died hands its partitions over after this long.
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "2000")
         .create_with_context(Assignments::default())
         .map_err(|source| {
             KafkaError::new(

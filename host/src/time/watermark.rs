@@ -57,6 +57,28 @@ impl Watermarks {
         }
     }
 
+    /// A partition resumes from a checkpoint: its clock as saved, and the watermark no lower
+    /// than it was, so windows closed before the save stay closed.
+    pub fn restore(
+        &mut self,
+        partition: i32,
+        clock: EventTime,
+        watermark: EventTime,
+        now: Instant,
+    ) {
+        self.assign(partition, now);
+        if let Some(p) = self
+            .partitions
+            .iter_mut()
+            .find(|p| p.partition == partition)
+        {
+            p.max_seen = p.max_seen.max(clock);
+        }
+        if watermark != EventTime::MAX && watermark > self.current {
+            self.current = watermark;
+        }
+    }
+
     /// A partition moved to another host: it no longer holds the watermark here.
     pub fn revoke(&mut self, partition: i32) {
         self.partitions.retain(|p| p.partition != partition);

@@ -27,6 +27,8 @@ pub struct KeyId(u32);
 struct Entry {
     key: KeyId,
     window: Window,
+    /// The input partition the key arrives on: its state is checkpointed with that partition.
+    partition: i32,
     open: bool,
     dirty: bool,
 }
@@ -84,11 +86,11 @@ impl SlotTable {
 
     /// The slot of a key's window, opened if needed; the window is marked changed.
     #[inline]
-    pub fn slot_for(&mut self, key: &str, window: Window) -> SlotId {
+    pub fn slot_for(&mut self, key: &str, window: Window, partition: i32) -> SlotId {
         let key = self.intern(key);
         let slot = match self.slots.get(&(key, window.start)) {
             Some(&slot) => slot,
-            None => self.open(key, window),
+            None => self.open(key, window, partition),
         };
         let entry = &mut self.entries[slot.0 as usize];
         if !entry.dirty {
@@ -98,10 +100,20 @@ impl SlotTable {
         slot
     }
 
-    fn open(&mut self, key: KeyId, window: Window) -> SlotId {
+    /// A window brought back from a checkpoint: open, and not changed since it was saved.
+    pub fn reopen(&mut self, key: &str, window: Window, partition: i32) -> SlotId {
+        let key = self.intern(key);
+        match self.slots.get(&(key, window.start)) {
+            Some(&slot) => slot,
+            None => self.open(key, window, partition),
+        }
+    }
+
+    fn open(&mut self, key: KeyId, window: Window, partition: i32) -> SlotId {
         let entry = Entry {
             key,
             window,
+            partition,
             open: true,
             dirty: false,
         };
@@ -130,6 +142,21 @@ impl SlotTable {
             .as_ref()
             .map_or("", |k| &k.name);
         (name, entry.window)
+    }
+
+    /// The partition whose records feed a slot.
+    pub fn partition(&self, slot: SlotId) -> i32 {
+        self.entries[slot.0 as usize].partition
+    }
+
+    /// The open windows fed by one partition: what moves when the partition does.
+    pub fn of_partition(&self, partition: i32) -> Vec<SlotId> {
+        self.by_end
+            .values()
+            .flatten()
+            .copied()
+            .filter(|s| self.entries[s.0 as usize].partition == partition)
+            .collect()
     }
 
     /// Open windows changed since the last call, for update emits; clears their marks.
@@ -208,10 +235,10 @@ mod tests {
     #[test]
     fn a_key_and_window_keep_their_slot() {
         let mut t = SlotTable::new();
-        let a = t.slot_for("p1", day(0));
-        assert_eq!(t.slot_for("p1", day(0)), a);
-        assert_ne!(t.slot_for("p1", day(1)), a);
-        assert_ne!(t.slot_for("p2", day(0)), a);
+        let a = t.slot_for("p1", day(0), 0);
+        assert_eq!(t.slot_for("p1", day(0), 0), a);
+        assert_ne!(t.slot_for("p1", day(1), 0), a);
+        assert_ne!(t.slot_for("p2", day(0), 0), a);
         assert_eq!(t.open_windows(), 3);
         assert_eq!(t.describe(a), ("p1", day(0)));
     }
@@ -219,13 +246,13 @@ mod tests {
     #[test]
     fn closed_slots_are_reused_and_keys_forgotten() {
         let mut t = SlotTable::new();
-        let a = t.slot_for("p1", day(0));
-        let b = t.slot_for("p2", day(5));
+        let a = t.slot_for("p1", day(0), 0);
+        let b = t.slot_for("p2", day(5), 0);
         let closed = t.closed_by(day(0).end, 0);
         assert_eq!(closed, vec![a]);
         t.release(&closed);
         assert_eq!(t.open_windows(), 1);
-        let c = t.slot_for("p3", day(7));
+        let c = t.slot_for("p3", day(7), 0);
         assert_eq!(c, a, "the freed slot number is handed out again");
         assert_eq!(t.describe(c), ("p3", day(7)));
         assert_eq!(t.describe(b), ("p2", day(5)));
@@ -235,11 +262,11 @@ mod tests {
     #[test]
     fn changed_windows_are_reported_once() {
         let mut t = SlotTable::new();
-        let a = t.slot_for("p1", day(0));
-        t.slot_for("p1", day(0));
+        let a = t.slot_for("p1", day(0), 0);
+        t.slot_for("p1", day(0), 0);
         assert_eq!(t.take_changed(), vec![a]);
         assert_eq!(t.take_changed(), vec![]);
-        t.slot_for("p1", day(0));
+        t.slot_for("p1", day(0), 0);
         t.release(&[a]);
         assert_eq!(
             t.take_changed(),
@@ -251,7 +278,7 @@ mod tests {
     #[test]
     fn lateness_delays_closing() {
         let mut t = SlotTable::new();
-        let a = t.slot_for("p1", day(0));
+        let a = t.slot_for("p1", day(0), 0);
         assert!(t.closed_by(day(0).end, 1).is_empty());
         assert_eq!(t.closed_by(day(0).end.saturating_add(1), 1), vec![a]);
         assert_eq!(t.all_open(), vec![a]);
