@@ -4,12 +4,16 @@
 //! any platform code), so that the tests compare the platform with an independent computation.
 
 mod cassandra;
+mod checks;
 mod env;
 mod kafka;
 mod platform;
 mod reviews;
 
 pub use cassandra::{read_aggregated_reviews, Services};
+pub use checks::{
+    check_cassandra, check_dead_letters, check_late_topic, check_results_topic, Repeats,
+};
 pub use env::{
     mysimbdp_bin, reviews_daily_wasm, run_command, target_dir, unique_tenant_id, workspace_dir,
     CommandOutput, TestEnv,
