@@ -51,9 +51,14 @@ impl KafkaRecord {
 }
 
 fn consumer(group: &str) -> Result<BaseConsumer> {
+    consumer_with(group, "read_committed")
+}
+
+fn consumer_with(group: &str, isolation: &str) -> Result<BaseConsumer> {
     ClientConfig::new()
         .set("bootstrap.servers", KAFKA_BOOTSTRAP)
         .set("group.id", group)
+        .set("isolation.level", isolation)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
@@ -123,14 +128,21 @@ pub fn create_topic(topic: &str, partitions: i32) -> Result<()> {
 
 /// Every message of `topic` from offset 0 up to the end offsets as of the call (read_committed,
 /// as a tenant's consumer would), in partition order and offset order within a partition.
-/// Completion is judged by the consumer's position, which also steps over transaction markers.
+/// Completion is judged by the consumer's position, which also steps over transaction markers;
+/// a transaction still open holds the read back until it commits or the broker aborts it.
 pub fn read_topic(topic: &str) -> Result<Vec<KafkaRecord>> {
     let consumer = consumer(&format!("mysimbdp-tests-read-{}", unique_tenant_id()))?;
+    // The end is the high watermark, which a read_committed client would not report: it
+    // answers with the last stable offset, which stops short of any open transaction.
+    let ends_reader = consumer_with(
+        &format!("mysimbdp-tests-ends-{}", unique_tenant_id()),
+        "read_uncommitted",
+    )?;
     let partitions = partitions_of(&consumer, topic)?;
     let mut ends = BTreeMap::new();
     let mut assignment = TopicPartitionList::new();
     for &partition in &partitions {
-        let (low, high) = consumer
+        let (low, high) = ends_reader
             .fetch_watermarks(topic, partition, METADATA_TIMEOUT)
             .with_context(|| format!("cannot fetch the watermarks of {topic}/{partition}"))?;
         if high > low {

@@ -145,6 +145,16 @@ impl Platform {
     /// Writes `config` to `<scratch>/<name>.toml` and starts the platform on it, stdout and stderr
     /// appended to `<scratch>/<name>.log` (appended, so a restarted platform continues the log).
     pub fn start(env: &TestEnv, name: &str, config: &PlatformConfig) -> Result<Self> {
+        Self::start_with(env, name, config, &[])
+    }
+
+    /// As `start`, with more arguments to `mysimbdp run` (e.g. `--instance b`).
+    pub fn start_with(
+        env: &TestEnv,
+        name: &str,
+        config: &PlatformConfig,
+        args: &[&str],
+    ) -> Result<Self> {
         let binary = mysimbdp_bin()?;
         let config_path = env.path(&format!("{name}.toml"));
         config.write(&config_path)?;
@@ -159,6 +169,7 @@ impl Platform {
             .arg("run")
             .arg("--config")
             .arg(&config_path)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)

@@ -129,6 +129,11 @@ impl Processor {
         self.watermarks.current()
     }
 
+    /// The watermark that has closed a partition's windows: saved with its checkpoint.
+    pub fn closing(&self, partition: i32) -> EventTime {
+        self.watermarks.closing(partition)
+    }
+
     pub fn watermarks_mut(&mut self) -> &mut Watermarks {
         &mut self.watermarks
     }
@@ -182,7 +187,7 @@ impl Processor {
                 return;
             }
         };
-        let watermark = self.watermarks.current();
+        let watermark = self.watermarks.closing(message.partition);
         if self
             .watermarks
             .observe(message.partition, decoded.time, now)
@@ -320,10 +325,13 @@ impl Processor {
 
     /// Advances the watermark, closes the windows it passed, and emits updates when due.
     pub fn tick(&mut self, now: Instant, out: &mut Output) -> Result<(), PluginError> {
-        let watermark = self.watermarks.advance(now);
-        let closed = self
-            .table
-            .closed_by(watermark, self.spec.allowed_lateness_ms);
+        self.watermarks.advance(now);
+        let watermarks = &self.watermarks;
+        let closed = self.table.closed_by(
+            |partition| watermarks.closing(partition),
+            watermarks.highest(),
+            self.spec.allowed_lateness_ms,
+        );
         self.close(&closed, out)?;
         if now.duration_since(self.last_update) >= self.spec.update_interval {
             self.last_update = now;

@@ -686,7 +686,6 @@ impl Worker {
         self.finish_writes()?;
         self.r.outputs.commit().map_err(|e| e.to_string())?;
         let saved_by = self.r.processor.saved_by();
-        let watermark = self.r.processor.watermark();
         let checkpoints: Vec<PartitionCheckpoint> = self
             .intake
             .next_offsets
@@ -697,7 +696,7 @@ impl Worker {
                     partition,
                     next_offset,
                     clock: self.r.processor.clock(partition),
-                    watermark,
+                    watermark: self.r.processor.closing(partition),
                     saved_by: saved_by.clone(),
                     windows: at.map(|i| windows.swap_remove(i).1).unwrap_or_default(),
                 }

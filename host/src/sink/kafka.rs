@@ -55,7 +55,7 @@ pub struct AppOutputs {
 
 /// How long a transaction may stay open before the broker aborts it: after a crash, a
 /// `read_committed` reader waits at most this long (a restart with the same id aborts it at once).
-const TRANSACTION_TIMEOUT_MS: &str = "60000";
+const TRANSACTION_TIMEOUT_MS: &str = "30000";
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl AppOutputs {

@@ -1,6 +1,12 @@
 //! Per-partition watermarks. Each Kafka partition is ordered on its own, so each gets its own
 //! clock; the app's watermark is the slowest active partition's, and a partition that has been
 //! silent for the idle timeout stops holding everyone back.
+//!
+//! Each partition also keeps the watermark that has closed its windows so far (they hold only
+//! its own keys), and that never goes back. In steady state it is the same for every partition;
+//! it differs when a partition arrives from another host, resumed from a checkpoint far behind
+//! this host's own partitions: its records are judged against its own closing watermark, not
+//! against the windows this host already closed for other keys.
 
 use std::time::{Duration, Instant};
 
@@ -11,15 +17,17 @@ struct PartitionClock {
     partition: i32,
     max_seen: EventTime,
     last_record: Instant,
+    /// The watermark that has closed this partition's windows: it never goes back.
+    closed: EventTime,
 }
 
-/// The watermark of one app on one host: over the partitions it owns.
+/// The watermarks of one app on one host: over the partitions it owns.
 #[derive(Debug)]
 pub struct Watermarks {
     delay_ms: u64,
     idle_timeout: Duration,
     partitions: Vec<PartitionClock>,
-    current: EventTime,
+    finished: bool,
 }
 
 impl Watermarks {
@@ -28,14 +36,44 @@ impl Watermarks {
             delay_ms,
             idle_timeout,
             partitions: Vec::new(),
-            current: EventTime::MIN,
+            finished: false,
         }
     }
 
-    /// The app's watermark: records in windows that end at or before it (plus the allowed
-    /// lateness) are late. It never goes back.
+    /// The app's watermark on this host: the lowest closing watermark of its partitions.
     pub fn current(&self) -> EventTime {
-        self.current
+        if self.finished {
+            return EventTime::MAX;
+        }
+        self.partitions
+            .iter()
+            .map(|p| p.closed)
+            .min()
+            .unwrap_or(EventTime::MIN)
+    }
+
+    /// The watermark a record of this partition is judged against: windows that end at or
+    /// before it (plus the allowed lateness) are closed.
+    pub fn closing(&self, partition: i32) -> EventTime {
+        if self.finished {
+            return EventTime::MAX;
+        }
+        self.partitions
+            .iter()
+            .find(|p| p.partition == partition)
+            .map_or(EventTime::MIN, |p| p.closed)
+    }
+
+    /// The highest closing watermark: no window ending after it (plus lateness) can close.
+    pub fn highest(&self) -> EventTime {
+        if self.finished {
+            return EventTime::MAX;
+        }
+        self.partitions
+            .iter()
+            .map(|p| p.closed)
+            .max()
+            .unwrap_or(EventTime::MIN)
     }
 
     /// The newest event time seen on a partition.
@@ -53,19 +91,14 @@ impl Watermarks {
                 partition,
                 max_seen: EventTime::MIN,
                 last_record: now,
+                closed: EventTime::MIN,
             });
         }
     }
 
-    /// A partition resumes from a checkpoint: its clock as saved, and the watermark no lower
-    /// than it was, so windows closed before the save stay closed.
-    pub fn restore(
-        &mut self,
-        partition: i32,
-        clock: EventTime,
-        watermark: EventTime,
-        now: Instant,
-    ) {
+    /// A partition resumes from a checkpoint: its clock and closing watermark as saved, so
+    /// windows closed before the save stay closed.
+    pub fn restore(&mut self, partition: i32, clock: EventTime, closed: EventTime, now: Instant) {
         self.assign(partition, now);
         if let Some(p) = self
             .partitions
@@ -73,9 +106,9 @@ impl Watermarks {
             .find(|p| p.partition == partition)
         {
             p.max_seen = p.max_seen.max(clock);
-        }
-        if watermark != EventTime::MAX && watermark > self.current {
-            self.current = watermark;
+            if closed != EventTime::MAX {
+                p.closed = p.closed.max(closed);
+            }
         }
     }
 
@@ -109,22 +142,22 @@ impl Watermarks {
         }
     }
 
-    /// Recomputes the watermark from the active partitions; returns it.
+    /// Recomputes the watermark from the active partitions and raises every partition's
+    /// closing watermark to it; returns the app's watermark.
     pub fn advance(&mut self, now: Instant) -> EventTime {
-        let active = self
+        let slowest = self
             .partitions
             .iter()
-            .filter(|p| now.saturating_duration_since(p.last_record) < self.idle_timeout);
-        let slowest = active.map(|p| p.max_seen).min();
-        if let Some(slowest) = slowest {
-            if slowest != EventTime::MIN {
-                let candidate = slowest.saturating_sub(self.delay_ms);
-                if candidate > self.current {
-                    self.current = candidate;
-                }
+            .filter(|p| now.saturating_duration_since(p.last_record) < self.idle_timeout)
+            .map(|p| p.max_seen)
+            .min();
+        if let Some(slowest) = slowest.filter(|s| *s != EventTime::MIN) {
+            let watermark = slowest.saturating_sub(self.delay_ms);
+            for p in &mut self.partitions {
+                p.closed = p.closed.max(watermark);
             }
         }
-        self.current
+        self.current()
     }
 
     /// A new app version may declare another delay; the watermark still never goes back.
@@ -134,7 +167,7 @@ impl Watermarks {
 
     /// End of input: every window may close.
     pub fn finish(&mut self) {
-        self.current = EventTime::MAX;
+        self.finished = true;
     }
 }
 
@@ -189,5 +222,26 @@ mod tests {
         w.observe(0, t(4), start);
         assert_eq!(w.advance(start), t(4));
         assert_eq!(w.advance(start + Duration::from_secs(5)), t(4));
+    }
+
+    #[test]
+    fn a_partition_taken_over_far_behind_keeps_its_own_closing_watermark() {
+        let now = Instant::now();
+        let mut w = Watermarks::new(0, Duration::from_secs(30));
+        w.observe(0, t(100), now);
+        assert_eq!(w.advance(now), t(100));
+        w.restore(1, t(40), t(38), now);
+        assert_eq!(
+            w.closing(1),
+            t(38),
+            "its records are judged by its own windows"
+        );
+        assert_eq!(w.closing(0), t(100), "the windows closed here stay closed");
+        w.observe(1, t(60), now);
+        w.advance(now);
+        assert_eq!(w.closing(1), t(60));
+        assert_eq!(w.closing(0), t(100));
+        assert_eq!(w.highest(), t(100));
+        assert_eq!(w.current(), t(60));
     }
 }

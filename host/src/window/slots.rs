@@ -171,15 +171,27 @@ impl SlotTable {
         changed
     }
 
-    /// Windows that the watermark has closed, oldest first: emit them, then `release` them.
-    pub fn closed_by(&self, watermark: EventTime, allowed_lateness_ms: u64) -> Vec<SlotId> {
+    /// Windows that the watermarks have closed, oldest first: emit them, then `release` them.
+    /// A window closes when its partition's closing watermark passes its end plus the lateness;
+    /// `highest` bounds the scan.
+    pub fn closed_by(
+        &self,
+        closing: impl Fn(i32) -> EventTime,
+        highest: EventTime,
+        allowed_lateness_ms: u64,
+    ) -> Vec<SlotId> {
         let mut closed = Vec::new();
         for (end, slots) in &self.by_end {
             let window_end_plus = end.saturating_add(allowed_lateness_ms);
-            if window_end_plus > watermark {
+            if window_end_plus > highest {
                 break;
             }
-            closed.extend(slots.iter().copied());
+            closed.extend(
+                slots
+                    .iter()
+                    .copied()
+                    .filter(|s| window_end_plus <= closing(self.entries[s.0 as usize].partition)),
+            );
         }
         closed
     }
@@ -248,7 +260,7 @@ mod tests {
         let mut t = SlotTable::new();
         let a = t.slot_for("p1", day(0), 0);
         let b = t.slot_for("p2", day(5), 0);
-        let closed = t.closed_by(day(0).end, 0);
+        let closed = t.closed_by(|_| day(0).end, day(0).end, 0);
         assert_eq!(closed, vec![a]);
         t.release(&closed);
         assert_eq!(t.open_windows(), 1);
@@ -279,8 +291,17 @@ mod tests {
     fn lateness_delays_closing() {
         let mut t = SlotTable::new();
         let a = t.slot_for("p1", day(0), 0);
-        assert!(t.closed_by(day(0).end, 1).is_empty());
-        assert_eq!(t.closed_by(day(0).end.saturating_add(1), 1), vec![a]);
-        assert_eq!(t.all_open(), vec![a]);
+        let end = day(0).end;
+        assert!(t.closed_by(|_| end, end, 1).is_empty());
+        let later = end.saturating_add(1);
+        assert_eq!(t.closed_by(|_| later, later, 1), vec![a]);
+        let b = t.slot_for("p2", day(0), 1);
+        assert_eq!(
+            t.closed_by(|p| if p == 0 { later } else { end }, later, 1),
+            vec![a],
+            "partition 1's watermark has not passed its window"
+        );
+        assert_eq!(t.of_partition(1), vec![b]);
+        assert_eq!(t.all_open(), vec![a, b]);
     }
 }

@@ -1,0 +1,153 @@
+//! Two hosts share an app's partitions through its Kafka consumer group; one is killed mid-run
+//! and the other takes over its partitions from the checkpoint store. The drained results are
+//! exact.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use mysimbdp_tests::{
+    check_cassandra, check_dead_letters, check_late_topic, check_results_topic, create_topic,
+    expected_from_tsv, mysimbdp_bin, run_command, AppSpec, Platform, PlatformConfig, Repeats,
+    Services, TestEnv, KAFKA_BOOTSTRAP, REVIEWS_DAILY,
+};
+use serde_json::Value;
+
+const ROWS: u32 = 120_000;
+const RATE: u32 = 6_000;
+
+fn owned(status: &Value) -> usize {
+    status["partitions"].as_array().map_or(0, Vec::len)
+}
+
+/// Polls `platform` until `done` holds for its app status (at most `timeout`).
+fn wait_for(
+    platform: &mut Platform,
+    what: &str,
+    timeout: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Result<Value> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let status = platform.status(REVIEWS_DAILY)?;
+        ensure!(status["state"] != "failed", "{what}: {status}");
+        if done(&status) {
+            return Ok(status);
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{what}: not within {timeout:?}; last status {status}\n{}",
+                platform.log_tail(40)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn two_hosts_share_the_partitions_and_one_survives_the_other() -> Result<()> {
+    Services::check()?;
+    let env = TestEnv::new()?;
+    let bin = mysimbdp_bin()?;
+    let tsv = env.path("reviews.tsv");
+    let mut gen = Command::new(&bin);
+    gen.arg("gen").arg("--out").arg(&tsv).args([
+        "--rows",
+        &ROWS.to_string(),
+        "--seed",
+        "5150",
+        "--late",
+        "0.002",
+        "--malformed",
+        "0.002",
+        "--out-of-order",
+        "0.05",
+    ]);
+    run_command(&env, "gen", &mut gen, Duration::from_secs(300))?.ensure_success("gen")?;
+    let expected = expected_from_tsv(&tsv)?;
+    create_topic(&env.topic("reviews"), 4)?;
+
+    let app = AppSpec::reviews_daily()?;
+    let mut config_a = PlatformConfig::new(&env.tenant, vec![app.clone()])?;
+    config_a.extra_toml = "[checkpoint]\ninterval_ms = 1000\n".into();
+    let mut config_b = PlatformConfig::new(&env.tenant, vec![app])?;
+    config_b.extra_toml = config_a.extra_toml.clone();
+    let mut a = Platform::start_with(&env, "host-a", &config_a, &["--instance", "a"])?;
+    let mut b = Platform::start_with(&env, "host-b", &config_b, &["--instance", "b"])?;
+    a.wait_ready(REVIEWS_DAILY)?;
+    b.wait_ready(REVIEWS_DAILY)?;
+
+    let mut producer = Command::new(&bin)
+        .arg("produce")
+        .arg("--file")
+        .arg(&tsv)
+        .args(["--tenant", &env.tenant, "--bootstrap", KAFKA_BOOTSTRAP])
+        .args(["--rate", &RATE.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting mysimbdp produce")?;
+
+    // Both hosts own a share and have saved it at least once.
+    let sharing = |s: &Value| {
+        let n = owned(s);
+        (1..4).contains(&n) && s["checkpoints"].as_u64().unwrap_or(0) >= 1
+    };
+    let status_a = wait_for(&mut a, "host a sharing", Duration::from_secs(120), sharing)?;
+    let status_b = wait_for(&mut b, "host b sharing", Duration::from_secs(120), sharing)?;
+    ensure!(
+        owned(&status_a) + owned(&status_b) == 4,
+        "the hosts should split the 4 partitions: a {status_a}, b {status_b}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    ensure!(
+        producer.try_wait()?.is_none(),
+        "the input ended before the kill; raise ROWS or lower RATE"
+    );
+    eprintln!(
+        "killing host a (partitions {}), host b has {}",
+        status_a["partitions"], status_b["partitions"]
+    );
+    a.kill()?;
+    let killed = Instant::now();
+
+    wait_for(
+        &mut b,
+        "host b taking over every partition",
+        Duration::from_secs(120),
+        |s| owned(s) == 4,
+    )?;
+    ensure!(producer.wait()?.success(), "mysimbdp produce failed");
+    b.drain(REVIEWS_DAILY)?;
+    let status = b.wait_drained(REVIEWS_DAILY, Duration::from_secs(900))?;
+    eprintln!("host b drained: {status}");
+    // The dead host's open Kafka transaction holds read_committed readers back until the broker
+    // aborts it (the platform's transaction timeout, 30 s); reading the topic waits for that.
+    eprintln!("{:?} since the kill", killed.elapsed());
+    let mut failures = Vec::new();
+    let mut check = |what: &str, result: Result<()>| {
+        if let Err(error) = result {
+            failures.push(format!("{what}: {error:#}"));
+        }
+    };
+    check("Cassandra", check_cassandra(&env, &expected));
+    check("results topic", check_results_topic(&env, &expected));
+    check(
+        "late topic",
+        check_late_topic(&env, &expected, Repeats::Allowed),
+    );
+    check(
+        "dead-letter topic",
+        check_dead_letters(&env, &expected, Repeats::Allowed),
+    );
+    b.stop()?;
+    if !failures.is_empty() {
+        bail!(
+            "{} check(s) failed:\n\n{}",
+            failures.len(),
+            failures.join("\n\n")
+        );
+    }
+    let _ = std::fs::remove_file(&tsv);
+    Ok(())
+}
