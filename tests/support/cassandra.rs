@@ -160,3 +160,43 @@ pub fn read_aggregated_reviews(keyspace: &str) -> Result<BTreeMap<WindowKey, Dai
         Ok(rows)
     })?
 }
+
+/// The sum of a bigint column over a whole table, e.g. the records an app counted in all its
+/// windows.
+pub fn sum_column(keyspace: &str, table: &str, column: &str) -> Result<i64> {
+    for name in [keyspace, table, column] {
+        if !is_cql_identifier(name) {
+            bail!("`{name}` is not a CQL identifier");
+        }
+    }
+    let table = format!("{keyspace}.{table}");
+    block_on(async {
+        let session = connect().await?;
+        let mut statement = Statement::new(format!("SELECT {column} FROM {table}"));
+        statement.set_page_size(5000);
+        let mut sum = 0i64;
+        let mut paging_state = PagingState::start();
+        loop {
+            let (result, paging) = session
+                .query_single_page(statement.clone(), (), paging_state)
+                .await
+                .with_context(|| format!("cannot read {table}"))?;
+            let page = result
+                .into_rows_result()
+                .with_context(|| format!("{table}: no rows"))?;
+            for row in page
+                .rows::<(Option<i64>,)>()
+                .with_context(|| format!("{table}: columns"))?
+            {
+                let (value,) =
+                    row.with_context(|| format!("{table}: a row does not deserialize"))?;
+                sum += value.unwrap_or(0);
+            }
+            match paging.into_paging_control_flow() {
+                ControlFlow::Break(()) => break,
+                ControlFlow::Continue(next) => paging_state = next,
+            }
+        }
+        Ok(sum)
+    })?
+}

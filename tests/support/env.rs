@@ -49,10 +49,19 @@ pub fn mysimbdp_bin() -> Result<PathBuf> {
 
 /// The reference tenant app: `$REVIEWS_DAILY_WASM`, else the wasm32-wasip2 release build.
 pub fn reviews_daily_wasm() -> Result<PathBuf> {
+    tenant_app_wasm("reviews-daily")
+}
+
+/// A tenant app of this repository by crate name: `$<NAME>_WASM` (e.g. `HOSTILE_WASM`), else
+/// the wasm32-wasip2 release build that `just build-apps` makes.
+pub fn tenant_app_wasm(crate_name: &str) -> Result<PathBuf> {
+    let file = crate_name.replace('-', "_");
     built_artifact(
-        "REVIEWS_DAILY_WASM",
-        target_dir().join("wasm32-wasip2/release/reviews_daily.wasm"),
-        "the reviews-daily component",
+        &format!("{}_WASM", file.to_uppercase()),
+        target_dir()
+            .join("wasm32-wasip2/release")
+            .join(format!("{file}.wasm")),
+        &format!("the {crate_name} component"),
     )
 }
 

@@ -218,3 +218,36 @@ pub fn read_topic(topic: &str) -> Result<Vec<KafkaRecord>> {
     records.sort_by_key(|r| (r.partition, r.offset));
     Ok(records)
 }
+
+/// Sends `(key, value)` messages to `topic` and waits until all are acknowledged.
+pub fn produce(topic: &str, messages: impl IntoIterator<Item = (String, String)>) -> Result<usize> {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", KAFKA_BOOTSTRAP)
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .context("cannot create a Kafka producer")?;
+    let mut sent = 0;
+    for (key, value) in messages {
+        let mut record = BaseRecord::to(topic).key(&key).payload(&value);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull),
+                    back,
+                )) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((error, _)) => bail!("cannot send to {topic}: {error}"),
+            }
+        }
+        sent += 1;
+    }
+    producer
+        .flush(Duration::from_secs(120))
+        .with_context(|| format!("cannot flush to {topic}"))?;
+    Ok(sent)
+}

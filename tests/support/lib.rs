@@ -10,15 +10,15 @@ mod kafka;
 mod platform;
 mod reviews;
 
-pub use cassandra::{read_aggregated_reviews, Services};
+pub use cassandra::{read_aggregated_reviews, sum_column, Services};
 pub use checks::{
     check_cassandra, check_dead_letters, check_late_topic, check_results_topic, Repeats,
 };
 pub use env::{
-    mysimbdp_bin, reviews_daily_wasm, run_command, target_dir, unique_tenant_id, workspace_dir,
-    CommandOutput, TestEnv,
+    mysimbdp_bin, reviews_daily_wasm, run_command, target_dir, tenant_app_wasm, unique_tenant_id,
+    workspace_dir, CommandOutput, TestEnv,
 };
-pub use kafka::{create_topic, read_topic, topic_partitions, KafkaRecord};
+pub use kafka::{create_topic, produce, read_topic, topic_partitions, KafkaRecord};
 pub use platform::{AppSpec, Platform, PlatformConfig};
 pub use reviews::{
     days_from_civil, diff_aggregates, expected_from_tsv, parse_iso_date, parse_utc_timestamp_ms,

@@ -13,6 +13,8 @@ pub mod act {
     pub const OPEN_SOCKET: i64 = 5;
     pub const READ_ENVIRONMENT_AND_CLOCK: i64 = 6;
     pub const OVERSIZED_OUTPUT: i64 = 7;
+    /// Not hostile, only slow: ~100k loop turns per record, for backpressure tests.
+    pub const SLOW: i64 = 8;
 }
 
 record! {
@@ -91,6 +93,13 @@ impl Aggregate for Attempts {
                 self.clock_seconds = clock_seconds();
             }
             act::OVERSIZED_OUTPUT => self.oversized = true,
+            act::SLOW => {
+                let mut n: u64 = 0;
+                for i in 0..100_000u64 {
+                    n = std::hint::black_box(n.wrapping_add(i));
+                }
+                std::hint::black_box(n);
+            }
             _ => {}
         }
     }
