@@ -63,7 +63,7 @@ impl AppInstance {
                 },
                 _ => PluginError::Trap {
                     call,
-                    reason: format!("{e:#}"),
+                    reason: trap_reason(&e),
                 },
             };
             tracing::debug!(call, elapsed = ?started.elapsed(), %error, "plugin call failed");
@@ -139,6 +139,32 @@ impl AppInstance {
         let error = PluginError::BadOutput { call, reason };
         self.poisoned = Some(error.to_string());
         error
+    }
+}
+
+/// One line an operator can read: the trap and the innermost guest functions, not the whole
+/// multi-line backtrace.
+fn trap_reason(error: &wasmtime::Error) -> String {
+    let what = match error.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => error.root_cause().to_string(),
+    };
+    let frames: Vec<String> = error
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .map(|trace| {
+            trace
+                .frames()
+                .iter()
+                .filter_map(|f| f.func_name())
+                .map(|name| name.rsplit("::").nth(1).unwrap_or(name).to_owned())
+                .take(4)
+                .collect()
+        })
+        .unwrap_or_default();
+    if frames.is_empty() {
+        what
+    } else {
+        format!("{what} (in {})", frames.join(" ← "))
     }
 }
 
