@@ -10,11 +10,14 @@ new_tenant() {
 
 # start_platform WORKDIR TENANT ADMIN_ADDR: writes WORKDIR/mysimbdp.toml for TENANT's reviews-daily
 # app, starts `mysimbdp run` in the background (PLATFORM_PID; stopped by pid on exit), exports
-# MYSIMBDP_ADMIN_TOKEN and waits until the app answers on the admin API.
+# MYSIMBDP_ADMIN_TOKEN and waits until the app answers on the admin API. PLATFORM_TOML (extra
+# tables) and PLATFORM_DELIVERY (the app's delivery mode) adjust the config when set.
 start_platform() {
   local work=$1 tenant=$2 admin=$3
-  export MYSIMBDP_ADMIN_TOKEN="token-$RANDOM$RANDOM$RANDOM"
+  export MYSIMBDP_ADMIN_TOKEN="${MYSIMBDP_ADMIN_TOKEN:-token-$RANDOM$RANDOM$RANDOM}"
   cat >"$work/mysimbdp.toml" <<TOML
+${PLATFORM_TOML:-}
+
 [admin]
 listen = "$admin"
 token_env = "MYSIMBDP_ADMIN_TOKEN"
@@ -25,8 +28,9 @@ id = "$tenant"
 [[tenants.apps]]
 path = "$root/target/wasm32-wasip2/release/reviews_daily.wasm"
 stream = "reviews"
+delivery = "${PLATFORM_DELIVERY:-exactly-once}"
 TOML
-  "$bin" run --config "$work/mysimbdp.toml" >"$work/platform.log" 2>&1 &
+  "$bin" run --config "$work/mysimbdp.toml" >>"$work/platform.log" 2>&1 &
   PLATFORM_PID=$!
   trap 'kill -TERM $PLATFORM_PID 2>/dev/null; wait $PLATFORM_PID 2>/dev/null || true' EXIT
   local _
