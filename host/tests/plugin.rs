@@ -11,6 +11,7 @@ use mysimbdp_host::plugin::{
     Batch, Column, EmitMode, EventTimeSource, FieldType, Limits, PluginEngine, TimeFormat,
 };
 use mysimbdp_host::sink::{cell, Cell};
+use mysimbdp_host::time::EventTime;
 use mysimbdp_host::window::Assigner;
 
 const DAY: i64 = 86_400_000;
@@ -304,4 +305,91 @@ fn a_swap_carries_open_windows_and_refuses_incompatible_state() {
         "two records before the swap, one after"
     );
     assert_eq!(final_count(&out, "b"), Some(1));
+}
+
+/// Saved windows go back only into a build that reads them the same way: another state version
+/// or another window is refused with the way out; the same build's windows come back whole.
+#[test]
+fn saved_windows_are_restored_only_under_the_hot_swap_rules() {
+    let engine = PluginEngine::new().unwrap();
+    let app = engine.load(&wasm(), Limits::default()).unwrap();
+    let metrics = Arc::new(AppMetrics::default());
+    let now = Instant::now();
+    let new_processor = || {
+        Processor::new(
+            app.spec.clone(),
+            app.instantiate().unwrap(),
+            metrics.clone(),
+            Duration::from_secs(3600),
+            now,
+        )
+    };
+    let mut processor = new_processor();
+    let mut out = Output::default();
+    for (json, partition, offset, product) in [
+        review(0, 0, "a", "2015-01-10"),
+        review(0, 1, "a", "2015-01-10"),
+        review(1, 0, "b", "2015-01-11"),
+    ] {
+        let message = Message {
+            topic: "t.reviews",
+            partition,
+            offset,
+            key: Some(product.as_bytes()),
+            payload: Some(json.as_bytes()),
+            timestamp: None,
+        };
+        processor.push(&message, now, &mut out);
+    }
+    processor.flush(&mut out).unwrap();
+    let saved = processor.save_windows().unwrap();
+    let by = processor.saved_by();
+    assert_eq!(saved.len(), 2, "one entry per partition: {saved:?}");
+
+    let mut restored = new_processor();
+    restored.check_saved(&by).unwrap();
+    for (partition, windows) in &saved {
+        restored
+            .restore_partition(*partition, EventTime::MIN, EventTime::MIN, windows, now)
+            .unwrap();
+    }
+    let mut before = Output::default();
+    processor.finish(&mut before).unwrap();
+    let mut after = Output::default();
+    restored.finish(&mut after).unwrap();
+    let rows = |o: &Output| {
+        let mut v: Vec<String> = o
+            .emitted
+            .iter()
+            .flat_map(|e| {
+                (0..e.len()).map(move |r| {
+                    format!(
+                        "{:?} {:?}",
+                        e.windows[r],
+                        e.outputs
+                            .columns
+                            .iter()
+                            .map(|c| format!("{:?}", cell(c, r)))
+                            .collect::<Vec<_>>()
+                    )
+                })
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(rows(&before), rows(&after));
+    assert!(rows(&after).iter().any(|r| r.contains("\"a\"")));
+
+    let mut other = by.clone();
+    other.state_version += 1;
+    let refused = restored.check_saved(&other).unwrap_err().to_string();
+    assert!(refused.contains("--reset-state"), "{refused}");
+    let mut other = by.clone();
+    other.geometry = "key=other".into();
+    let refused = restored.check_saved(&other).unwrap_err().to_string();
+    assert!(
+        refused.contains("another key, window or event time"),
+        "{refused}"
+    );
 }

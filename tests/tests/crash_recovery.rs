@@ -9,8 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, ensure, Context, Result};
 use mysimbdp_tests::{
     check_cassandra, check_dead_letters, check_late_topic, check_results_topic, create_topic,
-    expected_from_tsv, mysimbdp_bin, run_command, AppSpec, Platform, PlatformConfig, Repeats,
-    Services, TestEnv, KAFKA_BOOTSTRAP, REVIEWS_DAILY,
+    expected_from_tsv, mysimbdp_bin, run_command, tenant_app_wasm, AppSpec, Platform,
+    PlatformConfig, Repeats, Services, TestEnv, KAFKA_BOOTSTRAP, REVIEWS_DAILY,
 };
 use serde_json::Value;
 
@@ -143,5 +143,73 @@ fn kill_9_at_random_moments_keeps_results_exact() -> Result<()> {
         );
     }
     let _ = std::fs::remove_file(&tsv);
+    Ok(())
+}
+
+/// A crash, then a restart with the next version of the app: it resumes from the checkpoint the
+/// old version saved (same state version) and the drained results are exact.
+#[test]
+fn a_restart_with_a_new_version_resumes_from_the_checkpoint() -> Result<()> {
+    Services::check()?;
+    let env = TestEnv::new()?;
+    let bin = mysimbdp_bin()?;
+    let tsv = env.path("reviews.tsv");
+    let mut gen = Command::new(&bin);
+    gen.arg("gen")
+        .arg("--out")
+        .arg(&tsv)
+        .args(["--rows", "50000", "--seed", "808"]);
+    run_command(&env, "gen", &mut gen, Duration::from_secs(300))?.ensure_success("gen")?;
+    let expected = expected_from_tsv(&tsv)?;
+    create_topic(&env.topic("reviews"), 4)?;
+    let v1 = AppSpec::reviews_daily()?;
+    let v2 = AppSpec {
+        path: tenant_app_wasm("reviews-daily-v2")?,
+        stream: "reviews".into(),
+    };
+    let mut config = PlatformConfig::new(&env.tenant, vec![v1])?;
+    config.extra_toml = "[checkpoint]\ninterval_ms = 1000\n".into();
+    let mut platform = Platform::start(&env, "v1", &config)?;
+    platform.wait_ready(REVIEWS_DAILY)?;
+    let mut producer = Command::new(&bin)
+        .arg("produce")
+        .arg("--file")
+        .arg(&tsv)
+        .args(["--tenant", &env.tenant, "--bootstrap", KAFKA_BOOTSTRAP])
+        .args(["--rate", "6000"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting mysimbdp produce")?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let status = platform.status(REVIEWS_DAILY)?;
+        if counter(&status, "checkpoints") >= 2 {
+            break;
+        }
+        ensure!(Instant::now() < deadline, "no checkpoint: {status}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ensure!(
+        producer.try_wait()?.is_none(),
+        "the input ended before the crash"
+    );
+    platform.kill()?;
+    config.apps = vec![v2];
+    let mut platform = Platform::start(&env, "v2", &config)?;
+    platform.wait_ready(REVIEWS_DAILY)?;
+    ensure!(producer.wait()?.success(), "mysimbdp produce failed");
+    platform.drain(REVIEWS_DAILY)?;
+    let status = platform.wait_drained(REVIEWS_DAILY, Duration::from_secs(600))?;
+    ensure!(status["version"] == "2.0.0", "{status}");
+    let log = std::fs::read_to_string(platform.log_path())?;
+    ensure!(
+        log.lines()
+            .any(|l| l.contains("resumed from checkpoint") && l.contains("1.0.0")),
+        "version 2.0.0 should resume what 1.0.0 saved:\n{}",
+        platform.log_tail(40)
+    );
+    check_cassandra(&env, &expected)?;
+    platform.stop()?;
     Ok(())
 }
