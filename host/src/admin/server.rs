@@ -1,7 +1,6 @@
 //! The admin HTTP API: Prometheus metrics for anyone on the admin address, app status and
 //! actions only with the operator token.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,11 +15,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::metrics::{preamble, AppMetrics};
-use crate::app::{AppHandle, Control, Reply};
+use crate::app::{AppHandle, Control, Launcher, Reply};
+use crate::checkpoint::Delivery;
+use crate::names::{StreamName, TenantId};
 use crate::plugin::{Limits, PluginEngine};
-
-/// The apps an admin server can see and steer, by (tenant, app).
-pub type Apps = BTreeMap<(String, String), Arc<AppHandle>>;
 
 /// What the admin API needs to compile a new version off the hot path.
 pub struct Plugins {
@@ -29,7 +27,7 @@ pub struct Plugins {
 }
 
 struct Admin {
-    apps: Apps,
+    launcher: Arc<Launcher>,
     token: String,
     plugins: Plugins,
 }
@@ -40,12 +38,12 @@ const TAKE_OVER_TIMEOUT: Duration = Duration::from_secs(120);
 /// Serves the admin API until the listener fails.
 pub async fn serve(
     listen: SocketAddr,
-    apps: Apps,
+    launcher: Arc<Launcher>,
     token: String,
     plugins: Plugins,
 ) -> std::io::Result<()> {
     let admin = Arc::new(Admin {
-        apps,
+        launcher,
         token,
         plugins,
     });
@@ -56,6 +54,7 @@ pub async fn serve(
         .route("/apps/{tenant}/{app}", get(status))
         .route("/apps/{tenant}/{app}/drain", post(drain))
         .route("/apps/{tenant}/{app}/rollback", post(rollback))
+        .route("/apps/{tenant}/{app}/remove", post(remove))
         .with_state(admin);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(%listen, "admin API listening");
@@ -128,8 +127,10 @@ pub fn describe(handle: &AppHandle) -> Value {
 
 async fn metrics(State(admin): State<Arc<Admin>>) -> Response {
     let mut out = String::from(preamble());
-    for ((tenant, app), handle) in &admin.apps {
-        handle.metrics.render(&mut out, tenant, app);
+    for handle in admin.launcher.all() {
+        handle
+            .metrics
+            .render(&mut out, handle.tenant.as_str(), &handle.app);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
@@ -138,7 +139,15 @@ async fn list(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Response {
     if let Some(denied) = refuse(&admin, &headers) {
         return denied;
     }
-    Json(admin.apps.values().map(|h| describe(h)).collect::<Vec<_>>()).into_response()
+    Json(
+        admin
+            .launcher
+            .all()
+            .iter()
+            .map(|h| describe(h))
+            .collect::<Vec<_>>(),
+    )
+    .into_response()
 }
 
 async fn status(
@@ -149,8 +158,8 @@ async fn status(
     if let Some(denied) = refuse(&admin, &headers) {
         return denied;
     }
-    match admin.apps.get(&(tenant.clone(), app.clone())) {
-        Some(handle) => Json(describe(handle)).into_response(),
+    match admin.launcher.get(&tenant, &app) {
+        Some(handle) => Json(describe(&handle)).into_response(),
         None => not_found(&tenant, &app),
     }
 }
@@ -163,12 +172,12 @@ async fn drain(
     if let Some(denied) = refuse(&admin, &headers) {
         return denied;
     }
-    let Some(handle) = admin.apps.get(&(tenant.clone(), app.clone())) else {
+    let Some(handle) = admin.launcher.get(&tenant, &app) else {
         return not_found(&tenant, &app);
     };
     tracing::info!(%tenant, %app, "drain requested");
     if handle.send(Control::Drain) {
-        (StatusCode::ACCEPTED, Json(describe(handle))).into_response()
+        (StatusCode::ACCEPTED, Json(describe(&handle))).into_response()
     } else {
         error(StatusCode::CONFLICT, format!("app `{app}` is not running"))
     }
@@ -181,6 +190,12 @@ struct DeployRequest {
     /// Start every open window fresh instead of carrying its state.
     #[serde(default)]
     reset_state: bool,
+    /// For an app the tenant does not run yet: the stream it reads.
+    #[serde(default)]
+    stream: Option<String>,
+    /// For an app the tenant does not run yet: its delivery guarantee.
+    #[serde(default)]
+    delivery: Delivery,
 }
 
 #[derive(Deserialize, Default)]
@@ -243,16 +258,11 @@ async fn deploy(
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let app = compiled.spec.name.to_string();
-    let Some(handle) = admin.apps.get(&(tenant.clone(), app.clone())) else {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!(
-                "tenant `{tenant}` runs no app `{app}`: add new apps to the config (deploying a new app is not supported yet)"
-            ),
-        );
+    let Some(handle) = admin.launcher.get(&tenant, &app) else {
+        return start(&admin, &tenant, request, compiled).await;
     };
     let reset_state = request.reset_state;
-    take_over(handle, |reply| Control::Deploy {
+    take_over(&handle, |reply| Control::Deploy {
         app: Box::new(compiled),
         reset_state,
         reply,
@@ -269,9 +279,74 @@ async fn rollback(
     if let Some(denied) = refuse(&admin, &headers) {
         return denied;
     }
-    let Some(handle) = admin.apps.get(&(tenant.clone(), app.clone())) else {
+    let Some(handle) = admin.launcher.get(&tenant, &app) else {
         return not_found(&tenant, &app);
     };
     let reset_state = body.map(|Json(b)| b.reset_state).unwrap_or_default();
-    take_over(handle, |reply| Control::Rollback { reset_state, reply }).await
+    take_over(&handle, |reply| Control::Rollback { reset_state, reply }).await
+}
+
+/// A deploy of an app the tenant does not run yet: it starts on the given stream.
+async fn start(
+    admin: &Arc<Admin>,
+    tenant: &str,
+    request: DeployRequest,
+    compiled: crate::plugin::CompiledApp,
+) -> Response {
+    let app = compiled.spec.name.to_string();
+    let Some(stream) = request.stream else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("tenant `{tenant}` runs no app `{app}`: give the stream it reads (--stream) to start it"),
+        );
+    };
+    let tenant_id = match TenantId::new(tenant) {
+        Ok(t) => t,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("tenant `{tenant}`: {e}")),
+    };
+    let stream = match StreamName::new(&stream) {
+        Ok(s) => s,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("stream `{stream}`: {e}")),
+    };
+    let launcher = admin.launcher.clone();
+    let version = compiled.spec.version.clone();
+    let delivery = request.delivery;
+    let launched = tokio::task::spawn_blocking(move || {
+        launcher.launch(&tenant_id, &stream, delivery, compiled)
+    })
+    .await;
+    match launched {
+        Ok(Ok(handle)) => {
+            tracing::info!(%tenant, %app, %version, "new app started");
+            (
+                StatusCode::CREATED,
+                Json(json!({
+                    "result": format!("app {app} {version} started for tenant {tenant}"),
+                    "status": describe(&handle),
+                })),
+            )
+                .into_response()
+        }
+        Ok(Err(e)) => error(StatusCode::CONFLICT, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// Emits the app's open windows as final and unloads it.
+async fn remove(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Path((tenant, app)): Path<(String, String)>,
+) -> Response {
+    if let Some(denied) = refuse(&admin, &headers) {
+        return denied;
+    }
+    let Some(handle) = admin.launcher.get(&tenant, &app) else {
+        return not_found(&tenant, &app);
+    };
+    let response = take_over(&handle, |reply| Control::Remove { reply }).await;
+    if response.status().is_success() {
+        admin.launcher.forget(&tenant, &app);
+    }
+    response
 }

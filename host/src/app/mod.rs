@@ -1,9 +1,11 @@
 //! Running tenant apps: the processor that moves records through the stages, the worker that
 //! feeds it from Kafka and drains it into the sinks, and the handle operators steer it by.
 
+mod launch;
 pub mod processor;
 mod runner;
 
+pub use launch::{Apps, LaunchError, Launcher};
 pub use processor::{Message, Output, Processor, SwapError, Swapped};
 pub use runner::{
     AppHandle, AppState, AppStatus, Control, Deployed, Reply, Runner, RunnerSettings,

@@ -36,6 +36,8 @@ pub enum AppState {
     Drained,
     Failed,
     Stopped,
+    /// Unloaded by an operator, after its open windows were emitted.
+    Removed,
 }
 
 /// What an operator sees of an app.
@@ -68,6 +70,10 @@ pub enum Control {
     /// The version that ran before the last deploy takes over again, under the same rules.
     Rollback {
         reset_state: bool,
+        reply: Reply,
+    },
+    /// Emit every open window as final, save, and stop for good.
+    Remove {
         reply: Reply,
     },
     Stop,
@@ -470,6 +476,14 @@ impl Worker {
                     };
                     let _ = reply.send(answer);
                 }
+                Ok(Control::Remove { reply }) => {
+                    let answer = self.remove();
+                    let removed = answer.is_ok();
+                    let _ = reply.send(answer);
+                    if removed {
+                        return Ok(AppState::Removed);
+                    }
+                }
                 Err(TryRecvError::Empty) => {}
             }
             self.sync_assignment();
@@ -862,6 +876,35 @@ impl Worker {
         Ok(format!(
             "version {to} took over from {from} in {} ms: {what}",
             pause.as_millis()
+        ))
+    }
+
+    /// The end of an app: every open window is emitted as final and the place in the input is
+    /// saved, so that a later deploy of the app goes on from there.
+    fn remove(&mut self) -> Result<String, String> {
+        let open = self
+            .r
+            .handle
+            .metrics
+            .open_windows
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let mut out = Output::default();
+        self.r
+            .processor
+            .finish(&mut out)
+            .map_err(|e| e.to_string())?;
+        self.deliver(out)?;
+        self.checkpointed.clear();
+        match self.checkpoint() {
+            Ok(()) => {}
+            Err(StepError::Fatal(reason)) => return Err(reason),
+            Err(StepError::Plugin(error)) => return Err(error.to_string()),
+        }
+        self.r.outputs.commit().map_err(|e| e.to_string())?;
+        self.commit_offsets(CommitMode::Sync)?;
+        tracing::info!(windows = open, "removed: open windows emitted as final");
+        Ok(format!(
+            "{open} open windows emitted as final; the app is unloaded"
         ))
     }
 

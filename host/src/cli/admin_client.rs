@@ -32,7 +32,8 @@ pub enum AppCommand {
     /// Every app on the platform, with its status.
     List(Admin),
     /// Compile a new version of an app and let it take over at a batch boundary, carrying the
-    /// state of its open windows (refused when the state version differs, unless --reset-state).
+    /// state of its open windows (refused when the state version differs, unless --reset-state);
+    /// an app the tenant does not run yet starts on --stream.
     Deploy {
         #[arg(long)]
         tenant: String,
@@ -42,9 +43,17 @@ pub enum AppCommand {
         /// Start every open window fresh instead of carrying its state.
         #[arg(long)]
         reset_state: bool,
+        /// For a new app: the tenant's stream it reads (topic `<tenant>.<stream>`).
+        #[arg(long)]
+        stream: Option<String>,
+        /// For a new app: exactly-once (default), at-least-once or at-most-once.
+        #[arg(long, default_value = "exactly-once")]
+        delivery: String,
         #[command(flatten)]
         admin: Admin,
     },
+    /// Emit every open window of an app as final, then unload it.
+    Remove(Target),
     /// Let the version that ran before the last deploy take over again.
     Rollback {
         #[command(flatten)]
@@ -120,16 +129,27 @@ pub fn run(command: AppCommand) -> anyhow::Result<()> {
             tenant,
             path,
             reset_state,
+            stream,
+            delivery,
             admin,
         } => {
             let path = std::path::absolute(&path).unwrap_or(path);
-            let body = serde_json::json!({ "path": path, "reset_state": reset_state });
+            let body = serde_json::json!({
+                "path": path,
+                "reset_state": reset_state,
+                "stream": stream,
+                "delivery": delivery,
+            });
             let answer = request(
                 &admin,
                 "POST",
                 &format!("/apps/{tenant}/deploy"),
                 Some(body),
             )?;
+            println!("{}", answer["result"].as_str().unwrap_or_default());
+        }
+        AppCommand::Remove(target) => {
+            let answer = app_request(&target, "POST", "/remove", None)?;
             println!("{}", answer["result"].as_str().unwrap_or_default());
         }
         AppCommand::Rollback {

@@ -1,23 +1,17 @@
 //! `mysimbdp run`: loads every configured app, connects the stages, serves the admin API, and
 //! runs until SIGTERM or Ctrl-C.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::admin::metrics::AppMetrics;
-use crate::app::Processor;
-use crate::app::{AppHandle, AppState, AppStatus, Control, Deployed, Runner, RunnerSettings};
+use crate::app::{Control, Launcher, RunnerSettings};
 use crate::checkpoint::CheckpointStore;
 use crate::config::Config;
-use crate::names::AppTopics;
 use crate::plugin::{Limits, PluginEngine};
-use crate::sink::cassandra::{self, ResultsTable};
-use crate::sink::kafka::AppOutputs;
-use crate::source::kafka::{consumer, ensure_topics};
+use crate::sink::cassandra;
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -93,98 +87,28 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         max_failures: config.limits.max_failures,
         failure_window: Duration::from_millis(config.limits.failure_window_ms),
     };
-    let instance = args.instance.unwrap_or_else(host_name);
-    let store = if config.apps().iter().any(|a| a.delivery.checkpoints()) {
-        Some(Arc::new(runtime.block_on(CheckpointStore::open(
-            session.clone(),
-            config.cassandra.replication,
-        ))?))
-    } else {
-        None
-    };
-    let mut apps = BTreeMap::new();
-    let mut workers = Vec::new();
+    let store = runtime.block_on(CheckpointStore::open(
+        session.clone(),
+        config.cassandra.replication,
+    ))?;
+    let launcher = Arc::new(Launcher::new(
+        runtime.handle().clone(),
+        config.kafka.bootstrap.clone(),
+        config.kafka.partitions,
+        session,
+        config.cassandra.replication,
+        Arc::new(store),
+        settings,
+        args.instance.unwrap_or_else(host_name),
+    ));
     for (entry, compiled) in loaded {
-        let spec = compiled.spec.clone();
-        let topics = AppTopics::new(&entry.tenant, &entry.stream, &spec.name);
-        let bootstrap = &config.kafka.bootstrap;
-        runtime.block_on(ensure_topics(
-            bootstrap,
-            &[
-                &topics.input,
-                &topics.results,
-                &topics.late,
-                &topics.dead_letters,
-            ],
-            config.kafka.partitions,
-        ))?;
-        let table = runtime.block_on(ResultsTable::open(
-            session.clone(),
-            &entry.tenant,
-            &spec,
-            config.cassandra.replication,
-        ))?;
-        let transactional_id = entry
-            .delivery
-            .transactional()
-            .then(|| format!("mysimbdp.{}.{}.{instance}", entry.tenant, spec.name));
-        let (control, receiver) = std::sync::mpsc::channel();
-        let metrics = Arc::new(AppMetrics::default());
-        let handle = Arc::new(AppHandle {
-            tenant: entry.tenant.clone(),
-            app: spec.name.to_string(),
-            deployed: Mutex::new(Deployed::of(&compiled)),
-            metrics: metrics.clone(),
-            status: Mutex::new(AppStatus {
-                state: AppState::Starting,
-                caught_up: false,
-                last_error: None,
-                failures: 0,
-                checkpoints: 0,
-                partitions: Vec::new(),
-            }),
-            control: Mutex::new(control),
-        });
-        let processor = Processor::new(
-            spec.clone(),
-            compiled.instantiate()?,
-            metrics,
-            settings.idle_partition_timeout,
-            Instant::now(),
-        );
-        let runner = Runner {
-            handle: handle.clone(),
-            processor,
-            consumer: Arc::new(consumer(bootstrap, &topics.group)?),
-            outputs: AppOutputs::new(
-                bootstrap,
-                topics.clone(),
-                &spec,
-                transactional_id.as_deref(),
-            )?,
-            topics,
-            table: Arc::new(table),
-            runtime: runtime.handle().clone(),
-            control: receiver,
-            settings: settings.clone(),
-            current: compiled,
-            previous: None,
-            store: store.clone().filter(|_| entry.delivery.checkpoints()),
-        };
-        let name = format!("{}/{}", entry.tenant, spec.name);
-        workers.push(
-            std::thread::Builder::new()
-                .name(name)
-                .spawn(move || runner.run())
-                .context("starting an app worker")?,
-        );
-        apps.insert((entry.tenant.to_string(), spec.name.to_string()), handle);
+        launcher.launch(&entry.tenant, &entry.stream, entry.delivery, compiled)?;
     }
-    let handles: Vec<Arc<AppHandle>> = apps.values().cloned().collect();
     let listen = config.admin.listen;
+    let admin_launcher = launcher.clone();
     runtime.block_on(async move {
         let plugins = crate::admin::Plugins { engine, limits };
-        let server = crate::admin::serve(listen, apps, token, plugins);
+        let server = crate::admin::serve(listen, admin_launcher, token, plugins);
         tokio::select! {
             result = server => result.with_context(|| format!("admin API on {listen}")),
             _ = shutdown_signal() => {
@@ -193,12 +117,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             }
         }
     })?;
-    for handle in &handles {
+    for handle in launcher.all() {
         handle.send(Control::Stop);
     }
-    for worker in workers {
-        let _ = worker.join();
-    }
+    launcher.join();
     Ok(())
 }
 

@@ -1,0 +1,210 @@
+//! Starting an app on a running platform: its topics, its table, its Kafka clients and its worker
+//! thread. The same path serves the apps of the config file at start and apps an operator deploys
+//! later; the registry of running apps lives here too.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use scylla::client::session::Session;
+use tokio::runtime::Handle;
+
+use super::processor::Processor;
+use super::runner::{AppHandle, AppState, AppStatus, Deployed, Runner, RunnerSettings};
+use crate::admin::metrics::AppMetrics;
+use crate::checkpoint::{CheckpointStore, Delivery};
+use crate::names::{AppTopics, StreamName, TenantId};
+use crate::plugin::{CompiledApp, PluginError};
+use crate::sink::cassandra::{CassandraError, ResultsTable};
+use crate::sink::kafka::AppOutputs;
+use crate::source::kafka::{consumer, ensure_topics, KafkaError};
+
+/// The running apps, by (tenant, app).
+pub type Apps = BTreeMap<(String, String), Arc<AppHandle>>;
+
+/// Why an app could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    #[error(transparent)]
+    Cassandra(#[from] CassandraError),
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error("tenant `{tenant}` already runs an app `{app}`")]
+    Running { tenant: String, app: String },
+    #[error("starting the worker thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Where the platform's apps get their connections and settings from.
+pub struct Launcher {
+    pub runtime: Handle,
+    pub bootstrap: String,
+    pub partitions: i32,
+    pub session: Arc<Session>,
+    pub replication: u32,
+    pub store: Arc<CheckpointStore>,
+    pub settings: RunnerSettings,
+    /// This host's name among the hosts sharing the apps: it names their Kafka transactions.
+    pub instance: String,
+    apps: RwLock<Apps>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Launcher {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        runtime: Handle,
+        bootstrap: String,
+        partitions: i32,
+        session: Arc<Session>,
+        replication: u32,
+        store: Arc<CheckpointStore>,
+        settings: RunnerSettings,
+        instance: String,
+    ) -> Self {
+        Self {
+            runtime,
+            bootstrap,
+            partitions,
+            session,
+            replication,
+            store,
+            settings,
+            instance,
+            apps: RwLock::new(Apps::new()),
+            workers: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Starts `app` for `tenant` on `stream`; blocks on Kafka and Cassandra, so call it off the
+    /// async runtime's threads.
+    pub fn launch(
+        &self,
+        tenant: &TenantId,
+        stream: &StreamName,
+        delivery: Delivery,
+        app: CompiledApp,
+    ) -> Result<Arc<AppHandle>, LaunchError> {
+        let spec = app.spec.clone();
+        let key = (tenant.to_string(), spec.name.to_string());
+        if self.get(&key.0, &key.1).is_some() {
+            return Err(LaunchError::Running {
+                tenant: key.0,
+                app: key.1,
+            });
+        }
+        let topics = AppTopics::new(tenant, stream, &spec.name);
+        self.runtime.block_on(ensure_topics(
+            &self.bootstrap,
+            &[
+                &topics.input,
+                &topics.results,
+                &topics.late,
+                &topics.dead_letters,
+            ],
+            self.partitions,
+        ))?;
+        let table = self.runtime.block_on(ResultsTable::open(
+            self.session.clone(),
+            tenant,
+            &spec,
+            self.replication,
+        ))?;
+        let transactional_id = delivery
+            .transactional()
+            .then(|| format!("mysimbdp.{tenant}.{}.{}", spec.name, self.instance));
+        let (control, receiver) = std::sync::mpsc::channel();
+        let metrics = Arc::new(AppMetrics::default());
+        let handle = Arc::new(AppHandle {
+            tenant: tenant.clone(),
+            app: spec.name.to_string(),
+            deployed: Mutex::new(Deployed::of(&app)),
+            metrics: metrics.clone(),
+            status: Mutex::new(AppStatus {
+                state: AppState::Starting,
+                caught_up: false,
+                last_error: None,
+                failures: 0,
+                checkpoints: 0,
+                partitions: Vec::new(),
+            }),
+            control: Mutex::new(control),
+        });
+        let processor = Processor::new(
+            spec.clone(),
+            app.instantiate()?,
+            metrics,
+            self.settings.idle_partition_timeout,
+            Instant::now(),
+        );
+        let runner = Runner {
+            handle: handle.clone(),
+            processor,
+            consumer: Arc::new(consumer(&self.bootstrap, &topics.group)?),
+            outputs: AppOutputs::new(
+                &self.bootstrap,
+                topics.clone(),
+                &spec,
+                transactional_id.as_deref(),
+            )?,
+            topics,
+            table: Arc::new(table),
+            runtime: self.runtime.clone(),
+            control: receiver,
+            settings: self.settings.clone(),
+            current: app,
+            previous: None,
+            store: delivery.checkpoints().then(|| self.store.clone()),
+        };
+        let worker = std::thread::Builder::new()
+            .name(format!("{}/{}", key.0, key.1))
+            .spawn(move || runner.run())
+            .map_err(LaunchError::Thread)?;
+        if let Ok(mut workers) = self.workers.lock() {
+            workers.push(worker);
+        }
+        if let Ok(mut apps) = self.apps.write() {
+            apps.insert(key, handle.clone());
+        }
+        Ok(handle)
+    }
+
+    /// The running app, if any.
+    pub fn get(&self, tenant: &str, app: &str) -> Option<Arc<AppHandle>> {
+        self.apps
+            .read()
+            .ok()?
+            .get(&(tenant.to_owned(), app.to_owned()))
+            .cloned()
+    }
+
+    /// Every running app, in (tenant, app) order.
+    pub fn all(&self) -> Vec<Arc<AppHandle>> {
+        self.apps
+            .read()
+            .map(|apps| apps.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Forgets an app whose worker has stopped for good.
+    pub fn forget(&self, tenant: &str, app: &str) {
+        if let Ok(mut apps) = self.apps.write() {
+            apps.remove(&(tenant.to_owned(), app.to_owned()));
+        }
+    }
+
+    /// Waits for every worker thread to end (after each was told to stop).
+    pub fn join(&self) {
+        let workers = self
+            .workers
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default();
+        for worker in workers {
+            let _ = worker.join();
+        }
+    }
+}

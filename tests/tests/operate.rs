@@ -1,0 +1,179 @@
+//! An operator's day on a running platform: the admin API refuses anyone without the token; a
+//! state-incompatible version is refused with the reason while the old one goes on, and takes
+//! over with `--reset-state`; a new app is started by `app deploy --stream` and unloaded by
+//! `app remove` after its open windows are emitted as final.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use mysimbdp_tests::{
+    create_topic, expected_from_tsv, mysimbdp_bin, produce, run_command, sum_column,
+    tenant_app_wasm, AppSpec, CommandOutput, Platform, PlatformConfig, Services, TestEnv,
+    KAFKA_BOOTSTRAP, REVIEWS_DAILY,
+};
+
+const ORDERS: usize = 2_000;
+
+/// `mysimbdp app ARGS` against the platform, with its token.
+fn operator(
+    env: &TestEnv,
+    platform: &Platform,
+    name: &str,
+    args: &[&str],
+) -> Result<CommandOutput> {
+    let mut command = Command::new(mysimbdp_bin()?);
+    command
+        .arg("app")
+        .args(args)
+        .args(["--admin", platform.admin_url()])
+        .env("MYSIMBDP_ADMIN_TOKEN", platform.token());
+    run_command(env, name, &mut command, Duration::from_secs(150))
+}
+
+/// The HTTP status of a request with the given bearer token, or none.
+fn status_with(url: &str, method: &str, token: Option<&str>) -> Result<u16> {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let response = match (method, token) {
+        ("POST", Some(t)) => agent
+            .post(url)
+            .header("Authorization", &format!("Bearer {t}"))
+            .send_empty(),
+        ("POST", None) => agent.post(url).send_empty(),
+        (_, Some(t)) => agent
+            .get(url)
+            .header("Authorization", &format!("Bearer {t}"))
+            .call(),
+        (_, None) => agent.get(url).call(),
+    }
+    .with_context(|| format!("{method} {url}"))?;
+    Ok(response.status().as_u16())
+}
+
+#[test]
+fn operators_need_the_token_and_deploy_refuse_reset_start_and_remove_apps() -> Result<()> {
+    Services::check()?;
+    let env = TestEnv::new()?;
+    let bin = mysimbdp_bin()?;
+    let tsv = env.path("reviews.tsv");
+    let mut gen = Command::new(&bin);
+    gen.arg("gen")
+        .arg("--out")
+        .arg(&tsv)
+        .args(["--rows", "20000", "--seed", "31"]);
+    run_command(&env, "gen", &mut gen, Duration::from_secs(300))?.ensure_success("gen")?;
+    expected_from_tsv(&tsv)?;
+    create_topic(&env.topic("reviews"), 4)?;
+    let mut send = Command::new(&bin);
+    send.arg("produce").arg("--file").arg(&tsv);
+    send.args(["--tenant", &env.tenant, "--bootstrap", KAFKA_BOOTSTRAP]);
+    run_command(&env, "produce", &mut send, Duration::from_secs(300))?.ensure_success("produce")?;
+
+    let config = PlatformConfig::new(&env.tenant, vec![AppSpec::reviews_daily()?])?;
+    let mut platform = Platform::start(&env, "platform", &config)?;
+    platform.wait_ready(REVIEWS_DAILY)?;
+    let base = platform.admin_url().to_owned();
+    let app_url = format!("{base}/apps/{}/{REVIEWS_DAILY}", env.tenant);
+
+    // The token.
+    ensure!(status_with(&format!("{base}/apps"), "GET", None)? == 401);
+    ensure!(status_with(&app_url, "GET", Some("wrong-token-123"))? == 401);
+    ensure!(status_with(&format!("{app_url}/drain"), "POST", Some("wrong-token-123"))? == 401);
+    ensure!(status_with(&format!("{base}/metrics"), "GET", None)? == 200);
+    let status = platform.status(REVIEWS_DAILY)?;
+    ensure!(
+        status["state"] == "running",
+        "a refused drain changed nothing: {status}"
+    );
+
+    // A state-incompatible version: refused, then taken over with --reset-state.
+    let v3 = tenant_app_wasm("reviews-daily-v3")?.display().to_string();
+    let deploy = ["deploy", "--tenant", &env.tenant, "--path", &v3];
+    let refused = operator(&env, &platform, "deploy-v3", &deploy)?;
+    ensure!(!refused.status.success(), "{}", refused.describe());
+    ensure!(
+        refused.stderr.contains("state version 2")
+            && refused.stderr.contains("--reset-state")
+            && refused.stderr.contains("the running version goes on"),
+        "{}",
+        refused.describe()
+    );
+    ensure!(platform.status(REVIEWS_DAILY)?["version"] == "1.0.0");
+    let mut reset = deploy.to_vec();
+    reset.push("--reset-state");
+    let taken = operator(&env, &platform, "deploy-v3-reset", &reset)?;
+    taken.ensure_success("deploy --reset-state")?;
+    ensure!(
+        taken.stdout.contains("version 3.0.0 took over") && taken.stdout.contains("start fresh"),
+        "{}",
+        taken.describe()
+    );
+    ensure!(platform.status(REVIEWS_DAILY)?["version"] == "3.0.0");
+
+    // A new app, started and removed while the platform runs.
+    let orders = env.topic("orders");
+    create_topic(&orders, 4)?;
+    let hostile = tenant_app_wasm("hostile")?.display().to_string();
+    let started = operator(
+        &env,
+        &platform,
+        "deploy-new",
+        &[
+            "deploy",
+            "--tenant",
+            &env.tenant,
+            "--path",
+            &hostile,
+            "--stream",
+            "orders",
+        ],
+    )?;
+    started.ensure_success("deploy a new app")?;
+    ensure!(started.stdout.contains("started"), "{}", started.describe());
+    produce(
+        &orders,
+        (0..ORDERS).map(|i| {
+            let key = format!("k{}", i % 50);
+            (key.clone(), format!(r#"{{"key":"{key}","act":0}}"#))
+        }),
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let status = platform.status("hostile")?;
+        if status["records_processed"] == ORDERS as u64 {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the new app did not process: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let listed = operator(&env, &platform, "list", &["list"])?;
+    ensure!(listed.stdout.contains("\"hostile\"") && listed.stdout.contains(REVIEWS_DAILY));
+    let removed = operator(
+        &env,
+        &platform,
+        "remove",
+        &["remove", "--tenant", &env.tenant, "--app", "hostile"],
+    )?;
+    removed.ensure_success("remove")?;
+    ensure!(
+        removed.stdout.contains("emitted as final"),
+        "{}",
+        removed.describe()
+    );
+    let (code, _) = platform.admin_request("GET", &format!("/apps/{}/hostile", env.tenant))?;
+    ensure!(code == 404, "a removed app is gone: {code}");
+    let counted = sum_column(&env.tenant, "hostile", "records")?;
+    ensure!(
+        counted == ORDERS as i64,
+        "{counted} of {ORDERS} counted in the final rows"
+    );
+    ensure!(platform.status(REVIEWS_DAILY)?["state"] == "running");
+    platform.stop()?;
+    Ok(())
+}
