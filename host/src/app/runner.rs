@@ -186,13 +186,15 @@ type Offsets = HashMap<i32, i64, foldhash::fast::RandomState>;
 /// Cassandra writes retry this many times before the app is marked failed.
 const WRITE_ATTEMPTS: u32 = 5;
 
-/// Offsets of a batch the plugin failed on: when they are read again, they go to the
-/// dead-letter topic with the reason instead of to the plugin.
+/// Offsets the plugin failed on. A suspect range is the batch a failure happened in: replayed
+/// one record per batch, so that the record at fault shows itself; that record is then
+/// quarantined alone and goes to the dead-letter topic with the reason instead of the plugin.
 struct Quarantined {
     partition: i32,
     first: i64,
     last: i64,
     reason: String,
+    suspect: bool,
 }
 
 /// What the worker has read: where each partition resumes, what the batch being filled spans,
@@ -202,6 +204,20 @@ struct Intake {
     next_offsets: Offsets,
     batch: HashMap<i32, (i64, i64)>,
     quarantine: Vec<Quarantined>,
+}
+
+impl Intake {
+    /// Whether a suspect range lies ahead of the read position: until it is passed, batches
+    /// hold one record.
+    fn isolating(&self) -> bool {
+        self.quarantine.iter().any(|q| {
+            q.suspect
+                && self
+                    .next_offsets
+                    .get(&q.partition)
+                    .is_none_or(|next| *next <= q.last)
+        })
+    }
 }
 
 /// Why a step of the worker did not complete.
@@ -324,7 +340,7 @@ fn take(
     if let Some(q) = intake
         .quarantine
         .iter()
-        .find(|q| q.partition == partition && (q.first..=q.last).contains(&offset))
+        .find(|q| !q.suspect && q.partition == partition && (q.first..=q.last).contains(&offset))
     {
         processor.quarantine(&m, q.reason.clone(), out);
         return;
@@ -532,7 +548,11 @@ impl Worker {
         let Worker {
             r, queues, intake, ..
         } = self;
-        let max = r.settings.batch_max;
+        let max = if intake.isolating() {
+            1
+        } else {
+            r.settings.batch_max
+        };
         let deadline = Instant::now() + r.settings.batch_wait;
         let mut taken = 0;
         let now = Instant::now();
@@ -738,10 +758,38 @@ impl Worker {
         Ok(())
     }
 
-    /// A plugin failure: the batch it failed on is quarantined, the instance is rebuilt from
-    /// the last checkpoint and the input replayed from there. Too many failures in a short
-    /// time stop the app.
+    /// A plugin failure: the batch it failed on becomes suspect, the instance is rebuilt from
+    /// the last checkpoint and the input replayed from there, the suspect records one by one;
+    /// the one that fails again is quarantined alone. Too many failures in a short time stop
+    /// the app; finding the record at fault does not count as another failure.
     fn recover(&mut self, error: PluginError) -> Result<(), String> {
+        let reason = error.to_string();
+        let single: Vec<(i32, i64)> = self
+            .intake
+            .batch
+            .iter()
+            .filter(|(_, (first, last))| first == last)
+            .map(|(p, (o, _))| (*p, *o))
+            .collect();
+        let isolated = self.intake.batch.len() == 1
+            && single.len() == 1
+            && self.intake.quarantine.iter().any(|q| {
+                q.suspect && q.partition == single[0].0 && (q.first..=q.last).contains(&single[0].1)
+            });
+        if isolated {
+            let (partition, offset) = single[0];
+            tracing::warn!(partition, offset, %reason, "record quarantined");
+            AppMetrics::count(&self.r.handle.metrics.plugin_failures, 1);
+            self.intake.batch.clear();
+            self.intake.quarantine.push(Quarantined {
+                partition,
+                first: offset,
+                last: offset,
+                reason: format!("quarantined: the app failed on this record: {reason}"),
+                suspect: false,
+            });
+            return self.rebuild();
+        }
         let now = Instant::now();
         let settings = &self.r.settings;
         self.failures.push_back(now);
@@ -752,7 +800,6 @@ impl Worker {
         {
             self.failures.pop_front();
         }
-        let reason = error.to_string();
         AppMetrics::count(&self.r.handle.metrics.plugin_failures, 1);
         self.r.handle.update(|s| {
             s.failures += 1;
@@ -766,14 +813,13 @@ impl Worker {
             ));
         }
         for (partition, (first, last)) in self.intake.batch.drain() {
-            tracing::warn!(partition, first, last, %reason, "batch quarantined");
+            tracing::warn!(partition, first, last, %reason, "batch suspect: replaying it record by record");
             self.intake.quarantine.push(Quarantined {
                 partition,
                 first,
                 last,
-                reason: format!(
-                    "quarantined: the app failed on the batch holding this record: {reason}"
-                ),
+                reason: reason.clone(),
+                suspect: true,
             });
         }
         self.rebuild()
