@@ -122,9 +122,9 @@ pub struct PluginEngine {
     engine: Engine,
     linker: Linker<GuestState>,
     ticker: Arc<Ticker>,
-    /// Compiled components by the SHA-256 of their `.wasm`: loading a known version again
-    /// skips compilation. Only components this engine compiled itself are ever reused.
-    compiled: Mutex<HashMap<[u8; 32], Component>>,
+    /// Compiled, linked and described apps by the SHA-256 of their `.wasm`: loading a known
+    /// version again skips all of that. Only what this engine compiled itself is ever reused.
+    compiled: Mutex<HashMap<[u8; 32], (TenantAppPre<GuestState>, Arc<AppSpec>)>>,
 }
 
 /// A compiled, contract-checked app, ready to instantiate.
@@ -179,47 +179,59 @@ impl PluginEngine {
             .ok()
             .and_then(|c| c.get(&digest).cloned());
         let from_cache = cached.is_some();
-        let component = match cached {
-            Some(component) => component,
+        let (pre, spec) = match cached {
+            Some(known) => known,
             None => {
-                let component = Component::new(&self.engine, &bytes).map_err(|e| {
-                    PluginError::NotAComponent {
-                        path: shown.clone(),
-                        reason: format!("{e:#}"),
-                    }
-                })?;
+                let known = self.compile(&bytes, &shown, &limits)?;
                 if let Ok(mut compiled) = self.compiled.lock() {
-                    compiled.insert(digest, component.clone());
+                    compiled.insert(digest, known.clone());
                 }
-                component
+                known
             }
         };
-        let wrong = |e: wasmtime::Error| PluginError::WrongContract {
-            path: shown.clone(),
-            reason: format!("{e:#}"),
-        };
-        let pre = self.linker.instantiate_pre(&component).map_err(wrong)?;
-        let pre = TenantAppPre::new(pre).map_err(wrong)?;
-        let mut probe = AppInstance::start(&self.engine, &pre, &limits).map_err(|e| {
-            PluginError::WrongContract {
-                path: shown.clone(),
-                reason: e.to_string(),
-            }
-        })?;
-        let info = probe.describe()?;
-        let spec = AppSpec::from_info(info).map_err(|reason| PluginError::BadDescription {
-            path: shown,
-            reason,
-        })?;
         Ok(CompiledApp {
             engine: self.engine.clone(),
             pre,
-            spec: Arc::new(spec),
+            spec,
             digest: digest.iter().map(|b| format!("{b:02x}")).collect(),
             from_cache,
             limits,
             _ticker: self.ticker.clone(),
         })
+    }
+}
+
+impl PluginEngine {
+    /// Compiles, links against the contract, and asks the app to describe itself.
+    fn compile(
+        &self,
+        bytes: &[u8],
+        shown: &str,
+        limits: &Limits,
+    ) -> Result<(TenantAppPre<GuestState>, Arc<AppSpec>), PluginError> {
+        let component =
+            Component::new(&self.engine, bytes).map_err(|e| PluginError::NotAComponent {
+                path: shown.to_owned(),
+                reason: format!("{e:#}"),
+            })?;
+        let wrong = |e: wasmtime::Error| PluginError::WrongContract {
+            path: shown.to_owned(),
+            reason: format!("{e:#}"),
+        };
+        let pre = self.linker.instantiate_pre(&component).map_err(wrong)?;
+        let pre = TenantAppPre::new(pre).map_err(wrong)?;
+        let mut probe = AppInstance::start(&self.engine, &pre, limits).map_err(|e| {
+            PluginError::WrongContract {
+                path: shown.to_owned(),
+                reason: e.to_string(),
+            }
+        })?;
+        let info = probe.describe()?;
+        let spec = AppSpec::from_info(info).map_err(|reason| PluginError::BadDescription {
+            path: shown.to_owned(),
+            reason,
+        })?;
+        Ok((pre, Arc::new(spec)))
     }
 }
 
