@@ -117,6 +117,9 @@ impl Drop for Ticker {
     }
 }
 
+/// An app compiled, linked against the contract and described: all a load needs.
+type Known = (TenantAppPre<GuestState>, Arc<AppSpec>);
+
 /// The platform's plugin engine: shared by every app on the host.
 pub struct PluginEngine {
     engine: Engine,
@@ -124,7 +127,7 @@ pub struct PluginEngine {
     ticker: Arc<Ticker>,
     /// Compiled, linked and described apps by the SHA-256 of their `.wasm`: loading a known
     /// version again skips all of that. Only what this engine compiled itself is ever reused.
-    compiled: Mutex<HashMap<[u8; 32], (TenantAppPre<GuestState>, Arc<AppSpec>)>>,
+    compiled: Mutex<HashMap<[u8; 32], Known>>,
 }
 
 /// A compiled, contract-checked app, ready to instantiate.
@@ -203,12 +206,7 @@ impl PluginEngine {
 
 impl PluginEngine {
     /// Compiles, links against the contract, and asks the app to describe itself.
-    fn compile(
-        &self,
-        bytes: &[u8],
-        shown: &str,
-        limits: &Limits,
-    ) -> Result<(TenantAppPre<GuestState>, Arc<AppSpec>), PluginError> {
+    fn compile(&self, bytes: &[u8], shown: &str, limits: &Limits) -> Result<Known, PluginError> {
         let component =
             Component::new(&self.engine, bytes).map_err(|e| PluginError::NotAComponent {
                 path: shown.to_owned(),
