@@ -9,6 +9,7 @@ mod env;
 mod kafka;
 mod platform;
 mod reviews;
+mod scenario;
 
 pub use cassandra::{read_aggregated_reviews, sum_column, Services};
 pub use checks::{
@@ -25,6 +26,7 @@ pub use reviews::{
     DailyAggregate, ExpectedReviews, LateRow, MalformedRow, WindowKey, LATE_MIN_DAYS_BEHIND,
     MS_PER_DAY, ON_TIME_MAX_DAYS_BEHIND,
 };
+pub use scenario::{check_reviews_outputs, generate_reviews, produce_reviews, stream_reviews};
 
 /// Kafka's bootstrap address as `just up` starts it.
 pub const KAFKA_BOOTSTRAP: &str = "127.0.0.1:9092";

@@ -3,14 +3,12 @@
 //! Cassandra rows equal the expectation computed from the TSV alone, and on the results topic,
 //! read committed, every window's last update is exact and no update ever counted a review twice.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, ensure, Result};
 use mysimbdp_tests::{
-    check_cassandra, check_dead_letters, check_late_topic, check_results_topic, create_topic,
-    expected_from_tsv, mysimbdp_bin, run_command, tenant_app_wasm, AppSpec, Platform,
-    PlatformConfig, Repeats, Services, TestEnv, KAFKA_BOOTSTRAP, REVIEWS_DAILY,
+    check_cassandra, check_reviews_outputs, create_topic, generate_reviews, stream_reviews,
+    tenant_app_wasm, AppSpec, Platform, PlatformConfig, Repeats, Services, TestEnv, REVIEWS_DAILY,
 };
 use serde_json::Value;
 
@@ -18,6 +16,15 @@ const ROWS: u32 = 200_000;
 const KILLS: usize = 5;
 /// Fast enough that the input takes ~25 s, so the kills all land while it streams.
 const RATE: u32 = 8_000;
+/// Out-of-order, late and malformed rows among the good ones.
+const MESSY: &[&str] = &[
+    "--late",
+    "0.002",
+    "--malformed",
+    "0.002",
+    "--out-of-order",
+    "0.05",
+];
 
 /// A small xorshift generator: the kill moments vary from run to run, and the seed is printed.
 struct Moments(u64);
@@ -39,23 +46,7 @@ fn counter(status: &Value, name: &str) -> u64 {
 fn kill_9_at_random_moments_keeps_results_exact() -> Result<()> {
     Services::check()?;
     let env = TestEnv::new()?;
-    let bin = mysimbdp_bin()?;
-    let tsv = env.path("reviews.tsv");
-    let mut gen = Command::new(&bin);
-    gen.arg("gen").arg("--out").arg(&tsv).args([
-        "--rows",
-        &ROWS.to_string(),
-        "--seed",
-        "4242",
-        "--late",
-        "0.002",
-        "--malformed",
-        "0.002",
-        "--out-of-order",
-        "0.05",
-    ]);
-    run_command(&env, "gen", &mut gen, Duration::from_secs(300))?.ensure_success("gen")?;
-    let expected = expected_from_tsv(&tsv)?;
+    let (tsv, expected) = generate_reviews(&env, ROWS, 4242, MESSY)?;
     create_topic(&env.topic("reviews"), 4)?;
 
     let mut config = PlatformConfig::new(&env.tenant, vec![AppSpec::reviews_daily()?])?;
@@ -70,16 +61,7 @@ fn kill_9_at_random_moments_keeps_results_exact() -> Result<()> {
 
     let mut platform = Platform::start(&env, "run-0", &config)?;
     platform.wait_ready(REVIEWS_DAILY)?;
-    let mut producer = Command::new(&bin)
-        .arg("produce")
-        .arg("--file")
-        .arg(&tsv)
-        .args(["--tenant", &env.tenant, "--bootstrap", KAFKA_BOOTSTRAP])
-        .args(["--rate", &RATE.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting mysimbdp produce")?;
+    let mut producer = stream_reviews(&env, &tsv, RATE)?;
 
     for kill in 1..=KILLS {
         // At least one checkpoint of this run, then a random moment within the next 2 s.
@@ -118,22 +100,7 @@ fn kill_9_at_random_moments_keeps_results_exact() -> Result<()> {
     platform.drain(REVIEWS_DAILY)?;
     let status = platform.wait_drained(REVIEWS_DAILY, Duration::from_secs(900))?;
     eprintln!("drained after {KILLS} kills: {status}");
-    let mut failures = Vec::new();
-    let mut check = |what: &str, result: Result<()>| {
-        if let Err(error) = result {
-            failures.push(format!("{what}: {error:#}"));
-        }
-    };
-    check("Cassandra", check_cassandra(&env, &expected));
-    check("results topic", check_results_topic(&env, &expected));
-    check(
-        "late topic",
-        check_late_topic(&env, &expected, Repeats::Allowed),
-    );
-    check(
-        "dead-letter topic",
-        check_dead_letters(&env, &expected, Repeats::Allowed),
-    );
+    let failures = check_reviews_outputs(&env, &expected, Repeats::Allowed);
     platform.stop()?;
     if !failures.is_empty() {
         bail!(
@@ -152,15 +119,7 @@ fn kill_9_at_random_moments_keeps_results_exact() -> Result<()> {
 fn a_restart_with_a_new_version_resumes_from_the_checkpoint() -> Result<()> {
     Services::check()?;
     let env = TestEnv::new()?;
-    let bin = mysimbdp_bin()?;
-    let tsv = env.path("reviews.tsv");
-    let mut gen = Command::new(&bin);
-    gen.arg("gen")
-        .arg("--out")
-        .arg(&tsv)
-        .args(["--rows", "50000", "--seed", "808"]);
-    run_command(&env, "gen", &mut gen, Duration::from_secs(300))?.ensure_success("gen")?;
-    let expected = expected_from_tsv(&tsv)?;
+    let (tsv, expected) = generate_reviews(&env, 50_000, 808, &[])?;
     create_topic(&env.topic("reviews"), 4)?;
     let v1 = AppSpec::reviews_daily()?;
     let v2 = AppSpec {
@@ -171,16 +130,7 @@ fn a_restart_with_a_new_version_resumes_from_the_checkpoint() -> Result<()> {
     config.extra_toml = "[checkpoint]\ninterval_ms = 1000\n".into();
     let mut platform = Platform::start(&env, "v1", &config)?;
     platform.wait_ready(REVIEWS_DAILY)?;
-    let mut producer = Command::new(&bin)
-        .arg("produce")
-        .arg("--file")
-        .arg(&tsv)
-        .args(["--tenant", &env.tenant, "--bootstrap", KAFKA_BOOTSTRAP])
-        .args(["--rate", "6000"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting mysimbdp produce")?;
+    let mut producer = stream_reviews(&env, &tsv, 6000)?;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let status = platform.status(REVIEWS_DAILY)?;

@@ -5,14 +5,13 @@
 //! app that keeps failing is stopped, with the reason in its status and metrics.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use mysimbdp_tests::{
-    check_cassandra, check_dead_letters, check_late_topic, check_results_topic, create_topic,
-    expected_from_tsv, mysimbdp_bin, produce, read_topic, run_command, sum_column, tenant_app_wasm,
-    AppSpec, Platform, PlatformConfig, Repeats, Services, TestEnv, KAFKA_BOOTSTRAP, REVIEWS_DAILY,
+    check_reviews_outputs, create_topic, generate_reviews, produce, produce_reviews, read_topic,
+    sum_column, tenant_app_wasm, AppSpec, Platform, PlatformConfig, Repeats, Services, TestEnv,
+    REVIEWS_DAILY,
 };
 use serde_json::Value;
 
@@ -44,26 +43,10 @@ fn hostile_app() -> Result<AppSpec> {
 fn a_hostile_neighbour_is_contained_and_both_apps_stay_exact() -> Result<()> {
     Services::check()?;
     let env = TestEnv::new()?;
-    let bin = mysimbdp_bin()?;
-    let tsv = env.path("reviews.tsv");
-    let mut gen = Command::new(&bin);
-    gen.arg("gen").arg("--out").arg(&tsv).args([
-        "--rows",
-        "40000",
-        "--seed",
-        "606",
-        "--late",
-        "0.002",
-        "--malformed",
-        "0.002",
-    ]);
-    run_command(&env, "gen", &mut gen, Duration::from_secs(300))?.ensure_success("gen")?;
-    let expected = expected_from_tsv(&tsv)?;
+    let messy = ["--late", "0.002", "--malformed", "0.002"];
+    let (tsv, expected) = generate_reviews(&env, 40_000, 606, &messy)?;
     create_topic(&env.topic("reviews"), 4)?;
-    let mut send = Command::new(&bin);
-    send.arg("produce").arg("--file").arg(&tsv);
-    send.args(["--tenant", &env.tenant, "--bootstrap", KAFKA_BOOTSTRAP]);
-    run_command(&env, "produce", &mut send, Duration::from_secs(300))?.ensure_success("produce")?;
+    produce_reviews(&env, &tsv)?;
     let orders = env.topic("orders");
     create_topic(&orders, 4)?;
     produce(
@@ -90,26 +73,10 @@ fn a_hostile_neighbour_is_contained_and_both_apps_stay_exact() -> Result<()> {
     let reviews = platform.wait_drained(REVIEWS_DAILY, Duration::from_secs(600))?;
     eprintln!("hostile: {hostile}\nreviews: {reviews}");
 
-    let mut failures = Vec::new();
-    let mut check = |what: &str, result: Result<()>| {
-        if let Err(error) = result {
-            failures.push(format!("{what}: {error:#}"));
-        }
-    };
-    check("reviews in Cassandra", check_cassandra(&env, &expected));
-    check(
-        "reviews results topic",
-        check_results_topic(&env, &expected),
-    );
-    check(
-        "reviews late topic",
-        check_late_topic(&env, &expected, Repeats::Forbidden),
-    );
-    check(
-        "reviews dead letters",
-        check_dead_letters(&env, &expected, Repeats::Forbidden),
-    );
-    check("hostile app", check_hostile(&env, &hostile));
+    let mut failures = check_reviews_outputs(&env, &expected, Repeats::Forbidden);
+    if let Err(error) = check_hostile(&env, &hostile) {
+        failures.push(format!("hostile app: {error:#}"));
+    }
     platform.stop()?;
     if !failures.is_empty() {
         bail!(

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use mysimbdp_tests::{
-    create_topic, expected_from_tsv, mysimbdp_bin, produce, run_command, sum_column,
-    tenant_app_wasm, AppSpec, CommandOutput, Platform, PlatformConfig, Services, TestEnv,
-    KAFKA_BOOTSTRAP, REVIEWS_DAILY,
+    create_topic, generate_reviews, mysimbdp_bin, produce, produce_reviews, run_command,
+    sum_column, tenant_app_wasm, AppSpec, CommandOutput, Platform, PlatformConfig, Services,
+    TestEnv, REVIEWS_DAILY,
 };
 
 const ORDERS: usize = 2_000;
@@ -57,20 +57,9 @@ fn status_with(url: &str, method: &str, token: Option<&str>) -> Result<u16> {
 fn operators_need_the_token_and_deploy_refuse_reset_start_and_remove_apps() -> Result<()> {
     Services::check()?;
     let env = TestEnv::new()?;
-    let bin = mysimbdp_bin()?;
-    let tsv = env.path("reviews.tsv");
-    let mut gen = Command::new(&bin);
-    gen.arg("gen")
-        .arg("--out")
-        .arg(&tsv)
-        .args(["--rows", "20000", "--seed", "31"]);
-    run_command(&env, "gen", &mut gen, Duration::from_secs(300))?.ensure_success("gen")?;
-    expected_from_tsv(&tsv)?;
+    let (tsv, _) = generate_reviews(&env, 20_000, 31, &[])?;
     create_topic(&env.topic("reviews"), 4)?;
-    let mut send = Command::new(&bin);
-    send.arg("produce").arg("--file").arg(&tsv);
-    send.args(["--tenant", &env.tenant, "--bootstrap", KAFKA_BOOTSTRAP]);
-    run_command(&env, "produce", &mut send, Duration::from_secs(300))?.ensure_success("produce")?;
+    produce_reviews(&env, &tsv)?;
 
     let config = PlatformConfig::new(&env.tenant, vec![AppSpec::reviews_daily()?])?;
     let mut platform = Platform::start(&env, "platform", &config)?;

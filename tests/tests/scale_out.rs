@@ -2,14 +2,12 @@
 //! and the other takes over its partitions from the checkpoint store. The drained results are
 //! exact.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, ensure, Result};
 use mysimbdp_tests::{
-    check_cassandra, check_dead_letters, check_late_topic, check_results_topic, create_topic,
-    expected_from_tsv, mysimbdp_bin, run_command, AppSpec, Platform, PlatformConfig, Repeats,
-    Services, TestEnv, KAFKA_BOOTSTRAP, REVIEWS_DAILY,
+    check_reviews_outputs, create_topic, generate_reviews, stream_reviews, AppSpec, Platform,
+    PlatformConfig, Repeats, Services, TestEnv, REVIEWS_DAILY,
 };
 use serde_json::Value;
 
@@ -48,23 +46,15 @@ fn wait_for(
 fn two_hosts_share_the_partitions_and_one_survives_the_other() -> Result<()> {
     Services::check()?;
     let env = TestEnv::new()?;
-    let bin = mysimbdp_bin()?;
-    let tsv = env.path("reviews.tsv");
-    let mut gen = Command::new(&bin);
-    gen.arg("gen").arg("--out").arg(&tsv).args([
-        "--rows",
-        &ROWS.to_string(),
-        "--seed",
-        "5150",
+    let messy = [
         "--late",
         "0.002",
         "--malformed",
         "0.002",
         "--out-of-order",
         "0.05",
-    ]);
-    run_command(&env, "gen", &mut gen, Duration::from_secs(300))?.ensure_success("gen")?;
-    let expected = expected_from_tsv(&tsv)?;
+    ];
+    let (tsv, expected) = generate_reviews(&env, ROWS, 5150, &messy)?;
     create_topic(&env.topic("reviews"), 4)?;
 
     let app = AppSpec::reviews_daily()?;
@@ -77,16 +67,7 @@ fn two_hosts_share_the_partitions_and_one_survives_the_other() -> Result<()> {
     a.wait_ready(REVIEWS_DAILY)?;
     b.wait_ready(REVIEWS_DAILY)?;
 
-    let mut producer = Command::new(&bin)
-        .arg("produce")
-        .arg("--file")
-        .arg(&tsv)
-        .args(["--tenant", &env.tenant, "--bootstrap", KAFKA_BOOTSTRAP])
-        .args(["--rate", &RATE.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting mysimbdp produce")?;
+    let mut producer = stream_reviews(&env, &tsv, RATE)?;
 
     // Both hosts own a share and have saved it at least once.
     let sharing = |s: &Value| {
@@ -124,22 +105,7 @@ fn two_hosts_share_the_partitions_and_one_survives_the_other() -> Result<()> {
     // The dead host's open Kafka transaction holds read_committed readers back until the broker
     // aborts it (the platform's transaction timeout, 30 s); reading the topic waits for that.
     eprintln!("{:?} since the kill", killed.elapsed());
-    let mut failures = Vec::new();
-    let mut check = |what: &str, result: Result<()>| {
-        if let Err(error) = result {
-            failures.push(format!("{what}: {error:#}"));
-        }
-    };
-    check("Cassandra", check_cassandra(&env, &expected));
-    check("results topic", check_results_topic(&env, &expected));
-    check(
-        "late topic",
-        check_late_topic(&env, &expected, Repeats::Allowed),
-    );
-    check(
-        "dead-letter topic",
-        check_dead_letters(&env, &expected, Repeats::Allowed),
-    );
+    let failures = check_reviews_outputs(&env, &expected, Repeats::Allowed);
     b.stop()?;
     if !failures.is_empty() {
         bail!(

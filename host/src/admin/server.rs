@@ -155,13 +155,26 @@ async fn status(
     headers: HeaderMap,
     Path((tenant, app)): Path<(String, String)>,
 ) -> Response {
-    if let Some(denied) = refuse(&admin, &headers) {
-        return denied;
+    match app_of(&admin, &headers, &tenant, &app) {
+        Ok(handle) => Json(describe(&handle)).into_response(),
+        Err(response) => response,
     }
-    match admin.launcher.get(&tenant, &app) {
-        Some(handle) => Json(describe(&handle)).into_response(),
-        None => not_found(&tenant, &app),
+}
+
+/// The app a request names, if the request carries the token and the app runs.
+fn app_of(
+    admin: &Admin,
+    headers: &HeaderMap,
+    tenant: &str,
+    app: &str,
+) -> Result<Arc<AppHandle>, Response> {
+    if let Some(denied) = refuse(admin, headers) {
+        return Err(denied);
     }
+    admin
+        .launcher
+        .get(tenant, app)
+        .ok_or_else(|| not_found(tenant, app))
 }
 
 async fn drain(
@@ -169,11 +182,9 @@ async fn drain(
     headers: HeaderMap,
     Path((tenant, app)): Path<(String, String)>,
 ) -> Response {
-    if let Some(denied) = refuse(&admin, &headers) {
-        return denied;
-    }
-    let Some(handle) = admin.launcher.get(&tenant, &app) else {
-        return not_found(&tenant, &app);
+    let handle = match app_of(&admin, &headers, &tenant, &app) {
+        Ok(handle) => handle,
+        Err(response) => return response,
     };
     tracing::info!(%tenant, %app, "drain requested");
     if handle.send(Control::Drain) {
@@ -276,11 +287,9 @@ async fn rollback(
     Path((tenant, app)): Path<(String, String)>,
     body: Option<Json<RollbackRequest>>,
 ) -> Response {
-    if let Some(denied) = refuse(&admin, &headers) {
-        return denied;
-    }
-    let Some(handle) = admin.launcher.get(&tenant, &app) else {
-        return not_found(&tenant, &app);
+    let handle = match app_of(&admin, &headers, &tenant, &app) {
+        Ok(handle) => handle,
+        Err(response) => return response,
     };
     let reset_state = body.map(|Json(b)| b.reset_state).unwrap_or_default();
     take_over(&handle, |reply| Control::Rollback { reset_state, reply }).await
@@ -338,11 +347,9 @@ async fn remove(
     headers: HeaderMap,
     Path((tenant, app)): Path<(String, String)>,
 ) -> Response {
-    if let Some(denied) = refuse(&admin, &headers) {
-        return denied;
-    }
-    let Some(handle) = admin.launcher.get(&tenant, &app) else {
-        return not_found(&tenant, &app);
+    let handle = match app_of(&admin, &headers, &tenant, &app) {
+        Ok(handle) => handle,
+        Err(response) => return response,
     };
     let response = take_over(&handle, |reply| Control::Remove { reply }).await;
     if response.status().is_success() {

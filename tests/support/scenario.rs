@@ -1,0 +1,86 @@
+//! The steps the end-to-end tests share: generate reviews and their expectation, send them to
+//! the tenant's input topic (at once or as a paced stream), and check everything the reviews app
+//! wrote.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::checks::{
+    check_cassandra, check_dead_letters, check_late_topic, check_results_topic, Repeats,
+};
+use crate::env::{mysimbdp_bin, run_command, TestEnv};
+use crate::reviews::{expected_from_tsv, ExpectedReviews};
+use crate::KAFKA_BOOTSTRAP;
+
+/// `mysimbdp gen --rows ROWS --seed SEED EXTRA…` into the scratch folder, and what the reviews
+/// app must make of it, computed from the file alone.
+pub fn generate_reviews(
+    env: &TestEnv,
+    rows: u32,
+    seed: u64,
+    extra: &[&str],
+) -> Result<(PathBuf, ExpectedReviews)> {
+    let tsv = env.path("reviews.tsv");
+    let mut gen = Command::new(mysimbdp_bin()?);
+    gen.arg("gen")
+        .arg("--out")
+        .arg(&tsv)
+        .args(["--rows", &rows.to_string(), "--seed", &seed.to_string()])
+        .args(extra);
+    run_command(env, "gen", &mut gen, Duration::from_secs(300))?.ensure_success("mysimbdp gen")?;
+    let expected = expected_from_tsv(&tsv)?;
+    Ok((tsv, expected))
+}
+
+fn producer(env: &TestEnv, tsv: &PathBuf) -> Result<Command> {
+    let mut command = Command::new(mysimbdp_bin()?);
+    command.arg("produce").arg("--file").arg(tsv).args([
+        "--tenant",
+        &env.tenant,
+        "--bootstrap",
+        KAFKA_BOOTSTRAP,
+    ]);
+    Ok(command)
+}
+
+/// Sends the whole file to `<tenant>.reviews` as fast as Kafka takes it.
+pub fn produce_reviews(env: &TestEnv, tsv: &PathBuf) -> Result<()> {
+    let mut command = producer(env, tsv)?;
+    run_command(env, "produce", &mut command, Duration::from_secs(600))?
+        .ensure_success("mysimbdp produce")
+}
+
+/// Starts sending the file at `rate` records/s; the caller waits for the child.
+pub fn stream_reviews(env: &TestEnv, tsv: &PathBuf, rate: u32) -> Result<Child> {
+    producer(env, tsv)?
+        .args(["--rate", &rate.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting mysimbdp produce")
+}
+
+/// Everything the reviews app wrote, against the expectation: the Cassandra rows, the results
+/// topic read committed, the late and dead-letter topics. Returns the failed checks, in words.
+pub fn check_reviews_outputs(
+    env: &TestEnv,
+    expected: &ExpectedReviews,
+    repeats: Repeats,
+) -> Vec<String> {
+    let checks = [
+        ("Cassandra", check_cassandra(env, expected)),
+        ("results topic", check_results_topic(env, expected)),
+        ("late topic", check_late_topic(env, expected, repeats)),
+        (
+            "dead-letter topic",
+            check_dead_letters(env, expected, repeats),
+        ),
+    ];
+    checks
+        .into_iter()
+        .filter_map(|(what, result)| result.err().map(|e| format!("{what}: {e:#}")))
+        .collect()
+}
