@@ -157,7 +157,7 @@ async fn status(
 ) -> Response {
     match app_of(&admin, &headers, &tenant, &app) {
         Ok(handle) => Json(describe(&handle)).into_response(),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -167,14 +167,14 @@ fn app_of(
     headers: &HeaderMap,
     tenant: &str,
     app: &str,
-) -> Result<Arc<AppHandle>, Response> {
+) -> Result<Arc<AppHandle>, Box<Response>> {
     if let Some(denied) = refuse(admin, headers) {
-        return Err(denied);
+        return Err(Box::new(denied));
     }
     admin
         .launcher
         .get(tenant, app)
-        .ok_or_else(|| not_found(tenant, app))
+        .ok_or_else(|| Box::new(not_found(tenant, app)))
 }
 
 async fn drain(
@@ -184,7 +184,7 @@ async fn drain(
 ) -> Response {
     let handle = match app_of(&admin, &headers, &tenant, &app) {
         Ok(handle) => handle,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     tracing::info!(%tenant, %app, "drain requested");
     if handle.send(Control::Drain) {
@@ -289,7 +289,7 @@ async fn rollback(
 ) -> Response {
     let handle = match app_of(&admin, &headers, &tenant, &app) {
         Ok(handle) => handle,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let reset_state = body.map(|Json(b)| b.reset_state).unwrap_or_default();
     take_over(&handle, |reply| Control::Rollback { reset_state, reply }).await
@@ -349,7 +349,7 @@ async fn remove(
 ) -> Response {
     let handle = match app_of(&admin, &headers, &tenant, &app) {
         Ok(handle) => handle,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let response = take_over(&handle, |reply| Control::Remove { reply }).await;
     if response.status().is_success() {
