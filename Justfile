@@ -26,5 +26,10 @@ down:
 
 # Throughput: the pipeline and the plugin boundary in-process, then end to end through Kafka and Cassandra.
 bench: build
-    cargo bench -p mysimbdp-host --bench pipeline
+    cargo bench -p mysimbdp-host --bench pipeline --bench plugin
     scripts/with-services.sh scripts/bench-e2e.sh 300000
+    scripts/with-services.sh scripts/bench-checkpoint.sh 200000
+
+# Spark Structured Streaming against mysimbdp on the same data and machine: bench/report.md (issue 5).
+bench-spark: build
+    scripts/with-services.sh scripts/bench-spark.sh

@@ -151,6 +151,30 @@ fn bytes_that_are_not_a_component_are_refused() {
     assert!(error.contains(&path.display().to_string()), "{error}");
 }
 
+/// A valid component built against another version of the contract links against nothing we
+/// offer: refused with the contract it should implement.
+#[test]
+fn a_component_of_another_contract_version_is_refused() {
+    let path = std::env::temp_dir().join(format!("other-contract-{}.wasm", std::process::id()));
+    let other = r#"(component
+        (component $app)
+        (instance $i (instantiate $app))
+        (export "mysimbdp:tenant/app@0.2.0" (instance $i))
+    )"#;
+    std::fs::write(&path, wat::parse_str(other).unwrap()).unwrap();
+    let engine = PluginEngine::new().unwrap();
+    let error = engine
+        .load(&path, Limits::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("does not implement the contract mysimbdp:tenant@0.1.0"),
+        "{error}"
+    );
+    assert!(error.contains("mysimbdp:tenant/app@0.1.0"), "{error}");
+}
+
 fn review(partition: i32, offset: i64, product: &str, date: &str) -> (String, i32, i64, String) {
     let json = format!(
         r#"{{"product_id":"{product}","star_rating":4,"helpful_votes":1,"total_votes":2,"review_date":"{date}"}}"#

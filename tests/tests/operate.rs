@@ -96,7 +96,8 @@ fn operators_need_the_token_and_deploy_refuse_reset_start_and_remove_apps() -> R
     let taken = operator(&env, &platform, "deploy-v3-reset", &reset)?;
     taken.ensure_success("deploy --reset-state")?;
     ensure!(
-        taken.stdout.contains("version 3.0.0 took over") && taken.stdout.contains("start fresh"),
+        taken.stdout.contains("version 3.0.0 took over")
+            && taken.stdout.contains("keys start fresh, starting from 20"),
         "{}",
         taken.describe()
     );

@@ -62,6 +62,10 @@ pub enum SwapError {
 pub struct Swapped {
     pub windows: usize,
     pub state_bytes: usize,
+    /// Distinct keys among the open windows.
+    pub keys: usize,
+    /// The open windows' earliest and latest start: which windows a reset starts fresh.
+    pub span: Option<(EventTime, EventTime)>,
 }
 
 /// Per-batch scratch, kept to avoid allocating on every batch.
@@ -493,7 +497,13 @@ impl Processor {
         if spec.event_time != old.event_time {
             return Err(SwapError::Windows("the event-time field"));
         }
-        let open: Vec<u32> = self.table.all_open().iter().map(|s| s.get()).collect();
+        let slots = self.table.all_open();
+        let open: Vec<u32> = slots.iter().map(|s| s.get()).collect();
+        let keys: std::collections::HashSet<&str> =
+            slots.iter().map(|&s| self.table.describe(s).0).collect();
+        let keys = keys.len();
+        let starts = slots.iter().map(|&s| self.table.describe(s).1.start);
+        let span = starts.clone().min().zip(starts.max());
         let mut state_bytes = 0;
         if carry_state {
             let states = self.timed(PluginCall::Snapshot, |i| i.snapshot(&open))?;
@@ -507,6 +517,8 @@ impl Processor {
         Ok(Swapped {
             windows: open.len(),
             state_bytes,
+            keys,
+            span,
         })
     }
 

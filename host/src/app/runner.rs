@@ -526,6 +526,9 @@ impl Worker {
             self.r.outputs.commit().map_err(|e| e.to_string())?;
             self.commit_offsets(CommitMode::Sync)?;
             self.drained = true;
+            // The status says caught up with the lag it has now, not two seconds ago.
+            self.last_assignment_check = Instant::now() - Duration::from_secs(10);
+            self.sync_assignment();
             self.r.handle.update(|s| s.state = AppState::Drained);
             tracing::info!("drained: every open window emitted and closed");
             return Ok(());
@@ -911,7 +914,17 @@ impl Worker {
         self.r.previous = Some(std::mem::replace(&mut self.r.current, app));
         let pause = started.elapsed();
         let what = if reset_state {
-            format!("{} open windows start fresh", swapped.windows)
+            let span = swapped.span.map_or(String::new(), |(first, last)| {
+                format!(
+                    ", starting from {} to {}",
+                    crate::time::format_rfc3339(first),
+                    crate::time::format_rfc3339(last)
+                )
+            });
+            format!(
+                "{} open windows of {} keys start fresh{span}",
+                swapped.windows, swapped.keys
+            )
         } else {
             format!(
                 "{} open windows carried ({} bytes of state)",
