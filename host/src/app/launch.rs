@@ -143,7 +143,7 @@ impl Launcher {
         let runner = Runner {
             handle: handle.clone(),
             processor,
-            consumer: Arc::new(consumer(&self.bootstrap, &topics.group)?),
+            consumer: Arc::new(consumer(&self.bootstrap, &topics.group, &self.instance)?),
             outputs: AppOutputs::new(
                 &self.bootstrap,
                 topics.clone(),

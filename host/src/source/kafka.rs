@@ -100,10 +100,12 @@ impl ConsumerContext for Assignments {
 pub type AppConsumer = BaseConsumer<Assignments>;
 
 /// A consumer in the app's group that commits only when told to: offsets are committed when the
-/// results they produced are safely written.
-pub fn consumer(bootstrap: &str, group: &str) -> Result<AppConsumer, KafkaError> {
+/// results they produced are safely written. It is a static member named after the host, so a
+/// host that restarts gets its partitions back at once instead of after the session timeout.
+pub fn consumer(bootstrap: &str, group: &str, instance: &str) -> Result<AppConsumer, KafkaError> {
     client(bootstrap)
         .set("group.id", group)
+        .set("group.instance.id", instance)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
