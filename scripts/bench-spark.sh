@@ -91,33 +91,15 @@ stop_monitor() { touch "$1/monitor.stop"; wait "$MONITOR_PID" 2>/dev/null || tru
 # config as scripts/platform.sh writes), a monitor on it from its launch, its launch time in
 # DIR/times.json; returns once the app answers on the admin API.
 start_mysimbdp() {
-  local dir=$1 tenant=$2 interval=${3:-0.5} launched _
-  export MYSIMBDP_ADMIN_TOKEN="token-$RANDOM$RANDOM$RANDOM"
-  cat >"$dir/mysimbdp.toml" <<TOML
-[admin]
-listen = "$admin"
-token_env = "MYSIMBDP_ADMIN_TOKEN"
-
-[[tenants]]
-id = "$tenant"
-
-[[tenants.apps]]
-path = "$wasm"
-stream = "reviews"
-TOML
+  local dir=$1 tenant=$2 interval=${3:-0.5} launched
+  write_config "$dir" "$tenant" "$admin"
   launched=$(now)
   "$bin" run --config "$dir/mysimbdp.toml" >"$dir/platform.log" 2>&1 &
   PLATFORM_PID=$!
   printf '{"launched": %s}\n' "$launched" >"$dir/times.json"
   start_monitor "$dir" "$PLATFORM_PID" "$tenant.reviews" --interval "$interval" \
     --metrics-url "http://$admin/metrics" --tenant "$tenant"
-  for _ in $(seq 1 300); do
-    app status --tenant "$tenant" --app reviews-daily --admin "http://$admin" >/dev/null 2>&1 && return 0
-    kill -0 "$PLATFORM_PID" 2>/dev/null || { tail -20 "$dir/platform.log" >&2; return 1; }
-    sleep 0.1
-  done
-  echo "the platform did not answer on $admin; log: $dir/platform.log" >&2
-  return 1
+  wait_answering "$tenant" "$admin" "$dir/platform.log"
 }
 stop_mysimbdp() {
   kill -TERM "$PLATFORM_PID" 2>/dev/null || true

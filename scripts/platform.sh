@@ -8,11 +8,10 @@ new_tenant() {
   mkdir -p "$work"
 }
 
-# start_platform WORKDIR TENANT ADMIN_ADDR: writes WORKDIR/mysimbdp.toml for TENANT's reviews-daily
-# app, starts `mysimbdp run` in the background (PLATFORM_PID; stopped by pid on exit), exports
-# MYSIMBDP_ADMIN_TOKEN and waits until the app answers on the admin API. PLATFORM_TOML (extra
-# tables) and PLATFORM_DELIVERY (the app's delivery mode) adjust the config when set.
-start_platform() {
+# write_config WORKDIR TENANT ADMIN_ADDR: WORKDIR/mysimbdp.toml for TENANT's reviews-daily app
+# ($wasm, or the release build), with an admin token in MYSIMBDP_ADMIN_TOKEN. PLATFORM_TOML (extra
+# tables) and PLATFORM_DELIVERY (the app's delivery mode) adjust it when set.
+write_config() {
   local work=$1 tenant=$2 admin=$3
   export MYSIMBDP_ADMIN_TOKEN="${MYSIMBDP_ADMIN_TOKEN:-token-$RANDOM$RANDOM$RANDOM}"
   cat >"$work/mysimbdp.toml" <<TOML
@@ -26,21 +25,34 @@ token_env = "MYSIMBDP_ADMIN_TOKEN"
 id = "$tenant"
 
 [[tenants.apps]]
-path = "$root/target/wasm32-wasip2/release/reviews_daily.wasm"
+path = "${wasm:-$root/target/wasm32-wasip2/release/reviews_daily.wasm}"
 stream = "reviews"
 delivery = "${PLATFORM_DELIVERY:-exactly-once}"
 TOML
+}
+
+# wait_answering TENANT ADMIN_ADDR LOG: until TENANT's reviews-daily answers on the admin API;
+# fails with the log's tail if the platform ($PLATFORM_PID) exits first.
+wait_answering() {
+  local tenant=$1 admin=$2 log=$3 _
+  for _ in $(seq 1 300); do
+    app status --tenant "$tenant" --app reviews-daily --admin "http://$admin" >/dev/null 2>&1 && return 0
+    kill -0 "$PLATFORM_PID" 2>/dev/null || { tail -20 "$log" >&2; return 1; }
+    sleep 0.1
+  done
+  echo "the platform did not answer on $admin; log: $log" >&2
+  return 1
+}
+
+# start_platform WORKDIR TENANT ADMIN_ADDR: write_config, then `mysimbdp run` in the background
+# (PLATFORM_PID; stopped by pid on exit), until the app answers.
+start_platform() {
+  local work=$1 tenant=$2 admin=$3
+  write_config "$work" "$tenant" "$admin"
   "$bin" run --config "$work/mysimbdp.toml" >>"$work/platform.log" 2>&1 &
   PLATFORM_PID=$!
   trap 'kill -TERM $PLATFORM_PID 2>/dev/null; wait $PLATFORM_PID 2>/dev/null || true' EXIT
-  local _
-  for _ in $(seq 1 300); do
-    app status --tenant "$tenant" --app reviews-daily --admin "http://$admin" >/dev/null 2>&1 && return 0
-    kill -0 "$PLATFORM_PID" 2>/dev/null || { tail -20 "$work/platform.log" >&2; return 1; }
-    sleep 0.2
-  done
-  echo "the platform did not answer on $admin; log: $work/platform.log" >&2
-  return 1
+  wait_answering "$tenant" "$admin" "$work/platform.log"
 }
 
 # app ARGS...: `mysimbdp app ARGS...`
