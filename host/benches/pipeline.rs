@@ -2,7 +2,6 @@
 //! plugin + emit from the same JSON bytes Kafka would deliver, and (c) the plugin boundary alone.
 //! Run with `just bench`; results are per record, on one core.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,10 +11,12 @@ use mysimbdp_host::admin::metrics::AppMetrics;
 use mysimbdp_host::app::{Message, Output, Processor};
 use mysimbdp_host::cli::gen::{generate, Shape};
 use mysimbdp_host::cli::tsv;
-use mysimbdp_host::plugin::{Batch, Column, CompiledApp, Limits, PluginEngine};
+use mysimbdp_host::plugin::PluginEngine;
+
+mod common;
 
 const RECORDS: usize = 100_000;
-const BATCH: usize = 4096;
+const BATCH: usize = common::ROWS;
 
 #[derive(Parser)]
 struct GenShape {
@@ -48,17 +49,9 @@ fn messages() -> Vec<(Vec<u8>, Vec<u8>)> {
         .collect()
 }
 
-fn app(engine: &PluginEngine) -> CompiledApp {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/wasm32-wasip2/release/reviews_daily.wasm");
-    engine
-        .load(&path, Limits::default())
-        .expect("build the app first: just build-apps")
-}
-
 fn pipeline(c: &mut Criterion) {
     let engine = PluginEngine::new().expect("engine");
-    let app = app(&engine);
+    let app = common::load(&engine, "reviews_daily");
     let data = messages();
     let bytes: usize = data.iter().map(|(_, v)| v.len()).sum();
     eprintln!(
@@ -115,22 +108,13 @@ fn pipeline(c: &mut Criterion) {
 
 fn boundary(c: &mut Criterion) {
     let engine = PluginEngine::new().expect("engine");
-    let app = app(&engine);
-    let mut instance = app.instantiate().expect("instance");
-    let rows = BATCH;
-    let ints = |f: fn(usize) -> i64| Column::Integers((0..rows).map(f).collect());
-    let batch = Batch {
-        rows: rows as u32,
-        columns: vec![
-            ints(|i| (i % 5 + 1) as i64),
-            ints(|i| (i % 3) as i64),
-            ints(|i| (i % 7) as i64),
-        ],
-    };
-    let slots: Vec<u32> = (0..rows as u32).map(|i| i % 1024).collect();
+    let mut instance = common::load(&engine, "reviews_daily")
+        .instantiate()
+        .expect("instance");
+    let (batch, slots) = common::review_batch();
     let mut group = c.benchmark_group("plugin boundary");
     group.sample_size(20);
-    group.throughput(Throughput::Elements(rows as u64));
+    group.throughput(Throughput::Elements(common::ROWS as u64));
     group.bench_function("accumulate, 4096 rows × 3 int columns", |b| {
         b.iter(|| instance.accumulate(&slots, &batch).expect("accumulate"))
     });

@@ -2,29 +2,17 @@
 //! version, loading a known one from the cache, the processing pause of a swap with 10 000 open
 //! windows, and `accumulate` with and without epoch deadlines. Run with `just bench`.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use mysimbdp_host::admin::metrics::AppMetrics;
 use mysimbdp_host::app::{Message, Output, Processor};
-use mysimbdp_host::plugin::{Batch, Column, CompiledApp, Limits, PluginEngine};
+use mysimbdp_host::plugin::{CompiledApp, PluginEngine};
+
+mod common;
 
 const OPEN_WINDOWS: usize = 10_000;
-const ROWS: usize = 4096;
-
-fn wasm(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/wasm32-wasip2/release")
-        .join(format!("{name}.wasm"))
-}
-
-fn load(engine: &PluginEngine, name: &str) -> CompiledApp {
-    engine
-        .load(&wasm(name), Limits::default())
-        .expect("build the apps first: just build-apps")
-}
 
 fn deploy(c: &mut Criterion) {
     let mut group = c.benchmark_group("deploy");
@@ -32,15 +20,15 @@ fn deploy(c: &mut Criterion) {
     group.bench_function("compile a new version (reviews-daily 2.0)", |b| {
         b.iter_batched(
             || PluginEngine::new().expect("engine"),
-            |engine| load(&engine, "reviews_daily_v2"),
+            |engine| common::load(&engine, "reviews_daily_v2"),
             BatchSize::PerIteration,
         )
     });
     let engine = PluginEngine::new().expect("engine");
-    load(&engine, "reviews_daily_v2");
+    common::load(&engine, "reviews_daily_v2");
     group.bench_function("load a known version from the cache", |b| {
         b.iter(|| {
-            let app = load(&engine, "reviews_daily_v2");
+            let app = common::load(&engine, "reviews_daily_v2");
             assert!(app.from_cache);
             app
         })
@@ -89,8 +77,8 @@ fn busy_processor(v1: &CompiledApp) -> Processor {
 
 fn swap(c: &mut Criterion) {
     let engine = PluginEngine::new().expect("engine");
-    let v1 = load(&engine, "reviews_daily");
-    let v2 = load(&engine, "reviews_daily_v2");
+    let v1 = common::load(&engine, "reviews_daily");
+    let v2 = common::load(&engine, "reviews_daily_v2");
     let mut group = c.benchmark_group("hot swap");
     group.sample_size(20);
     group.bench_function(
@@ -112,22 +100,13 @@ fn swap(c: &mut Criterion) {
 }
 
 fn deadline(c: &mut Criterion) {
-    let ints = |f: fn(usize) -> i64| Column::Integers((0..ROWS).map(f).collect());
-    let batch = Batch {
-        rows: ROWS as u32,
-        columns: vec![
-            ints(|i| (i % 5 + 1) as i64),
-            ints(|i| (i % 3) as i64),
-            ints(|i| (i % 7) as i64),
-        ],
-    };
-    let slots: Vec<u32> = (0..ROWS as u32).map(|i| i % 1024).collect();
+    let (batch, slots) = common::review_batch();
     let mut group = c.benchmark_group("CPU deadline");
     group.sample_size(20);
-    group.throughput(Throughput::Elements(ROWS as u64));
+    group.throughput(Throughput::Elements(common::ROWS as u64));
     for (name, deadlines) in [("with deadline", true), ("without deadline", false)] {
         let engine = PluginEngine::with_deadlines(deadlines).expect("engine");
-        let mut instance = load(&engine, "reviews_daily")
+        let mut instance = common::load(&engine, "reviews_daily")
             .instantiate()
             .expect("instance");
         group.bench_function(format!("accumulate 4096 rows, {name}"), |b| {

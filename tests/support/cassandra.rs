@@ -10,6 +10,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::deserialize::row::DeserializeRow;
 use scylla::response::PagingState;
 use scylla::statement::unprepared::Statement;
 use scylla::value::CqlTimestamp;
@@ -119,14 +120,35 @@ pub fn read_aggregated_reviews(keyspace: &str) -> Result<BTreeMap<WindowKey, Dai
         bail!("`{keyspace}` is not a CQL identifier");
     }
     let table = format!("{keyspace}.{AGGREGATED_REVIEWS}");
+    let cql = format!(
+        "SELECT product_id, window_start, avg_star_rating, sum_helpful_votes, \
+         sum_total_votes, number_of_reviews FROM {table}"
+    );
+    let mut rows = BTreeMap::new();
+    each_row(&table, &cql, |row: AggregateRow| {
+        let (product_id, window_start, avg, helpful, total, count) = row;
+        let missing = || format!("{table}: a null column at ({product_id}, {window_start:?})");
+        let aggregate = DailyAggregate {
+            avg_star_rating: avg.with_context(missing)?,
+            sum_helpful_votes: helpful.with_context(missing)?,
+            sum_total_votes: total.with_context(missing)?,
+            number_of_reviews: count.with_context(missing)?,
+        };
+        rows.insert((product_id, window_start.0), aggregate);
+        Ok(())
+    })?;
+    Ok(rows)
+}
+
+/// Runs `cql` (a SELECT over `table`) page by page and hands every row to `each`.
+fn each_row<R>(table: &str, cql: &str, mut each: impl FnMut(R) -> Result<()>) -> Result<()>
+where
+    R: for<'frame, 'metadata> DeserializeRow<'frame, 'metadata>,
+{
     block_on(async {
         let session = connect().await?;
-        let mut statement = Statement::new(format!(
-            "SELECT product_id, window_start, avg_star_rating, sum_helpful_votes, \
-             sum_total_votes, number_of_reviews FROM {table}"
-        ));
+        let mut statement = Statement::new(cql);
         statement.set_page_size(5000);
-        let mut rows = BTreeMap::new();
         let mut paging_state = PagingState::start();
         loop {
             let (result, paging) = session
@@ -137,27 +159,16 @@ pub fn read_aggregated_reviews(keyspace: &str) -> Result<BTreeMap<WindowKey, Dai
                 .into_rows_result()
                 .with_context(|| format!("{table}: no rows"))?;
             for row in page
-                .rows::<AggregateRow>()
+                .rows::<R>()
                 .with_context(|| format!("{table}: columns"))?
             {
-                let (product_id, window_start, avg, helpful, total, count) =
-                    row.with_context(|| format!("{table}: a row does not deserialize"))?;
-                let missing =
-                    || format!("{table}: a null column at ({product_id}, {window_start:?})");
-                let aggregate = DailyAggregate {
-                    avg_star_rating: avg.with_context(missing)?,
-                    sum_helpful_votes: helpful.with_context(missing)?,
-                    sum_total_votes: total.with_context(missing)?,
-                    number_of_reviews: count.with_context(missing)?,
-                };
-                rows.insert((product_id, window_start.0), aggregate);
+                each(row.with_context(|| format!("{table}: a row does not deserialize"))?)?;
             }
             match paging.into_paging_control_flow() {
-                ControlFlow::Break(()) => break,
+                ControlFlow::Break(()) => return Ok(()),
                 ControlFlow::Continue(next) => paging_state = next,
             }
         }
-        Ok(rows)
     })?
 }
 
@@ -170,33 +181,14 @@ pub fn sum_column(keyspace: &str, table: &str, column: &str) -> Result<i64> {
         }
     }
     let table = format!("{keyspace}.{table}");
-    block_on(async {
-        let session = connect().await?;
-        let mut statement = Statement::new(format!("SELECT {column} FROM {table}"));
-        statement.set_page_size(5000);
-        let mut sum = 0i64;
-        let mut paging_state = PagingState::start();
-        loop {
-            let (result, paging) = session
-                .query_single_page(statement.clone(), (), paging_state)
-                .await
-                .with_context(|| format!("cannot read {table}"))?;
-            let page = result
-                .into_rows_result()
-                .with_context(|| format!("{table}: no rows"))?;
-            for row in page
-                .rows::<(Option<i64>,)>()
-                .with_context(|| format!("{table}: columns"))?
-            {
-                let (value,) =
-                    row.with_context(|| format!("{table}: a row does not deserialize"))?;
-                sum += value.unwrap_or(0);
-            }
-            match paging.into_paging_control_flow() {
-                ControlFlow::Break(()) => break,
-                ControlFlow::Continue(next) => paging_state = next,
-            }
-        }
-        Ok(sum)
-    })?
+    let mut sum = 0i64;
+    each_row(
+        &table,
+        &format!("SELECT {column} FROM {table}"),
+        |(value,): (Option<i64>,)| {
+            sum += value.unwrap_or(0);
+            Ok(())
+        },
+    )?;
+    Ok(sum)
 }

@@ -442,6 +442,8 @@ fn rebalance(
                 r.processor.forget_partition(p)?;
                 intake.next_offsets.remove(&p);
                 intake.batch.remove(&p);
+                // Its new owner finds the record at fault on its own.
+                intake.quarantine.retain(|q| q.partition != p);
                 if let Some(q) = queues.iter_mut().find(|q| q.partition == p) {
                     q.assigned = false;
                 }
@@ -912,6 +914,8 @@ impl Worker {
             *d = deployed;
         }
         self.r.previous = Some(std::mem::replace(&mut self.r.current, app));
+        // The next checkpoint saves the new build's state, even if no record arrives before it.
+        self.checkpointed.clear();
         let pause = started.elapsed();
         let what = if reset_state {
             let span = swapped.span.map_or(String::new(), |(first, last)| {
