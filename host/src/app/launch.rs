@@ -14,6 +14,7 @@ use super::processor::Processor;
 use super::runner::{AppHandle, AppState, AppStatus, Deployed, Runner, RunnerSettings};
 use crate::admin::metrics::AppMetrics;
 use crate::checkpoint::{CheckpointStore, Delivery};
+use crate::config::Config;
 use crate::names::{AppTopics, StreamName, TenantId};
 use crate::plugin::{CompiledApp, PluginError};
 use crate::sink::cassandra::{CassandraError, ResultsTable};
@@ -40,37 +41,35 @@ pub enum LaunchError {
 
 /// Where the platform's apps get their connections and settings from.
 pub struct Launcher {
-    pub runtime: Handle,
-    pub bootstrap: String,
-    pub partitions: i32,
-    pub session: Arc<Session>,
-    pub replication: u32,
-    pub store: Arc<CheckpointStore>,
-    pub settings: RunnerSettings,
+    runtime: Handle,
+    bootstrap: String,
+    partitions: i32,
+    session: Arc<Session>,
+    replication: u32,
+    store: Arc<CheckpointStore>,
+    settings: RunnerSettings,
     /// This host's name among the hosts sharing the apps: it names their Kafka transactions.
-    pub instance: String,
+    instance: String,
     apps: RwLock<Apps>,
     workers: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Launcher {
-    #[allow(clippy::too_many_arguments)]
+    /// Kafka and Cassandra as `config` names them; `instance` is this host's name.
     pub fn new(
         runtime: Handle,
-        bootstrap: String,
-        partitions: i32,
+        config: &Config,
         session: Arc<Session>,
-        replication: u32,
         store: Arc<CheckpointStore>,
         settings: RunnerSettings,
         instance: String,
     ) -> Self {
         Self {
             runtime,
-            bootstrap,
-            partitions,
+            bootstrap: config.kafka.bootstrap.clone(),
+            partitions: config.kafka.partitions,
             session,
-            replication,
+            replication: config.cassandra.replication,
             store,
             settings,
             instance,

@@ -93,10 +93,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     ))?;
     let launcher = Arc::new(Launcher::new(
         runtime.handle().clone(),
-        config.kafka.bootstrap.clone(),
-        config.kafka.partitions,
+        &config,
         session,
-        config.cassandra.replication,
         Arc::new(store),
         settings,
         args.instance.unwrap_or_else(host_name),
