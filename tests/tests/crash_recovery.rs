@@ -14,8 +14,9 @@ use serde_json::Value;
 
 const ROWS: u32 = 200_000;
 const KILLS: usize = 5;
-/// Fast enough that the input takes ~25 s, so the kills all land while it streams.
-const RATE: u32 = 8_000;
+/// Slow enough that the input takes ~33 s, so the five kills (~4 s apart) all land while it
+/// streams.
+const RATE: u32 = 6_000;
 /// Out-of-order, late and malformed rows among the good ones.
 const MESSY: &[&str] = &[
     "--late",
