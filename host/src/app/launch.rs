@@ -52,6 +52,8 @@ pub struct Launcher {
     instance: String,
     apps: RwLock<Apps>,
     workers: Mutex<Vec<JoinHandle<()>>>,
+    /// One launch at a time, so two deploys of the same new app cannot both start it.
+    launching: Mutex<()>,
 }
 
 impl Launcher {
@@ -75,6 +77,7 @@ impl Launcher {
             instance,
             apps: RwLock::new(Apps::new()),
             workers: Mutex::new(Vec::new()),
+            launching: Mutex::new(()),
         }
     }
 
@@ -87,6 +90,7 @@ impl Launcher {
         delivery: Delivery,
         app: CompiledApp,
     ) -> Result<Arc<AppHandle>, LaunchError> {
+        let _one_at_a_time = self.launching.lock();
         let spec = app.spec.clone();
         let key = (tenant.to_string(), spec.name.to_string());
         if self.get(&key.0, &key.1).is_some() {

@@ -202,7 +202,9 @@ struct Quarantined {
 #[derive(Default)]
 struct Intake {
     next_offsets: Offsets,
-    batch: HashMap<i32, (i64, i64)>,
+    /// First and last offset per partition of the batch being filled: updated for every
+    /// record, so a cheap hash like `Offsets`.
+    batch: HashMap<i32, (i64, i64), foldhash::fast::RandomState>,
     quarantine: Vec<Quarantined>,
 }
 
@@ -226,6 +228,16 @@ enum StepError {
     Plugin(PluginError),
     /// Anything else stops the app, with the reason in its status.
     Fatal(String),
+}
+
+impl StepError {
+    /// The failure in words, for an answer or a status.
+    fn into_reason(self) -> String {
+        match self {
+            StepError::Plugin(error) => error.to_string(),
+            StepError::Fatal(reason) => reason,
+        }
+    }
 }
 
 impl From<String> for StepError {
@@ -321,14 +333,11 @@ fn take(
     out: &mut Output,
 ) {
     let (partition, offset) = (message.partition(), message.offset());
-    if intake
-        .next_offsets
-        .get(&partition)
-        .is_some_and(|next| offset < *next)
-    {
+    let next = intake.next_offsets.entry(partition).or_insert(offset);
+    if offset < *next {
         return;
     }
-    intake.next_offsets.insert(partition, offset + 1);
+    *next = offset + 1;
     let m = Message {
         topic: message.topic(),
         partition,
@@ -522,11 +531,7 @@ impl Worker {
         let now = Instant::now();
         self.r.processor.tick(now, &mut out)?;
         if !self.drained && self.drain_reached() {
-            self.r.processor.finish(&mut out)?;
-            self.deliver(out)?;
-            self.checkpoint()?;
-            self.r.outputs.commit().map_err(|e| e.to_string())?;
-            self.commit_offsets(CommitMode::Sync)?;
+            self.close_all(out)?;
             self.drained = true;
             // The status says caught up with the lag it has now, not two seconds ago.
             self.last_assignment_check = Instant::now() - Duration::from_secs(10);
@@ -859,13 +864,9 @@ impl Worker {
                 continue;
             }
             self.intake.next_offsets.remove(&p);
-            match resume(&mut self.r, &mut self.intake, p) {
-                Ok(()) => {}
-                Err(StepError::Fatal(reason)) => return Err(reason),
-                Err(StepError::Plugin(error)) => {
-                    return Err(format!("restoring the last checkpoint failed: {error}"))
-                }
-            }
+            resume(&mut self.r, &mut self.intake, p).map_err(|e| {
+                format!("restoring the last checkpoint failed: {}", e.into_reason())
+            })?;
             let offset = self
                 .intake
                 .next_offsets
@@ -942,6 +943,18 @@ impl Worker {
         ))
     }
 
+    /// The end of the input or of the app: every open window is emitted as final (with what
+    /// the step already produced), and everything is saved and committed.
+    fn close_all(&mut self, mut out: Output) -> Result<(), StepError> {
+        self.r.processor.finish(&mut out)?;
+        self.deliver(out)?;
+        self.checkpointed.clear();
+        self.checkpoint()?;
+        self.r.outputs.commit().map_err(|e| e.to_string())?;
+        self.commit_offsets(CommitMode::Sync)?;
+        Ok(())
+    }
+
     /// The end of an app: every open window is emitted as final and the place in the input is
     /// saved, so that a later deploy of the app goes on from there.
     fn remove(&mut self) -> Result<String, String> {
@@ -951,20 +964,8 @@ impl Worker {
             .metrics
             .open_windows
             .load(std::sync::atomic::Ordering::Relaxed);
-        let mut out = Output::default();
-        self.r
-            .processor
-            .finish(&mut out)
-            .map_err(|e| e.to_string())?;
-        self.deliver(out)?;
-        self.checkpointed.clear();
-        match self.checkpoint() {
-            Ok(()) => {}
-            Err(StepError::Fatal(reason)) => return Err(reason),
-            Err(StepError::Plugin(error)) => return Err(error.to_string()),
-        }
-        self.r.outputs.commit().map_err(|e| e.to_string())?;
-        self.commit_offsets(CommitMode::Sync)?;
+        self.close_all(Output::default())
+            .map_err(StepError::into_reason)?;
         tracing::info!(windows = open, "removed: open windows emitted as final");
         Ok(format!(
             "{open} open windows emitted as final; the app is unloaded"

@@ -275,10 +275,8 @@ impl CheckpointStore {
     }
 }
 
-/// A little randomness without a dependency: the low bits of a fresh hasher's output.
+/// A little randomness without a dependency: std's per-process random hash keys.
 fn rand_u16() -> u16 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(std::process::id() as u64);
-    h.finish() as u16
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(std::process::id()) as u16
 }
