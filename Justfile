@@ -8,13 +8,21 @@ demo:
 test:
     scripts/test.sh
 
+# The end-to-end suite N times in a row; reports every test that failed in any run.
+test-repeat N="3":
+    scripts/test-repeat.sh {{N}}
+
 # The platform binary and the tenant apps.
-build: build-apps
+build: prereqs build-apps
     cargo build --release -p mysimbdp-host
 
 # Every tenant app under tenant-apps/, as Wasm components.
-build-apps:
+build-apps: prereqs
     cargo build --release --target wasm32-wasip2 $(ls tenant-apps | sed 's/^/-p /')
+
+# The wasm32-wasip2 target and rustup components when missing; names what it cannot install.
+prereqs:
+    scripts/prereqs.sh
 
 # Start (or reuse) local Kafka and Cassandra.
 up:

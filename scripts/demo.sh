@@ -6,6 +6,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 if [[ "${1:-}" != "--inside" ]]; then
+  scripts/prereqs.sh
   cargo build --release -p mysimbdp-host
   cargo build --release --target wasm32-wasip2 -p reviews-daily
   exec scripts/with-services.sh "$0" --inside

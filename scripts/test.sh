@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # `just test`: formatting, lints, unit tests, and the integration tests against real Kafka and
-# Cassandra (started here when not running, and stopped again).
+# Cassandra (started here when not running, and stopped again). Every test binary runs even when
+# one fails; the run ends with one line per binary and a total.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+scripts/prereqs.sh
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -- -D warnings
 apps=$(ls tenant-apps | sed 's/^/-p /')
@@ -10,4 +12,10 @@ cargo clippy --release --target wasm32-wasip2 -p mysimbdp-guest $apps -- -D warn
 cargo build --release -p mysimbdp-host
 cargo build --release --target wasm32-wasip2 $apps
 # Tenant apps are Wasm components: they are built for wasm32-wasip2 above, not tested natively.
-scripts/with-services.sh cargo test --release -- --test-threads 1
+mkdir -p .state
+log=.state/test.log
+status=0
+scripts/with-services.sh cargo test --release --no-fail-fast -- --test-threads 1 2>&1 |
+  tee "$log" || status=$?
+scripts/test-summary.py "$log"
+exit "$status"

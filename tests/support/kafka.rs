@@ -219,6 +219,23 @@ pub fn read_topic(topic: &str) -> Result<Vec<KafkaRecord>> {
     Ok(records)
 }
 
+/// How many messages `topic` holds in all its partitions (the sum of its end offsets, read
+/// uncommitted): a reader that has read this many has read everything sent so far.
+pub fn end_offsets_total(topic: &str) -> Result<i64> {
+    let reader = consumer_with(
+        &format!("mysimbdp-tests-ends-{}", unique_tenant_id()),
+        "read_uncommitted",
+    )?;
+    let mut total = 0;
+    for partition in partitions_of(&reader, topic)? {
+        let (_, high) = reader
+            .fetch_watermarks(topic, partition, METADATA_TIMEOUT)
+            .with_context(|| format!("cannot fetch the watermarks of {topic}/{partition}"))?;
+        total += high;
+    }
+    Ok(total)
+}
+
 /// Sends `(key, value)` messages to `topic` and waits until all are acknowledged.
 pub fn produce(topic: &str, messages: impl IntoIterator<Item = (String, String)>) -> Result<usize> {
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};

@@ -19,14 +19,18 @@ pub use env::{
     mysimbdp_bin, reviews_daily_wasm, run_command, target_dir, tenant_app_wasm, unique_tenant_id,
     workspace_dir, CommandOutput, TestEnv,
 };
-pub use kafka::{create_topic, produce, read_topic, topic_partitions, KafkaRecord};
+pub use kafka::{
+    create_topic, end_offsets_total, produce, read_topic, topic_partitions, KafkaRecord,
+};
 pub use platform::{AppSpec, Platform, PlatformConfig};
 pub use reviews::{
     days_from_civil, diff_aggregates, expected_from_tsv, parse_iso_date, parse_utc_timestamp_ms,
     DailyAggregate, ExpectedReviews, LateRow, MalformedRow, WindowKey, LATE_MIN_DAYS_BEHIND,
     MS_PER_DAY, ON_TIME_MAX_DAYS_BEHIND,
 };
-pub use scenario::{check_reviews_outputs, generate_reviews, produce_reviews, stream_reviews};
+pub use scenario::{
+    check_reviews_outputs, generate_reviews, produce_reviews, split_tsv, stream_reviews,
+};
 
 /// Kafka's bootstrap address as `just up` starts it.
 pub const KAFKA_BOOTSTRAP: &str = "127.0.0.1:9092";

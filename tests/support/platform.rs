@@ -289,6 +289,71 @@ impl Platform {
         Ok(())
     }
 
+    /// `POST /apps/<tenant>/<app>/<action>` (e.g. `pause`, `resume`); returns the worker's
+    /// answer in words; any status but 2xx is an error.
+    pub fn act(&self, app: &str, action: &str) -> Result<String> {
+        let path = format!("{}/{action}", self.app_path(app));
+        let (status, body) = self.admin_request("POST", &path)?;
+        if !(200..300).contains(&status) {
+            bail!("POST {path} answered {status}: {body}");
+        }
+        let answer: Value = serde_json::from_str(&body)
+            .with_context(|| format!("POST {path}: not JSON: {body}"))?;
+        Ok(answer["result"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Polls the app's status until `done` holds for it and returns that status; fails at
+    /// `timeout`, on `state == "failed"` or if the process exits, saying what it waited for.
+    pub fn wait_until(
+        &mut self,
+        app: &str,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Result<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.ensure_running(what)?;
+            let status = self.status(app)?;
+            if status["state"] == "failed" {
+                bail!(
+                    "{app} failed while {what}: {status}\n--- platform log (tail) ---\n{}",
+                    self.log_tail(60)
+                );
+            }
+            if done(&status) {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "{what}: not within {timeout:?}; last status {status}\n\
+                     --- platform log (tail) ---\n{}",
+                    self.log_tail(60)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The peak resident memory of the process so far (`VmHWM`), in bytes.
+    pub fn peak_memory(&self) -> Result<u64> {
+        let pid = self
+            .pid()
+            .context("the platform process was already reaped")?;
+        let path = format!("/proc/{pid}/status");
+        let status = fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .with_context(|| format!("no VmHWM in {path}"))?;
+        let kib: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .with_context(|| format!("cannot read `{line}` in {path}"))?;
+        Ok(kib * 1024)
+    }
+
     /// Polls `GET /apps/<tenant>/<app>` until it answers 200 (at most 120 s): the platform has
     /// loaded the app and its admin API is up. Fails early if the process exits.
     pub fn wait_ready(&mut self, app: &str) -> Result<()> {

@@ -2,7 +2,7 @@
 //! the tenant's input topic (at once or as a paced stream), and check everything the reviews app
 //! wrote.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -51,6 +51,31 @@ pub fn produce_reviews(env: &TestEnv, tsv: &PathBuf) -> Result<()> {
     let mut command = producer(env, tsv)?;
     run_command(env, "produce", &mut command, Duration::from_secs(600))?
         .ensure_success("mysimbdp produce")
+}
+
+/// Cuts the TSV into `parts` files of consecutive rows (each with the header), in the scratch
+/// folder: a test sends them one at a time, so that it knows input is still to come whenever it
+/// acts, however fast the machine is.
+pub fn split_tsv(env: &TestEnv, tsv: &Path, parts: usize) -> Result<Vec<PathBuf>> {
+    let bytes = std::fs::read(tsv).with_context(|| format!("cannot read {}", tsv.display()))?;
+    let mut lines = bytes.split_inclusive(|b| *b == b'\n');
+    let header = lines.next().context("an empty TSV")?;
+    let rows: Vec<&[u8]> = lines.collect();
+    let per_part = rows.len().div_ceil(parts.max(1)).max(1);
+    let mut files = Vec::new();
+    for (i, chunk) in rows.chunks(per_part).enumerate() {
+        let path = env.path(&format!("part-{i}.tsv"));
+        let mut body = header.to_vec();
+        for row in chunk {
+            body.extend_from_slice(row);
+            if !row.ends_with(b"\n") {
+                body.push(b'\n');
+            }
+        }
+        std::fs::write(&path, body).with_context(|| format!("cannot write {}", path.display()))?;
+        files.push(path);
+    }
+    Ok(files)
 }
 
 /// Starts sending the file at `rate` records/s; the caller waits for the child.

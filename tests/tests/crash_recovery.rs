@@ -1,22 +1,21 @@
-//! Crashes: the platform is killed with SIGKILL at random moments while reviews stream in, and
-//! restarted each time; it resumes from its last checkpoint. After the input is drained, the
+//! Crashes: the platform is killed with SIGKILL at random moments while reviews arrive, and
+//! restarted each time; it resumes from its last checkpoint. The input arrives in parts, one
+//! before each kill, so every kill lands with input still to come, however fast the machine. After the input is drained, the
 //! Cassandra rows equal the expectation computed from the TSV alone, and on the results topic,
 //! read committed, every window's last update is exact and no update ever counted a review twice.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, ensure, Result};
 use mysimbdp_tests::{
-    check_cassandra, check_reviews_outputs, create_topic, generate_reviews, stream_reviews,
-    tenant_app_wasm, AppSpec, Platform, PlatformConfig, Repeats, Services, TestEnv, REVIEWS_DAILY,
+    check_cassandra, check_reviews_outputs, create_topic, generate_reviews, produce_reviews,
+    split_tsv, tenant_app_wasm, AppSpec, Platform, PlatformConfig, Repeats, Services, TestEnv,
+    REVIEWS_DAILY,
 };
 use serde_json::Value;
 
 const ROWS: u32 = 200_000;
 const KILLS: usize = 5;
-/// Slow enough that the input takes ~33 s, so the five kills (~4 s apart) all land while it
-/// streams.
-const RATE: u32 = 6_000;
 /// Out-of-order, late and malformed rows among the good ones.
 const MESSY: &[&str] = &[
     "--late",
@@ -60,33 +59,23 @@ fn kill_9_at_random_moments_keeps_results_exact() -> Result<()> {
     eprintln!("kill moments seed {seed}, tenant {}", env.tenant);
     let mut moments = Moments(seed);
 
+    let parts = split_tsv(&env, &tsv, KILLS + 1)?;
+    ensure!(parts.len() == KILLS + 1, "{} parts", parts.len());
+
     let mut platform = Platform::start(&env, "run-0", &config)?;
     platform.wait_ready(REVIEWS_DAILY)?;
-    let mut producer = stream_reviews(&env, &tsv, RATE)?;
-
     for kill in 1..=KILLS {
-        // At least one checkpoint of this run, then a random moment within the next 2 s.
-        let deadline = Instant::now() + Duration::from_secs(180);
-        loop {
-            let status = platform.status(REVIEWS_DAILY)?;
-            ensure!(status["state"] != "failed", "run {kill}: {status}");
-            if counter(&status, "checkpoints") >= 1 && counter(&status, "records_in") > 0 {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "run {kill}: no checkpoint within 180 s: {status}\n{}",
-                    platform.log_tail(40)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        produce_reviews(&env, &parts[kill - 1])?;
+        // This run has read input and saved at least one checkpoint; then a random moment
+        // within the next 2 s, while it may still be working through the part.
+        platform.wait_until(
+            REVIEWS_DAILY,
+            &format!("the first checkpoint of run {kill}"),
+            Duration::from_secs(180),
+            |s| counter(s, "checkpoints") >= 1 && counter(s, "records_in") > 0,
+        )?;
         std::thread::sleep(Duration::from_millis(moments.next_ms(2000)));
         let status = platform.status(REVIEWS_DAILY)?;
-        ensure!(
-            producer.try_wait()?.is_none() || status["caught_up"] == false,
-            "kill {kill} would come after the input was drained: {status}"
-        );
         eprintln!(
             "kill -9 #{kill} after {} checkpoint(s), {} records read by this run",
             counter(&status, "checkpoints"),
@@ -96,7 +85,7 @@ fn kill_9_at_random_moments_keeps_results_exact() -> Result<()> {
         platform = Platform::start(&env, &format!("run-{kill}"), &config)?;
         platform.wait_ready(REVIEWS_DAILY)?;
     }
-    ensure!(producer.wait()?.success(), "mysimbdp produce failed");
+    produce_reviews(&env, &parts[KILLS])?;
 
     platform.drain(REVIEWS_DAILY)?;
     let status = platform.wait_drained(REVIEWS_DAILY, Duration::from_secs(900))?;
@@ -129,27 +118,21 @@ fn a_restart_with_a_new_version_resumes_from_the_checkpoint() -> Result<()> {
     };
     let mut config = PlatformConfig::new(&env.tenant, vec![v1])?;
     config.extra_toml = "[checkpoint]\ninterval_ms = 1000\n".into();
+    let parts = split_tsv(&env, &tsv, 2)?;
     let mut platform = Platform::start(&env, "v1", &config)?;
     platform.wait_ready(REVIEWS_DAILY)?;
-    let mut producer = stream_reviews(&env, &tsv, 6000)?;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let status = platform.status(REVIEWS_DAILY)?;
-        if counter(&status, "checkpoints") >= 2 {
-            break;
-        }
-        ensure!(Instant::now() < deadline, "no checkpoint: {status}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    ensure!(
-        producer.try_wait()?.is_none(),
-        "the input ended before the crash"
-    );
+    produce_reviews(&env, &parts[0])?;
+    platform.wait_until(
+        REVIEWS_DAILY,
+        "a checkpoint of version 1.0.0",
+        Duration::from_secs(120),
+        |s| counter(s, "checkpoints") >= 1 && counter(s, "records_in") > 0,
+    )?;
     platform.kill()?;
     config.apps = vec![v2];
     let mut platform = Platform::start(&env, "v2", &config)?;
     platform.wait_ready(REVIEWS_DAILY)?;
-    ensure!(producer.wait()?.success(), "mysimbdp produce failed");
+    produce_reviews(&env, &parts[1])?;
     platform.drain(REVIEWS_DAILY)?;
     let status = platform.wait_drained(REVIEWS_DAILY, Duration::from_secs(600))?;
     ensure!(status["version"] == "2.0.0", "{status}");

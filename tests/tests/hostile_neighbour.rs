@@ -139,18 +139,28 @@ fn an_app_that_keeps_failing_is_stopped_with_the_reason() -> Result<()> {
     config.extra_toml = "[limits]\nmax_failures = 2\n".into();
     let mut platform = Platform::start(&env, "platform", &config)?;
     platform.wait_ready("hostile")?;
-    let deadline = Instant::now() + Duration::from_secs(120);
+    // One panic at a time, the next only once the last one is counted as a failure: each
+    // is a failure of its own, whatever the batch timing.
     let mut sent = 0;
     let status = loop {
-        let status = platform.status("hostile")?;
+        produce(&orders, [order(sent, PANIC)])?;
+        sent += 1;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let status = loop {
+            let status = platform.status("hostile")?;
+            if status["state"] == "failed" || status["failures"].as_u64() >= Some(sent as u64) {
+                break status;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "panic {sent} was not counted as a failure: {status}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
         if status["state"] == "failed" {
             break status;
         }
-        ensure!(Instant::now() < deadline, "never failed: {status}");
-        // One panic per batch: each is a new failure.
-        produce(&orders, [order(sent, PANIC)])?;
-        sent += 1;
-        std::thread::sleep(Duration::from_millis(700));
+        ensure!(sent < 10, "never stopped after {sent} panics: {status}");
     };
     let error = status["last_error"].as_str().unwrap_or_default();
     ensure!(

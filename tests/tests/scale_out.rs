@@ -1,45 +1,20 @@
-//! Two hosts share an app's partitions through its Kafka consumer group; one is killed mid-run
-//! and the other takes over its partitions from the checkpoint store. The drained results are
-//! exact.
+//! Two hosts share an app's partitions through its Kafka consumer group; one is killed after the
+//! first half of the input and the other takes over its partitions from the checkpoint store,
+//! then reads the second half. The drained results are exact.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Result};
 use mysimbdp_tests::{
-    check_reviews_outputs, create_topic, generate_reviews, stream_reviews, AppSpec, Platform,
-    PlatformConfig, Repeats, Services, TestEnv, REVIEWS_DAILY,
+    check_reviews_outputs, create_topic, generate_reviews, produce_reviews, split_tsv, AppSpec,
+    Platform, PlatformConfig, Repeats, Services, TestEnv, REVIEWS_DAILY,
 };
 use serde_json::Value;
 
 const ROWS: u32 = 120_000;
-const RATE: u32 = 6_000;
 
 fn owned(status: &Value) -> usize {
     status["partitions"].as_array().map_or(0, Vec::len)
-}
-
-/// Polls `platform` until `done` holds for its app status (at most `timeout`).
-fn wait_for(
-    platform: &mut Platform,
-    what: &str,
-    timeout: Duration,
-    done: impl Fn(&Value) -> bool,
-) -> Result<Value> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let status = platform.status(REVIEWS_DAILY)?;
-        ensure!(status["state"] != "failed", "{what}: {status}");
-        if done(&status) {
-            return Ok(status);
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "{what}: not within {timeout:?}; last status {status}\n{}",
-                platform.log_tail(40)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[test]
@@ -67,23 +42,29 @@ fn two_hosts_share_the_partitions_and_one_survives_the_other() -> Result<()> {
     a.wait_ready(REVIEWS_DAILY)?;
     b.wait_ready(REVIEWS_DAILY)?;
 
-    let mut producer = stream_reviews(&env, &tsv, RATE)?;
+    let parts = split_tsv(&env, &tsv, 2)?;
+    produce_reviews(&env, &parts[0])?;
 
     // Both hosts own a share and have saved it at least once.
     let sharing = |s: &Value| {
         let n = owned(s);
         (1..4).contains(&n) && s["checkpoints"].as_u64().unwrap_or(0) >= 1
     };
-    let status_a = wait_for(&mut a, "host a sharing", Duration::from_secs(120), sharing)?;
-    let status_b = wait_for(&mut b, "host b sharing", Duration::from_secs(120), sharing)?;
+    let status_a = a.wait_until(
+        REVIEWS_DAILY,
+        "host a sharing",
+        Duration::from_secs(120),
+        sharing,
+    )?;
+    let status_b = b.wait_until(
+        REVIEWS_DAILY,
+        "host b sharing",
+        Duration::from_secs(120),
+        sharing,
+    )?;
     ensure!(
         owned(&status_a) + owned(&status_b) == 4,
         "the hosts should split the 4 partitions: a {status_a}, b {status_b}"
-    );
-    std::thread::sleep(Duration::from_secs(2));
-    ensure!(
-        producer.try_wait()?.is_none(),
-        "the input ended before the kill; raise ROWS or lower RATE"
     );
     eprintln!(
         "killing host a (partitions {}), host b has {}",
@@ -92,13 +73,13 @@ fn two_hosts_share_the_partitions_and_one_survives_the_other() -> Result<()> {
     a.kill()?;
     let killed = Instant::now();
 
-    wait_for(
-        &mut b,
+    b.wait_until(
+        REVIEWS_DAILY,
         "host b taking over every partition",
         Duration::from_secs(120),
         |s| owned(s) == 4,
     )?;
-    ensure!(producer.wait()?.success(), "mysimbdp produce failed");
+    produce_reviews(&env, &parts[1])?;
     b.drain(REVIEWS_DAILY)?;
     let status = b.wait_drained(REVIEWS_DAILY, Duration::from_secs(900))?;
     eprintln!("host b drained: {status}");

@@ -55,6 +55,8 @@ pub async fn serve(
         .route("/apps/{tenant}/{app}/drain", post(drain))
         .route("/apps/{tenant}/{app}/rollback", post(rollback))
         .route("/apps/{tenant}/{app}/remove", post(remove))
+        .route("/apps/{tenant}/{app}/pause", post(pause))
+        .route("/apps/{tenant}/{app}/resume", post(resume))
         .with_state(admin);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(%listen, "admin API listening");
@@ -216,7 +218,7 @@ struct RollbackRequest {
 }
 
 /// Sends a take-over request to the app's worker and waits for its answer.
-async fn take_over(handle: &Arc<AppHandle>, control: impl FnOnce(Reply) -> Control) -> Response {
+async fn ask_worker(handle: &Arc<AppHandle>, control: impl FnOnce(Reply) -> Control) -> Response {
     let (reply, answer) = std::sync::mpsc::channel();
     if !handle.send(control(reply)) {
         return error(
@@ -273,7 +275,7 @@ async fn deploy(
         return start(&admin, &tenant, request, compiled).await;
     };
     let reset_state = request.reset_state;
-    take_over(&handle, |reply| Control::Deploy {
+    ask_worker(&handle, |reply| Control::Deploy {
         app: Box::new(compiled),
         reset_state,
         reply,
@@ -292,7 +294,7 @@ async fn rollback(
         Err(response) => return *response,
     };
     let reset_state = body.map(|Json(b)| b.reset_state).unwrap_or_default();
-    take_over(&handle, |reply| Control::Rollback { reset_state, reply }).await
+    ask_worker(&handle, |reply| Control::Rollback { reset_state, reply }).await
 }
 
 /// A deploy of an app the tenant does not run yet: it starts on the given stream.
@@ -341,6 +343,30 @@ async fn start(
     }
 }
 
+/// Holds the app's input in Kafka until it is resumed.
+async fn pause(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Path((tenant, app)): Path<(String, String)>,
+) -> Response {
+    match app_of(&admin, &headers, &tenant, &app) {
+        Ok(handle) => ask_worker(&handle, |reply| Control::Pause { reply }).await,
+        Err(response) => *response,
+    }
+}
+
+/// Reads the app's input again after a pause.
+async fn resume(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Path((tenant, app)): Path<(String, String)>,
+) -> Response {
+    match app_of(&admin, &headers, &tenant, &app) {
+        Ok(handle) => ask_worker(&handle, |reply| Control::Resume { reply }).await,
+        Err(response) => *response,
+    }
+}
+
 /// Emits the app's open windows as final and unloads it.
 async fn remove(
     State(admin): State<Arc<Admin>>,
@@ -351,7 +377,7 @@ async fn remove(
         Ok(handle) => handle,
         Err(response) => return *response,
     };
-    let response = take_over(&handle, |reply| Control::Remove { reply }).await;
+    let response = ask_worker(&handle, |reply| Control::Remove { reply }).await;
     if response.status().is_success() {
         admin.launcher.forget(&tenant, &app);
     }

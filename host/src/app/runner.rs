@@ -34,6 +34,8 @@ pub enum AppState {
     Running,
     Draining,
     Drained,
+    /// Held by an operator: its input waits in Kafka until it is resumed.
+    Paused,
     Failed,
     Stopped,
     /// Unloaded by an operator, after its open windows were emitted.
@@ -74,6 +76,15 @@ pub enum Control {
     },
     /// Emit every open window as final, save, and stop for good.
     Remove {
+        reply: Reply,
+    },
+    /// Stop reading the input (it waits in Kafka and shows as lag) until `Resume`; open windows,
+    /// checkpoints and the consumer group membership are kept.
+    Pause {
+        reply: Reply,
+    },
+    /// Read the input again after a `Pause`.
+    Resume {
         reply: Reply,
     },
     Stop,
@@ -266,6 +277,8 @@ struct Worker {
     checkpointed: Offsets,
     failures: VecDeque<Instant>,
     drained: bool,
+    /// The state to go back to on `Resume`, while an operator holds the app.
+    paused: Option<AppState>,
 }
 
 impl Runner {
@@ -289,6 +302,7 @@ impl Runner {
             checkpointed: Offsets::default(),
             failures: VecDeque::new(),
             drained: false,
+            paused: None,
         };
         handle.update(|s| s.state = AppState::Running);
         let result = worker.run();
@@ -422,12 +436,16 @@ fn rebalance(
     r: &mut Runner,
     queues: &mut Vec<InputQueue>,
     intake: &mut Intake,
+    paused: bool,
 ) -> Result<(), StepError> {
     let now = Instant::now();
     for change in changes {
         tracing::info!(?change, "rebalance");
         match change {
             PartitionChange::Assigned(p) => {
+                if paused {
+                    hold(r, &[p], true)?;
+                }
                 r.processor.watermarks_mut().assign(p, now);
                 resume(r, intake, p)?;
                 match queues.iter_mut().find(|q| q.partition == p) {
@@ -460,6 +478,20 @@ fn rebalance(
         }
     }
     Ok(())
+}
+
+/// Stops (`hold = true`) or restarts Kafka's fetching of `partitions` of the input.
+fn hold(r: &Runner, partitions: &[i32], hold: bool) -> Result<(), StepError> {
+    let mut list = TopicPartitionList::new();
+    for &p in partitions {
+        list.add_partition(&r.topics.input, p);
+    }
+    let done = if hold {
+        r.consumer.pause(&list)
+    } else {
+        r.consumer.resume(&list)
+    };
+    done.map_err(|e| StepError::Fatal(format!("pausing or resuming {partitions:?}: {e}")))
 }
 
 impl Worker {
@@ -503,6 +535,12 @@ impl Worker {
                     };
                     let _ = reply.send(answer);
                 }
+                Ok(Control::Pause { reply }) => {
+                    let _ = reply.send(self.pause());
+                }
+                Ok(Control::Resume { reply }) => {
+                    let _ = reply.send(self.unpause());
+                }
                 Ok(Control::Remove { reply }) => {
                     let answer = self.remove();
                     let removed = answer.is_ok();
@@ -536,7 +574,7 @@ impl Worker {
             // The status says caught up with the lag it has now, not two seconds ago.
             self.last_assignment_check = Instant::now() - Duration::from_secs(10);
             self.sync_assignment();
-            self.r.handle.update(|s| s.state = AppState::Drained);
+            self.set_state(AppState::Drained);
             tracing::info!("drained: every open window emitted and closed");
             return Ok(());
         }
@@ -555,9 +593,13 @@ impl Worker {
     /// so that one partition racing ahead cannot make another's on-time records look late;
     /// returns how many messages it took.
     fn poll_batch(&mut self, out: &mut Output) -> Result<usize, StepError> {
+        let paused = self.paused.is_some();
         let Worker {
             r, queues, intake, ..
         } = self;
+        if paused {
+            return Self::serve_events(r, queues, intake, out);
+        }
         let max = if intake.isolating() {
             1
         } else {
@@ -585,7 +627,7 @@ impl Worker {
                     r.processor.flush(out)?;
                     intake.batch.clear();
                 }
-                rebalance(changes, r, queues, intake)?;
+                rebalance(changes, r, queues, intake, false)?;
             }
             if taken >= max {
                 break;
@@ -650,6 +692,86 @@ impl Worker {
             self.busy += started.elapsed();
         }
         Ok(taken)
+    }
+
+    /// While paused: nothing is read from the partition queues, but the consumer is still
+    /// polled, so that the group keeps this host as a member and rebalances are handled.
+    fn serve_events(
+        r: &mut Runner,
+        queues: &mut Vec<InputQueue>,
+        intake: &mut Intake,
+        out: &mut Output,
+    ) -> Result<usize, StepError> {
+        let now = Instant::now();
+        let mut taken = 0;
+        // Partitions never split into their own queue deliver here; they are held like the rest.
+        while let Some(polled) = r.consumer.poll(Duration::ZERO) {
+            if let Ok(message) = polled {
+                take(&message, &mut r.processor, intake, now, out);
+                taken += 1;
+            }
+        }
+        let changes = r.consumer.context().take();
+        if !changes.is_empty() {
+            if r.processor.pending() > 0 {
+                r.processor.flush(out)?;
+                intake.batch.clear();
+            }
+            rebalance(changes, r, queues, intake, true)?;
+        }
+        if taken > 0 {
+            r.processor.flush(out)?;
+            intake.batch.clear();
+        } else {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(taken)
+    }
+
+    /// Holds the input: Kafka stops fetching the owned partitions and nothing more is read.
+    fn pause(&mut self) -> Result<String, String> {
+        if self.paused.is_some() {
+            return Ok("already paused".into());
+        }
+        let owned: Vec<i32> = self.owned();
+        hold(&self.r, &owned, true).map_err(StepError::into_reason)?;
+        let state = self.r.handle.status().state;
+        self.paused = Some(state);
+        self.r.handle.update(|s| s.state = AppState::Paused);
+        tracing::info!(partitions = ?owned, "paused: the input waits in Kafka");
+        Ok(format!(
+            "paused: the input of {} partitions waits in Kafka",
+            owned.len()
+        ))
+    }
+
+    /// Reads the input again, from where the pause left it.
+    fn unpause(&mut self) -> Result<String, String> {
+        let Some(state) = self.paused.take() else {
+            return Ok("not paused".into());
+        };
+        let owned = self.owned();
+        hold(&self.r, &owned, false).map_err(StepError::into_reason)?;
+        self.r.handle.update(|s| s.state = state);
+        tracing::info!(partitions = ?owned, "resumed");
+        Ok(format!("resumed: reading {} partitions again", owned.len()))
+    }
+
+    /// Moves the app to `state`; while it is paused, to `state` once it resumes.
+    fn set_state(&mut self, state: AppState) {
+        match &mut self.paused {
+            Some(after) => *after = state,
+            None => self.r.handle.update(|s| s.state = state),
+        }
+    }
+
+    /// The input partitions this host owns now.
+    fn owned(&self) -> Vec<i32> {
+        self.queues
+            .iter()
+            .filter(|q| q.assigned)
+            .map(|q| q.partition)
+            .collect()
     }
 
     /// Hands results to the sinks: Kafka records are queued at once, the Cassandra upserts of
@@ -851,12 +973,7 @@ impl Worker {
             started,
         );
         self.intake.batch.clear();
-        let owned: Vec<i32> = self
-            .queues
-            .iter()
-            .filter(|q| q.assigned)
-            .map(|q| q.partition)
-            .collect();
+        let owned = self.owned();
         let checkpointing = self.r.store.is_some();
         for &p in &owned {
             self.r.processor.watermarks_mut().assign(p, started);
@@ -990,7 +1107,7 @@ impl Worker {
         }
         tracing::info!(?target, "draining to the input's end offsets");
         self.drain_target = Some(target);
-        self.r.handle.update(|s| s.state = AppState::Draining);
+        self.set_state(AppState::Draining);
         Ok(())
     }
 

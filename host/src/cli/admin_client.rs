@@ -61,6 +61,11 @@ pub enum AppCommand {
         #[arg(long)]
         reset_state: bool,
     },
+    /// Stop reading an app's input: it waits in Kafka (shown as lag) until `app resume`; open
+    /// windows and checkpoints are kept.
+    Pause(Target),
+    /// Read an app's input again after `app pause`.
+    Resume(Target),
     /// Process all input up to the topic's current end, then emit and close every window.
     Drain {
         #[command(flatten)]
@@ -150,6 +155,14 @@ pub fn run(command: AppCommand) -> anyhow::Result<()> {
         }
         AppCommand::Remove(target) => {
             let answer = app_request(&target, "POST", "/remove", None)?;
+            println!("{}", answer["result"].as_str().unwrap_or_default());
+        }
+        AppCommand::Pause(target) => {
+            let answer = app_request(&target, "POST", "/pause", None)?;
+            println!("{}", answer["result"].as_str().unwrap_or_default());
+        }
+        AppCommand::Resume(target) => {
+            let answer = app_request(&target, "POST", "/resume", None)?;
             println!("{}", answer["result"].as_str().unwrap_or_default());
         }
         AppCommand::Rollback {
