@@ -4,7 +4,9 @@ total as `N passed, N failed`. Usage: scripts/test-summary.py LOG"""
 import re
 import sys
 
-running = re.compile(r"^\s+(Running|Doc-tests) (\S+)(?: \((?:\S*/)?([^/)]+?)(?:-[0-9a-f]+)?\))?")
+running = re.compile(
+    r"^\s+(Running|Doc-tests) (?:unittests )?(\S+)(?: \((?:\S*/)?([^/)]+?)(?:-[0-9a-f]+)?\))?"
+)
 result = re.compile(r"^test result: (\w+)\. (\d+) passed; (\d+) failed")
 failed_test = re.compile(r"^test (\S+) \.\.\. FAILED")
 
