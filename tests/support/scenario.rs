@@ -66,7 +66,7 @@ pub fn send_part(env: &TestEnv, part: &PathBuf) -> Result<()> {
 }
 
 /// Records per second of [`send_part`].
-pub const PART_RATE: u32 = 10_000;
+pub const PART_RATE: u32 = 8_000;
 
 /// Cuts the TSV into `parts` files of consecutive rows (each with the header), in the scratch
 /// folder: a test sends them one at a time, so that it knows input is still to come whenever it
