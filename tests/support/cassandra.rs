@@ -1,7 +1,7 @@
 //! The services check (Kafka and Cassandra must answer, or the test fails) and reading the
 //! reviews app's table back from Cassandra.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 use std::time::Duration;
 
@@ -116,10 +116,21 @@ type AggregateRow = (
 /// Every row of `<keyspace>.aggregated_reviews`, page by page, keyed by (product_id,
 /// window_start ms): what the platform stored, to compare with the independent expectation.
 pub fn read_aggregated_reviews(keyspace: &str) -> Result<BTreeMap<WindowKey, DailyAggregate>> {
-    if !is_cql_identifier(keyspace) {
-        bail!("`{keyspace}` is not a CQL identifier");
+    read_daily_reviews(keyspace, AGGREGATED_REVIEWS)
+}
+
+/// As [`read_aggregated_reviews`], from another table of the same columns (an app built on
+/// the reviews-daily aggregate with other settings).
+pub fn read_daily_reviews(
+    keyspace: &str,
+    table: &str,
+) -> Result<BTreeMap<WindowKey, DailyAggregate>> {
+    for name in [keyspace, table] {
+        if !is_cql_identifier(name) {
+            bail!("`{name}` is not a CQL identifier");
+        }
     }
-    let table = format!("{keyspace}.{AGGREGATED_REVIEWS}");
+    let table = format!("{keyspace}.{table}");
     let cql = format!(
         "SELECT product_id, window_start, avg_star_rating, sum_helpful_votes, \
          sum_total_votes, number_of_reviews FROM {table}"
@@ -170,6 +181,29 @@ where
             }
         }
     })?
+}
+
+/// The (product_id, window_start ms) of every row whose `final` flag is set: the windows the
+/// platform has closed.
+pub fn final_windows(keyspace: &str, table: &str) -> Result<BTreeSet<WindowKey>> {
+    for name in [keyspace, table] {
+        if !is_cql_identifier(name) {
+            bail!("`{name}` is not a CQL identifier");
+        }
+    }
+    let table = format!("{keyspace}.{table}");
+    let mut keys = BTreeSet::new();
+    each_row(
+        &table,
+        &format!("SELECT product_id, window_start, final FROM {table}"),
+        |(product, start, closed): (String, CqlTimestamp, Option<bool>)| {
+            if closed == Some(true) {
+                keys.insert((product, start.0));
+            }
+            Ok(())
+        },
+    )?;
+    Ok(keys)
 }
 
 /// The sum of a bigint column over a whole table, e.g. the records an app counted in all its

@@ -11,6 +11,7 @@ use crate::reviews::{diff_aggregates, parse_utc_timestamp_ms, ExpectedReviews, W
 use crate::{read_aggregated_reviews, TestEnv, REVIEWS_DAILY};
 
 const REASON: &str = "mysimbdp-reason";
+const SOURCE: &str = "mysimbdp-source";
 
 /// Whether a record may appear more than once on a topic: after a crash, what was committed
 /// after the last checkpoint is produced again.
@@ -160,6 +161,25 @@ pub fn check_dead_letters(
             .collect::<Vec<_>>()
             .join("; ")
     );
+    if repeats == Repeats::Forbidden {
+        let mut sources = BTreeSet::new();
+        let repeated: Vec<String> = records
+            .iter()
+            .filter_map(|r| r.header(SOURCE))
+            .filter(|source| !sources.insert(source.clone()))
+            .collect();
+        ensure!(
+            repeated.is_empty() && sources.len() == records.len(),
+            "{topic}: {} message(s) repeat an input record, or have no {SOURCE} header: {}",
+            records.len() - sources.len(),
+            repeated
+                .iter()
+                .take(10)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     check_reasons(&records).with_context(|| topic.clone())
 }
 
@@ -170,8 +190,14 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// Read committed, as a tenant would: for each (product, day), the last update equals the
 /// expected aggregate, and no update ever counts more reviews than the window really has (a
 /// record counted twice would show there). All updates of a window sit in one partition (keyed
-/// by product), or "last" would mean nothing.
-pub fn check_results_topic(env: &TestEnv, expected: &ExpectedReviews) -> Result<()> {
+/// by product), or "last" would mean nothing. With `Repeats::Forbidden`, each window's updates
+/// are one sequence: counts never go back, no update is there twice, and the one final update
+/// is the last.
+pub fn check_results_topic(
+    env: &TestEnv,
+    expected: &ExpectedReviews,
+    repeats: Repeats,
+) -> Result<()> {
     let topic = env.topic(&format!("{REVIEWS_DAILY}.results"));
     let records = read_topic(&topic)?;
     ensure!(!records.is_empty(), "{topic} is empty");
@@ -200,9 +226,21 @@ pub fn check_results_topic(env: &TestEnv, expected: &ExpectedReviews) -> Result<
                 ));
             }
         }
-        if let Some((partition, _)) = last.get(&key) {
+        let is_final = value.get("final").and_then(Value::as_bool) == Some(true);
+        if let Some((partition, previous)) = last.get(&key) {
             if *partition != record.partition {
                 split.insert(format!("{key:?}"));
+            }
+            let before = previous.get("number_of_reviews").and_then(Value::as_i64);
+            let was_final = previous.get("final").and_then(Value::as_bool) == Some(true);
+            if repeats == Repeats::Forbidden
+                && (was_final || before > Some(count) || (before == Some(count) && !is_final))
+            {
+                problems.push(format!(
+                    "{key:?}: the update at {}@{} ({count} reviews, final {is_final}) repeats or \
+                     goes back from the one before it ({before:?} reviews, final {was_final})",
+                    record.partition, record.offset
+                ));
             }
         }
         last.insert(key, (record.partition, value));

@@ -236,6 +236,27 @@ pub fn end_offsets_total(topic: &str) -> Result<i64> {
     Ok(total)
 }
 
+/// The offsets a consumer group has committed on `topic`, per partition (partitions it never
+/// committed are left out).
+pub fn committed_offsets(group: &str, topic: &str) -> Result<BTreeMap<i32, i64>> {
+    let reader = consumer(group)?;
+    let mut list = TopicPartitionList::new();
+    for partition in partitions_of(&reader, topic)? {
+        list.add_partition(topic, partition);
+    }
+    let committed = reader
+        .committed_offsets(list, METADATA_TIMEOUT)
+        .with_context(|| format!("cannot read the offsets group {group} committed on {topic}"))?;
+    Ok(committed
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(offset) => Some((e.partition(), offset)),
+            _ => None,
+        })
+        .collect())
+}
+
 /// Sends `(key, value)` messages to `topic` and waits until all are acknowledged.
 pub fn produce(topic: &str, messages: impl IntoIterator<Item = (String, String)>) -> Result<usize> {
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};

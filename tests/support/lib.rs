@@ -11,7 +11,9 @@ mod platform;
 mod reviews;
 mod scenario;
 
-pub use cassandra::{read_aggregated_reviews, sum_column, Services};
+pub use cassandra::{
+    final_windows, read_aggregated_reviews, read_daily_reviews, sum_column, Services,
+};
 pub use checks::{
     check_cassandra, check_dead_letters, check_late_topic, check_results_topic, Repeats,
 };
@@ -20,16 +22,17 @@ pub use env::{
     workspace_dir, CommandOutput, TestEnv,
 };
 pub use kafka::{
-    create_topic, end_offsets_total, produce, read_topic, topic_partitions, KafkaRecord,
+    committed_offsets, create_topic, end_offsets_total, produce, read_topic, topic_partitions,
+    KafkaRecord,
 };
 pub use platform::{AppSpec, Platform, PlatformConfig};
 pub use reviews::{
-    days_from_civil, diff_aggregates, expected_from_tsv, parse_iso_date, parse_utc_timestamp_ms,
-    DailyAggregate, ExpectedReviews, LateRow, MalformedRow, WindowKey, LATE_MIN_DAYS_BEHIND,
-    MS_PER_DAY, ON_TIME_MAX_DAYS_BEHIND,
+    days_from_civil, diff_aggregates, expected_from_tsv, format_iso_date, parse_iso_date,
+    parse_utc_timestamp_ms, DailyAggregate, ExpectedReviews, LateRow, MalformedRow, WindowKey,
+    LATE_MIN_DAYS_BEHIND, MS_PER_DAY, ON_TIME_MAX_DAYS_BEHIND,
 };
 pub use scenario::{
-    check_reviews_outputs, generate_reviews, produce_reviews, split_tsv, stream_reviews,
+    check_reviews_outputs, generate_reviews, produce_reviews, send_part, split_tsv, stream_reviews,
 };
 
 /// Kafka's bootstrap address as `just up` starts it.

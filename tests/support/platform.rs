@@ -52,6 +52,8 @@ pub struct PlatformConfig {
     /// Verbatim TOML put before everything else (root keys or whole tables), for options a
     /// later test needs; it must not repeat the tables written here.
     pub extra_toml: String,
+    /// `delivery` of every app (`exactly-once` when unset, the platform's default).
+    pub delivery: Option<String>,
 }
 
 impl PlatformConfig {
@@ -64,6 +66,7 @@ impl PlatformConfig {
             admin_listen: format!("127.0.0.1:{}", free_loopback_port()?),
             token: random_token(),
             extra_toml: String::new(),
+            delivery: None,
         })
     }
 
@@ -92,6 +95,9 @@ impl PlatformConfig {
                 toml_string(&app.path.to_string_lossy()),
                 toml_string(&app.stream)
             ));
+            if let Some(delivery) = &self.delivery {
+                toml.push_str(&format!("delivery = {}\n", toml_string(delivery)));
+            }
         }
         toml
     }
@@ -155,6 +161,26 @@ impl Platform {
         config: &PlatformConfig,
         args: &[&str],
     ) -> Result<Self> {
+        Self::spawn(env, name, config, args, &[])
+    }
+
+    /// As `start`, with environment variables for the process (e.g. `MYSIMBDP_CRASH_AT`).
+    pub fn start_with_env(
+        env: &TestEnv,
+        name: &str,
+        config: &PlatformConfig,
+        vars: &[(&str, &str)],
+    ) -> Result<Self> {
+        Self::spawn(env, name, config, &[], vars)
+    }
+
+    fn spawn(
+        env: &TestEnv,
+        name: &str,
+        config: &PlatformConfig,
+        args: &[&str],
+        vars: &[(&str, &str)],
+    ) -> Result<Self> {
         let binary = mysimbdp_bin()?;
         let config_path = env.path(&format!("{name}.toml"));
         config.write(&config_path)?;
@@ -170,6 +196,7 @@ impl Platform {
             .arg("--config")
             .arg(&config_path)
             .args(args)
+            .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
@@ -443,6 +470,46 @@ impl Platform {
         }
     }
 
+    /// Waits up to `timeout` for the process to end on its own (e.g. at a crash point) and
+    /// returns its exit status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exit_status()? {
+                self.child = None;
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "the platform did not end within {timeout:?}\n--- platform log (tail) ---\n{}",
+                    self.log_tail(60)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The offset each partition resumed from, as the platform's log says
+    /// ("resumed from checkpoint partition=P offset=O"), the last word for each partition.
+    pub fn resumed_offsets(&self) -> Result<std::collections::BTreeMap<i32, i64>> {
+        let log = fs::read(&self.log_path)
+            .with_context(|| format!("cannot read {}", self.log_path.display()))?;
+        let text = strip_ansi(&String::from_utf8_lossy(&log));
+        let field = |line: &str, name: &str| -> Option<i64> {
+            let at = line.find(&format!(" {name}="))? + name.len() + 2;
+            let digits: String = line[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '-')
+                .collect();
+            digits.parse().ok()
+        };
+        Ok(text
+            .lines()
+            .filter(|line| line.contains("resumed from checkpoint"))
+            .filter_map(|line| Some((field(line, "partition")? as i32, field(line, "offset")?)))
+            .collect())
+    }
+
     /// Crash: SIGKILL and reap, as a power cut would; for crash/restart tests.
     pub fn kill(&mut self) -> Result<()> {
         if let Some(mut child) = self.child.take() {
@@ -460,6 +527,24 @@ impl Drop for Platform {
             let _ = child.wait();
         }
     }
+}
+
+/// The text without terminal colour codes (`ESC [ ... m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The last `lines` lines of a file, reading at most its last 256 KiB.

@@ -117,6 +117,21 @@ pub fn parse_iso_date(s: &str) -> Option<i64> {
     Some(days_from_civil(year, month, day))
 }
 
+/// Days since the epoch as a `YYYY-MM-DD` date (the inverse of [`parse_iso_date`], by the
+/// civil-from-days algorithm).
+pub fn format_iso_date(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
 /// An RFC 3339 UTC timestamp (`2015-01-01T00:00:00Z`, optional fraction, `Z` or `+00:00`) as
 /// ms since the epoch: how the results topic writes `window_start`.
 pub fn parse_utc_timestamp_ms(s: &str) -> Option<i64> {
@@ -367,6 +382,19 @@ pub fn diff_aggregates(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_format_back() {
+        for date in [
+            "1970-01-01",
+            "2000-02-29",
+            "2015-12-31",
+            "2016-03-01",
+            "1969-12-31",
+        ] {
+            assert_eq!(format_iso_date(parse_iso_date(date).unwrap()), date);
+        }
+    }
 
     #[test]
     fn calendar_dates() {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{ensure, Result};
 use mysimbdp_tests::{
     create_topic, diff_aggregates, end_offsets_total, generate_reviews, mysimbdp_bin,
-    produce_reviews, read_aggregated_reviews, reviews_daily_wasm, run_command, split_tsv, AppSpec,
+    read_aggregated_reviews, reviews_daily_wasm, run_command, send_part, split_tsv, AppSpec,
     Platform, PlatformConfig, Services, TestEnv, REVIEWS_DAILY,
 };
 
@@ -63,7 +63,7 @@ fn swaps_under_a_steady_stream_keep_results_exact() -> Result<()> {
     );
     let mut versions = Vec::new();
     for (swap, part) in parts[..SWAPS].iter().enumerate() {
-        produce_reviews(&env, part)?;
+        send_part(&env, part)?;
         let sent = end_offsets_total(&input)?;
         platform.wait_until(
             REVIEWS_DAILY,
@@ -102,7 +102,7 @@ fn swaps_under_a_steady_stream_keep_results_exact() -> Result<()> {
         // "version X took over from Y ...": X ran from here on.
         versions.extend(output.stdout.split_whitespace().nth(1).map(str::to_owned));
     }
-    produce_reviews(&env, &parts[SWAPS])?;
+    send_part(&env, &parts[SWAPS])?;
     let expected_versions: Vec<&str> = (0..SWAPS)
         .map(|swap| if swap % 3 == 0 { "2.0.0" } else { "1.0.0" })
         .collect();

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Result};
 use mysimbdp_tests::{
-    check_reviews_outputs, create_topic, generate_reviews, produce_reviews, split_tsv, AppSpec,
-    Platform, PlatformConfig, Repeats, Services, TestEnv, REVIEWS_DAILY,
+    check_reviews_outputs, create_topic, generate_reviews, send_part, split_tsv, AppSpec, Platform,
+    PlatformConfig, Repeats, Services, TestEnv, REVIEWS_DAILY,
 };
 use serde_json::Value;
 
@@ -43,7 +43,7 @@ fn two_hosts_share_the_partitions_and_one_survives_the_other() -> Result<()> {
     b.wait_ready(REVIEWS_DAILY)?;
 
     let parts = split_tsv(&env, &tsv, 2)?;
-    produce_reviews(&env, &parts[0])?;
+    send_part(&env, &parts[0])?;
 
     // Both hosts own a share and have saved it at least once.
     let sharing = |s: &Value| {
@@ -79,14 +79,14 @@ fn two_hosts_share_the_partitions_and_one_survives_the_other() -> Result<()> {
         Duration::from_secs(120),
         |s| owned(s) == 4,
     )?;
-    produce_reviews(&env, &parts[1])?;
+    send_part(&env, &parts[1])?;
     b.drain(REVIEWS_DAILY)?;
     let status = b.wait_drained(REVIEWS_DAILY, Duration::from_secs(900))?;
     eprintln!("host b drained: {status}");
     // The dead host's open Kafka transaction holds read_committed readers back until the broker
     // aborts it (the platform's transaction timeout, 30 s); reading the topic waits for that.
     eprintln!("{:?} since the kill", killed.elapsed());
-    let failures = check_reviews_outputs(&env, &expected, Repeats::Allowed);
+    let failures = check_reviews_outputs(&env, &expected, Repeats::Forbidden);
     b.stop()?;
     if !failures.is_empty() {
         bail!(

@@ -18,7 +18,9 @@ use tokio::task::JoinHandle;
 
 use super::processor::{Message, Output, Processor};
 use crate::admin::metrics::AppMetrics;
-use crate::checkpoint::{CheckpointStore, PartitionCheckpoint};
+use crate::checkpoint::{
+    crash_point, CheckpointStore, CrashPoint, Epoch, PartitionCheckpoint, Pick,
+};
 use crate::names::{AppTopics, TenantId};
 use crate::plugin::{CompiledApp, PluginError};
 use crate::sink::cassandra::ResultsTable;
@@ -237,6 +239,9 @@ impl Intake {
 enum StepError {
     /// The plugin failed: the instance is rebuilt from the last checkpoint.
     Plugin(PluginError),
+    /// The open attempt cannot be committed (the group rebalanced under it): its outputs are
+    /// aborted and the owned partitions resume from the last committed checkpoint.
+    Replay(String),
     /// Anything else stops the app, with the reason in its status.
     Fatal(String),
 }
@@ -246,7 +251,7 @@ impl StepError {
     fn into_reason(self) -> String {
         match self {
             StepError::Plugin(error) => error.to_string(),
-            StepError::Fatal(reason) => reason,
+            StepError::Replay(reason) | StepError::Fatal(reason) => reason,
         }
     }
 }
@@ -279,6 +284,9 @@ struct Worker {
     drained: bool,
     /// The state to go back to on `Resume`, while an operator holds the app.
     paused: Option<AppState>,
+    /// Outputs were handed to the sinks since the last checkpoint: the next one commits them
+    /// even if no input offset moved (windows closed by an idle partition's timeout).
+    uncommitted: bool,
 }
 
 impl Runner {
@@ -303,6 +311,7 @@ impl Runner {
             failures: VecDeque::new(),
             drained: false,
             paused: None,
+            uncommitted: false,
         };
         handle.update(|s| s.state = AppState::Running);
         let result = worker.run();
@@ -383,9 +392,14 @@ fn resume(r: &mut Runner, intake: &mut Intake, partition: i32) -> Result<(), Ste
         return Ok(());
     };
     let (tenant, app) = (r.handle.tenant.clone(), r.handle.app.clone());
+    let pick = if r.outputs.transactional() {
+        committed_epoch(r, partition)?.map_or(Pick::Legacy, Pick::Committed)
+    } else {
+        Pick::Newest
+    };
     let loaded = r
         .runtime
-        .block_on(store.load(&tenant, &app, partition))
+        .block_on(store.load(&tenant, &app, partition, pick))
         .map_err(|e| e.to_string())?;
     let Some(checkpoint) = loaded else {
         return Ok(());
@@ -428,6 +442,20 @@ fn resume(r: &mut Runner, intake: &mut Intake, partition: i32) -> Result<(), Ste
     Ok(())
 }
 
+/// The checkpoint epoch that the app's group committed for `partition` with its offset, inside
+/// the same Kafka transaction as the outputs that checkpoint covers.
+fn committed_epoch(r: &Runner, partition: i32) -> Result<Option<Epoch>, StepError> {
+    let mut list = TopicPartitionList::new();
+    list.add_partition(&r.topics.input, partition);
+    let committed = r
+        .consumer
+        .committed_offsets(list, Duration::from_secs(30))
+        .map_err(|e| format!("reading the committed offset of partition {partition}: {e}"))?;
+    Ok(committed
+        .find_partition(&r.topics.input, partition)
+        .and_then(|element| Epoch::from_metadata(element.metadata())))
+}
+
 /// Partitions assigned in the last poll get their own queue, resume from their checkpoint and
 /// hold the watermark from now on; revoked ones are forgotten here, their new owner resumes
 /// them from the checkpoint store.
@@ -439,10 +467,12 @@ fn rebalance(
     paused: bool,
 ) -> Result<(), StepError> {
     let now = Instant::now();
+    let mut revoked = false;
     for change in changes {
         tracing::info!(?change, "rebalance");
         match change {
             PartitionChange::Assigned(p) => {
+                crash_point(CrashPoint::Rebalance);
                 if paused {
                     hold(r, &[p], true)?;
                 }
@@ -466,6 +496,7 @@ fn rebalance(
                 }
             }
             PartitionChange::Revoked(p) => {
+                revoked = true;
                 r.processor.forget_partition(p)?;
                 intake.next_offsets.remove(&p);
                 intake.batch.remove(&p);
@@ -476,6 +507,13 @@ fn rebalance(
                 }
             }
         }
+    }
+    if revoked && r.outputs.transactional() {
+        // The open transaction holds outputs of the revoked partitions, which their new owner
+        // produces again from the last committed checkpoint: this attempt must not commit.
+        return Err(StepError::Replay(
+            "partitions were revoked while a transaction was open".into(),
+        ));
     }
     Ok(())
 }
@@ -556,6 +594,10 @@ impl Worker {
                 Ok(()) => {}
                 Err(StepError::Fatal(reason)) => return Err(reason),
                 Err(StepError::Plugin(error)) => self.recover(error)?,
+                Err(StepError::Replay(reason)) => {
+                    tracing::warn!(%reason, "replaying from the last committed checkpoint");
+                    self.rebuild()?;
+                }
             }
         }
     }
@@ -780,6 +822,7 @@ impl Worker {
         if out.is_empty() {
             return Ok(());
         }
+        self.uncommitted = true;
         for record in &out.dead_letters {
             self.r.outputs.dead_letter(record);
         }
@@ -828,29 +871,41 @@ impl Worker {
         Ok(())
     }
 
-    /// Saves where every owned partition stands. The sinks commit first (Cassandra upserts
-    /// acknowledged, the Kafka transaction committed), the checkpoint second: a crash between
-    /// the two replays from the previous checkpoint, which may repeat committed updates but
-    /// never loses one or counts a record twice. Kafka's own committed offsets come last and
-    /// are only a hint (they never run ahead of the checkpoint).
+    /// Saves where every owned partition stands, in the order that makes each sink see every
+    /// record once (see `docs/architecture.md`):
+    ///
+    /// 1. the changed windows are emitted and the Cassandra upserts acknowledged;
+    /// 2. each partition's checkpoint is saved in Cassandra as a new version (an epoch);
+    /// 3. exactly-once: the Kafka transaction commits the step's results, late and dead-letter
+    ///    records together with the input offsets, and the epoch in their metadata. That commit
+    ///    is the one point where the attempt becomes real; a crash before it aborts the
+    ///    transaction and the restart resumes the version the last commit named, so nothing
+    ///    repeats on the topics; a crash after it resumes the new version, so nothing is read
+    ///    twice. At-least-once: the outputs are flushed before the checkpoint is saved;
+    /// 4. versions older than the committed one are dropped.
     fn checkpoint(&mut self) -> Result<(), StepError> {
         let started = Instant::now();
         self.last_checkpoint = started;
-        if self.intake.next_offsets == self.checkpointed {
+        if self.intake.next_offsets == self.checkpointed && !self.uncommitted {
             return Ok(());
         }
         let Some(store) = self.r.store.clone() else {
             // At-most-once: offsets are committed as read, whatever the sinks have.
             self.commit_offsets(CommitMode::Async)?;
             self.checkpointed = self.intake.next_offsets.clone();
+            self.uncommitted = false;
             return Ok(());
         };
+        let transactional = self.r.outputs.transactional();
         let mut out = Output::default();
         self.r.processor.emit_changed(&mut out)?;
         self.deliver(out)?;
         let mut windows = self.r.processor.save_windows()?;
         self.finish_writes()?;
-        self.r.outputs.commit().map_err(|e| e.to_string())?;
+        crash_point(CrashPoint::BeforeCheckpoint);
+        if !transactional {
+            self.r.outputs.commit().map_err(|e| e.to_string())?;
+        }
         let saved_by = self.r.processor.saved_by();
         let checkpoints: Vec<PartitionCheckpoint> = self
             .intake
@@ -870,11 +925,34 @@ impl Worker {
             .collect();
         let (tenant, app) = (self.r.handle.tenant.clone(), self.r.handle.app.clone());
         let now = now_ms();
-        let saves = checkpoints
+        let epoch = Epoch::new(now);
+        let save = |c| store.save(&tenant, &app, c, epoch, now);
+        if let Some((first, rest)) = checkpoints.split_first() {
+            self.r
+                .runtime
+                .block_on(save(first))
+                .map_err(|e| e.to_string())?;
+            crash_point(CrashPoint::MidCheckpoint);
+            for result in self
+                .r
+                .runtime
+                .block_on(futures::future::join_all(rest.iter().map(save)))
+            {
+                result.map_err(|e| e.to_string())?;
+            }
+        }
+        crash_point(CrashPoint::BeforeCommit);
+        if transactional {
+            self.commit_with_offsets(epoch)?;
+        }
+        crash_point(CrashPoint::AfterCommit);
+        let prunes = checkpoints
             .iter()
-            .map(|c| store.save(&tenant, &app, c, now));
-        for result in self.r.runtime.block_on(futures::future::join_all(saves)) {
-            result.map_err(|e| e.to_string())?;
+            .map(|c| store.prune(&tenant, &app, c.partition, epoch));
+        for result in self.r.runtime.block_on(futures::future::join_all(prunes)) {
+            if let Err(error) = result {
+                tracing::warn!(%error, "dropping older checkpoints; retried at the next one");
+            }
         }
         self.commit_offsets(CommitMode::Async)?;
         let covered = &self.intake.next_offsets;
@@ -882,12 +960,38 @@ impl Worker {
             .quarantine
             .retain(|q| covered.get(&q.partition).is_none_or(|next| q.last >= *next));
         self.checkpointed = covered.clone();
+        self.uncommitted = false;
         let metrics = &self.r.handle.metrics;
         AppMetrics::count(&metrics.checkpoints, 1);
         metrics.checkpoint_duration.observe(started.elapsed());
         self.r.handle.update(|s| s.checkpoints += 1);
-        tracing::debug!(elapsed = ?started.elapsed(), partitions = checkpoints.len(), "checkpoint saved");
+        tracing::debug!(elapsed = ?started.elapsed(), partitions = checkpoints.len(), %epoch, "checkpoint committed");
         Ok(())
+    }
+
+    /// Commits the open transaction with the input offsets the checkpoint `epoch` covers. A
+    /// refusal that only aborts the transaction (this host lost partitions in a rebalance)
+    /// replays from the last committed checkpoint; anything else stops the app.
+    fn commit_with_offsets(&mut self, epoch: Epoch) -> Result<(), StepError> {
+        let input = &self.r.topics.input;
+        let mut list = TopicPartitionList::new();
+        for (&partition, &next) in &self.intake.next_offsets {
+            list.add_partition_offset(input, partition, Offset::Offset(next))
+                .map_err(|e| e.to_string())?;
+            if let Some(mut element) = list.find_partition(input, partition) {
+                element.set_metadata(epoch.to_metadata());
+            }
+        }
+        let group = self
+            .r
+            .consumer
+            .group_metadata()
+            .ok_or_else(|| "the consumer has no group metadata to commit with".to_owned())?;
+        match self.r.outputs.commit_with_offsets(&list, &group) {
+            Ok(()) => Ok(()),
+            Err(error) if error.requires_abort() => Err(StepError::Replay(error.to_string())),
+            Err(error) => Err(StepError::Fatal(error.to_string())),
+        }
     }
 
     /// A plugin failure: the batch it failed on becomes suspect, the instance is rebuilt from
@@ -998,6 +1102,7 @@ impl Worker {
             q.at_end = false;
         }
         self.checkpointed = self.intake.next_offsets.clone();
+        self.uncommitted = false;
         tracing::warn!(elapsed = ?started.elapsed(), partitions = ?owned, "instance rebuilt from the last checkpoint; replaying");
         Ok(())
     }
@@ -1132,6 +1237,10 @@ impl Worker {
     /// Tells Kafka how far the group has read, for tools that show its lag; never ahead of the
     /// checkpoint, so resuming from it never skips a record.
     fn commit_offsets(&mut self, mode: CommitMode) -> Result<(), String> {
+        if self.r.outputs.transactional() {
+            // Committed inside the outputs' transaction, with the checkpoint's epoch.
+            return Ok(());
+        }
         let mut list = TopicPartitionList::new();
         for (partition, next) in &self.intake.next_offsets {
             list.add_partition_offset(&self.r.topics.input, *partition, Offset::Offset(*next))

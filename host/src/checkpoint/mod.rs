@@ -2,14 +2,16 @@
 //! clock and the offset to resume from, saved together so that a restart, a rebalance or a
 //! rebuilt instance resumes exactly where the saved results left off.
 //!
-//! The order of the two commit points (see `app::runner`): everything a checkpoint covers is
-//! first durable in the sinks (Cassandra upserts acknowledged, the Kafka transaction of the
-//! results topic committed), and only then is the checkpoint written. A crash in between
-//! replays from the previous checkpoint: upserts overwrite themselves, and updates already
-//! committed to the results topic may be committed again, never with a record counted twice.
+//! The commit protocol (see `docs/architecture.md` and `app::runner`): the sinks have the
+//! step's output, each partition's checkpoint is saved as a new version, and then the app's
+//! Kafka transaction commits the outputs with the input offsets, whose metadata names that
+//! version. Resuming takes the version Kafka's committed offset names, so a crash before the
+//! commit replays the attempt and a crash after it re-reads nothing.
 
+mod crash;
 mod store;
 
+pub use crash::{crash_point, CrashPoint, CRASH_AT_ENV};
 pub use store::CheckpointStore;
 
 use crate::time::EventTime;
@@ -40,6 +42,64 @@ impl Delivery {
     pub fn transactional(self) -> bool {
         self == Delivery::ExactlyOnce
     }
+}
+
+/// One checkpoint of an app, the same for all its partitions: unique and growing, so that
+/// concurrent or replayed saves never share one. Exactly-once apps name it in the metadata of
+/// the input offsets they commit in their Kafka transaction, which makes it the checkpoint
+/// that transaction committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Epoch(i64);
+
+/// How an epoch is written in a committed offset's metadata.
+const EPOCH_METADATA: &str = "mysimbdp-epoch=";
+
+impl Epoch {
+    /// A new epoch at wall-clock time `now_ms`.
+    pub fn new(now_ms: i64) -> Self {
+        Self((now_ms << 16) | i64::from(store::rand_u16()))
+    }
+
+    pub fn from_i64(value: i64) -> Self {
+        Self(value)
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+
+    /// The metadata string committed with an input offset.
+    pub fn to_metadata(self) -> String {
+        format!("{EPOCH_METADATA}{}", self.0)
+    }
+
+    /// The epoch a committed offset's metadata names, if it names one.
+    pub fn from_metadata(metadata: &str) -> Option<Self> {
+        metadata
+            .strip_prefix(EPOCH_METADATA)?
+            .parse()
+            .ok()
+            .map(Self)
+    }
+}
+
+impl std::fmt::Display for Epoch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Which saved checkpoint of a partition to resume from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// The newest: every saved checkpoint of an at-least-once app is committed.
+    Newest,
+    /// The one an exactly-once app's Kafka transaction committed with its input offsets.
+    Committed(Epoch),
+    /// An exactly-once app whose group has no committed epoch: only a checkpoint written by an
+    /// earlier release (which saved after committing), never one whose transaction may have
+    /// been aborted.
+    Legacy,
 }
 
 /// The build that wrote a checkpoint: a restart with another build resumes from it only under
@@ -185,6 +245,15 @@ mod tests {
         let bytes = encode_windows(&windows);
         assert_eq!(decode_windows(&bytes).unwrap(), windows);
         assert_eq!(decode_windows(&encode_windows(&[])).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn an_epoch_survives_the_offset_metadata() {
+        let epoch = Epoch::new(1_700_000_000_000);
+        assert_eq!(Epoch::from_metadata(&epoch.to_metadata()), Some(epoch));
+        assert_eq!(Epoch::from_metadata(""), None);
+        assert_eq!(Epoch::from_metadata("something else"), None);
+        assert!(Epoch::new(1_700_000_000_001) > Epoch::new(1_700_000_000_000));
     }
 
     #[test]

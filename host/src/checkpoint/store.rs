@@ -1,6 +1,11 @@
-//! Checkpoints in Cassandra, in the platform's own keyspace (tenants never read it): a head row
-//! per (tenant, app, partition) names the newest epoch, whose state lies in chunks beside it.
-//! A new epoch's chunks are written before its head, so a reader never sees half a checkpoint.
+//! Checkpoints in Cassandra, in the platform's own keyspace (tenants never read it): a version
+//! row per (tenant, app, partition, epoch), whose state lies in chunks beside it. A version's
+//! chunks are written before its row, so a reader never sees half a checkpoint. Versions stay
+//! until a newer one is committed: an exactly-once app resumes from the version its Kafka
+//! transaction committed, which may not be the newest saved.
+//!
+//! The earlier release kept one head row per partition (table `checkpoints`); it is still read
+//! when a partition has no version yet.
 
 use std::sync::Arc;
 
@@ -8,7 +13,9 @@ use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 
-use super::{decode_windows, encode_windows, CheckpointError, PartitionCheckpoint, SavedBy};
+use super::{
+    decode_windows, encode_windows, CheckpointError, Epoch, PartitionCheckpoint, Pick, SavedBy,
+};
 use crate::names::TenantId;
 use crate::sink::cassandra::{failed, CassandraError};
 use crate::time::EventTime;
@@ -22,8 +29,12 @@ const CHUNK: usize = 256 * 1024;
 /// Reads and writes the checkpoints of every app on the host.
 pub struct CheckpointStore {
     session: Arc<Session>,
-    head: PreparedStatement,
-    select_head: PreparedStatement,
+    insert_version: PreparedStatement,
+    select_version: PreparedStatement,
+    select_newest: PreparedStatement,
+    select_older: PreparedStatement,
+    delete_older: PreparedStatement,
+    select_legacy: PreparedStatement,
     insert_chunk: PreparedStatement,
     select_chunks: PreparedStatement,
     delete_chunks: PreparedStatement,
@@ -53,6 +64,14 @@ impl CheckpointStore {
                  written_at timestamp, PRIMARY KEY ((tenant, app), partition))"
             ),
             format!(
+                "CREATE TABLE IF NOT EXISTS {KEYSPACE}.checkpoint_versions (tenant text, \
+                 app text, partition int, epoch bigint, next_offset bigint, clock bigint, \
+                 watermark bigint, app_version text, state_version int, geometry text, \
+                 chunks int, windows int, written_at timestamp, \
+                 PRIMARY KEY ((tenant, app, partition), epoch)) \
+                 WITH CLUSTERING ORDER BY (epoch DESC)"
+            ),
+            format!(
                 "CREATE TABLE IF NOT EXISTS {KEYSPACE}.checkpoint_chunks (tenant text, app text, \
                  partition int, epoch bigint, chunk int, data blob, \
                  PRIMARY KEY ((tenant, app, partition, epoch), chunk))"
@@ -78,17 +97,34 @@ impl CheckpointStore {
                     })
             }
         };
+        const HEAD: &str = "epoch, next_offset, clock, watermark, app_version, state_version, \
+                            geometry, chunks";
+        const KEY: &str = "tenant = ? AND app = ? AND partition = ?";
         Ok(Self {
-            head: prepare(format!(
-                "INSERT INTO {KEYSPACE}.checkpoints (tenant, app, partition, epoch, next_offset, \
-                 clock, watermark, app_version, state_version, geometry, chunks, windows, \
-                 written_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            insert_version: prepare(format!(
+                "INSERT INTO {KEYSPACE}.checkpoint_versions (tenant, app, partition, epoch, \
+                 next_offset, clock, watermark, app_version, state_version, geometry, chunks, \
+                 windows, written_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ))
             .await?,
-            select_head: prepare(format!(
-                "SELECT epoch, next_offset, clock, watermark, app_version, state_version, \
-                 geometry, chunks FROM {KEYSPACE}.checkpoints \
-                 WHERE tenant = ? AND app = ? AND partition = ?"
+            select_version: prepare(format!(
+                "SELECT {HEAD} FROM {KEYSPACE}.checkpoint_versions WHERE {KEY} AND epoch = ?"
+            ))
+            .await?,
+            select_newest: prepare(format!(
+                "SELECT {HEAD} FROM {KEYSPACE}.checkpoint_versions WHERE {KEY} LIMIT 1"
+            ))
+            .await?,
+            select_older: prepare(format!(
+                "SELECT epoch FROM {KEYSPACE}.checkpoint_versions WHERE {KEY} AND epoch < ?"
+            ))
+            .await?,
+            delete_older: prepare(format!(
+                "DELETE FROM {KEYSPACE}.checkpoint_versions WHERE {KEY} AND epoch < ?"
+            ))
+            .await?,
+            select_legacy: prepare(format!(
+                "SELECT {HEAD} FROM {KEYSPACE}.checkpoints WHERE {KEY}"
             ))
             .await?,
             insert_chunk: prepare(format!(
@@ -110,41 +146,38 @@ impl CheckpointStore {
         })
     }
 
+    /// The head fields of the one row `statement` selects with `values`, if any.
     async fn head(
         &self,
-        tenant: &TenantId,
-        app: &str,
-        partition: i32,
+        statement: &PreparedStatement,
+        values: impl scylla::serialize::row::SerializeRow,
+        doing: &str,
     ) -> Result<Option<Head>, CassandraError> {
-        let doing = format!("reading the checkpoint of {tenant}/{app} partition {partition}");
         let result = self
             .session
-            .execute_unpaged(&self.select_head, (tenant.as_str(), app, partition))
+            .execute_unpaged(statement, values)
             .await
-            .map_err(failed(doing.clone()))?;
+            .map_err(failed(doing.to_owned()))?;
         let rows = result
             .into_rows_result()
-            .map_err(|e| rows_error(&doing)(e.to_string()))?;
-        let head = rows
-            .maybe_first_row::<Head>()
-            .map_err(|e| rows_error(&doing)(e.to_string()))?;
-        Ok(head)
+            .map_err(|e| rows_error(doing)(e.to_string()))?;
+        rows.maybe_first_row::<Head>()
+            .map_err(|e| rows_error(doing)(e.to_string()))
     }
 
-    /// Saves one partition's checkpoint as a new epoch, then drops the epoch it replaces.
+    /// Saves one partition's checkpoint as version `epoch`; older versions stay until
+    /// [`prune`](Self::prune).
     pub async fn save(
         &self,
         tenant: &TenantId,
         app: &str,
         checkpoint: &PartitionCheckpoint,
+        epoch: Epoch,
         now_ms: i64,
     ) -> Result<(), CassandraError> {
         let t = tenant.as_str();
         let p = checkpoint.partition;
         let doing = format!("saving the checkpoint of {tenant}/{app} partition {p}");
-        let previous = self.head(tenant, app, p).await?.map(|h| h.0);
-        // Unique per save, and growing, so concurrent writers never share an epoch.
-        let epoch = (now_ms << 16) | (rand_u16() as i64);
         let bytes = encode_windows(&checkpoint.windows);
         let chunks: Vec<&[u8]> = if bytes.is_empty() {
             Vec::new()
@@ -154,7 +187,7 @@ impl CheckpointStore {
         let writes = chunks.iter().enumerate().map(|(i, data)| {
             self.session.execute_unpaged(
                 &self.insert_chunk,
-                (t, app, p, epoch, i as i32, data.to_vec()),
+                (t, app, p, epoch.get(), i as i32, data.to_vec()),
             )
         });
         for result in futures::future::join_all(writes).await {
@@ -163,12 +196,12 @@ impl CheckpointStore {
         let by = &checkpoint.saved_by;
         self.session
             .execute_unpaged(
-                &self.head,
+                &self.insert_version,
                 (
                     t,
                     app,
                     p,
-                    epoch,
+                    epoch.get(),
                     checkpoint.next_offset,
                     checkpoint.clock.millis(),
                     checkpoint.watermark.millis(),
@@ -181,42 +214,116 @@ impl CheckpointStore {
                 ),
             )
             .await
+            .map_err(failed(doing))?;
+        Ok(())
+    }
+
+    /// Drops the versions of a partition older than `kept`, once `kept` is committed.
+    pub async fn prune(
+        &self,
+        tenant: &TenantId,
+        app: &str,
+        partition: i32,
+        kept: Epoch,
+    ) -> Result<(), CassandraError> {
+        let t = tenant.as_str();
+        let doing = format!("pruning the checkpoints of {tenant}/{app} partition {partition}");
+        let result = self
+            .session
+            .execute_unpaged(&self.select_older, (t, app, partition, kept.get()))
+            .await
             .map_err(failed(doing.clone()))?;
-        if let Some(previous) = previous.filter(|e| *e != epoch) {
+        let older: Vec<i64> = result
+            .into_rows_result()
+            .map_err(|e| rows_error(&doing)(e.to_string()))?
+            .rows::<(i64,)>()
+            .map_err(|e| rows_error(&doing)(e.to_string()))?
+            .filter_map(Result::ok)
+            .map(|(epoch,)| epoch)
+            .collect();
+        if older.is_empty() {
+            return Ok(());
+        }
+        self.session
+            .execute_unpaged(&self.delete_older, (t, app, partition, kept.get()))
+            .await
+            .map_err(failed(doing.clone()))?;
+        let deletes = older.iter().map(|epoch| {
             self.session
-                .execute_unpaged(&self.delete_chunks, (t, app, p, previous))
-                .await
-                .map_err(failed(doing))?;
+                .execute_unpaged(&self.delete_chunks, (t, app, partition, *epoch))
+        });
+        for result in futures::future::join_all(deletes).await {
+            result.map_err(failed(doing.clone()))?;
         }
         Ok(())
     }
 
-    /// The newest checkpoint of a partition, if one was ever saved.
+    /// The checkpoint of a partition that `pick` names, if there is one.
     pub async fn load(
         &self,
         tenant: &TenantId,
         app: &str,
         partition: i32,
+        pick: Pick,
     ) -> Result<Option<PartitionCheckpoint>, CheckpointError> {
-        // A concurrent save may drop the epoch between reading the head and its chunks: then
-        // the head has moved on, and reading it again finds the new epoch.
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let Some(head) = self.head(tenant, app, partition).await? else {
-                return Ok(None);
-            };
-            match self.read(tenant, app, partition, head).await? {
-                Some(checkpoint) => return Ok(Some(checkpoint)),
-                None if attempts < 5 => continue,
-                None => {
+        let t = tenant.as_str();
+        let doing = format!("reading the checkpoint of {tenant}/{app} partition {partition}");
+        let head = match pick {
+            Pick::Committed(epoch) => {
+                let head = self
+                    .head(
+                        &self.select_version,
+                        (t, app, partition, epoch.get()),
+                        &doing,
+                    )
+                    .await?;
+                let Some(head) = head else {
                     return Err(CheckpointError::Damaged {
                         partition,
-                        reason: "chunks of the newest epoch are missing".into(),
-                    })
+                        reason: format!(
+                            "the checkpoint {epoch} that Kafka's committed offset names is missing"
+                        ),
+                    });
+                };
+                head
+            }
+            Pick::Newest => {
+                let newest = self
+                    .head(&self.select_newest, (t, app, partition), &doing)
+                    .await?;
+                match newest {
+                    Some(head) => head,
+                    None => match self.legacy(t, app, partition, &doing).await? {
+                        Some(head) => head,
+                        None => return Ok(None),
+                    },
                 }
             }
+            Pick::Legacy => match self.legacy(t, app, partition, &doing).await? {
+                Some(head) => head,
+                None => return Ok(None),
+            },
+        };
+        let epoch = head.0;
+        match self.read(tenant, app, partition, head).await? {
+            Some(checkpoint) => Ok(Some(checkpoint)),
+            None => Err(CheckpointError::Damaged {
+                partition,
+                reason: format!("chunks of checkpoint {epoch} are missing"),
+            }),
         }
+    }
+
+    /// The one checkpoint an earlier release kept for a partition.
+    async fn legacy(
+        &self,
+        tenant: &str,
+        app: &str,
+        partition: i32,
+        doing: &str,
+    ) -> Result<Option<Head>, CassandraError> {
+        self.head(&self.select_legacy, (tenant, app, partition), doing)
+            .await
     }
 
     async fn read(
@@ -276,7 +383,7 @@ impl CheckpointStore {
 }
 
 /// A little randomness without a dependency: std's per-process random hash keys.
-fn rand_u16() -> u16 {
+pub(super) fn rand_u16() -> u16 {
     use std::hash::BuildHasher;
     std::collections::hash_map::RandomState::new().hash_one(std::process::id()) as u16
 }

@@ -5,9 +5,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
+use rdkafka::TopicPartitionList;
 use serde_json::{Map, Value};
 
 use super::{cell, Cell, Emitted, Rejected};
@@ -203,6 +205,33 @@ impl AppOutputs {
                 KafkaError::new(
                     &self.bootstrap,
                     "committing the outputs' transaction",
+                    source,
+                )
+            })?;
+        self.check_deliveries()
+    }
+
+    /// Whether everything sent between two commits is one Kafka transaction.
+    pub fn transactional(&self) -> bool {
+        self.transactional
+    }
+
+    /// Commits the open transaction together with the input offsets it covers, in the app's
+    /// consumer group: outputs and offsets become visible at once or not at all. A host that
+    /// lost its partitions in a rebalance has its offsets refused, and so its whole attempt.
+    pub fn commit_with_offsets(
+        &mut self,
+        offsets: &TopicPartitionList,
+        group: &ConsumerGroupMetadata,
+    ) -> Result<(), KafkaError> {
+        self.producer
+            .send_offsets_to_transaction(offsets, group, COMMIT_TIMEOUT)
+            .and_then(|()| self.producer.commit_transaction(COMMIT_TIMEOUT))
+            .and_then(|()| self.producer.begin_transaction())
+            .map_err(|source| {
+                KafkaError::new(
+                    &self.bootstrap,
+                    "committing the outputs' transaction with the input offsets",
                     source,
                 )
             })?;

@@ -25,6 +25,13 @@ pub struct Failure {
 }
 
 impl KafkaError {
+    /// Whether the failure aborts the open transaction but not the producer: the attempt is
+    /// dropped and replayed from the last committed checkpoint (e.g. the group rebalanced
+    /// while the transaction was open, so its input offsets were refused).
+    pub fn requires_abort(&self) -> bool {
+        matches!(&self.0.source, rdkafka::error::KafkaError::Transaction(e) if e.txn_requires_abort())
+    }
+
     pub fn new(
         bootstrap: &str,
         doing: impl Into<String>,
