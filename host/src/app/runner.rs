@@ -447,9 +447,11 @@ fn resume(r: &mut Runner, intake: &mut Intake, partition: i32) -> Result<(), Ste
 fn committed_epoch(r: &Runner, partition: i32) -> Result<Option<Epoch>, StepError> {
     let mut list = TopicPartitionList::new();
     list.add_partition(&r.topics.input, partition);
+    // Longer than the transaction timeout: while a crashed host's commit of this partition's
+    // offsets is pending, the broker answers only once it is committed or aborted.
     let committed = r
         .consumer
-        .committed_offsets(list, Duration::from_secs(30))
+        .committed_offsets(list, Duration::from_secs(60))
         .map_err(|e| format!("reading the committed offset of partition {partition}: {e}"))?;
     Ok(committed
         .find_partition(&r.topics.input, partition)
