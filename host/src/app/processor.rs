@@ -116,7 +116,14 @@ pub fn system_clock() -> EventTime {
 struct Opening {
     windows_bound: usize,
     keys_bound: usize,
-    exact: Option<(HashSet<(Box<str>, EventTime)>, HashSet<Box<str>>)>,
+    exact: Option<Exact>,
+}
+
+/// The windows and keys this batch opens that the table does not hold yet.
+#[derive(Default)]
+struct Exact {
+    windows: HashSet<(Box<str>, EventTime)>,
+    keys: HashSet<Box<str>>,
 }
 
 /// Per-batch scratch, kept to avoid allocating on every batch.
@@ -367,7 +374,10 @@ impl Processor {
         }
         let (table, spec, scratch) = (&self.table, &self.spec, &self.scratch);
         let lateness = spec.allowed_lateness_ms;
-        let (windows, new_keys) = o.exact.get_or_insert_with(|| {
+        let Exact {
+            windows,
+            keys: new_keys,
+        } = o.exact.get_or_insert_with(|| {
             // The rows taken so far in this batch, counted exactly once.
             let (mut windows, mut new_keys) = (HashSet::new(), HashSet::new());
             for row in 0..scratch.times.len() {
@@ -387,7 +397,10 @@ impl Processor {
                     new_keys.insert(Box::from(key));
                 }
             }
-            (windows, new_keys)
+            Exact {
+                windows,
+                keys: new_keys,
+            }
         });
         let key = self.decoder.key();
         let mut opens = Vec::new();
