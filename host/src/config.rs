@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::app::Quotas;
 use crate::checkpoint::Delivery;
 use crate::names::{StreamName, TenantId};
+use crate::plugin::SpecLimits;
 
 /// Why a config file was refused.
 #[derive(Debug, thiserror::Error)]
@@ -110,15 +112,54 @@ pub struct LimitsConfig {
     /// This many plugin failures within `failure_window_ms` stop the app.
     pub max_failures: usize,
     pub failure_window_ms: u64,
+    /// Windows one record may fall in (window size / slide): more refuses the app at load.
+    pub max_windows_per_record: u64,
+    /// Records dated further ahead of the wall clock go to the dead-letter topic.
+    pub max_event_time_ahead_ms: u64,
+    /// Open (key, window) pairs per app on this host.
+    pub max_open_windows: usize,
+    /// Distinct keys with an open window per app on this host.
+    pub max_keys: usize,
+    /// Bytes of a record's key.
+    pub max_key_bytes: usize,
+    /// Bytes of a message (value and key).
+    pub max_record_bytes: usize,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
+        let quotas = Quotas::default();
         Self {
             memory_mb: 256,
             call_deadline_ms: 10_000,
             max_failures: 3,
             failure_window_ms: 600_000,
+            max_windows_per_record: SpecLimits::default().max_windows_per_record,
+            max_event_time_ahead_ms: quotas.max_event_time_ahead_ms,
+            max_open_windows: quotas.max_open_windows,
+            max_keys: quotas.max_keys,
+            max_key_bytes: quotas.max_key_bytes,
+            max_record_bytes: quotas.max_record_bytes,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// What an app may declare.
+    pub fn spec(&self) -> SpecLimits {
+        SpecLimits {
+            max_windows_per_record: self.max_windows_per_record,
+        }
+    }
+
+    /// What an app may hold, per record and on this host.
+    pub fn quotas(&self) -> Quotas {
+        Quotas {
+            max_event_time_ahead_ms: self.max_event_time_ahead_ms,
+            max_open_windows: self.max_open_windows,
+            max_keys: self.max_keys,
+            max_key_bytes: self.max_key_bytes,
+            max_record_bytes: self.max_record_bytes,
         }
     }
 }
@@ -251,6 +292,38 @@ impl Config {
                 "use at least 1 (3 is the default)",
             ));
         }
+        let l = &self.limits;
+        for (field, value, fix) in [
+            (
+                "limits.max_windows_per_record",
+                l.max_windows_per_record,
+                "use at least 1 (1000 is the default)",
+            ),
+            (
+                "limits.max_open_windows",
+                l.max_open_windows as u64,
+                "use at least 1 (1000000 is the default)",
+            ),
+            (
+                "limits.max_keys",
+                l.max_keys as u64,
+                "use at least 1 (1000000 is the default)",
+            ),
+            (
+                "limits.max_key_bytes",
+                l.max_key_bytes as u64,
+                "use at least 1 (1024 is the default)",
+            ),
+            (
+                "limits.max_record_bytes",
+                l.max_record_bytes as u64,
+                "use at least 1 (262144 is the default)",
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(field.into(), "is 0".into(), fix));
+            }
+        }
         if self.tenants.is_empty() {
             return Err(invalid(
                 "tenants".into(),
@@ -364,5 +437,32 @@ mod tests {
         assert!(err.contains("strem"), "{err}");
         let err = load(&GOOD.replace("token = \"0123456789\"", "")).unwrap_err();
         assert!(err.contains("admin.token"), "{err}");
+        let err = load(&format!("[limits]\nmax_windows_per_record = 0\n{GOOD}")).unwrap_err();
+        assert!(
+            err.contains("`limits.max_windows_per_record`: is 0; use at least 1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn limits_reach_the_spec_check_and_the_processor() {
+        let config = load(GOOD).unwrap();
+        assert_eq!(config.limits.spec().max_windows_per_record, 1000);
+        assert_eq!(config.limits.quotas().max_event_time_ahead_ms, 86_400_000);
+        let text = format!(
+            "[limits]\nmax_windows_per_record = 50\nmax_event_time_ahead_ms = 60000\nmax_open_windows = 7\nmax_keys = 6\nmax_key_bytes = 5\nmax_record_bytes = 4\n{GOOD}"
+        );
+        let config = load(&text).unwrap();
+        assert_eq!(config.limits.spec().max_windows_per_record, 50);
+        assert_eq!(
+            config.limits.quotas(),
+            Quotas {
+                max_event_time_ahead_ms: 60_000,
+                max_open_windows: 7,
+                max_keys: 6,
+                max_key_bytes: 5,
+                max_record_bytes: 4,
+            }
+        );
     }
 }

@@ -24,6 +24,7 @@ fn hostile() -> CompiledApp {
         memory_bytes: 64 << 20,
         call_deadline: Duration::from_millis(500),
         max_output_bytes: 16 << 20,
+        ..Limits::default()
     };
     PluginEngine::new()
         .unwrap()

@@ -77,6 +77,10 @@ pub struct AppMetrics {
     pub checkpoints: AtomicU64,
     pub plugin_failures: AtomicU64,
     pub quarantined: AtomicU64,
+    /// Records refused for an event time too far ahead of the wall clock.
+    pub future_records: AtomicU64,
+    /// Records refused for crossing one of the app's quotas (`[limits]`).
+    pub over_quota: AtomicU64,
     /// 1 once the app is failed and stopped.
     pub failed: AtomicI64,
     pub watermark_ms: AtomicI64,
@@ -110,7 +114,7 @@ impl AppMetrics {
     /// Appends this app's series, labelled with tenant and app.
     pub fn render(&self, out: &mut String, tenant: &str, app: &str) {
         let labels = format!("tenant=\"{tenant}\",app=\"{app}\"");
-        let counters: [(&str, &AtomicU64); 11] = [
+        let counters: [(&str, &AtomicU64); 13] = [
             ("mysimbdp_records_in_total", &self.records_in),
             ("mysimbdp_records_processed_total", &self.records_processed),
             ("mysimbdp_late_records_total", &self.late),
@@ -122,6 +126,8 @@ impl AppMetrics {
             ("mysimbdp_checkpoints_total", &self.checkpoints),
             ("mysimbdp_plugin_failures_total", &self.plugin_failures),
             ("mysimbdp_quarantined_records_total", &self.quarantined),
+            ("mysimbdp_future_records_total", &self.future_records),
+            ("mysimbdp_over_quota_records_total", &self.over_quota),
         ];
         for (name, value) in counters {
             let _ = writeln!(out, "{name}{{{labels}}} {}", value.load(Ordering::Relaxed));
@@ -185,6 +191,10 @@ pub fn preamble() -> &'static str {
      # TYPE mysimbdp_plugin_failures_total counter\n\
      # HELP mysimbdp_quarantined_records_total Records of failed batches sent to the dead-letter topic.\n\
      # TYPE mysimbdp_quarantined_records_total counter\n\
+     # HELP mysimbdp_future_records_total Records dated too far ahead of the wall clock, sent to the dead-letter topic.\n\
+     # TYPE mysimbdp_future_records_total counter\n\
+     # HELP mysimbdp_over_quota_records_total Records over a quota (key or record size, open windows, keys), sent to the dead-letter topic.\n\
+     # TYPE mysimbdp_over_quota_records_total counter\n\
      # HELP mysimbdp_app_failed 1 when the app failed too often and was stopped.\n\
      # TYPE mysimbdp_app_failed gauge\n\
      # HELP mysimbdp_plugin_call_duration_seconds Time spent in one call into the app.\n\

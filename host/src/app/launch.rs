@@ -142,7 +142,8 @@ impl Launcher {
             metrics,
             self.settings.idle_partition_timeout,
             Instant::now(),
-        );
+        )
+        .with_quotas(self.settings.quotas);
         let runner = Runner {
             handle: handle.clone(),
             processor,

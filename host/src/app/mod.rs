@@ -6,7 +6,9 @@ pub mod processor;
 mod runner;
 
 pub use launch::{Apps, LaunchError, Launcher};
-pub use processor::{Message, Output, Processor, SwapError, Swapped};
+pub use processor::{
+    system_clock, Message, Output, Processor, Quotas, SwapError, Swapped, WallClock,
+};
 pub use runner::{
     AppHandle, AppState, AppStatus, Control, Deployed, Reply, Runner, RunnerSettings,
 };

@@ -1,15 +1,16 @@
 //! The heart of an app: decoded records in, windows assigned, the plugin called once per batch,
 //! results out. No I/O here, so it can be benchmarked and tested with fixed interleavings.
 
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::admin::metrics::{AppMetrics, PluginCall};
 use crate::checkpoint::{SavedBy, SavedWindow};
 use crate::plugin::{AppInstance, AppSpec, Batch, Column, PluginError};
 use crate::sink::{Emitted, Rejected};
 use crate::source::Decoder;
-use crate::time::{format_rfc3339, EventTime, Watermarks};
+use crate::time::{format_rfc3339, format_span, EventTime, Watermarks};
 use crate::window::{SlotId, SlotTable, Window};
 
 /// One Kafka message as the processor needs it.
@@ -68,6 +69,63 @@ pub struct Swapped {
     pub span: Option<(EventTime, EventTime)>,
 }
 
+/// What one app may hold on one host, and how far ahead of the wall clock its records may be
+/// dated (`[limits]` in the config). A record that crosses one goes to the dead-letter topic
+/// with the reason; the app goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    /// Event times more than this ahead of the wall clock are refused: one such record would
+    /// otherwise drag its partition's watermark ahead for good.
+    pub max_event_time_ahead_ms: u64,
+    /// Open (key, window) pairs: each holds a slot in the host and an accumulator in the guest.
+    pub max_open_windows: usize,
+    /// Distinct keys with an open window.
+    pub max_keys: usize,
+    /// Bytes of a record's key field: it becomes a Cassandra partition key and a Kafka key.
+    pub max_key_bytes: usize,
+    /// Bytes of a message's value and key, checked before it is decoded.
+    pub max_record_bytes: usize,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Self {
+            max_event_time_ahead_ms: 86_400_000,
+            max_open_windows: 1_000_000,
+            max_keys: 1_000_000,
+            max_key_bytes: 1024,
+            max_record_bytes: 256 << 10,
+        }
+    }
+}
+
+/// The wall clock, in event-time milliseconds: read once per batch, never per record.
+pub type WallClock = fn() -> EventTime;
+
+/// The system's wall clock; a clock before 1970 reads as the epoch.
+pub fn system_clock() -> EventTime {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    EventTime::from_millis(ms)
+}
+
+/// The windows and keys this batch's rows will open, counted exactly once the table nears a
+/// quota; until then an upper bound (every on-time window new) is enough and costs no lookup.
+#[derive(Default)]
+struct Opening {
+    windows_bound: usize,
+    keys_bound: usize,
+    exact: Option<Exact>,
+}
+
+/// The windows and keys this batch opens that the table does not hold yet.
+#[derive(Default)]
+struct Exact {
+    windows: HashSet<(Box<str>, EventTime)>,
+    keys: HashSet<Box<str>>,
+}
+
 /// Per-batch scratch, kept to avoid allocating on every batch.
 #[derive(Default)]
 struct Scratch {
@@ -95,6 +153,11 @@ pub struct Processor {
     /// Messages taken since the last flush; published once per batch, not per record.
     pushed: usize,
     batch_started: Option<Instant>,
+    quotas: Quotas,
+    wall_clock: WallClock,
+    /// The wall clock when the current batch started.
+    batch_wall: EventTime,
+    opening: Opening,
 }
 
 fn reject(message: &Message<'_>, reason: String) -> Rejected {
@@ -125,8 +188,24 @@ impl Processor {
             mismatches: 0,
             pushed: 0,
             batch_started: None,
+            quotas: Quotas::default(),
+            wall_clock: system_clock,
+            batch_wall: EventTime::MIN,
+            opening: Opening::default(),
             spec,
         }
+    }
+
+    /// The app's quotas, in place of the defaults.
+    pub fn with_quotas(mut self, quotas: Quotas) -> Self {
+        self.quotas = quotas;
+        self
+    }
+
+    /// Another wall clock, for tests and replays that must not depend on today's date.
+    pub fn with_wall_clock(mut self, clock: WallClock) -> Self {
+        self.wall_clock = clock;
+        self
     }
 
     pub fn watermark(&self) -> EventTime {
@@ -172,17 +251,28 @@ impl Processor {
         self.flush(out)
     }
 
-    /// Takes one message into the current batch: decoded, judged late or not against the
-    /// watermark of this moment, and its partition's clock advanced.
+    /// Takes one message into the current batch: decoded, checked against the quotas and the
+    /// wall clock, judged late or not against the watermark of this moment, and its partition's
+    /// clock advanced. A refused record never moves a watermark.
     pub fn push(&mut self, message: &Message<'_>, now: Instant, out: &mut Output) {
         self.pushed += 1;
         if self.batch_started.is_none() {
             self.batch_started = Some(Instant::now());
+            self.batch_wall = (self.wall_clock)();
         }
         let Some(payload) = message.payload else {
             self.dead(out, message, "the message has no value".into());
             return;
         };
+        let size = payload.len() + message.key.map_or(0, <[u8]>::len);
+        if size > self.quotas.max_record_bytes {
+            let reason = format!(
+                "the message is {size} bytes (value and key); at most {} are allowed ([limits] max_record_bytes)",
+                self.quotas.max_record_bytes
+            );
+            self.over_quota(out, message, reason);
+            return;
+        }
         let ingestion = EventTime::from_millis(message.timestamp.unwrap_or(0));
         let decoded = match self.decoder.decode(payload, ingestion) {
             Ok(decoded) => decoded,
@@ -191,28 +281,58 @@ impl Processor {
                 return;
             }
         };
-        let watermark = self.watermarks.closing(message.partition);
-        if self
-            .watermarks
-            .observe(message.partition, decoded.time, now)
-        {
-            self.watermarks.advance(now);
+        let time = decoded.time;
+        let ahead = i128::from(time.millis()) - i128::from(self.batch_wall.millis());
+        if ahead > i128::from(self.quotas.max_event_time_ahead_ms) {
+            self.decoder.discard_last();
+            AppMetrics::count(&self.metrics.future_records, 1);
+            let ahead = u64::try_from(ahead).unwrap_or(u64::MAX);
+            let reason = format!(
+                "event time {} is {} ahead of the platform's clock ({}; at most {} allowed, [limits] max_event_time_ahead_ms)",
+                format_rfc3339(time),
+                format_span(ahead),
+                format_rfc3339(self.batch_wall),
+                format_span(self.quotas.max_event_time_ahead_ms),
+            );
+            self.dead(out, message, reason);
+            return;
         }
+        let key_bytes = self.decoder.key().len();
+        if key_bytes > self.quotas.max_key_bytes {
+            self.decoder.discard_last();
+            let reason = format!(
+                "the key `{}` is {key_bytes} bytes; at most {} are allowed ([limits] max_key_bytes)",
+                self.spec.key_field, self.quotas.max_key_bytes
+            );
+            self.over_quota(out, message, reason);
+            return;
+        }
+        let watermark = self.watermarks.closing(message.partition);
         let lateness = self.spec.allowed_lateness_ms;
         let (mut on_time, mut late_window) = (0, None);
-        self.spec.assigner.assign(decoded.time, |window| {
+        self.spec.assigner.assign(time, |window| {
             if window.is_late(lateness, watermark) {
                 late_window = Some(window);
             } else {
                 on_time += 1;
             }
         });
+        if on_time > 0 {
+            if let Err(reason) = self.reserve(time, watermark, on_time) {
+                self.decoder.discard_last();
+                self.over_quota(out, message, reason);
+                return;
+            }
+        }
+        if self.watermarks.observe(message.partition, time, now) {
+            self.watermarks.advance(now);
+        }
         if let (Some(window), 0) = (late_window, on_time) {
             self.decoder.discard_last();
             AppMetrics::count(&self.metrics.late, 1);
             let reason = format!(
                 "late: event time {} is in window [{}, {}), which closed when the watermark reached {} (allowed lateness {} ms)",
-                format_rfc3339(decoded.time),
+                format_rfc3339(time),
                 format_rfc3339(window.start),
                 format_rfc3339(window.end),
                 format_rfc3339(watermark),
@@ -228,9 +348,98 @@ impl Processor {
         let s = &mut self.scratch;
         s.keys.push_str(key);
         s.key_ends.push(s.keys.len());
-        s.times.push(decoded.time);
+        s.times.push(time);
         s.watermarks.push(watermark);
         s.partitions.push(message.partition);
+    }
+
+    /// Makes room for the windows and key the decoded record opens, or says which quota it
+    /// would cross. Far from the quotas this is two additions; near them, exact lookups.
+    fn reserve(
+        &mut self,
+        time: EventTime,
+        watermark: EventTime,
+        on_time: usize,
+    ) -> Result<(), String> {
+        let q = self.quotas;
+        let o = &mut self.opening;
+        let (open, keys) = (self.table.open_windows(), self.table.keys());
+        if o.exact.is_none()
+            && open + o.windows_bound + on_time <= q.max_open_windows
+            && keys + o.keys_bound < q.max_keys
+        {
+            o.windows_bound += on_time;
+            o.keys_bound += 1;
+            return Ok(());
+        }
+        let (table, spec, scratch) = (&self.table, &self.spec, &self.scratch);
+        let lateness = spec.allowed_lateness_ms;
+        let Exact {
+            windows,
+            keys: new_keys,
+        } = o.exact.get_or_insert_with(|| {
+            // The rows taken so far in this batch, counted exactly once.
+            let (mut windows, mut new_keys) = (HashSet::new(), HashSet::new());
+            for row in 0..scratch.times.len() {
+                let start = if row == 0 {
+                    0
+                } else {
+                    scratch.key_ends[row - 1]
+                };
+                let key = &scratch.keys[start..scratch.key_ends[row]];
+                let watermark = scratch.watermarks[row];
+                spec.assigner.assign(scratch.times[row], |w| {
+                    if !w.is_late(lateness, watermark) && !table.is_open(key, w.start) {
+                        windows.insert((Box::from(key), w.start));
+                    }
+                });
+                if !table.has_key(key) {
+                    new_keys.insert(Box::from(key));
+                }
+            }
+            Exact {
+                windows,
+                keys: new_keys,
+            }
+        });
+        let key = self.decoder.key();
+        let mut opens = Vec::new();
+        spec.assigner.assign(time, |w| {
+            if !w.is_late(lateness, watermark)
+                && !table.is_open(key, w.start)
+                && !windows.contains(&(Box::from(key), w.start))
+            {
+                opens.push(w.start);
+            }
+        });
+        let new_key = !table.has_key(key) && !new_keys.contains(key);
+        if open + windows.len() + opens.len() > q.max_open_windows {
+            return Err(format!(
+                "the app has {} open windows and this record would open {} more; at most {} are allowed ([limits] max_open_windows)",
+                open + windows.len(),
+                opens.len(),
+                q.max_open_windows
+            ));
+        }
+        if new_key && keys + new_keys.len() >= q.max_keys {
+            return Err(format!(
+                "the app has {} keys with open windows and this record's key is new; at most {} are allowed ([limits] max_keys)",
+                keys + new_keys.len(),
+                q.max_keys
+            ));
+        }
+        for start in opens {
+            windows.insert((Box::from(key), start));
+        }
+        if new_key {
+            new_keys.insert(Box::from(key));
+        }
+        Ok(())
+    }
+
+    fn over_quota(&mut self, out: &mut Output, message: &Message<'_>, reason: String) {
+        AppMetrics::count(&self.metrics.over_quota, 1);
+        self.dead(out, message, reason);
     }
 
     /// A record of a batch the plugin failed on goes to the dead-letter topic, not the plugin.
@@ -263,6 +472,7 @@ impl Processor {
             );
             self.mismatches = 0;
         }
+        self.opening = Opening::default();
         let mut s = std::mem::take(&mut self.scratch);
         let result = self.accumulate(&mut s);
         s.keys.clear();

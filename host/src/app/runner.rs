@@ -166,6 +166,8 @@ pub struct RunnerSettings {
     /// This many plugin failures within `failure_window` stop the app.
     pub max_failures: usize,
     pub failure_window: Duration,
+    /// What the app may hold and how far ahead of the clock its records may be.
+    pub quotas: super::processor::Quotas,
 }
 
 /// Everything the worker owns.
@@ -1077,7 +1079,8 @@ impl Worker {
             self.r.handle.metrics.clone(),
             self.r.settings.idle_partition_timeout,
             started,
-        );
+        )
+        .with_quotas(self.r.settings.quotas);
         self.intake.batch.clear();
         let owned = self.owned();
         let checkpointing = self.r.store.is_some();

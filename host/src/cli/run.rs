@@ -61,6 +61,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let limits = Limits {
         memory_bytes: config.limits.memory_mb << 20,
         call_deadline: Duration::from_millis(config.limits.call_deadline_ms),
+        spec: config.limits.spec(),
         ..Limits::default()
     };
     let mut loaded = Vec::new();
@@ -86,6 +87,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         reset_state: args.reset_state,
         max_failures: config.limits.max_failures,
         failure_window: Duration::from_millis(config.limits.failure_window_ms),
+        quotas: config.limits.quotas(),
     };
     let store = runtime.block_on(CheckpointStore::open(
         session.clone(),

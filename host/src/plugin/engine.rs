@@ -15,7 +15,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::TenantAppPre;
 use super::instance::AppInstance;
-use super::spec::AppSpec;
+use super::spec::{AppSpec, SpecLimits};
 use super::PluginError;
 
 /// How often the epoch advances: the granularity of call deadlines.
@@ -30,6 +30,8 @@ pub struct Limits {
     pub call_deadline: Duration,
     /// Output rows per emit call beyond the slots asked for are garbage.
     pub max_output_bytes: usize,
+    /// What the app may declare: checked when it describes itself.
+    pub spec: SpecLimits,
 }
 
 impl Default for Limits {
@@ -38,6 +40,7 @@ impl Default for Limits {
             memory_bytes: 256 << 20,
             call_deadline: Duration::from_secs(10),
             max_output_bytes: 64 << 20,
+            spec: SpecLimits::default(),
         }
     }
 }
@@ -225,9 +228,11 @@ impl PluginEngine {
             }
         })?;
         let info = probe.describe()?;
-        let spec = AppSpec::from_info(info).map_err(|reason| PluginError::BadDescription {
-            path: shown.to_owned(),
-            reason,
+        let spec = AppSpec::from_info(info, &limits.spec).map_err(|reason| {
+            PluginError::BadDescription {
+                path: shown.to_owned(),
+                reason: reason.to_string(),
+            }
         })?;
         Ok((pre, Arc::new(spec)))
     }

@@ -7,7 +7,7 @@ mod spec;
 
 pub use engine::{CompiledApp, Limits, PluginEngine};
 pub use instance::AppInstance;
-pub use spec::{AppSpec, EmitMode, EventTimeSource, FieldSpec};
+pub use spec::{AppSpec, EmitMode, EventTimeSource, FieldSpec, SpecError, SpecLimits};
 
 /// The host's view of `wit/tenant.wit`.
 mod bindings {

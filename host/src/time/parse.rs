@@ -12,7 +12,16 @@ pub enum TimeError {
     NotRfc3339(String),
     #[error("`{0}` is not a whole number of {1}")]
     NotEpoch(String, &'static str),
+    #[error("`{text}` ({shown}) is outside the years 0000 to 9999 that event times may take")]
+    OutOfRange { text: String, shown: String },
 }
+
+/// The earliest event time a field may hold: 0000-01-01T00:00:00Z. Times outside the four-digit
+/// years are bad input: they would only make windows and watermarks meaningless.
+pub const EARLIEST_TIME: EventTime = EventTime::from_millis(-62_167_219_200_000);
+
+/// The latest event time a field may hold: 9999-12-31T23:59:59.999Z.
+pub const LATEST_TIME: EventTime = EventTime::from_millis(253_402_300_799_999);
 
 const MS_PER_DAY: i64 = 86_400_000;
 
@@ -21,8 +30,8 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
 }
@@ -61,7 +70,7 @@ pub fn date_days(s: &[u8]) -> Option<i64> {
         return None;
     }
     let (y, m, d) = (
-        digits(&s[0..4])? as i64,
+        i64::from(digits(&s[0..4])?),
         digits(&s[5..7])?,
         digits(&s[8..10])?,
     );
@@ -100,8 +109,8 @@ fn rfc3339(s: &[u8]) -> Option<i64> {
     let offset_min: i64 = match rest {
         b"Z" | b"z" => 0,
         [sign @ (b'+' | b'-'), hh1, hh2, b':', mm1, mm2] => {
-            let hh = digits(&[*hh1, *hh2])? as i64;
-            let mm = digits(&[*mm1, *mm2])? as i64;
+            let hh = i64::from(digits(&[*hh1, *hh2])?);
+            let mm = i64::from(digits(&[*mm1, *mm2])?);
             let minutes = hh * 60 + mm;
             if *sign == b'-' {
                 -minutes
@@ -136,7 +145,20 @@ pub fn parse_time(format: TimeFormat, s: &[u8]) -> Result<EventTime, TimeError> 
             .and_then(|t| t.checked_mul(1000))
             .ok_or_else(|| TimeError::NotEpoch(lossy(s), "seconds"))?,
     };
-    Ok(EventTime::from_millis(ms))
+    let time = EventTime::from_millis(ms);
+    if !(EARLIEST_TIME..=LATEST_TIME).contains(&time) {
+        return Err(TimeError::OutOfRange {
+            text: lossy(s),
+            shown: shown_far(ms),
+        });
+    }
+    Ok(time)
+}
+
+/// A time outside the four-digit years, in words: its year.
+fn shown_far(ms: i64) -> String {
+    let (y, _, _) = civil_from_days(ms.div_euclid(MS_PER_DAY));
+    format!("year {y}")
 }
 
 /// The `YYYY-MM-DD` form of a day counted from 1970-01-01 (inverse of [`date_days`]).
@@ -211,6 +233,49 @@ mod tests {
     }
 
     #[test]
+    fn times_outside_the_four_digit_years_are_refused() {
+        let t = |f: TimeFormat, s: &str| parse_time(f, s.as_bytes()).map(EventTime::millis);
+        // The bounds, computed independently: 719_528 days from 0000-01-01 to 1970-01-01 and
+        // 2_932_897 days from 1970-01-01 to 10000-01-01.
+        assert_eq!(EARLIEST_TIME.millis(), -719_528 * MS_PER_DAY);
+        assert_eq!(LATEST_TIME.millis(), 2_932_897 * MS_PER_DAY - 1);
+        assert_eq!(
+            t(TimeFormat::Date, "0000-01-01"),
+            Ok(EARLIEST_TIME.millis())
+        );
+        assert_eq!(
+            t(TimeFormat::Rfc3339, "9999-12-31T23:59:59.999Z"),
+            Ok(LATEST_TIME.millis())
+        );
+        let millis = TimeFormat::EpochMillis;
+        assert_eq!(t(millis, "253402300799999"), Ok(LATEST_TIME.millis()));
+        assert_eq!(t(millis, "-62167219200000"), Ok(EARLIEST_TIME.millis()));
+        assert_eq!(
+            t(millis, "253402300800000").unwrap_err().to_string(),
+            "`253402300800000` (year 10000) is outside the years 0000 to 9999 that event times may take"
+        );
+        assert!(t(millis, "-62167219200001").is_err());
+        assert!(t(millis, "9223372036854775807").is_err(), "i64::MAX");
+        assert!(t(millis, "-9223372036854775808").is_err(), "i64::MIN");
+        assert!(t(millis, "9223372036854775808").is_err(), "beyond i64");
+        let seconds = TimeFormat::EpochSeconds;
+        assert_eq!(t(seconds, "253402300799"), Ok(253_402_300_799_000));
+        assert!(t(seconds, "253402300800").is_err());
+        assert!(
+            t(seconds, "9223372036854775").is_err(),
+            "fits i64 as ms, year far out"
+        );
+        assert!(
+            t(seconds, "9223372036854775807").is_err(),
+            "overflows as ms"
+        );
+        assert!(
+            t(TimeFormat::Rfc3339, "0000-01-01T00:00:00+00:01").is_err(),
+            "an offset cannot move it before year 0"
+        );
+    }
+
+    #[test]
     fn formatting_round_trips() {
         for s in [
             "2015-08-31T00:00:00Z",
@@ -219,6 +284,51 @@ mod tests {
         ] {
             let t = parse_time(TimeFormat::Rfc3339, s.as_bytes()).unwrap();
             assert_eq!(format_rfc3339(t), s);
+        }
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        const FORMATS: [TimeFormat; 4] = [
+            TimeFormat::Date,
+            TimeFormat::Rfc3339,
+            TimeFormat::EpochMillis,
+            TimeFormat::EpochSeconds,
+        ];
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4000))]
+
+            #[test]
+            fn any_text_is_a_time_in_range_or_refused(
+                bytes in proptest::collection::vec(any::<u8>(), 0..40),
+                format in 0..4usize,
+            ) {
+                if let Ok(t) = parse_time(FORMATS[format], &bytes) {
+                    prop_assert!((EARLIEST_TIME..=LATEST_TIME).contains(&t));
+                }
+            }
+
+            #[test]
+            fn epoch_millis_are_accepted_exactly_within_the_years(ms in any::<i64>()) {
+                let text = ms.to_string();
+                let inside = (-62_167_219_200_000..=253_402_300_799_999).contains(&ms);
+                let parsed = parse_time(TimeFormat::EpochMillis, text.as_bytes());
+                prop_assert_eq!(parsed.is_ok(), inside, "{}", text);
+                if inside {
+                    prop_assert_eq!(parsed.map(EventTime::millis), Ok(ms));
+                }
+            }
+
+            #[test]
+            fn rfc3339_text_round_trips_within_the_years(
+                ms in -62_167_219_200_000..=253_402_300_799_999i64,
+            ) {
+                let t = EventTime::from_millis(ms);
+                prop_assert_eq!(parse_time(TimeFormat::Rfc3339, format_rfc3339(t).as_bytes()), Ok(t));
+            }
         }
     }
 }

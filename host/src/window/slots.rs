@@ -202,7 +202,9 @@ impl SlotTable {
     }
 
     /// Frees closed windows' slots for reuse, and their keys once no window of theirs is open.
+    /// Linear: each window end's list is filtered once, however many of its slots close.
     pub fn release(&mut self, slots: &[SlotId]) {
+        let mut ends: Vec<EventTime> = Vec::new();
         for &slot in slots {
             let entry = &mut self.entries[slot.0 as usize];
             if !entry.open {
@@ -212,11 +214,8 @@ impl SlotTable {
             entry.dirty = false;
             let (key, window) = (entry.key, entry.window);
             self.slots.remove(&(key, window.start));
-            if let Some(list) = self.by_end.get_mut(&window.end) {
-                list.retain(|s| *s != slot);
-                if list.is_empty() {
-                    self.by_end.remove(&window.end);
-                }
+            if ends.last() != Some(&window.end) {
+                ends.push(window.end);
             }
             self.free_slots.push(slot);
             let key_entry = &mut self.keys[key.0 as usize];
@@ -229,6 +228,34 @@ impl SlotTable {
                 }
             }
         }
+        ends.sort_unstable();
+        ends.dedup();
+        let entries = &self.entries;
+        for end in ends {
+            if let Some(list) = self.by_end.get_mut(&end) {
+                list.retain(|s| entries[s.0 as usize].open);
+                if list.is_empty() {
+                    self.by_end.remove(&end);
+                }
+            }
+        }
+    }
+
+    /// Keys with at least one open window.
+    pub fn keys(&self) -> usize {
+        self.key_ids.len()
+    }
+
+    /// Whether a key has an open window.
+    pub fn has_key(&self, key: &str) -> bool {
+        self.key_ids.contains_key(key)
+    }
+
+    /// Whether a key's window starting at `start` is open.
+    pub fn is_open(&self, key: &str, start: EventTime) -> bool {
+        self.key_ids
+            .get(key)
+            .is_some_and(|&id| self.slots.contains_key(&(id, start)))
     }
 }
 
@@ -303,5 +330,28 @@ mod tests {
         );
         assert_eq!(t.of_partition(1), vec![b]);
         assert_eq!(t.all_open(), vec![a, b]);
+    }
+
+    #[test]
+    fn releasing_many_windows_of_one_end_keeps_the_rest() {
+        let mut t = SlotTable::new();
+        let n = 20_000;
+        let slots: Vec<SlotId> = (0..n)
+            .map(|i| t.slot_for(&format!("k{i}"), day(0), 0))
+            .collect();
+        let other = t.slot_for("k0", day(1), 0);
+        // Every other slot of day 0, in reverse, then the rest: the lists stay exact.
+        let (odd, even): (Vec<SlotId>, Vec<SlotId>) =
+            slots.iter().rev().copied().partition(|s| s.get() % 2 == 1);
+        t.release(&odd);
+        assert_eq!(t.open_windows(), n / 2 + 1);
+        assert_eq!(t.all_open().len(), n / 2 + 1);
+        assert!(t.all_open().iter().all(|s| s.get() % 2 == 0));
+        assert_eq!(t.keys(), n / 2, "odd keys have no open window left");
+        t.release(&even);
+        t.release(&even);
+        assert_eq!(t.all_open(), vec![other]);
+        assert!(t.has_key("k0") && !t.has_key("k1"));
+        assert!(t.is_open("k0", day(1).start) && !t.is_open("k0", day(0).start));
     }
 }
