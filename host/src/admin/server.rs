@@ -326,12 +326,17 @@ async fn deploy_input(
 
 /// The canonical path of a `.wasm` file inside the apps folder (a relative path is taken from
 /// it), or why it is refused.
-fn inside_apps_dir(apps_dir: Option<&std::path::Path>, path: &std::path::Path) -> Result<PathBuf, String> {
+fn inside_apps_dir(
+    apps_dir: Option<&std::path::Path>,
+    path: &std::path::Path,
+) -> Result<PathBuf, String> {
     let shown = path.display();
     let Some(dir) = apps_dir else {
-        return Err(format!(
-            "deploy by path is off: admin.apps_dir is not set; upload the .wasm instead (`mysimbdp app deploy --path` does), or set admin.apps_dir"
-        ));
+        return Err(
+            "deploy by path is off: admin.apps_dir is not set; upload the .wasm instead \
+                    (`mysimbdp app deploy --path` does), or set admin.apps_dir"
+                .into(),
+        );
     };
     if path.as_os_str().is_empty() {
         return Err("no `path` given: name a .wasm file in admin.apps_dir, or upload it as application/wasm".into());
@@ -344,7 +349,10 @@ fn inside_apps_dir(apps_dir: Option<&std::path::Path>, path: &std::path::Path) -
         .canonicalize()
         .map_err(|e| format!("{shown}: {e}"))?;
     if !full.starts_with(&dir) {
-        return Err(format!("{shown} is outside admin.apps_dir {}", dir.display()));
+        return Err(format!(
+            "{shown} is outside admin.apps_dir {}",
+            dir.display()
+        ));
     }
     if full.extension().is_none_or(|e| e != "wasm") {
         return Err(format!("{shown} is not a .wasm file"));
@@ -495,4 +503,97 @@ async fn remove(
         admin.launcher.forget(&tenant, &app);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plugins(apps_dir: Option<PathBuf>) -> Plugins {
+        Plugins {
+            engine: Arc::new(PluginEngine::new().unwrap()),
+            limits: Limits {
+                max_wasm_bytes: 1000,
+                ..Limits::default()
+            },
+            apps_dir,
+        }
+    }
+
+    fn headers(content_type: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, content_type.parse().unwrap());
+        headers
+    }
+
+    fn no_query() -> Result<Query<DeployRequest>, QueryRejection> {
+        Ok(Query(DeployRequest::default()))
+    }
+
+    async fn refusal(
+        plugins: &Plugins,
+        headers: &HeaderMap,
+        body: Vec<u8>,
+    ) -> (StatusCode, String) {
+        let response = match deploy_input(plugins, headers, no_query(), Body::from(body)).await {
+            Ok(_) => panic!("accepted"),
+            Err(response) => response,
+        };
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn an_upload_is_read_up_to_its_limit() {
+        let plugins = plugins(None);
+        let wasm = headers("application/wasm");
+        match deploy_input(&plugins, &wasm, no_query(), Body::from(vec![0u8; 1000])).await {
+            Ok((Wasm::Uploaded(bytes), _)) => assert_eq!(bytes.len(), 1000),
+            _ => panic!("a 1000-byte upload is read"),
+        }
+        let (status, reason) = refusal(&plugins, &wasm, vec![0u8; 1001]).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(reason.contains("admin.max_upload_mb"), "{reason}");
+        let (status, _) = refusal(&plugins, &headers("text/plain"), vec![]).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+
+    #[tokio::test]
+    async fn a_deploy_by_path_reads_only_wasm_files_in_the_apps_dir() {
+        let json = headers("application/json");
+        let body = |path: &str| serde_json::to_vec(&json!({ "path": path })).unwrap();
+        let (status, reason) = refusal(&plugins(None), &json, body("/dev/zero")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(reason.contains("admin.apps_dir is not set"), "{reason}");
+
+        let root = std::env::temp_dir().join(format!("mysimbdp-apps-{}", std::process::id()));
+        let apps = root.join("apps");
+        std::fs::create_dir_all(apps.join("dir.wasm")).unwrap();
+        std::fs::write(apps.join("app.wasm"), b"\0asm").unwrap();
+        std::fs::write(apps.join("notes.txt"), b"secret").unwrap();
+        std::fs::write(root.join("outside.wasm"), b"\0asm").unwrap();
+        let plugins = plugins(Some(apps.clone()));
+        for (path, why) in [
+            ("../outside.wasm", "outside admin.apps_dir"),
+            ("/dev/zero", "outside admin.apps_dir"),
+            ("notes.txt", "not a .wasm file"),
+            ("dir.wasm", "not a regular file"),
+            ("missing.wasm", "missing.wasm"),
+        ] {
+            let (status, reason) = refusal(&plugins, &json, body(path)).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {reason}");
+            assert!(reason.contains(why), "{path}: {reason}");
+            assert!(!reason.contains("secret"), "{reason}");
+        }
+        match deploy_input(&plugins, &json, no_query(), Body::from(body("app.wasm"))).await {
+            Ok((Wasm::File(path), _)) => {
+                assert_eq!(path, apps.join("app.wasm").canonicalize().unwrap())
+            }
+            _ => panic!("app.wasm in the apps folder is accepted"),
+        }
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }

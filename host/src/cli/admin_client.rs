@@ -128,7 +128,9 @@ fn read_wasm(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     use std::io::Read;
     let shown = path.display();
     let file = std::fs::File::open(path).with_context(|| format!("opening {shown}"))?;
-    let meta = file.metadata().with_context(|| format!("reading {shown}"))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("reading {shown}"))?;
     if !meta.is_file() {
         bail!("{shown} is not a regular file");
     }
@@ -143,7 +145,12 @@ fn read_wasm(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Uploads a `.wasm` to `POST /apps/{tenant}/deploy`, the options as query parameters.
-fn upload(admin: &Admin, tenant: &str, bytes: &[u8], options: &[(&str, &str)]) -> anyhow::Result<Value> {
+fn upload(
+    admin: &Admin,
+    tenant: &str,
+    bytes: &[u8],
+    options: &[(&str, &str)],
+) -> anyhow::Result<Value> {
     let url = format!("{}/apps/{tenant}/deploy", admin.admin.trim_end_matches('/'));
     let response = agent()
         .post(&url)
@@ -188,7 +195,7 @@ pub fn run(command: AppCommand) -> anyhow::Result<()> {
                 ("delivery", delivery.as_str()),
             ];
             if let Some(stream) = &stream {
-                options.push(("stream", stream));
+                options.push(("stream", stream.as_str()));
             }
             let answer = upload(&admin, &tenant, &bytes, &options)?;
             println!("{}", answer["result"].as_str().unwrap_or_default());

@@ -30,7 +30,7 @@ impl AppInstance {
         store.set_epoch_deadline(ticks(limits.call_deadline));
         let app = pre.instantiate(&mut store).map_err(|e| PluginError::Trap {
             call: "instantiate",
-            reason: format!("{e:#}"),
+            reason: trap_reason(&e),
         })?;
         Ok(Self {
             store,

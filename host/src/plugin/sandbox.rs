@@ -27,8 +27,9 @@ use super::engine::GuestState;
 /// limit applies.
 pub(super) const MAX_RANDOM_BYTES: u64 = 64 << 10;
 
-/// Instances, memories and tables one app instance may create. A Rust component has ~4 core
-/// instances, one memory and two tables; a Python one (componentize-py) links ~20 instances.
+/// Instances, memories and tables one app instance may create: a Rust component has a few core
+/// instances, one memory and a table or two; guests that link several modules (Python, JS) have
+/// more instances, still one memory.
 pub(super) const MAX_INSTANCES: usize = 64;
 pub(super) const MAX_MEMORIES: usize = 4;
 pub(super) const MAX_TABLES: usize = 16;
@@ -118,7 +119,7 @@ pub(super) fn deny_ungranted(
                     })?;
                 }
                 ComponentItem::Resource(_) => {
-                    denied.resource(item, ResourceType::host::<Denied>(), |_, _| Ok(()))?;
+                    denied.resource(item, shared_resource(item), |_, _| Ok(()))?;
                 }
                 _ => {}
             }
@@ -129,6 +130,19 @@ pub(super) fn deny_ungranted(
 
 /// The host type behind the resources of interfaces that are not granted: never created.
 struct Denied;
+
+/// The type of a resource that a denied interface re-exports (`use`s) from `wasi:io`, which the
+/// guest expects to be the very type the granted `wasi:io` has; any other is [`Denied`].
+fn shared_resource(name: &str) -> ResourceType {
+    use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, IoError};
+    match name {
+        "pollable" => ResourceType::host::<DynPollable>(),
+        "input-stream" => ResourceType::host::<DynInputStream>(),
+        "output-stream" => ResourceType::host::<DynOutputStream>(),
+        "error" => ResourceType::host::<IoError>(),
+        _ => ResourceType::host::<Denied>(),
+    }
+}
 
 /// `wasi:io/streams` and `wasi:io/error` work on the Store's resource table.
 struct Table;
@@ -233,7 +247,9 @@ impl sync::io::poll::HostPollable for Waitless<'_> {
         if self.ready_now(pollable)? {
             Ok(())
         } else {
-            Err(no_waiting("the app blocked on a pollable that is not ready".into()))
+            Err(no_waiting(
+                "the app blocked on a pollable that is not ready".into(),
+            ))
         }
     }
 
@@ -348,7 +364,12 @@ mod tests {
         );
         assert!(!budget.memory_growing(0, 2 << 20, Some(1 << 20)).unwrap());
         assert!(budget.memory_growing(0, 256 << 10, None).unwrap());
-        assert!(budget.memory_grow_failed(wasmtime::format_err!("no")).is_err());
-        assert!(budget.memory_growing(0, 256 << 10, None).unwrap(), "taken back");
+        assert!(budget
+            .memory_grow_failed(wasmtime::format_err!("no"))
+            .is_err());
+        assert!(
+            budget.memory_growing(0, 256 << 10, None).unwrap(),
+            "taken back"
+        );
     }
 }
