@@ -389,4 +389,23 @@ mod tests {
         let err = load(&GOOD.replace("token = \"0123456789\"", "")).unwrap_err();
         assert!(err.contains("admin.token"), "{err}");
     }
+
+    #[test]
+    fn deploy_settings_are_checked() {
+        let config = load(GOOD).unwrap();
+        assert_eq!(
+            (config.admin.max_upload_mb, config.admin.apps_dir),
+            (64, None)
+        );
+        let config = load(&GOOD.replace("[admin]\n", "[admin]\napps_dir = \".\"\n")).unwrap();
+        assert!(config.admin.apps_dir.unwrap().is_absolute());
+        let err =
+            load(&GOOD.replace("[admin]\n", "[admin]\napps_dir = \"nowhere\"\n")).unwrap_err();
+        assert!(
+            err.contains("admin.apps_dir") && err.contains("not a directory"),
+            "{err}"
+        );
+        let err = load(&GOOD.replace("[admin]\n", "[admin]\nmax_upload_mb = 0\n")).unwrap_err();
+        assert!(err.contains("admin.max_upload_mb"), "{err}");
+    }
 }

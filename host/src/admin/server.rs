@@ -559,6 +559,15 @@ mod tests {
         assert!(reason.contains("admin.max_upload_mb"), "{reason}");
         let (status, _) = refusal(&plugins, &headers("text/plain"), vec![]).await;
         assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        // What `mysimbdp app deploy` sends along.
+        let uri: axum::http::Uri =
+            "/apps/acme/deploy?reset_state=true&delivery=at-least-once&stream=orders"
+                .parse()
+                .unwrap();
+        let Query(options) = Query::<DeployRequest>::try_from_uri(&uri).unwrap();
+        assert!(options.reset_state);
+        assert_eq!(options.stream.as_deref(), Some("orders"));
+        assert_eq!(options.delivery, Delivery::AtLeastOnce);
     }
 
     #[tokio::test]
