@@ -392,7 +392,7 @@ mod tests {
 
     #[test]
     fn deploy_settings_are_checked() {
-        let config = load(GOOD).unwrap();
+        let config = load(&format!("{GOOD}# the deploy defaults\n")).unwrap();
         assert_eq!(
             (config.admin.max_upload_mb, config.admin.apps_dir),
             (64, None)
