@@ -211,10 +211,11 @@ fn a_socket_flood_is_stopped_at_the_first_socket() {
         error.contains("wasi:sockets/") && error.contains("is not granted"),
         "{error}"
     );
-    // Other tests run beside this one and open a few files; a flood would have opened thousands.
+    // Other tests run beside this one and open files and memory images; a flood would have
+    // opened sockets until the process's limit.
     let after = open_fds();
     assert!(
-        after < before + 64,
+        after < before + 256,
         "{before} descriptors before, {after} after"
     );
     assert_fresh_instance_works(&app);
