@@ -142,6 +142,12 @@ fn a_panic_is_a_trap_with_its_reason() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("trapped in `accumulate`"), "{error}");
+    assert!(
+        error.contains("stderr ended with:")
+            && error.contains("panicked at")
+            && error.contains("the hostile app panics on purpose"),
+        "{error}"
+    );
     assert_fresh_instance_works(&app);
 }
 

@@ -16,7 +16,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::TenantAppPre;
 use super::instance::AppInstance;
-use super::sandbox::{self, Budget};
+use super::sandbox::{self, Budget, StderrTail};
 use super::spec::AppSpec;
 use super::PluginError;
 
@@ -52,6 +52,8 @@ pub(super) struct GuestState {
     pub(super) wasi: WasiCtx,
     pub(super) table: ResourceTable,
     budget: Budget,
+    /// The end of what the app wrote to stderr, for the reason of its next trap.
+    pub(super) stderr: StderrTail,
 }
 
 impl WasiView for GuestState {
@@ -298,14 +300,17 @@ fn read_wasm(path: &Path, max: usize) -> Result<Vec<u8>, PluginError> {
 }
 
 pub(super) fn new_store(engine: &Engine, limits: &Limits) -> Store<GuestState> {
+    let stderr = StderrTail::default();
     let mut wasi = WasiCtxBuilder::new();
-    wasi.wall_clock(StoppedClock)
+    wasi.stderr(stderr.clone())
+        .wall_clock(StoppedClock)
         .monotonic_clock(StoppedClock)
         .max_random_size(sandbox::MAX_RANDOM_BYTES);
     let state = GuestState {
         wasi: wasi.build(),
         table: ResourceTable::new(),
         budget: Budget::new(limits.memory_bytes),
+        stderr,
     };
     let mut store = Store::new(engine, state);
     store.limiter(|s| &mut s.budget);

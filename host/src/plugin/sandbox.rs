@@ -2,23 +2,26 @@
 //! and one memory budget for all of its memories and tables.
 //!
 //! Linked (so that Rust, Python and JS guests instantiate and run), each harmless by
-//! construction: `wasi:cli/environment` (empty), `exit`, `stdin` (closed), `stdout`/`stderr`
-//! (discarded), the `terminal-*` interfaces (no terminal), `wasi:clocks/wall-clock` (stopped at
+//! construction: `wasi:cli/environment` (empty), `exit`, `stdin` (closed), `stdout`
+//! (discarded), `stderr` (its last [`STDERR_TAIL`] bytes kept to explain a trap), the `terminal-*` interfaces (no terminal), `wasi:clocks/wall-clock` (stopped at
 //! the epoch), `wasi:random/*` (at most [`MAX_RANDOM_BYTES`] a call), `wasi:io/error` and
 //! `wasi:io/streams` (only stdio streams exist), `wasi:filesystem/preopens` (no directory, so
 //! no file descriptor can ever exist) with `wasi:filesystem/types`, and the platform's own
 //! `wasi:io/poll` and `wasi:clocks/monotonic-clock`, which never wait. Every other `wasi:`
 //! interface, sockets above all, links to functions that trap with the reason.
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
 use wasmtime::component::{
     types::ComponentItem, Component, HasData, Linker, Resource, ResourceTable, ResourceType,
 };
 use wasmtime::{Engine, ResourceLimiter};
-use wasmtime_wasi::cli::{WasiCli, WasiCliView};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream, WasiCli, WasiCliView};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
 use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
 use wasmtime_wasi::p2::bindings::{self, sync};
-use wasmtime_wasi::p2::{DynPollable, Pollable};
+use wasmtime_wasi::p2::{DynPollable, OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::random::WasiRandom;
 
 use super::engine::GuestState;
@@ -26,6 +29,9 @@ use super::engine::GuestState;
 /// Most random bytes one call may ask for: the host allocates them before the guest's memory
 /// limit applies.
 pub(super) const MAX_RANDOM_BYTES: u64 = 64 << 10;
+
+/// How much of what an app last wrote to stderr is kept: enough for a panic message.
+pub(super) const STDERR_TAIL: usize = 512;
 
 /// Instances, memories and tables one app instance may create: a Rust component has a few core
 /// instances, one memory and a table or two; guests that link several modules (Python, JS) have
@@ -258,6 +264,67 @@ impl sync::io::poll::HostPollable for Waitless<'_> {
     }
 }
 
+/// The app's stderr: every write is accepted at once and only the last [`STDERR_TAIL`] bytes
+/// are kept, so that a trap's reason can say what the app printed (a panic message) before it.
+#[derive(Clone, Default)]
+pub(super) struct StderrTail(Arc<Mutex<VecDeque<u8>>>);
+
+impl StderrTail {
+    fn push(&self, bytes: &[u8]) {
+        if let Ok(mut tail) = self.0.lock() {
+            tail.extend(&bytes[bytes.len().saturating_sub(STDERR_TAIL)..]);
+            let over = tail.len().saturating_sub(STDERR_TAIL);
+            tail.drain(..over);
+        }
+    }
+
+    /// What was written since the last take, printable and on one line; empty if nothing.
+    pub(super) fn take(&self) -> String {
+        let bytes: Vec<u8> = match self.0.lock() {
+            Ok(mut tail) => tail.drain(..).collect(),
+            Err(_) => return String::new(),
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
+impl IsTerminal for StderrTail {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for StderrTail {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(tokio::io::sink())
+    }
+}
+
+impl OutputStream for StderrTail {
+    fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
+        self.push(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 << 10)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for StderrTail {
+    async fn ready(&mut self) {}
+}
+
 /// One budget for all linear memories and tables of an app instance, and bounds on how many
 /// instances, memories and tables it creates. Reaching the budget traps with the sizes.
 pub(super) struct Budget {
@@ -348,6 +415,21 @@ impl ResourceLimiter for Budget {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stderr_keeps_its_last_bytes_on_one_line() {
+        let mut tail = StderrTail::default();
+        tail.write("x".repeat(1000).into()).unwrap();
+        tail.write("\npanicked at src/lib.rs:9:5:\nno\tway\n".into())
+            .unwrap();
+        let text = tail.take();
+        assert!(
+            text.ends_with("x panicked at src/lib.rs:9:5: no way"),
+            "{text}"
+        );
+        assert!(text.len() <= STDERR_TAIL, "{}", text.len());
+        assert_eq!(tail.take(), "");
+    }
 
     #[test]
     fn the_budget_counts_memories_and_tables_together() {
