@@ -284,7 +284,10 @@ impl StderrTail {
             Ok(mut tail) => tail.drain(..).collect(),
             Err(_) => return String::new(),
         };
-        let text = String::from_utf8_lossy(&bytes);
+        let text: String = String::from_utf8_lossy(&bytes)
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
         text.split_whitespace().collect::<Vec<_>>().join(" ")
     }
 }
@@ -420,7 +423,7 @@ mod tests {
     fn stderr_keeps_its_last_bytes_on_one_line() {
         let mut tail = StderrTail::default();
         tail.write("x".repeat(1000).into()).unwrap();
-        tail.write("\npanicked at src/lib.rs:9:5:\nno\tway\n".into())
+        tail.write("\npanicked at src/lib.rs:9:5:\nno\tway\x07\n".into())
             .unwrap();
         let text = tail.take();
         assert!(
