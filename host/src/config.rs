@@ -90,6 +90,11 @@ pub struct AdminConfig {
     pub token: Option<String>,
     /// An environment variable holding the token, to keep it out of the file.
     pub token_env: Option<String>,
+    // Deploys: which `.wasm` files the admin API may read, and how big an upload may be.
+    /// The only folder a deploy by path may read from (relative to this file); unset: none.
+    pub apps_dir: Option<PathBuf>,
+    /// The largest `.wasm` accepted, uploaded or read from a file.
+    pub max_upload_mb: usize,
 }
 
 impl Default for AdminConfig {
@@ -98,6 +103,8 @@ impl Default for AdminConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 9180)),
             token: None,
             token_env: None,
+            apps_dir: None,
+            max_upload_mb: 64,
         }
     }
 }
@@ -239,6 +246,9 @@ impl Config {
             message: e.to_string(),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
+        if let Some(dir) = config.admin.apps_dir.as_mut().filter(|d| d.is_relative()) {
+            *dir = base.join(&*dir);
+        }
         for tenant in &mut config.tenants {
             for app in &mut tenant.apps {
                 if app.path.is_relative() {
@@ -283,6 +293,20 @@ impl Config {
                 "checkpoint.interval_ms".into(),
                 format!("{} is below 100", self.checkpoint.interval_ms),
                 "use at least 100 (5000 is the default)",
+            ));
+        }
+        if self.admin.max_upload_mb == 0 || self.admin.max_upload_mb > 4096 {
+            return Err(invalid(
+                "admin.max_upload_mb".into(),
+                format!("{} is not within 1..=4096", self.admin.max_upload_mb),
+                "use the size of your largest app with room to grow (64 is the default)",
+            ));
+        }
+        if let Some(dir) = self.admin.apps_dir.as_ref().filter(|d| !d.is_dir()) {
+            return Err(invalid(
+                "admin.apps_dir".into(),
+                format!("{} is not a directory", dir.display()),
+                "give the folder that deploys by path may read `.wasm` files from, or leave it out",
             ));
         }
         if self.limits.max_failures == 0 {
@@ -464,5 +488,24 @@ mod tests {
                 max_record_bytes: 4,
             }
         );
+    }
+
+    #[test]
+    fn deploy_settings_are_checked() {
+        let config = load(&format!("{GOOD}# the deploy defaults\n")).unwrap();
+        assert_eq!(
+            (config.admin.max_upload_mb, config.admin.apps_dir),
+            (64, None)
+        );
+        let config = load(&GOOD.replace("[admin]\n", "[admin]\napps_dir = \".\"\n")).unwrap();
+        assert!(config.admin.apps_dir.unwrap().is_absolute());
+        let err =
+            load(&GOOD.replace("[admin]\n", "[admin]\napps_dir = \"nowhere\"\n")).unwrap_err();
+        assert!(
+            err.contains("admin.apps_dir") && err.contains("not a directory"),
+            "{err}"
+        );
+        let err = load(&GOOD.replace("[admin]\n", "[admin]\nmax_upload_mb = 0\n")).unwrap_err();
+        assert!(err.contains("admin.max_upload_mb"), "{err}");
     }
 }

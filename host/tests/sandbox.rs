@@ -18,18 +18,43 @@ const READ_FILE: i64 = 4;
 const OPEN_SOCKET: i64 = 5;
 const READ_ENVIRONMENT_AND_CLOCK: i64 = 6;
 const OVERSIZED_OUTPUT: i64 = 7;
+const SOCKET_FLOOD: i64 = 9;
+const SLEEP: i64 = 10;
 
-fn hostile() -> CompiledApp {
-    let limits = Limits {
+/// Long enough for any healthy call on a loaded machine: only turns a hang into a failure.
+const HANG: Duration = Duration::from_secs(120);
+
+fn limits() -> Limits {
+    Limits {
         memory_bytes: 64 << 20,
         call_deadline: Duration::from_millis(500),
         max_output_bytes: 16 << 20,
+        max_wasm_bytes: 16 << 20,
         ..Limits::default()
-    };
+    }
+}
+
+fn hostile() -> CompiledApp {
     PluginEngine::new()
         .unwrap()
-        .load(&common::component("hostile"), limits)
+        .load(&common::component("hostile"), limits())
         .unwrap()
+}
+
+/// Runs `f` on its own thread and waits at most [`HANG`] for it: a call blocked in host code
+/// fails the test instead of hanging it.
+fn within<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(HANG)
+        .unwrap_or_else(|_| panic!("{what} did not return within {HANG:?}: the host blocked"))
+}
+
+/// Open file descriptors of this process.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
 fn order(act: i64) -> Batch {
@@ -118,6 +143,12 @@ fn a_panic_is_a_trap_with_its_reason() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("trapped in `accumulate`"), "{error}");
+    assert!(
+        error.contains("stderr ended with:")
+            && error.contains("panicked at")
+            && error.contains("the hostile app panics on purpose"),
+        "{error}"
+    );
     assert_fresh_instance_works(&app);
 }
 
@@ -125,19 +156,14 @@ fn a_panic_is_a_trap_with_its_reason() {
 fn files_sockets_environment_and_clock_are_not_there() {
     let app = hostile();
     let mut instance = app.instantiate().unwrap();
-    for act in [READ_FILE, OPEN_SOCKET, READ_ENVIRONMENT_AND_CLOCK] {
+    for act in [READ_FILE, READ_ENVIRONMENT_AND_CLOCK] {
         instance.accumulate(&[0], &order(act)).unwrap();
     }
-    assert_eq!(loot(&app, &mut instance, "records"), 3);
+    assert_eq!(loot(&app, &mut instance, "records"), 2);
     assert_eq!(
         loot(&app, &mut instance, "file_bytes"),
         -1,
         "no file can be read"
-    );
-    assert_eq!(
-        loot(&app, &mut instance, "socket_connected"),
-        -1,
-        "no socket can be opened"
     );
     assert_eq!(
         loot(&app, &mut instance, "environment_variables"),
@@ -149,6 +175,15 @@ fn files_sockets_environment_and_clock_are_not_there() {
         0,
         "the clock is stopped at the epoch"
     );
+    let error = instance
+        .accumulate(&[0], &order(OPEN_SOCKET))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("wasi:sockets/") && error.contains("is not granted"),
+        "no socket can be opened: {error}"
+    );
+    assert_fresh_instance_works(&app);
 }
 
 #[test]
@@ -165,4 +200,284 @@ fn oversized_output_is_refused() {
         "{error}"
     );
     assert_fresh_instance_works(&app);
+}
+
+#[test]
+fn a_socket_flood_is_stopped_at_the_first_socket() {
+    let app = hostile();
+    let before = open_fds();
+    let mut instance = app.instantiate().unwrap();
+    let error = within("the socket flood", move || {
+        instance
+            .accumulate(&[0], &order(SOCKET_FLOOD))
+            .unwrap_err()
+            .to_string()
+    });
+    assert!(error.contains("trapped in `accumulate`"), "{error}");
+    assert!(
+        error.contains("wasi:sockets/") && error.contains("is not granted"),
+        "{error}"
+    );
+    // Other tests run beside this one and open files and memory images; a flood would have
+    // opened sockets until the process's limit.
+    let after = open_fds();
+    assert!(
+        after < before + 256,
+        "{before} descriptors before, {after} after"
+    );
+    assert_fresh_instance_works(&app);
+}
+
+#[test]
+fn a_sleep_in_accumulate_is_refused_instead_of_blocking_the_host() {
+    let app = hostile();
+    let mut instance = app.instantiate().unwrap();
+    let error = within("an hour's sleep in accumulate", move || {
+        instance
+            .accumulate(&[0], &order(SLEEP))
+            .unwrap_err()
+            .to_string()
+    });
+    assert!(error.contains("trapped in `accumulate`"), "{error}");
+    assert!(
+        error.contains("asked to wait 3600000 ms") && error.contains("may not wait"),
+        "{error}"
+    );
+    assert_fresh_instance_works(&app);
+}
+
+#[test]
+fn a_sleep_in_describe_refuses_the_app_at_load() {
+    let engine = std::sync::Arc::new(PluginEngine::new().unwrap());
+    let loading = engine.clone();
+    let error = within("loading an app whose describe() sleeps", move || {
+        loading
+            .load(&common::component("hostile-describe"), limits())
+            .err()
+            .map(|e| e.to_string())
+    })
+    .expect("the app is refused");
+    assert!(
+        error.contains("trapped in `describe`") && error.contains("may not wait"),
+        "{error}"
+    );
+    let app = engine
+        .load(&common::component("hostile"), limits())
+        .unwrap();
+    assert_fresh_instance_works(&app);
+}
+
+#[test]
+fn only_regular_wasm_files_of_bounded_size_are_read() {
+    let engine = PluginEngine::new().unwrap();
+    let error = within("loading /dev/zero", move || {
+        engine
+            .load(std::path::Path::new("/dev/zero"), limits())
+            .err()
+            .map(|e| e.to_string())
+    })
+    .expect("/dev/zero is refused");
+    assert!(error.contains("not a regular file"), "{error}");
+
+    let engine = PluginEngine::new().unwrap();
+    let mut small = limits();
+    small.max_wasm_bytes = 1000;
+    let error = engine
+        .load(&common::component("hostile"), small)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("above the limit of 1000 bytes"), "{error}");
+}
+
+#[test]
+fn text_is_not_parsed_as_wat_nor_echoed() {
+    let path = std::env::temp_dir().join(format!("secret-{}.wasm", std::process::id()));
+    std::fs::write(&path, "(component) ;; root:SECRET-FIRST-LINE\nmore\n").unwrap();
+    let error = PluginEngine::new()
+        .unwrap()
+        .load(&path, limits())
+        .err()
+        .unwrap()
+        .to_string();
+    let _ = std::fs::remove_file(&path);
+    assert!(error.contains("is not a WebAssembly component"), "{error}");
+    assert!(!error.contains("SECRET"), "{error}");
+}
+
+/// A component of the contract whose core module holds `core` besides its memory and its
+/// functions, which all trap except `describe` when `core` defines `$describe` itself.
+fn contract_component(core: &str) -> std::path::PathBuf {
+    let (describe, pages) = if core.contains("(func $describe") {
+        ("(export \"describe\" (func $describe))", 600)
+    } else {
+        ("(func (export \"describe\") (result i32) unreachable)", 1)
+    };
+    let text = format!(
+        r#"(component
+  (core module $m
+    (memory (export "memory") {pages})
+    {core}
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32) unreachable)
+    {describe}
+    (func (export "filter") (param i32 i32 i32) (result i32) unreachable)
+    (func (export "accumulate") (param i32 i32 i32 i32 i32) (result i32) unreachable)
+    (func (export "merge") (param i32 i32 i32 i32) unreachable)
+    (func (export "emit") (param i32 i32) (result i32) unreachable)
+    (func (export "close") (param i32 i32) unreachable)
+    (func (export "snapshot") (param i32 i32) (result i32) unreachable)
+    (func (export "restore") (param i32 i32 i32 i32 i32 i32) (result i32) unreachable)
+  )
+  (core instance $i (instantiate $m))
+  (type $field-type' (enum "boolean" "integer" "double" "text" "timestamp"))
+  (export $field-type "field-type" (type $field-type'))
+  (type $field' (record (field "name" string) (field "kind" $field-type)))
+  (export $field "field" (type $field'))
+  (type $column' (variant (case "booleans" (list bool)) (case "integers" (list s64))
+    (case "doubles" (list float64)) (case "texts" (list string)) (case "timestamps" (list s64))))
+  (export $column "column" (type $column'))
+  (type $batch' (record (field "rows" u32) (field "columns" (list $column))))
+  (export $batch "batch" (type $batch'))
+  (type $time-format' (enum "date" "rfc3339" "epoch-millis" "epoch-seconds"))
+  (export $time-format "time-format" (type $time-format'))
+  (type $time-field' (record (field "name" string) (field "format" $time-format)))
+  (export $time-field "time-field" (type $time-field'))
+  (type $event-time' (variant (case "ingestion") (case "field" $time-field)))
+  (export $event-time "event-time" (type $event-time'))
+  (type $sliding' (record (field "size-ms" u64) (field "slide-ms" u64)))
+  (export $sliding "sliding" (type $sliding'))
+  (type $window' (variant (case "tumbling" u64) (case "sliding" $sliding) (case "session" u64)))
+  (export $window "window" (type $window'))
+  (type $emit-mode' (enum "on-update" "on-close" "both"))
+  (export $emit-mode "emit-mode" (type $emit-mode'))
+  (type $app-info' (record (field "name" string) (field "version" string) (field "table" string)
+    (field "inputs" (list $field)) (field "key-field" string) (field "event-time" $event-time)
+    (field "window" $window) (field "watermark-delay-ms" u64) (field "allowed-lateness-ms" u64)
+    (field "emit" $emit-mode) (field "update-interval-ms" u64) (field "outputs" (list $field))
+    (field "state-version" u32) (field "has-filter" bool)))
+  (export $app-info "app-info" (type $app-info'))
+  (type $states' (record (field "offsets" (list u32)) (field "bytes" (list u8))))
+  (export $states "states" (type $states'))
+  (alias core export $i "memory" (core memory $mem))
+  (alias core export $i "realloc" (core func $realloc))
+  (func $describe (result $app-info)
+    (canon lift (core func $i "describe") (memory $mem) (realloc $realloc)))
+  (func $filter (param "input" $batch) (result (list bool))
+    (canon lift (core func $i "filter") (memory $mem) (realloc $realloc)))
+  (func $accumulate (param "slots" (list u32)) (param "input" $batch) (result (result (error string)))
+    (canon lift (core func $i "accumulate") (memory $mem) (realloc $realloc)))
+  (func $merge (param "into" (list u32)) (param "from" (list u32))
+    (canon lift (core func $i "merge") (memory $mem) (realloc $realloc)))
+  (func $emit (param "slots" (list u32)) (result $batch)
+    (canon lift (core func $i "emit") (memory $mem) (realloc $realloc)))
+  (func $close (param "slots" (list u32))
+    (canon lift (core func $i "close") (memory $mem) (realloc $realloc)))
+  (func $snapshot (param "slots" (list u32)) (result $states)
+    (canon lift (core func $i "snapshot") (memory $mem) (realloc $realloc)))
+  (func $restore (param "slots" (list u32)) (param "states" $states) (result (result (error string)))
+    (canon lift (core func $i "restore") (memory $mem) (realloc $realloc)))
+  (instance $app
+    (export "describe" (func $describe)) (export "filter" (func $filter))
+    (export "accumulate" (func $accumulate)) (export "merge" (func $merge))
+    (export "emit" (func $emit)) (export "close" (func $close))
+    (export "snapshot" (func $snapshot)) (export "restore" (func $restore)))
+  (export "mysimbdp:tenant/app@0.1.0" (instance $app))
+)"#
+    );
+    let bytes = wat::parse_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let path = std::env::temp_dir().join(format!(
+        "sandbox-{}-{:x}.wasm",
+        std::process::id(),
+        core.len() * 31 + core.bytes().map(usize::from).sum::<usize>()
+    ));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// Loads a component that should be refused at its start, and returns the reason.
+fn refused_at_start(core: &str) -> String {
+    let path = contract_component(core);
+    let engine = PluginEngine::new().unwrap();
+
+    let error = within("starting a hostile component", move || {
+        engine.load(&path, limits()).err().map(|e| e.to_string())
+    })
+    .expect("the component is refused");
+    assert!(error.contains("cannot start in the sandbox"), "{error}");
+    error
+}
+
+#[test]
+fn a_harmless_contract_component_starts() {
+    let path = contract_component("");
+    let error = PluginEngine::new()
+        .unwrap()
+        .load(&path, limits())
+        .err()
+        .unwrap()
+        .to_string();
+    // It instantiates; its describe() traps.
+    assert!(error.contains("trapped in `describe`"), "{error}");
+}
+
+#[test]
+fn a_multi_memory_bomb_is_refused() {
+    // Three memories of 25 MiB each: every one under the 64 MiB limit, together above it.
+    let error = refused_at_start("(memory 400) (memory 400) (memory 400)");
+    assert!(
+        error.contains("memory limit") && error.contains("above its limit of 64 MiB"),
+        "{error}"
+    );
+    // More memories than an instance may have, each tiny.
+    let error = refused_at_start("(memory 1) (memory 1) (memory 1) (memory 1) (memory 1)");
+    assert!(error.contains("memory count too high"), "{error}");
+    assert_fresh_instance_works(&hostile());
+}
+
+#[test]
+fn a_table_grow_is_refused() {
+    let error = refused_at_start(
+        "(table $t 1 funcref)
+         (func $grow (drop (table.grow $t (ref.null func) (i32.const 100000000))))
+         (start $grow)",
+    );
+    assert!(
+        error.contains("`instantiate`: memory limit: growing a table"),
+        "{error}"
+    );
+    let tables = "(table 1 funcref) ".repeat(20);
+    let error = refused_at_start(&tables);
+    assert!(error.contains("table count too high"), "{error}");
+    assert_fresh_instance_works(&hostile());
+}
+
+/// describe() returns six input fields whose names are all the same 16 MiB of the guest's
+/// memory: 96 MiB for the host to copy out of a guest limited to 64 MiB. The copy stops at the
+/// instance's memory limit instead.
+#[test]
+fn a_huge_describe_is_stopped_at_the_memory_limit() {
+    let path = contract_component(
+        "(func $describe (result i32)
+           (local $i i32)
+           ;; app-info at 32 MiB; its `inputs` (offset 24) are 6 fields at 32 MiB + 4096
+           (i32.store offset=24 (i32.const 0x2000000) (i32.const 0x2001000))
+           (i32.store offset=28 (i32.const 0x2000000) (i32.const 6))
+           (loop $fields
+             ;; field i: name = (0, 16 MiB), kind 0
+             (i32.store offset=4
+               (i32.add (i32.const 0x2001000) (i32.mul (local.get $i) (i32.const 12)))
+               (i32.const 0x1000000))
+             (local.set $i (i32.add (local.get $i) (i32.const 1)))
+             (br_if $fields (i32.lt_u (local.get $i) (i32.const 6))))
+           (i32.const 0x2000000))",
+    );
+    let engine = PluginEngine::new().unwrap();
+    let error = within("a huge describe()", move || {
+        engine.load(&path, limits()).err().map(|e| e.to_string())
+    })
+    .expect("the app is refused");
+    assert!(
+        error.contains("trapped in `describe`") && error.contains("too much data"),
+        "{error}"
+    );
 }

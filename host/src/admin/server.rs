@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -23,7 +25,10 @@ use crate::plugin::{Limits, PluginEngine};
 /// What the admin API needs to compile a new version off the hot path.
 pub struct Plugins {
     pub engine: Arc<PluginEngine>,
+    /// Also bounds an upload: `limits.max_wasm_bytes`.
     pub limits: Limits,
+    /// The only folder a deploy by path may read from (`admin.apps_dir`); `None`: no path deploys.
+    pub apps_dir: Option<PathBuf>,
 }
 
 struct Admin {
@@ -196,9 +201,11 @@ async fn drain(
     }
 }
 
-#[derive(Deserialize)]
+/// A deploy by path (JSON body); an upload carries the same options as query parameters.
+#[derive(Deserialize, Default)]
 struct DeployRequest {
-    /// The new version's `.wasm`, on the platform's machine.
+    /// The new version's `.wasm`, inside `admin.apps_dir` on the platform's machine.
+    #[serde(default)]
     path: PathBuf,
     /// Start every open window fresh instead of carrying its state.
     #[serde(default)]
@@ -253,19 +260,133 @@ async fn ask_worker(handle: &Arc<AppHandle>, control: impl FnOnce(Reply) -> Cont
     }
 }
 
+/// The longest JSON body a deploy by path may have.
+const MAX_DEPLOY_JSON: usize = 64 << 10;
+
+/// A deploy's `.wasm`: uploaded bytes, or a file inside `admin.apps_dir`.
+enum Wasm {
+    Uploaded(axum::body::Bytes),
+    File(PathBuf),
+}
+
+/// Reads what a deploy request names: `Content-Type: application/wasm` uploads the bytes (at
+/// most `admin.max_upload_mb`, options in the query); JSON names a `.wasm` in `admin.apps_dir`.
+async fn deploy_input(
+    plugins: &Plugins,
+    headers: &HeaderMap,
+    query: Result<Query<DeployRequest>, QueryRejection>,
+    body: Body,
+) -> Result<(Wasm, DeployRequest), Response> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    let max = plugins.limits.max_wasm_bytes;
+    let too_large = |what: String| {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{what}, above the limit of {max} bytes (`admin.max_upload_mb`)"),
+        )
+    };
+    if media.eq_ignore_ascii_case("application/wasm") {
+        let Query(options) = query.map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                format!("deploy options (reset_state, stream, delivery): {e}"),
+            )
+        })?;
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(length) = declared.filter(|&n| n > max as u64) {
+            return Err(too_large(format!("the upload is {length} bytes")));
+        }
+        let bytes = axum::body::to_bytes(body, max)
+            .await
+            .map_err(|e| too_large(format!("the upload could not be read whole ({e})")))?;
+        return Ok((Wasm::Uploaded(bytes), options));
+    }
+    if !media.eq_ignore_ascii_case("application/json") {
+        return Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Content-Type `{content_type}`: upload the .wasm as `application/wasm`, or name a file in admin.apps_dir as `application/json` {{\"path\": ...}}"),
+        ));
+    }
+    let bytes = axum::body::to_bytes(body, MAX_DEPLOY_JSON)
+        .await
+        .map_err(|e| error(StatusCode::PAYLOAD_TOO_LARGE, format!("deploy body: {e}")))?;
+    let request: DeployRequest = serde_json::from_slice(&bytes)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("deploy body: {e}")))?;
+    let path = inside_apps_dir(plugins.apps_dir.as_deref(), &request.path)
+        .map_err(|reason| error(StatusCode::FORBIDDEN, reason))?;
+    Ok((Wasm::File(path), request))
+}
+
+/// The canonical path of a `.wasm` file inside the apps folder (a relative path is taken from
+/// it), or why it is refused.
+fn inside_apps_dir(
+    apps_dir: Option<&std::path::Path>,
+    path: &std::path::Path,
+) -> Result<PathBuf, String> {
+    let shown = path.display();
+    let Some(dir) = apps_dir else {
+        return Err(
+            "deploy by path is off: admin.apps_dir is not set; upload the .wasm instead \
+                    (`mysimbdp app deploy --path` does), or set admin.apps_dir"
+                .into(),
+        );
+    };
+    if path.as_os_str().is_empty() {
+        return Err("no `path` given: name a .wasm file in admin.apps_dir, or upload it as application/wasm".into());
+    }
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| format!("admin.apps_dir {}: {e}", dir.display()))?;
+    let full = dir
+        .join(path)
+        .canonicalize()
+        .map_err(|e| format!("{shown}: {e}"))?;
+    if !full.starts_with(&dir) {
+        return Err(format!(
+            "{shown} is outside admin.apps_dir {}",
+            dir.display()
+        ));
+    }
+    if full.extension().is_none_or(|e| e != "wasm") {
+        return Err(format!("{shown} is not a .wasm file"));
+    }
+    if !full.is_file() {
+        return Err(format!("{shown} is not a regular file"));
+    }
+    Ok(full)
+}
+
 async fn deploy(
     State(admin): State<Arc<Admin>>,
     headers: HeaderMap,
     Path(tenant): Path<String>,
-    Json(request): Json<DeployRequest>,
+    query: Result<Query<DeployRequest>, QueryRejection>,
+    body: Body,
 ) -> Response {
     if let Some(denied) = refuse(&admin, &headers) {
         return denied;
     }
+    let (wasm, request) = match deploy_input(&admin.plugins, &headers, query, body).await {
+        Ok(input) => input,
+        Err(response) => return response,
+    };
     let engine = admin.plugins.engine.clone();
     let limits = admin.plugins.limits.clone();
-    let path = request.path.clone();
-    let compiled = match tokio::task::spawn_blocking(move || engine.load(&path, limits)).await {
+    let load = move || match wasm {
+        Wasm::File(path) => engine.load(&path, limits),
+        Wasm::Uploaded(bytes) => {
+            let shown = format!("the uploaded .wasm ({} bytes)", bytes.len());
+            engine.load_bytes(&bytes, &shown, limits)
+        }
+    };
+    let compiled = match tokio::task::spawn_blocking(load).await {
         Ok(Ok(compiled)) => compiled,
         Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -382,4 +503,106 @@ async fn remove(
         admin.launcher.forget(&tenant, &app);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plugins(apps_dir: Option<PathBuf>) -> Plugins {
+        Plugins {
+            engine: Arc::new(PluginEngine::new().unwrap()),
+            limits: Limits {
+                max_wasm_bytes: 1000,
+                ..Limits::default()
+            },
+            apps_dir,
+        }
+    }
+
+    fn headers(content_type: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, content_type.parse().unwrap());
+        headers
+    }
+
+    fn no_query() -> Result<Query<DeployRequest>, QueryRejection> {
+        Ok(Query(DeployRequest::default()))
+    }
+
+    async fn refusal(
+        plugins: &Plugins,
+        headers: &HeaderMap,
+        body: Vec<u8>,
+    ) -> (StatusCode, String) {
+        let response = match deploy_input(plugins, headers, no_query(), Body::from(body)).await {
+            Ok(_) => panic!("accepted"),
+            Err(response) => response,
+        };
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test]
+    async fn an_upload_is_read_up_to_its_limit() {
+        let plugins = plugins(None);
+        let wasm = headers("application/wasm");
+        match deploy_input(&plugins, &wasm, no_query(), Body::from(vec![0u8; 1000])).await {
+            Ok((Wasm::Uploaded(bytes), _)) => assert_eq!(bytes.len(), 1000),
+            _ => panic!("a 1000-byte upload is read"),
+        }
+        let (status, reason) = refusal(&plugins, &wasm, vec![0u8; 1001]).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(reason.contains("admin.max_upload_mb"), "{reason}");
+        let (status, _) = refusal(&plugins, &headers("text/plain"), vec![]).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        // What `mysimbdp app deploy` sends along.
+        let uri: axum::http::Uri =
+            "/apps/acme/deploy?reset_state=true&delivery=at-least-once&stream=orders"
+                .parse()
+                .unwrap();
+        let Query(options) = Query::<DeployRequest>::try_from_uri(&uri).unwrap();
+        assert!(options.reset_state);
+        assert_eq!(options.stream.as_deref(), Some("orders"));
+        assert_eq!(options.delivery, Delivery::AtLeastOnce);
+    }
+
+    #[tokio::test]
+    async fn a_deploy_by_path_reads_only_wasm_files_in_the_apps_dir() {
+        let json = headers("application/json");
+        let body = |path: &str| serde_json::to_vec(&json!({ "path": path })).unwrap();
+        let (status, reason) = refusal(&plugins(None), &json, body("/dev/zero")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(reason.contains("admin.apps_dir is not set"), "{reason}");
+
+        let root = std::env::temp_dir().join(format!("mysimbdp-apps-{}", std::process::id()));
+        let apps = root.join("apps");
+        std::fs::create_dir_all(apps.join("dir.wasm")).unwrap();
+        std::fs::write(apps.join("app.wasm"), b"\0asm").unwrap();
+        std::fs::write(apps.join("notes.txt"), b"secret").unwrap();
+        std::fs::write(root.join("outside.wasm"), b"\0asm").unwrap();
+        let plugins = plugins(Some(apps.clone()));
+        for (path, why) in [
+            ("../outside.wasm", "outside admin.apps_dir"),
+            ("/dev/zero", "outside admin.apps_dir"),
+            ("notes.txt", "not a .wasm file"),
+            ("dir.wasm", "not a regular file"),
+            ("missing.wasm", "missing.wasm"),
+        ] {
+            let (status, reason) = refusal(&plugins, &json, body(path)).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{path}: {reason}");
+            assert!(reason.contains(why), "{path}: {reason}");
+            assert!(!reason.contains("secret"), "{reason}");
+        }
+        match deploy_input(&plugins, &json, no_query(), Body::from(body("app.wasm"))).await {
+            Ok((Wasm::File(path), _)) => {
+                assert_eq!(path, apps.join("app.wasm").canonicalize().unwrap())
+            }
+            _ => panic!("app.wasm in the apps folder is accepted"),
+        }
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }

@@ -37,7 +37,7 @@ pub enum AppCommand {
     Deploy {
         #[arg(long)]
         tenant: String,
-        /// The new version's `.wasm`, as the platform's machine sees it.
+        /// The new version's `.wasm` on this machine: its bytes are uploaded to the platform.
         #[arg(long)]
         path: std::path::PathBuf,
         /// Start every open window fresh instead of carrying its state.
@@ -79,12 +79,16 @@ pub enum AppCommand {
     },
 }
 
-fn request(admin: &Admin, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-    let url = format!("{}{path}", admin.admin.trim_end_matches('/'));
-    let agent = ureq::Agent::config_builder()
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
-        .new_agent();
+        .new_agent()
+}
+
+fn request(admin: &Admin, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    let url = format!("{}{path}", admin.admin.trim_end_matches('/'));
+    let agent = agent();
     let auth = format!("Bearer {}", admin.token);
     let response = match (method, body) {
         ("POST", Some(body)) => agent
@@ -95,6 +99,11 @@ fn request(admin: &Admin, method: &str, path: &str, body: Option<Value>) -> anyh
         _ => agent.get(&url).header("Authorization", &auth).call(),
     }
     .with_context(|| format!("reaching the admin API at {url}"))?;
+    answer(&url, response)
+}
+
+/// The JSON of an answer, or its error as the reason.
+fn answer(url: &str, response: ureq::http::Response<ureq::Body>) -> anyhow::Result<Value> {
     let status = response.status();
     let body: Value = response
         .into_body()
@@ -109,6 +118,48 @@ fn request(admin: &Admin, method: &str, path: &str, body: Option<Value>) -> anyh
         );
     }
     Ok(body)
+}
+
+/// The largest `.wasm` the CLI reads; the platform has its own, smaller limit.
+const MAX_LOCAL_WASM: u64 = 1 << 30;
+
+/// Reads a local `.wasm`: a regular file only, so a device or a FIFO is refused, not read.
+fn read_wasm(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let shown = path.display();
+    let file = std::fs::File::open(path).with_context(|| format!("opening {shown}"))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("reading {shown}"))?;
+    if !meta.is_file() {
+        bail!("{shown} is not a regular file");
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_LOCAL_WASM + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {shown}"))?;
+    if bytes.len() as u64 > MAX_LOCAL_WASM {
+        bail!("{shown} is larger than {MAX_LOCAL_WASM} bytes");
+    }
+    Ok(bytes)
+}
+
+/// Uploads a `.wasm` to `POST /apps/{tenant}/deploy`, the options as query parameters.
+fn upload(
+    admin: &Admin,
+    tenant: &str,
+    bytes: &[u8],
+    options: &[(&str, &str)],
+) -> anyhow::Result<Value> {
+    let url = format!("{}/apps/{tenant}/deploy", admin.admin.trim_end_matches('/'));
+    let response = agent()
+        .post(&url)
+        .header("Authorization", &format!("Bearer {}", admin.token))
+        .content_type("application/wasm")
+        .query_pairs(options.iter().copied())
+        .send(bytes)
+        .with_context(|| format!("uploading to the admin API at {url}"))?;
+    answer(&url, response)
 }
 
 fn app_request(
@@ -138,19 +189,15 @@ pub fn run(command: AppCommand) -> anyhow::Result<()> {
             delivery,
             admin,
         } => {
-            let path = std::path::absolute(&path).unwrap_or(path);
-            let body = serde_json::json!({
-                "path": path,
-                "reset_state": reset_state,
-                "stream": stream,
-                "delivery": delivery,
-            });
-            let answer = request(
-                &admin,
-                "POST",
-                &format!("/apps/{tenant}/deploy"),
-                Some(body),
-            )?;
+            let bytes = read_wasm(&path)?;
+            let mut options = vec![
+                ("reset_state", if reset_state { "true" } else { "false" }),
+                ("delivery", delivery.as_str()),
+            ];
+            if let Some(stream) = &stream {
+                options.push(("stream", stream.as_str()));
+            }
+            let answer = upload(&admin, &tenant, &bytes, &options)?;
             println!("{}", answer["result"].as_str().unwrap_or_default());
         }
         AppCommand::Remove(target) => {

@@ -62,6 +62,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         memory_bytes: config.limits.memory_mb << 20,
         call_deadline: Duration::from_millis(config.limits.call_deadline_ms),
         spec: config.limits.spec(),
+        max_wasm_bytes: config.admin.max_upload_mb << 20,
         ..Limits::default()
     };
     let mut loaded = Vec::new();
@@ -107,7 +108,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let listen = config.admin.listen;
     let admin_launcher = launcher.clone();
     runtime.block_on(async move {
-        let plugins = crate::admin::Plugins { engine, limits };
+        let apps_dir = config.admin.apps_dir.clone();
+        let plugins = crate::admin::Plugins {
+            engine,
+            limits,
+            apps_dir,
+        };
         let server = crate::admin::serve(listen, admin_launcher, token, plugins);
         tokio::select! {
             result = server => result.with_context(|| format!("admin API on {listen}")),

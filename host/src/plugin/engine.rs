@@ -1,7 +1,8 @@
-//! One wasmtime engine for the whole host, an epoch ticker for deadlines, and the deny-by-default
-//! WASI that every app instance links against.
+//! One wasmtime engine for the whole host, an epoch ticker for deadlines, and the Store every
+//! app instance runs in (its WASI and its memory budget are in `sandbox.rs`).
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,11 +11,12 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::TenantAppPre;
 use super::instance::AppInstance;
+use super::sandbox::{self, Budget, StderrTail};
 use super::spec::{AppSpec, SpecLimits};
 use super::PluginError;
 
@@ -24,7 +26,7 @@ const TICK: Duration = Duration::from_millis(10);
 /// What one app instance may use.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Linear memory, all of the instance's memories together.
+    /// All of the instance's linear memories and tables together.
     pub memory_bytes: usize,
     /// One plugin call; generous so a healthy plugin on a loaded machine is never stopped.
     pub call_deadline: Duration,
@@ -32,6 +34,8 @@ pub struct Limits {
     pub max_output_bytes: usize,
     /// What the app may declare: checked when it describes itself.
     pub spec: SpecLimits,
+    /// The largest `.wasm` the platform reads: a bigger or endless file is refused, not read.
+    pub max_wasm_bytes: usize,
 }
 
 impl Default for Limits {
@@ -41,15 +45,18 @@ impl Default for Limits {
             call_deadline: Duration::from_secs(10),
             max_output_bytes: 64 << 20,
             spec: SpecLimits::default(),
+            max_wasm_bytes: 64 << 20,
         }
     }
 }
 
-/// A Store's data: WASI with no grants, and the memory limiter.
+/// A Store's data: WASI with no grants, and the memory budget.
 pub(super) struct GuestState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    pub(super) limits: StoreLimits,
+    pub(super) wasi: WasiCtx,
+    pub(super) table: ResourceTable,
+    budget: Budget,
+    /// The end of what the app wrote to stderr, for the reason of its next trap.
+    pub(super) stderr: StderrTail,
 }
 
 impl WasiView for GuestState {
@@ -160,7 +167,7 @@ impl PluginEngine {
         config.concurrency_support(false);
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        sandbox::link_wasi(&mut linker)?;
         let ticker = Arc::new(Ticker::start(&engine)?);
         Ok(Self {
             engine,
@@ -170,15 +177,29 @@ impl PluginEngine {
         })
     }
 
-    /// Compiles a tenant's `.wasm` (never a precompiled artifact), checks that it implements
-    /// the contract, and asks it to describe itself.
+    /// Compiles a tenant's `.wasm` file (never a precompiled artifact), checks that it
+    /// implements the contract, and asks it to describe itself. Only a regular file of at most
+    /// `limits.max_wasm_bytes` is read.
     pub fn load(&self, path: &Path, limits: Limits) -> Result<CompiledApp, PluginError> {
-        let shown = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
-            path: shown.clone(),
-            source,
-        })?;
-        let digest: [u8; 32] = Sha256::digest(&bytes).into();
+        let bytes = read_wasm(path, limits.max_wasm_bytes)?;
+        self.load_bytes(&bytes, &path.display().to_string(), limits)
+    }
+
+    /// Like [`load`](Self::load), for a `.wasm` already in memory (an upload); `shown` names it
+    /// in errors.
+    pub fn load_bytes(
+        &self,
+        bytes: &[u8],
+        shown: &str,
+        limits: Limits,
+    ) -> Result<CompiledApp, PluginError> {
+        if bytes.len() > limits.max_wasm_bytes {
+            return Err(PluginError::BadFile {
+                path: shown.to_owned(),
+                reason: too_large(bytes.len() as u64, limits.max_wasm_bytes),
+            });
+        }
+        let digest: [u8; 32] = Sha256::digest(bytes).into();
         let cached = self
             .compiled
             .lock()
@@ -188,7 +209,7 @@ impl PluginEngine {
         let (pre, spec) = match cached {
             Some(known) => known,
             None => {
-                let known = self.compile(&bytes, &shown, &limits)?;
+                let known = self.compile(bytes, shown, &limits)?;
                 if let Ok(mut compiled) = self.compiled.lock() {
                     compiled.insert(digest, known.clone());
                 }
@@ -219,10 +240,12 @@ impl PluginEngine {
             path: shown.to_owned(),
             reason: format!("{e:#}"),
         };
-        let pre = self.linker.instantiate_pre(&component).map_err(wrong)?;
+        let linker =
+            sandbox::deny_ungranted(&self.linker, &self.engine, &component).map_err(wrong)?;
+        let pre = linker.instantiate_pre(&component).map_err(wrong)?;
         let pre = TenantAppPre::new(pre).map_err(wrong)?;
         let mut probe = AppInstance::start(&self.engine, &pre, limits).map_err(|e| {
-            PluginError::WrongContract {
+            PluginError::CannotStart {
                 path: shown.to_owned(),
                 reason: e.to_string(),
             }
@@ -245,22 +268,60 @@ impl CompiledApp {
     }
 }
 
+fn too_large(size: u64, max: usize) -> String {
+    format!(
+        "{size} bytes, above the limit of {max} bytes for an app's .wasm (`admin.max_upload_mb`)"
+    )
+}
+
+/// Reads a `.wasm` only if it is a regular file of at most `max` bytes: a device, a FIFO or a
+/// growing file is refused instead of read forever.
+fn read_wasm(path: &Path, max: usize) -> Result<Vec<u8>, PluginError> {
+    let shown = || path.display().to_string();
+    let refused = |reason: String| PluginError::BadFile {
+        path: shown(),
+        reason,
+    };
+    let read = |source| PluginError::Read {
+        path: shown(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read)?;
+    let meta = file.metadata().map_err(read)?;
+    if !meta.is_file() {
+        return Err(refused("not a regular file".into()));
+    }
+    if meta.len() > max as u64 {
+        return Err(refused(too_large(meta.len(), max)));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read)?;
+    if bytes.len() > max {
+        return Err(refused(too_large(bytes.len() as u64, max)));
+    }
+    Ok(bytes)
+}
+
 pub(super) fn new_store(engine: &Engine, limits: &Limits) -> Store<GuestState> {
+    let stderr = StderrTail::default();
     let mut wasi = WasiCtxBuilder::new();
-    wasi.wall_clock(StoppedClock).monotonic_clock(StoppedClock);
+    wasi.stderr(stderr.clone())
+        .wall_clock(StoppedClock)
+        .monotonic_clock(StoppedClock)
+        .max_random_size(sandbox::MAX_RANDOM_BYTES);
     let state = GuestState {
         wasi: wasi.build(),
         table: ResourceTable::new(),
-        limits: StoreLimitsBuilder::new()
-            .memory_size(limits.memory_bytes)
-            .instances(16)
-            .tables(64)
-            .memories(16)
-            .trap_on_grow_failure(true)
-            .build(),
+        budget: Budget::new(limits.memory_bytes),
+        stderr,
     };
     let mut store = Store::new(engine, state);
-    store.limiter(|s| &mut s.limits);
+    store.limiter(|s| &mut s.budget);
+    // What one call may make the host copy out of the guest (results, WASI arguments): without
+    // it, strings aliased many times over in a list would copy far more than the guest holds.
+    store.set_hostcall_fuel(limits.memory_bytes);
     store
 }
 

@@ -30,7 +30,7 @@ impl AppInstance {
         store.set_epoch_deadline(ticks(limits.call_deadline));
         let app = pre.instantiate(&mut store).map_err(|e| PluginError::Trap {
             call: "instantiate",
-            reason: format!("{e:#}"),
+            reason: with_stderr(trap_reason(&e), &store),
         })?;
         Ok(Self {
             store,
@@ -53,6 +53,8 @@ impl AppInstance {
         }
         self.store
             .set_epoch_deadline(ticks(self.limits.call_deadline));
+        // Only this call's output explains this call's trap.
+        self.store.data().stderr.take();
         let started = Instant::now();
         let result = f(self.app.mysimbdp_tenant_app(), &mut self.store);
         result.map_err(|e| {
@@ -63,7 +65,7 @@ impl AppInstance {
                 },
                 _ => PluginError::Trap {
                     call,
-                    reason: trap_reason(&e),
+                    reason: with_stderr(trap_reason(&e), &self.store),
                 },
             };
             tracing::debug!(call, elapsed = ?started.elapsed(), %error, "plugin call failed");
@@ -139,6 +141,16 @@ impl AppInstance {
         let error = PluginError::BadOutput { call, reason };
         self.poisoned = Some(error.to_string());
         error
+    }
+}
+
+/// A trap's reason, followed by what the app last wrote to stderr (a panic message), if anything.
+fn with_stderr(reason: String, store: &Store<GuestState>) -> String {
+    let said = store.data().stderr.take();
+    if said.is_empty() {
+        reason
+    } else {
+        format!("{reason}; the app's stderr ended with: {said}")
     }
 }
 

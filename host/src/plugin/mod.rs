@@ -3,6 +3,7 @@
 
 mod engine;
 mod instance;
+mod sandbox;
 mod spec;
 
 pub use engine::{CompiledApp, Limits, PluginEngine};
@@ -30,10 +31,14 @@ pub enum PluginError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot load {path}: {reason}")]
+    BadFile { path: String, reason: String },
     #[error("{path} is not a WebAssembly component (a core module or other bytes?); build the app with `cargo build --target wasm32-wasip2`: {reason}")]
     NotAComponent { path: String, reason: String },
     #[error("{path} does not implement the contract {CONTRACT}: {reason}")]
     WrongContract { path: String, reason: String },
+    #[error("{path} cannot start in the sandbox: {reason}")]
+    CannotStart { path: String, reason: String },
     #[error("{path} describes itself wrongly: {reason}")]
     BadDescription { path: String, reason: String },
     #[error("the app trapped in `{call}`: {reason}")]

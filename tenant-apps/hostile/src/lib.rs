@@ -15,6 +15,10 @@ pub mod act {
     pub const OVERSIZED_OUTPUT: i64 = 7;
     /// Not hostile, only slow: ~100k loop turns per record, for backpressure tests.
     pub const SLOW: i64 = 8;
+    /// Opens sockets until the process runs out of file descriptors (if it could).
+    pub const SOCKET_FLOOD: i64 = 9;
+    /// Sleeps for an hour: a blocking poll on the monotonic clock.
+    pub const SLEEP: i64 = 10;
 }
 
 record! {
@@ -58,6 +62,17 @@ fn open_socket() -> i64 {
     }
 }
 
+fn socket_flood() -> i64 {
+    let mut sockets = Vec::new();
+    while sockets.len() < 1_000_000 {
+        match std::net::UdpSocket::bind("127.0.0.1:0") {
+            Ok(socket) => sockets.push(socket),
+            Err(_) => break,
+        }
+    }
+    sockets.len() as i64
+}
+
 fn clock_seconds() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -93,6 +108,8 @@ impl Aggregate for Attempts {
                 self.clock_seconds = clock_seconds();
             }
             act::OVERSIZED_OUTPUT => self.oversized = true,
+            act::SOCKET_FLOOD => self.socket_connected = socket_flood(),
+            act::SLEEP => std::thread::sleep(std::time::Duration::from_secs(3600)),
             act::SLOW => {
                 let mut n: u64 = 0;
                 for i in 0..100_000u64 {
