@@ -453,21 +453,8 @@ impl Platform {
         if !sent.success() {
             bail!("`kill -TERM {pid}` failed: {sent}");
         }
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            if let Some(status) = self.exit_status()? {
-                self.child = None;
-                return Ok(status);
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "the platform did not exit within {STOP_TIMEOUT:?} of SIGTERM\n\
-                     --- platform log (tail) ---\n{}",
-                    self.log_tail(60)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.wait_exit(STOP_TIMEOUT)
+            .context("the platform did not stop after SIGTERM")
     }
 
     /// Waits up to `timeout` for the process to end on its own (e.g. at a crash point) and
@@ -508,6 +495,37 @@ impl Platform {
             .filter(|line| line.contains("resumed from checkpoint"))
             .filter_map(|line| Some((field(line, "partition")? as i32, field(line, "offset")?)))
             .collect())
+    }
+
+    /// Waits until the log says where each partition of `committed` resumed, and checks that
+    /// it is exactly the committed offset: a restart re-reads only what the last commit did
+    /// not cover.
+    pub fn wait_resumed_at(&self, committed: &std::collections::BTreeMap<i32, i64>) -> Result<()> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let resumed = self.resumed_offsets()?;
+            for (partition, offset) in &resumed {
+                if let Some(want) = committed.get(partition) {
+                    if offset != want {
+                        bail!(
+                            "partition {partition} resumed from offset {offset}, but the last \
+                             commit named {want}"
+                        );
+                    }
+                }
+            }
+            if committed.keys().all(|p| resumed.contains_key(p)) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "not every committed partition resumed ({committed:?}); the log says \
+                     {resumed:?}\n{}",
+                    self.log_tail(40)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// Crash: SIGKILL and reap, as a power cut would; for crash/restart tests.

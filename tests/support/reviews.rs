@@ -117,21 +117,6 @@ pub fn parse_iso_date(s: &str) -> Option<i64> {
     Some(days_from_civil(year, month, day))
 }
 
-/// Days since the epoch as a `YYYY-MM-DD` date (the inverse of [`parse_iso_date`], by the
-/// civil-from-days algorithm).
-pub fn format_iso_date(days: i64) -> String {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
-}
-
 /// An RFC 3339 UTC timestamp (`2015-01-01T00:00:00Z`, optional fraction, `Z` or `+00:00`) as
 /// ms since the epoch: how the results topic writes `window_start`.
 pub fn parse_utc_timestamp_ms(s: &str) -> Option<i64> {
@@ -302,10 +287,12 @@ pub fn expected_from_tsv(path: &Path) -> Result<ExpectedReviews> {
 
 fn show_key((product, start): &WindowKey) -> String {
     let day = start.div_euclid(MS_PER_DAY);
-    format!("({product}, {} = {start} ms)", civil_from_days(day))
+    format!("({product}, {} = {start} ms)", format_iso_date(day))
 }
 
-fn civil_from_days(days: i64) -> String {
+/// Days since the epoch as a `YYYY-MM-DD` date (the inverse of [`parse_iso_date`], by the
+/// civil-from-days algorithm).
+pub fn format_iso_date(days: i64) -> String {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -402,7 +389,7 @@ mod tests {
         assert_eq!(parse_iso_date("2015-01-01"), Some(16_436));
         assert_eq!(parse_iso_date("2000-02-29"), Some(11_016));
         assert_eq!(
-            parse_iso_date("2016-02-29").map(civil_from_days).as_deref(),
+            parse_iso_date("2016-02-29").map(format_iso_date).as_deref(),
             Some("2016-02-29")
         );
         assert_eq!(parse_iso_date("1900-02-29"), None);

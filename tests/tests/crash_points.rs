@@ -1,4 +1,4 @@
-//! The commit protocol, crashed on purpose at each of its points: the platform aborts (as a
+//! The commit protocol, crashed on purpose at each of its points, twice: the platform aborts (as a
 //! power cut would) after the sinks wrote and before the checkpoint, in the middle of a
 //! checkpoint, after the checkpoint and before the Kafka commit, after the commit, and while
 //! it is being given its partitions. After each crash the next run resumes exactly from the
@@ -33,35 +33,6 @@ const MESSY: &[&str] = &[
     "0.05",
 ];
 
-/// Waits until the run's log says where each committed partition resumed, and checks that it
-/// is exactly the committed offset.
-fn check_resumed(platform: &Platform, committed: &BTreeMap<i32, i64>) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let resumed = platform.resumed_offsets()?;
-        for (partition, offset) in &resumed {
-            if let Some(want) = committed.get(partition) {
-                ensure!(
-                    offset == want,
-                    "partition {partition} resumed from offset {offset}, but the last commit \
-                     named {want}"
-                );
-            }
-        }
-        if committed.keys().all(|p| resumed.contains_key(p)) {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "the run did not resume every committed partition ({committed:?}); it logged \
-                 {resumed:?}\n{}",
-                platform.log_tail(40)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn a_crash_at_each_commit_point_repeats_nothing_and_loses_nothing() -> Result<()> {
     Services::check()?;
@@ -72,12 +43,13 @@ fn a_crash_at_each_commit_point_repeats_nothing_and_loses_nothing() -> Result<()
     let mut config = PlatformConfig::new(&env.tenant, vec![AppSpec::reviews_daily()?])?;
     config.extra_toml = "[checkpoint]\ninterval_ms = 500\n".into();
     let group = format!("mysimbdp.{}.{REVIEWS_DAILY}", env.tenant);
-    let parts = split_tsv(&env, &tsv, 2 * POINTS.len() + 1)?;
+    let parts = split_tsv(&env, &tsv, 4 * POINTS.len() + 1)?;
     let mut parts = parts.iter();
 
     let mut committed = BTreeMap::new();
     let mut ever_committed = false;
-    for (run, (point, pass)) in POINTS.iter().enumerate() {
+    // Every point twice: the second time with state and offsets the first crash left.
+    for (run, (point, pass)) in POINTS.iter().chain(POINTS.iter()).enumerate() {
         let crash_at = format!("{point}@{pass}");
         let mut platform = Platform::start_with_env(
             &env,
@@ -87,7 +59,7 @@ fn a_crash_at_each_commit_point_repeats_nothing_and_loses_nothing() -> Result<()
         )?;
         if *point != "rebalance" {
             platform.wait_ready(REVIEWS_DAILY)?;
-            check_resumed(&platform, &committed)?;
+            platform.wait_resumed_at(&committed)?;
             // One part, a committed checkpoint of it, then another part: the armed pass comes
             // with the second, or with the updates of the first.
             if let Some(part) = parts.next() {
@@ -129,7 +101,7 @@ fn a_crash_at_each_commit_point_repeats_nothing_and_loses_nothing() -> Result<()
 
     let mut platform = Platform::start(&env, "run-last", &config)?;
     platform.wait_ready(REVIEWS_DAILY)?;
-    check_resumed(&platform, &committed)?;
+    platform.wait_resumed_at(&committed)?;
     for part in parts {
         send_part(&env, part)?;
     }

@@ -70,7 +70,9 @@ fn kills_under_a_stream(
     Services::check()?;
     let env = TestEnv::new()?;
     let (tsv, expected) = generate_reviews(&env, rows, 4242, MESSY)?;
-    create_topic(&env.topic("reviews"), 4)?;
+    let input = env.topic("reviews");
+    create_topic(&input, 4)?;
+    let group = format!("mysimbdp.{}.{REVIEWS_DAILY}", env.tenant);
 
     let mut config = PlatformConfig::new(&env.tenant, vec![AppSpec::reviews_daily()?])?;
     config.extra_toml = "[checkpoint]\ninterval_ms = 1000\n".into();
@@ -106,8 +108,17 @@ fn kills_under_a_stream(
             counter(&status, "records_in")
         );
         platform.kill()?;
+        let committed = committed_offsets(&group, &input)?;
         platform = Platform::start(&env, &format!("run-{kill}"), &config)?;
         platform.wait_ready(REVIEWS_DAILY)?;
+        if delivery.is_none() {
+            // Exactly-once: the run resumes where the last commit left every partition.
+            ensure!(
+                committed.values().any(|o| *o > 0),
+                "kill {kill}: nothing committed"
+            );
+            platform.wait_resumed_at(&committed)?;
+        }
     }
     send_part(&env, &parts[kills])?;
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 use rdkafka::TopicPartitionList;
 use serde_json::{Map, Value};
@@ -31,6 +32,13 @@ impl ProducerContext for Deliveries {
     type DeliveryOpaque = ();
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         if let Err((error, _)) = result {
+            // An aborted transaction purges what it held: dropped on purpose, not lost.
+            if matches!(
+                error.rdkafka_error_code(),
+                Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)
+            ) {
+                return;
+            }
             self.failed.fetch_add(1, Ordering::Relaxed);
             if let Ok(mut last) = self.last_error.lock() {
                 *last = Some(error.to_string());
