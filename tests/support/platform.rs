@@ -13,13 +13,15 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::env::{mysimbdp_bin, reviews_daily_wasm, TestEnv};
+use crate::env::{mysimbdp_bin, reviews_daily_wasm, run_command, CommandOutput, TestEnv};
 use crate::{CASSANDRA_NODE, KAFKA_BOOTSTRAP};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
+/// An operator command waits for a take-over at a batch boundary (the platform waits 120 s).
+const OPERATE_TIMEOUT: Duration = Duration::from_secs(150);
 
 /// One `[[tenants.apps]]` entry: a component by path and the stream it reads.
 #[derive(Debug, Clone)]
@@ -295,14 +297,31 @@ impl Platform {
         format!("/apps/{}/{app}", self.tenant)
     }
 
-    /// `GET /apps/<tenant>/<app>`: the app's status JSON; any status but 200 is an error.
-    pub fn status(&self, app: &str) -> Result<Value> {
-        let path = self.app_path(app);
+    /// `mysimbdp app ARGS…` against this platform, as an operator runs it (the token in the
+    /// environment); its output is kept in the scratch folder under `name`.
+    pub fn operate(&self, env: &TestEnv, name: &str, args: &[&str]) -> Result<CommandOutput> {
+        let mut command = Command::new(mysimbdp_bin()?);
+        command
+            .arg("app")
+            .args(args)
+            .args(["--admin", self.admin_url()])
+            .env("MYSIMBDP_ADMIN_TOKEN", self.token());
+        run_command(env, name, &mut command, OPERATE_TIMEOUT)
+    }
+
+    /// The status JSON of any tenant's app on this platform; any status but 200 is an error.
+    pub fn status_of(&self, tenant: &str, app: &str) -> Result<Value> {
+        let path = format!("/apps/{tenant}/{app}");
         let (status, body) = self.admin_request("GET", &path)?;
         if status != 200 {
             bail!("GET {path} answered {status}: {body}");
         }
         serde_json::from_str(&body).with_context(|| format!("GET {path}: not JSON: {body}"))
+    }
+
+    /// `GET /apps/<tenant>/<app>`: the app's status JSON; any status but 200 is an error.
+    pub fn status(&self, app: &str) -> Result<Value> {
+        self.status_of(&self.tenant, app)
     }
 
     /// `POST /apps/<tenant>/<app>/drain`: process the input up to its current end, then close

@@ -6,29 +6,17 @@
 //! version goes on.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
 use mysimbdp_tests::{
-    create_topic, diff_aggregates, end_offsets_total, generate_reviews, mysimbdp_bin,
-    read_aggregated_reviews, reviews_daily_wasm, run_command, send_part, split_tsv, AppSpec,
-    Platform, PlatformConfig, Services, TestEnv, REVIEWS_DAILY,
+    create_topic, diff_aggregates, end_offsets_total, generate_reviews, read_aggregated_reviews,
+    reviews_daily_wasm, send_part, split_tsv, AppSpec, Platform, PlatformConfig, Services, TestEnv,
+    REVIEWS_DAILY,
 };
 
 const ROWS: u32 = 60_000;
 const SWAPS: usize = 20;
-
-/// `mysimbdp app ...` against the platform, as an operator runs it.
-fn operator(platform: &Platform, args: &[&str]) -> Command {
-    let mut command = Command::new(mysimbdp_bin().expect("the binary"));
-    command
-        .arg("app")
-        .args(args)
-        .args(["--admin", platform.admin_url()])
-        .env("MYSIMBDP_ADMIN_TOKEN", platform.token());
-    command
-}
 
 /// The open windows a take-over carried, from its answer
 /// "version X took over from Y in N ms: W open windows carried (...)".
@@ -72,22 +60,13 @@ fn swaps_under_a_steady_stream_keep_results_exact() -> Result<()> {
             |s| s["records_in"].as_i64().is_some_and(|n| n >= sent),
         )?;
         // 1.0 → 2.0 → rollback to 1.0 → 2.0 …
-        let mut command = match swap % 3 {
-            0 => operator(
-                &platform,
-                &["deploy", "--tenant", &env.tenant, "--path", &v2],
-            ),
-            1 => operator(
-                &platform,
-                &["rollback", "--tenant", &env.tenant, "--app", REVIEWS_DAILY],
-            ),
-            _ => operator(
-                &platform,
-                &["deploy", "--tenant", &env.tenant, "--path", &v1],
-            ),
+        let args: &[&str] = match swap % 3 {
+            0 => &["deploy", "--tenant", &env.tenant, "--path", &v2],
+            1 => &["rollback", "--tenant", &env.tenant, "--app", REVIEWS_DAILY],
+            _ => &["deploy", "--tenant", &env.tenant, "--path", &v1],
         };
         let name = format!("swap-{swap}");
-        let output = run_command(&env, &name, &mut command, Duration::from_secs(150))?;
+        let output = platform.operate(&env, &name, args)?;
         output.ensure_success(&name)?;
         ensure!(
             output.stdout.contains("took over"),
@@ -114,11 +93,11 @@ fn swaps_under_a_steady_stream_keep_results_exact() -> Result<()> {
     let garbage = env.path("garbage.wasm");
     std::fs::write(&garbage, b"not a component")?;
     let garbage_path = garbage.display().to_string();
-    let mut bad = operator(
-        &platform,
+    let refused = platform.operate(
+        &env,
+        "bad-deploy",
         &["deploy", "--tenant", &env.tenant, "--path", &garbage_path],
-    );
-    let refused = run_command(&env, "bad-deploy", &mut bad, Duration::from_secs(60))?;
+    )?;
     ensure!(
         !refused.status.success(),
         "a garbage deploy succeeded: {}",

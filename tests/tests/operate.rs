@@ -3,33 +3,15 @@
 //! over with `--reset-state`; a new app is started by `app deploy --stream` and unloaded by
 //! `app remove` after its open windows are emitted as final.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use mysimbdp_tests::{
-    create_topic, generate_reviews, mysimbdp_bin, produce, produce_reviews, run_command,
-    sum_column, tenant_app_wasm, AppSpec, CommandOutput, Platform, PlatformConfig, Services,
-    TestEnv, REVIEWS_DAILY,
+    create_topic, generate_reviews, produce, produce_reviews, sum_column, tenant_app_wasm, AppSpec,
+    Platform, PlatformConfig, Services, TestEnv, REVIEWS_DAILY,
 };
 
 const ORDERS: usize = 2_000;
-
-/// `mysimbdp app ARGS` against the platform, with its token.
-fn operator(
-    env: &TestEnv,
-    platform: &Platform,
-    name: &str,
-    args: &[&str],
-) -> Result<CommandOutput> {
-    let mut command = Command::new(mysimbdp_bin()?);
-    command
-        .arg("app")
-        .args(args)
-        .args(["--admin", platform.admin_url()])
-        .env("MYSIMBDP_ADMIN_TOKEN", platform.token());
-    run_command(env, name, &mut command, Duration::from_secs(150))
-}
 
 /// The HTTP status of a request with the given bearer token, or none.
 fn status_with(url: &str, method: &str, token: Option<&str>) -> Result<u16> {
@@ -81,7 +63,7 @@ fn operators_need_the_token_and_deploy_refuse_reset_start_and_remove_apps() -> R
     // A state-incompatible version: refused, then taken over with --reset-state.
     let v3 = tenant_app_wasm("reviews-daily-v3")?.display().to_string();
     let deploy = ["deploy", "--tenant", &env.tenant, "--path", &v3];
-    let refused = operator(&env, &platform, "deploy-v3", &deploy)?;
+    let refused = platform.operate(&env, "deploy-v3", &deploy)?;
     ensure!(!refused.status.success(), "{}", refused.describe());
     ensure!(
         refused.stderr.contains("state version 2")
@@ -93,7 +75,7 @@ fn operators_need_the_token_and_deploy_refuse_reset_start_and_remove_apps() -> R
     ensure!(platform.status(REVIEWS_DAILY)?["version"] == "1.0.0");
     let mut reset = deploy.to_vec();
     reset.push("--reset-state");
-    let taken = operator(&env, &platform, "deploy-v3-reset", &reset)?;
+    let taken = platform.operate(&env, "deploy-v3-reset", &reset)?;
     taken.ensure_success("deploy --reset-state")?;
     ensure!(
         taken.stdout.contains("version 3.0.0 took over")
@@ -107,9 +89,8 @@ fn operators_need_the_token_and_deploy_refuse_reset_start_and_remove_apps() -> R
     let orders = env.topic("orders");
     create_topic(&orders, 4)?;
     let hostile = tenant_app_wasm("hostile")?.display().to_string();
-    let started = operator(
+    let started = platform.operate(
         &env,
-        &platform,
         "deploy-new",
         &[
             "deploy",
@@ -142,11 +123,10 @@ fn operators_need_the_token_and_deploy_refuse_reset_start_and_remove_apps() -> R
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let listed = operator(&env, &platform, "list", &["list"])?;
+    let listed = platform.operate(&env, "list", &["list"])?;
     ensure!(listed.stdout.contains("\"hostile\"") && listed.stdout.contains(REVIEWS_DAILY));
-    let removed = operator(
+    let removed = platform.operate(
         &env,
-        &platform,
         "remove",
         &["remove", "--tenant", &env.tenant, "--app", "hostile"],
     )?;

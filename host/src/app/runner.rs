@@ -210,6 +210,9 @@ struct Quarantined {
     last: i64,
     reason: String,
     suspect: bool,
+    /// A suspect range whose record at fault was found: another failing record in it is a
+    /// failure of its own.
+    found: bool,
 }
 
 /// What the worker has read: where each partition resumes, what the batch being filled spans,
@@ -1019,7 +1022,17 @@ impl Worker {
         if isolated {
             let (partition, offset) = single[0];
             tracing::warn!(partition, offset, %reason, "record quarantined");
-            AppMetrics::count(&self.r.handle.metrics.plugin_failures, 1);
+            // The first record at fault in a failed batch is what that failure was; each one
+            // after it counts again, so an app that fails on every record is stopped rather
+            // than replayed one record at a time for ever.
+            let again = self
+                .intake
+                .quarantine
+                .iter_mut()
+                .find(|q| {
+                    q.suspect && q.partition == partition && (q.first..=q.last).contains(&offset)
+                })
+                .is_some_and(|q| std::mem::replace(&mut q.found, true));
             self.intake.batch.clear();
             self.intake.quarantine.push(Quarantined {
                 partition,
@@ -1027,9 +1040,33 @@ impl Worker {
                 last: offset,
                 reason: format!("quarantined: the app failed on this record: {reason}"),
                 suspect: false,
+                found: false,
             });
+            if again {
+                self.count_failure(&reason)?;
+            } else {
+                AppMetrics::count(&self.r.handle.metrics.plugin_failures, 1);
+            }
             return self.rebuild();
         }
+        self.count_failure(&reason)?;
+        for (partition, (first, last)) in self.intake.batch.drain() {
+            tracing::warn!(partition, first, last, %reason, "batch suspect: replaying it record by record");
+            self.intake.quarantine.push(Quarantined {
+                partition,
+                first,
+                last,
+                reason: reason.clone(),
+                suspect: true,
+                found: false,
+            });
+        }
+        self.rebuild()
+    }
+
+    /// One more plugin failure in status and metrics; too many within the failure window stop
+    /// the app, with the reason.
+    fn count_failure(&mut self, reason: &str) -> Result<(), String> {
         let now = Instant::now();
         let settings = &self.r.settings;
         self.failures.push_back(now);
@@ -1043,7 +1080,7 @@ impl Worker {
         AppMetrics::count(&self.r.handle.metrics.plugin_failures, 1);
         self.r.handle.update(|s| {
             s.failures += 1;
-            s.last_error = Some(reason.clone());
+            s.last_error = Some(reason.to_owned());
         });
         if self.failures.len() >= settings.max_failures {
             return Err(format!(
@@ -1052,17 +1089,7 @@ impl Worker {
                 settings.failure_window.as_secs()
             ));
         }
-        for (partition, (first, last)) in self.intake.batch.drain() {
-            tracing::warn!(partition, first, last, %reason, "batch suspect: replaying it record by record");
-            self.intake.quarantine.push(Quarantined {
-                partition,
-                first,
-                last,
-                reason: reason.clone(),
-                suspect: true,
-            });
-        }
-        self.rebuild()
+        Ok(())
     }
 
     /// A fresh instance of the running build, state from the last checkpoint, every owned

@@ -50,6 +50,29 @@ impl ProducerContext for Deliveries {
 /// Header names on late and dead-letter records.
 pub const REASON_HEADER: &str = "mysimbdp-reason";
 pub const SOURCE_HEADER: &str = "mysimbdp-source";
+/// On a late or dead-letter record cut to fit: how much of the original it keeps.
+pub const TRUNCATED_HEADER: &str = "mysimbdp-truncated";
+
+/// A late or dead-letter record keeps at most this much of the original value, and of its key,
+/// so that it always fits a topic with Kafka's default 1 MiB message limit: a record that fits
+/// the input topic but not its dead-letter copy would otherwise fail the transaction, and with
+/// it the app, at every replay.
+const MAX_REJECTED_BYTES: usize = 512 * 1024;
+const MAX_REJECTED_KEY: usize = 64 * 1024;
+/// A reason may quote what the record held; it is cut to this many bytes.
+const MAX_REASON_BYTES: usize = 4096;
+
+/// The text cut at a character boundary to at most `max` bytes, marked when cut.
+fn bounded(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut end = max.saturating_sub(3);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end]).into()
+}
 
 /// Writes one app's Kafka outputs.
 pub struct AppOutputs {
@@ -180,16 +203,32 @@ impl AppOutputs {
     }
 
     fn rejected(&self, topic: &str, record: &Rejected) {
-        let headers = OwnedHeaders::new()
+        let (key, payload) = (record.key.as_deref(), record.payload.as_slice());
+        let original = key.map_or(0, <[u8]>::len) + payload.len();
+        let key = key.map(|k| &k[..k.len().min(MAX_REJECTED_KEY)]);
+        let payload = &payload[..payload.len().min(MAX_REJECTED_BYTES)];
+        let note = (original > key.map_or(0, <[u8]>::len) + payload.len()).then(|| {
+            format!(
+                "kept the first {} of {original} bytes",
+                key.map_or(0, <[u8]>::len) + payload.len()
+            )
+        });
+        let mut headers = OwnedHeaders::new()
             .insert(Header {
                 key: REASON_HEADER,
-                value: Some(record.reason.as_bytes()),
+                value: Some(bounded(&record.reason, MAX_REASON_BYTES).as_bytes()),
             })
             .insert(Header {
                 key: SOURCE_HEADER,
                 value: Some(record.source.as_bytes()),
             });
-        self.send(topic, record.key.as_deref(), &record.payload, Some(headers));
+        if let Some(note) = &note {
+            headers = headers.insert(Header {
+                key: TRUNCATED_HEADER,
+                value: Some(note.as_bytes()),
+            });
+        }
+        self.send(topic, key, payload, Some(headers));
     }
 
     pub fn late(&self, record: &Rejected) {
@@ -289,5 +328,19 @@ impl AppOutputs {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_cut_at_a_character_boundary() {
+        assert_eq!(bounded("short", 10), "short");
+        let long = "é".repeat(10);
+        let cut = bounded(&long, 9);
+        assert!(cut.len() <= 9 && cut.ends_with("..."), "{cut}");
+        assert!(cut.starts_with("éé"), "{cut}");
     }
 }

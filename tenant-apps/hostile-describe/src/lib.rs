@@ -3,34 +3,9 @@
 
 use mysimbdp_guest::prelude::*;
 
-record! {
-    pub struct Tick { n: i64 }
-}
+mod ticks;
 
-record! {
-    pub struct Count { ticks: i64 }
-}
-
-state! {
-    pub struct Ticks { ticks: i64 }
-}
-
-impl Aggregate for Ticks {
-    type Input = Tick;
-    type Output = Count;
-
-    fn add(&mut self, _: &Tick) {
-        self.ticks += 1;
-    }
-
-    fn merge(&mut self, other: Ticks) {
-        self.ticks += other.ticks;
-    }
-
-    fn finish(&self) -> Count {
-        Count { ticks: self.ticks }
-    }
-}
+pub use ticks::{Count, Tick, Ticks};
 
 /// The table's name, after an hour's sleep.
 fn slow_table() -> &'static str {
