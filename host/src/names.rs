@@ -81,6 +81,10 @@ impl StreamName {
             })
         }
     }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// An app's name as it describes itself, such as `reviews-daily`.

@@ -4,7 +4,8 @@
 //! a socket flood, a sleep in `accumulate`, a key of 100 KB, a record that fits Kafka but whose
 //! dead-letter copy must be cut, a review dated 9999-12-31, an app that traps on every record,
 //! an app that burns CPU. Each is refused or contained with a reason an operator can read, the
-//! platform's peak memory stays bounded, and tenant A's results are exact.
+//! platform's peak memory stays bounded, and tenant A's results are exact. The app stopped for
+//! failing is deployed again and removed, without a restart of the platform.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -218,6 +219,9 @@ fn hostile_tenants_are_refused_or_contained_and_a_neighbour_stays_exact() -> Res
             "tenant d should be stopped with the reason: {d_status}"
         ));
     }
+    if let Err(error) = restart_and_remove(&env, &platform, &d) {
+        failures.push(format!("tenant d after its failure: {error:#}"));
+    }
     if e_status["state"] != "drained" || sum_column(&e, "hostile", "records")? != 20_000 {
         failures.push(format!(
             "tenant e should count its 20000 records: {e_status}"
@@ -306,5 +310,30 @@ fn check_c(tenant: &str) -> Result<()> {
         read_topic(&format!("{tenant}.{REVIEWS_DAILY}.late"))?.is_empty(),
         "no review of tenant c is late"
     );
+    Ok(())
+}
+
+/// A failed app can be deployed again without a restart of the platform (here it fails again
+/// on the same records), and removed.
+fn restart_and_remove(env: &TestEnv, platform: &Platform, tenant: &str) -> Result<()> {
+    let again = deploy(env, platform, tenant, "hostile", "orders")?;
+    again.ensure_success("deploy a failed app again")?;
+    ensure!(again.stdout.contains("started"), "{}", again.describe());
+    wait_for(platform, tenant, "hostile", "failing again", |s| {
+        s["state"] == "failed"
+    })?;
+    let removed = platform.operate(
+        env,
+        &format!("remove-{tenant}"),
+        &["remove", "--tenant", tenant, "--app", "hostile"],
+    )?;
+    removed.ensure_success("remove a failed app")?;
+    ensure!(
+        removed.stdout.contains("had ended"),
+        "{}",
+        removed.describe()
+    );
+    let (code, _) = platform.admin_request("GET", &format!("/apps/{tenant}/hostile"))?;
+    ensure!(code == 404, "a removed app answers {code}");
     Ok(())
 }

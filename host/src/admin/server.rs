@@ -395,6 +395,16 @@ async fn deploy(
     let Some(handle) = admin.launcher.get(&tenant, &app) else {
         return start(&admin, &tenant, request, compiled).await;
     };
+    if handle.ended() {
+        // Its worker is gone: the new version starts where the failed one's last checkpoint
+        // left off, on the same stream and with the same delivery.
+        let request = DeployRequest {
+            stream: Some(handle.stream.as_str().to_owned()),
+            delivery: handle.delivery,
+            ..request
+        };
+        return start(&admin, &tenant, request, compiled).await;
+    }
     let reset_state = request.reset_state;
     ask_worker(&handle, |reply| Control::Deploy {
         app: Box::new(compiled),
@@ -498,6 +508,18 @@ async fn remove(
         Ok(handle) => handle,
         Err(response) => return *response,
     };
+    if handle.ended() {
+        admin.launcher.forget(&tenant, &app);
+        tracing::info!(%tenant, %app, "ended app unloaded");
+        return Json(json!({
+            "result": format!(
+                "app {app} had ended ({}); it is unloaded, and its last committed checkpoint \
+                 stays for a later deploy",
+                handle.status().last_error.unwrap_or_else(|| "stopped".into())
+            ),
+        }))
+        .into_response();
+    }
     let response = ask_worker(&handle, |reply| Control::Remove { reply }).await;
     if response.status().is_success() {
         admin.launcher.forget(&tenant, &app);

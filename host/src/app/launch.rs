@@ -93,7 +93,10 @@ impl Launcher {
         let _one_at_a_time = self.launching.lock();
         let spec = app.spec.clone();
         let key = (tenant.to_string(), spec.name.to_string());
-        if self.get(&key.0, &key.1).is_some() {
+        if self
+            .get(&key.0, &key.1)
+            .is_some_and(|running| !running.ended())
+        {
             return Err(LaunchError::Running {
                 tenant: key.0,
                 app: key.1,
@@ -124,6 +127,8 @@ impl Launcher {
         let handle = Arc::new(AppHandle {
             tenant: tenant.clone(),
             app: spec.name.to_string(),
+            stream: stream.clone(),
+            delivery,
             deployed: Mutex::new(Deployed::of(&app)),
             metrics: metrics.clone(),
             status: Mutex::new(AppStatus {

@@ -19,9 +19,9 @@ use tokio::task::JoinHandle;
 use super::processor::{Message, Output, Processor};
 use crate::admin::metrics::AppMetrics;
 use crate::checkpoint::{
-    crash_point, CheckpointStore, CrashPoint, Epoch, PartitionCheckpoint, Pick,
+    crash_point, CheckpointStore, CrashPoint, Delivery, Epoch, PartitionCheckpoint, Pick,
 };
-use crate::names::{AppTopics, TenantId};
+use crate::names::{AppTopics, StreamName, TenantId};
 use crate::plugin::{CompiledApp, PluginError};
 use crate::sink::cassandra::ResultsTable;
 use crate::sink::kafka::AppOutputs;
@@ -118,6 +118,9 @@ impl Deployed {
 pub struct AppHandle {
     pub tenant: TenantId,
     pub app: String,
+    /// Where it reads and what it promises: a failed app is started again with the same.
+    pub stream: StreamName,
+    pub delivery: Delivery,
     pub deployed: Mutex<Deployed>,
     pub metrics: Arc<AppMetrics>,
     pub status: Mutex<AppStatus>,
@@ -137,6 +140,12 @@ impl AppHandle {
             Ok(mut s) => f(&mut s),
             Err(p) => f(&mut p.into_inner()),
         }
+    }
+
+    /// Whether its worker has ended for good (failed or stopped): it answers no more requests,
+    /// and a deploy starts the app again.
+    pub fn ended(&self) -> bool {
+        matches!(self.status().state, AppState::Failed | AppState::Stopped)
     }
 
     pub fn deployed(&self) -> Deployed {
