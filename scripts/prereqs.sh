@@ -21,5 +21,6 @@ missing=()
 command -v mvn >/dev/null || missing+=("Maven")
 command -v python3 >/dev/null || missing+=("Python 3")
 if ((${#missing[@]})); then
-  die "needs ${missing[*]}, which this script does not install: sudo apt-get install openjdk-17-jdk-headless maven python3"
+  needs="$(printf '%s, ' "${missing[@]}")"
+  die "needs ${needs%, }, which this script does not install: sudo apt-get install openjdk-17-jdk-headless maven python3"
 fi
