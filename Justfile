@@ -20,6 +20,13 @@ build: prereqs build-apps
 build-apps: prereqs
     cargo build --release --target wasm32-wasip2 $(ls tenant-apps | sed 's/^/-p /')
 
+# The decoder, TSV reader, window assigner and event-time parser against N generated inputs per
+# property (a short pass of the same runs in `just test`).
+fuzz N="10000000": prereqs
+    cargo build --release --target wasm32-wasip2 -p reviews-daily
+    MYSIMBDP_FUZZ_CASES={{N}} cargo test --release -p mysimbdp-host --test fuzz
+    MYSIMBDP_FUZZ_CASES={{N}} cargo test --release -p mysimbdp-host --lib -- properties
+
 # The wasm32-wasip2 target and rustup components when missing; names what it cannot install.
 prereqs:
     scripts/prereqs.sh

@@ -13,3 +13,13 @@ pub mod sink;
 pub mod source;
 pub mod time;
 pub mod window;
+
+/// Cases of each property test: a short pass in `cargo test`, `MYSIMBDP_FUZZ_CASES` of them in
+/// `just fuzz`.
+#[cfg(test)]
+pub(crate) fn fuzz_cases(default: u32) -> u32 {
+    std::env::var("MYSIMBDP_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

@@ -299,7 +299,7 @@ mod tests {
         ];
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(4000))]
+            #![proptest_config(ProptestConfig::with_cases(crate::fuzz_cases(4000)))]
 
             #[test]
             fn any_text_is_a_time_in_range_or_refused(

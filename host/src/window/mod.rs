@@ -276,7 +276,7 @@ mod tests {
         }
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(4000))]
+            #![proptest_config(ProptestConfig::with_cases(crate::fuzz_cases(4000)))]
 
             #[test]
             fn sliding_assignment_is_exact_and_bounded((size, slide) in geometry(), t in time()) {
