@@ -57,6 +57,16 @@ pub fn check_reasons(records: &[KafkaRecord]) -> Result<()> {
     Ok(())
 }
 
+/// The first ten of `items`, joined by `separator`: enough examples for a failure message.
+pub fn examples(items: &[String], separator: &str) -> String {
+    items
+        .iter()
+        .take(10)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(separator)
+}
+
 /// The difference of two multisets of strings, as "missing"/"unexpected" examples.
 fn multiset_diff(expected: &[String], actual: &[String]) -> Option<String> {
     let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
@@ -84,19 +94,9 @@ fn multiset_diff(expected: &[String], actual: &[String]) -> Option<String> {
         expected.len(),
         actual.len(),
         missing.len(),
-        missing
-            .iter()
-            .take(10)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", "),
+        examples(&missing, ", "),
         extra.len(),
-        extra
-            .iter()
-            .take(10)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", ")
+        examples(&extra, ", ")
     ))
 }
 
@@ -154,12 +154,7 @@ pub fn check_dead_letters(
         absent.is_empty(),
         "{} malformed row(s) are not on {topic}: {}",
         absent.len(),
-        absent
-            .iter()
-            .take(10)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("; ")
+        examples(&absent, "; ")
     );
     if repeats == Repeats::Forbidden {
         let mut sources = BTreeSet::new();
@@ -172,12 +167,7 @@ pub fn check_dead_letters(
             repeated.is_empty() && sources.len() == records.len(),
             "{topic}: {} message(s) repeat an input record, or have no {SOURCE} header: {}",
             records.len() - sources.len(),
-            repeated
-                .iter()
-                .take(10)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
+            examples(&repeated, ", ")
         );
     }
     check_reasons(&records).with_context(|| topic.clone())
@@ -274,12 +264,7 @@ pub fn check_results_topic(
         "{topic}: {} problem(s) ({} messages read): {}",
         problems.len(),
         records.len(),
-        problems
-            .iter()
-            .take(10)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("; ")
+        examples(&problems, "; ")
     );
     Ok(())
 }

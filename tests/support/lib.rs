@@ -15,7 +15,7 @@ pub use cassandra::{
     final_windows, read_aggregated_reviews, read_daily_reviews, sum_column, Services,
 };
 pub use checks::{
-    check_cassandra, check_dead_letters, check_late_topic, check_results_topic, Repeats,
+    check_cassandra, check_dead_letters, check_late_topic, check_results_topic, examples, Repeats,
 };
 pub use env::{
     mysimbdp_bin, reviews_daily_wasm, run_command, target_dir, tenant_app_wasm, unique_tenant_id,

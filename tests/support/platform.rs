@@ -357,22 +357,39 @@ impl Platform {
         timeout: Duration,
         done: impl Fn(&Value) -> bool,
     ) -> Result<Value> {
+        let tenant = self.tenant.clone();
+        let status = self.wait_for_app(&tenant, app, what, timeout, |s| {
+            s["state"] == "failed" || done(s)
+        })?;
+        if status["state"] == "failed" {
+            bail!(
+                "{app} failed while {what}: {status}\n--- platform log (tail) ---\n{}",
+                self.log_tail(60)
+            );
+        }
+        Ok(status)
+    }
+
+    /// Polls any tenant's app until `done` holds for its status (whatever its state) and
+    /// returns that status; fails at `timeout` or if the process exits.
+    pub fn wait_for_app(
+        &mut self,
+        tenant: &str,
+        app: &str,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Result<Value> {
         let deadline = Instant::now() + timeout;
         loop {
             self.ensure_running(what)?;
-            let status = self.status(app)?;
-            if status["state"] == "failed" {
-                bail!(
-                    "{app} failed while {what}: {status}\n--- platform log (tail) ---\n{}",
-                    self.log_tail(60)
-                );
-            }
+            let status = self.status_of(tenant, app)?;
             if done(&status) {
                 return Ok(status);
             }
             if Instant::now() >= deadline {
                 bail!(
-                    "{what}: not within {timeout:?}; last status {status}\n\
+                    "{tenant}/{app}: {what}: not within {timeout:?}; last status {status}\n\
                      --- platform log (tail) ---\n{}",
                     self.log_tail(60)
                 );

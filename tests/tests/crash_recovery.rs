@@ -12,9 +12,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, ensure, Context, Result};
 use mysimbdp_tests::{
-    check_cassandra, check_reviews_outputs, committed_offsets, create_topic, final_windows,
-    generate_reviews, produce, read_aggregated_reviews, send_part, split_tsv, tenant_app_wasm,
-    AppSpec, Platform, PlatformConfig, Repeats, Services, TestEnv, MS_PER_DAY, REVIEWS_DAILY,
+    check_cassandra, check_reviews_outputs, committed_offsets, create_topic, examples,
+    final_windows, generate_reviews, produce, read_aggregated_reviews, send_part, split_tsv,
+    tenant_app_wasm, AppSpec, Platform, PlatformConfig, Repeats, Services, TestEnv, MS_PER_DAY,
+    REVIEWS_DAILY,
 };
 use serde_json::Value;
 
@@ -296,12 +297,7 @@ fn at_most_once_loses_only_the_windows_open_at_the_crash() -> Result<()> {
         problems.is_empty(),
         "{} problem(s): {}",
         problems.len(),
-        problems
-            .iter()
-            .take(10)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("; ")
+        examples(&problems, "; ")
     );
     Ok(())
 }

@@ -8,7 +8,7 @@
 //! failing is deployed again and removed, without a restart of the platform.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use mysimbdp_tests::{
@@ -28,6 +28,8 @@ const PANIC: i64 = 3;
 const SLOW: i64 = 8;
 const SOCKET_FLOOD: i64 = 9;
 const SLEEP: i64 = 10;
+/// Only turns a hang into a failure.
+const LONG: Duration = Duration::from_secs(600);
 
 fn order(i: usize, act: i64) -> (String, String) {
     let key = format!("k{}", i % 50);
@@ -52,34 +54,13 @@ fn deploy(
     platform.operate(env, &format!("deploy-{tenant}-{crate_name}"), &args)
 }
 
-/// Polls a tenant's app until `done` holds for its status.
-fn wait_for(
-    platform: &Platform,
-    tenant: &str,
-    app: &str,
-    what: &str,
-    done: impl Fn(&Value) -> bool,
-) -> Result<Value> {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let status = platform.status_of(tenant, app)?;
-        if done(&status) {
-            return Ok(status);
-        }
-        if Instant::now() > deadline {
-            bail!("{tenant}/{app}: {what}: not within 600 s; {status}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn drain(platform: &Platform, tenant: &str, app: &str) -> Result<Value> {
+fn drain(platform: &mut Platform, tenant: &str, app: &str) -> Result<Value> {
     let (code, body) = platform.admin_request("POST", &format!("/apps/{tenant}/{app}/drain"))?;
     ensure!(
         (200..300).contains(&code),
         "drain {tenant}/{app}: {code} {body}"
     );
-    wait_for(platform, tenant, app, "drained", |s| {
+    platform.wait_for_app(tenant, app, "drained", LONG, |s| {
         s["state"] == "drained" || s["state"] == "failed"
     })
 }
@@ -191,12 +172,11 @@ fn hostile_tenants_are_refused_or_contained_and_a_neighbour_stays_exact() -> Res
     // Everyone works through their input.
     platform.drain(REVIEWS_DAILY)?;
     let a_status = platform.wait_drained(REVIEWS_DAILY, Duration::from_secs(600))?;
-    let b_status = drain(&platform, &b, "hostile")?;
-    let c_status = drain(&platform, &c, REVIEWS_DAILY)?;
-    let d_status = wait_for(&platform, &d, "hostile", "stopped", |s| {
-        s["state"] == "failed"
-    })?;
-    let e_status = drain(&platform, &e, "hostile")?;
+    let b_status = drain(&mut platform, &b, "hostile")?;
+    let c_status = drain(&mut platform, &c, REVIEWS_DAILY)?;
+    let d_status =
+        platform.wait_for_app(&d, "hostile", "stopped", LONG, |s| s["state"] == "failed")?;
+    let e_status = drain(&mut platform, &e, "hostile")?;
     let peak = platform.peak_memory()?;
     eprintln!("a {a_status}\nb {b_status}\nc {c_status}\nd {d_status}\ne {e_status}");
     eprintln!("peak resident memory {} MB", peak >> 20);
@@ -219,7 +199,7 @@ fn hostile_tenants_are_refused_or_contained_and_a_neighbour_stays_exact() -> Res
             "tenant d should be stopped with the reason: {d_status}"
         ));
     }
-    if let Err(error) = restart_and_remove(&env, &platform, &d) {
+    if let Err(error) = restart_and_remove(&env, &mut platform, &d) {
         failures.push(format!("tenant d after its failure: {error:#}"));
     }
     if e_status["state"] != "drained" || sum_column(&e, "hostile", "records")? != 20_000 {
@@ -315,11 +295,11 @@ fn check_c(tenant: &str) -> Result<()> {
 
 /// A failed app can be deployed again without a restart of the platform (here it fails again
 /// on the same records), and removed.
-fn restart_and_remove(env: &TestEnv, platform: &Platform, tenant: &str) -> Result<()> {
+fn restart_and_remove(env: &TestEnv, platform: &mut Platform, tenant: &str) -> Result<()> {
     let again = deploy(env, platform, tenant, "hostile", "orders")?;
     again.ensure_success("deploy a failed app again")?;
     ensure!(again.stdout.contains("started"), "{}", again.describe());
-    wait_for(platform, tenant, "hostile", "failing again", |s| {
+    platform.wait_for_app(tenant, "hostile", "failing again", LONG, |s| {
         s["state"] == "failed"
     })?;
     let removed = platform.operate(

@@ -474,14 +474,23 @@ fn committed_epoch(r: &Runner, partition: i32) -> Result<Option<Epoch>, StepErro
 
 /// Partitions assigned in the last poll get their own queue, resume from their checkpoint and
 /// hold the watermark from now on; revoked ones are forgotten here, their new owner resumes
-/// them from the checkpoint store.
+/// them from the checkpoint store. Rows already taken belong to the partitions as they were,
+/// so they are flushed first.
 fn rebalance(
-    changes: Vec<PartitionChange>,
     r: &mut Runner,
     queues: &mut Vec<InputQueue>,
     intake: &mut Intake,
+    out: &mut Output,
     paused: bool,
 ) -> Result<(), StepError> {
+    let changes = r.consumer.context().take();
+    if changes.is_empty() {
+        return Ok(());
+    }
+    if r.processor.pending() > 0 {
+        r.processor.flush(out)?;
+        intake.batch.clear();
+    }
     let now = Instant::now();
     let mut revoked = false;
     for change in changes {
@@ -678,15 +687,7 @@ impl Worker {
                     None => break,
                 }
             }
-            let changes = r.consumer.context().take();
-            if !changes.is_empty() {
-                // Rows already taken belong to the partitions as they were.
-                if r.processor.pending() > 0 {
-                    r.processor.flush(out)?;
-                    intake.batch.clear();
-                }
-                rebalance(changes, r, queues, intake, false)?;
-            }
+            rebalance(r, queues, intake, out, false)?;
             if taken >= max {
                 break;
             }
@@ -769,14 +770,7 @@ impl Worker {
                 taken += 1;
             }
         }
-        let changes = r.consumer.context().take();
-        if !changes.is_empty() {
-            if r.processor.pending() > 0 {
-                r.processor.flush(out)?;
-                intake.batch.clear();
-            }
-            rebalance(changes, r, queues, intake, true)?;
-        }
+        rebalance(r, queues, intake, out, true)?;
         if taken > 0 {
             r.processor.flush(out)?;
             intake.batch.clear();

@@ -203,16 +203,15 @@ impl AppOutputs {
     }
 
     fn rejected(&self, topic: &str, record: &Rejected) {
-        let (key, payload) = (record.key.as_deref(), record.payload.as_slice());
-        let original = key.map_or(0, <[u8]>::len) + payload.len();
-        let key = key.map(|k| &k[..k.len().min(MAX_REJECTED_KEY)]);
-        let payload = &payload[..payload.len().min(MAX_REJECTED_BYTES)];
-        let note = (original > key.map_or(0, <[u8]>::len) + payload.len()).then(|| {
-            format!(
-                "kept the first {} of {original} bytes",
-                key.map_or(0, <[u8]>::len) + payload.len()
-            )
-        });
+        let size = |key: Option<&[u8]>, payload: &[u8]| key.map_or(0, <[u8]>::len) + payload.len();
+        let original = size(record.key.as_deref(), &record.payload);
+        let key = record
+            .key
+            .as_deref()
+            .map(|k| &k[..k.len().min(MAX_REJECTED_KEY)]);
+        let payload = &record.payload[..record.payload.len().min(MAX_REJECTED_BYTES)];
+        let kept = size(key, payload);
+        let note = (kept < original).then(|| format!("kept the first {kept} of {original} bytes"));
         let mut headers = OwnedHeaders::new()
             .insert(Header {
                 key: REASON_HEADER,
