@@ -11,6 +11,9 @@ use crate::checkpoint::Delivery;
 use crate::names::{StreamName, TenantId};
 use crate::plugin::SpecLimits;
 
+/// Cassandra's default mutation limit: a larger result row could never be written.
+const MAX_RESULT_BYTES: usize = 16 << 20;
+
 /// Why a config file was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -131,6 +134,14 @@ pub struct LimitsConfig {
     pub max_key_bytes: usize,
     /// Bytes of a message (value and key).
     pub max_record_bytes: usize,
+    /// Bytes of a result row as JSON.
+    pub max_result_bytes: usize,
+    /// CPU an app's worker may use, in cores (1 = its whole thread): above it the worker
+    /// sleeps and its input waits in Kafka.
+    pub max_cpu_cores: f64,
+    /// Scheduling niceness of app workers: above the platform's shared threads (0), so tenant
+    /// code yields the cores to ingestion and the sinks that every app needs.
+    pub worker_nice: i32,
 }
 
 impl Default for LimitsConfig {
@@ -147,6 +158,9 @@ impl Default for LimitsConfig {
             max_keys: quotas.max_keys,
             max_key_bytes: quotas.max_key_bytes,
             max_record_bytes: quotas.max_record_bytes,
+            max_result_bytes: quotas.max_result_bytes,
+            max_cpu_cores: 1.0,
+            worker_nice: 5,
         }
     }
 }
@@ -167,6 +181,7 @@ impl LimitsConfig {
             max_keys: self.max_keys,
             max_key_bytes: self.max_key_bytes,
             max_record_bytes: self.max_record_bytes,
+            max_result_bytes: self.max_result_bytes,
         }
     }
 }
@@ -343,10 +358,36 @@ impl Config {
                 l.max_record_bytes as u64,
                 "use at least 1 (262144 is the default)",
             ),
+            (
+                "limits.max_result_bytes",
+                l.max_result_bytes as u64,
+                "use at least 1 (524288 is the default)",
+            ),
         ] {
             if value == 0 {
                 return Err(invalid(field.into(), "is 0".into(), fix));
             }
+        }
+        if l.max_result_bytes > MAX_RESULT_BYTES {
+            return Err(invalid(
+                "limits.max_result_bytes".into(),
+                format!("is {}", l.max_result_bytes),
+                "use at most 16777216 (Cassandra's default mutation limit; 524288 is the default, and Kafka's message.max.bytes must allow it)",
+            ));
+        }
+        if !(l.max_cpu_cores > 0.0 && l.max_cpu_cores <= 1.0) {
+            return Err(invalid(
+                "limits.max_cpu_cores".into(),
+                format!("is {}", l.max_cpu_cores),
+                "use a share of one core above 0 and at most 1 (1 is the default: an app's worker is one thread)",
+            ));
+        }
+        if !(0..=19).contains(&l.worker_nice) {
+            return Err(invalid(
+                "limits.worker_nice".into(),
+                format!("is {}", l.worker_nice),
+                "use 0 (the platform's own priority) to 19 (the lowest); 5 is the default",
+            ));
         }
         if self.tenants.is_empty() {
             return Err(invalid(
@@ -474,7 +515,7 @@ mod tests {
         assert_eq!(config.limits.spec().max_windows_per_record, 1000);
         assert_eq!(config.limits.quotas().max_event_time_ahead_ms, 86_400_000);
         let text = format!(
-            "[limits]\nmax_windows_per_record = 50\nmax_event_time_ahead_ms = 60000\nmax_open_windows = 7\nmax_keys = 6\nmax_key_bytes = 5\nmax_record_bytes = 4\n{GOOD}"
+            "[limits]\nmax_windows_per_record = 50\nmax_event_time_ahead_ms = 60000\nmax_open_windows = 7\nmax_keys = 6\nmax_key_bytes = 5\nmax_record_bytes = 4\nmax_result_bytes = 3\n{GOOD}"
         );
         let config = load(&text).unwrap();
         assert_eq!(config.limits.spec().max_windows_per_record, 50);
@@ -486,6 +527,7 @@ mod tests {
                 max_keys: 6,
                 max_key_bytes: 5,
                 max_record_bytes: 4,
+                max_result_bytes: 3,
             }
         );
     }

@@ -1,11 +1,13 @@
 //! Hostile tenants beside a well-behaved one, on one platform with real Kafka and Cassandra.
 //! Tenant A runs reviews-daily on a messy stream. Other tenants deploy apps that must be
 //! refused at load (a 1 ms slide, a `describe()` that sleeps), or are contained while they run:
-//! a socket flood, a sleep in `accumulate`, a key of 100 KB, a record that fits Kafka but whose
+//! a socket flood, a sleep in `accumulate`, a key over the key quota, a key of 100 KB that the
+//! quota allows but Cassandra refuses, a result row of 2 MiB, a record that fits Kafka but whose
 //! dead-letter copy must be cut, a review dated 9999-12-31, an app that traps on every record,
-//! an app that burns CPU. Each is refused or contained with a reason an operator can read, the
-//! platform's peak memory stays bounded, and tenant A's results are exact. The app stopped for
-//! failing is deployed again and removed, without a restart of the platform.
+//! an app that burns CPU beyond its share. Each is refused or contained with a reason an
+//! operator can read, the platform's peak memory stays bounded, and tenant A's results are
+//! exact. The app stopped for failing is deployed again and removed, without a restart of the
+//! platform.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -28,6 +30,9 @@ const PANIC: i64 = 3;
 const SLOW: i64 = 8;
 const SOCKET_FLOOD: i64 = 9;
 const SLEEP: i64 = 10;
+const LARGE_ROW: i64 = 11;
+/// Above Cassandra's 64 KiB partition key limit, so that a 100 KB key reaches the sink.
+const MAX_KEY_BYTES: usize = 150_000;
 /// Only turns a hang into a failure.
 const LONG: Duration = Duration::from_secs(600);
 
@@ -73,9 +78,10 @@ fn hostile_tenants_are_refused_or_contained_and_a_neighbour_stays_exact() -> Res
     create_topic(&env.topic("reviews"), 4)?;
     produce_reviews(&env, &tsv)?;
     let mut config = PlatformConfig::new(&env.tenant, vec![AppSpec::reviews_daily()?])?;
-    config.extra_toml = "[limits]\nmemory_mb = 64\ncall_deadline_ms = 1000\nmax_failures = 3\n\n\
-                         [checkpoint]\ninterval_ms = 1000\n"
-        .into();
+    config.extra_toml = format!(
+        "[limits]\nmemory_mb = 64\ncall_deadline_ms = 1000\nmax_failures = 3\n\
+         max_key_bytes = {MAX_KEY_BYTES}\nmax_cpu_cores = 0.1\n\n[checkpoint]\ninterval_ms = 1000\n"
+    );
     let mut platform = Platform::start(&env, "platform", &config)?;
     platform.wait_ready(REVIEWS_DAILY)?;
     let [b, c, d, e] = ["b", "c", "d", "e"].map(|t| format!("{}{t}", env.tenant));
@@ -95,10 +101,12 @@ fn hostile_tenants_are_refused_or_contained_and_a_neighbour_stays_exact() -> Res
         }
     }
 
-    // Tenant b: a socket flood, a sleep, a 100 KB key and a 900 KB record among good orders.
+    // Tenant b, among good orders: a socket flood, a sleep, a key over the quota, a 100 KB key
+    // within it, a 2 MiB result row and a 900 KB record.
     let orders = format!("{b}.orders");
     create_topic(&orders, 4)?;
-    let huge_key = "k".repeat(100_000);
+    let huge_key = "k".repeat(MAX_KEY_BYTES + 1);
+    let cassandra_key = "c".repeat(100_000);
     let pad = "x".repeat(900_000);
     let specials: BTreeMap<usize, (String, String, &str)> = BTreeMap::from([
         (
@@ -119,6 +127,22 @@ fn hostile_tenants_are_refused_or_contained_and_a_neighbour_stays_exact() -> Res
                 "big".into(),
                 format!(r#"{{"key":"{huge_key}","act":0,"id":300}}"#),
                 "max_key_bytes",
+            ),
+        ),
+        (
+            310,
+            (
+                "cassandra".into(),
+                format!(r#"{{"key":"{cassandra_key}","act":0,"id":310}}"#),
+                "Cassandra refused",
+            ),
+        ),
+        (
+            320,
+            (
+                "large".into(),
+                format!(r#"{{"key":"large","act":{LARGE_ROW},"id":320}}"#),
+                "max_result_bytes",
             ),
         ),
         (
@@ -207,6 +231,11 @@ fn hostile_tenants_are_refused_or_contained_and_a_neighbour_stays_exact() -> Res
             "tenant e should count its 20000 records: {e_status}"
         ));
     }
+    if e_status["cpu_throttled_ms"].as_u64().unwrap_or(0) == 0 {
+        failures.push(format!(
+            "tenant e burns more than its 0.1 core and should have been throttled: {e_status}"
+        ));
+    }
     platform.stop()?;
     if !failures.is_empty() {
         bail!(
@@ -218,8 +247,9 @@ fn hostile_tenants_are_refused_or_contained_and_a_neighbour_stays_exact() -> Res
     Ok(())
 }
 
-/// Exactly the four hostile records are dead letters, each with its reason (the 900 KB one cut
-/// to fit, and saying so); every other record is counted once.
+/// Exactly the hostile records are dead letters, each with its reason (the 900 KB one cut to
+/// fit, and saying so), counted once in the status; every other record is counted once in
+/// Cassandra, where the two refused rows are not.
 fn check_b(
     tenant: &str,
     status: &Value,
@@ -252,6 +282,12 @@ fn check_b(
         "the 900 KB record's dead letter: {} bytes, headers {:?}",
         cut.value.len(),
         cut.headers.iter().map(|(k, _)| k).collect::<Vec<_>>()
+    );
+    ensure!(
+        status["dead_letters"] == specials.len() as u64,
+        "status counts {} dead letters, the topic holds {}",
+        status["dead_letters"],
+        specials.len()
     );
     let counted = sum_column(tenant, "hostile", "records")?;
     ensure!(

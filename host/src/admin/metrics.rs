@@ -81,6 +81,8 @@ pub struct AppMetrics {
     pub future_records: AtomicU64,
     /// Records refused for crossing one of the app's quotas (`[limits]`).
     pub over_quota: AtomicU64,
+    /// Time the worker slept for using more than `[limits] max_cpu_cores`.
+    pub cpu_throttled_ms: AtomicU64,
     /// 1 once the app is failed and stopped.
     pub failed: AtomicI64,
     pub watermark_ms: AtomicI64,
@@ -114,7 +116,7 @@ impl AppMetrics {
     /// Appends this app's series, labelled with tenant and app.
     pub fn render(&self, out: &mut String, tenant: &str, app: &str) {
         let labels = format!("tenant=\"{tenant}\",app=\"{app}\"");
-        let counters: [(&str, &AtomicU64); 13] = [
+        let counters: [(&str, &AtomicU64); 14] = [
             ("mysimbdp_records_in_total", &self.records_in),
             ("mysimbdp_records_processed_total", &self.records_processed),
             ("mysimbdp_late_records_total", &self.late),
@@ -128,6 +130,7 @@ impl AppMetrics {
             ("mysimbdp_quarantined_records_total", &self.quarantined),
             ("mysimbdp_future_records_total", &self.future_records),
             ("mysimbdp_over_quota_records_total", &self.over_quota),
+            ("mysimbdp_cpu_throttled_ms_total", &self.cpu_throttled_ms),
         ];
         for (name, value) in counters {
             let _ = writeln!(out, "{name}{{{labels}}} {}", value.load(Ordering::Relaxed));

@@ -126,6 +126,8 @@ pub fn describe(handle: &AppHandle) -> Value {
         "key_mismatches": get(&m.key_mismatches),
         "filtered_out": get(&m.filtered_out),
         "rows_emitted": get(&m.rows_emitted),
+        "over_quota": get(&m.over_quota),
+        "cpu_throttled_ms": get(&m.cpu_throttled_ms),
         "watermark_ms": m.watermark_ms.load(std::sync::atomic::Ordering::Relaxed),
         "open_windows": m.open_windows.load(std::sync::atomic::Ordering::Relaxed),
         "lag": m.lag.load(std::sync::atomic::Ordering::Relaxed),

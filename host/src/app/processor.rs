@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::admin::metrics::{AppMetrics, PluginCall};
 use crate::checkpoint::{SavedBy, SavedWindow};
 use crate::plugin::{AppInstance, AppSpec, Batch, Column, PluginError};
-use crate::sink::{Emitted, Rejected};
+use crate::sink::{Emitted, Rejected, RowFormat};
 use crate::source::Decoder;
 use crate::time::{format_rfc3339, format_span, EventTime, Watermarks};
 use crate::window::{SlotId, SlotTable, Window};
@@ -85,6 +85,8 @@ pub struct Quotas {
     pub max_key_bytes: usize,
     /// Bytes of a message's value and key, checked before it is decoded.
     pub max_record_bytes: usize,
+    /// Bytes of a result row as JSON: it must fit a Kafka message and a Cassandra mutation.
+    pub max_result_bytes: usize,
 }
 
 impl Default for Quotas {
@@ -95,6 +97,7 @@ impl Default for Quotas {
             max_keys: 1_000_000,
             max_key_bytes: 1024,
             max_record_bytes: 256 << 10,
+            max_result_bytes: 512 << 10,
         }
     }
 }
@@ -329,7 +332,6 @@ impl Processor {
         }
         if let (Some(window), 0) = (late_window, on_time) {
             self.decoder.discard_last();
-            AppMetrics::count(&self.metrics.late, 1);
             let reason = format!(
                 "late: event time {} is in window [{}, {}), which closed when the watermark reached {} (allowed lateness {} ms)",
                 format_rfc3339(time),
@@ -449,8 +451,8 @@ impl Processor {
         self.dead(out, message, reason);
     }
 
+    /// Late and dead-letter records count in metrics once the attempt that sent them commits.
     fn dead(&mut self, out: &mut Output, message: &Message<'_>, reason: String) {
-        AppMetrics::count(&self.metrics.dead_letters, 1);
         out.dead_letters.push(reject(message, reason));
     }
 
@@ -563,7 +565,7 @@ impl Processor {
         }
         let changed = self.table.take_changed();
         if !changed.is_empty() {
-            out.emitted.push(self.emit(&changed, false)?);
+            self.emit(&changed, false, out)?;
         }
         Ok(())
     }
@@ -745,14 +747,21 @@ impl Processor {
         if closed.is_empty() {
             return Ok(());
         }
-        out.emitted.push(self.emit(closed, true)?);
+        self.emit(closed, true, out)?;
         let numbers: Vec<u32> = closed.iter().map(|s| s.get()).collect();
         self.timed(PluginCall::Close, |i| i.close(&numbers))?;
         self.table.release(closed);
         Ok(())
     }
 
-    fn emit(&mut self, slots: &[SlotId], closed: bool) -> Result<Emitted, PluginError> {
+    /// The rows of `slots` from the app, for the sinks; a row too large for them goes to the
+    /// dead letters instead, with its size and the limit.
+    fn emit(
+        &mut self,
+        slots: &[SlotId],
+        closed: bool,
+        out: &mut Output,
+    ) -> Result<(), PluginError> {
         let numbers: Vec<u32> = slots.iter().map(|s| s.get()).collect();
         let spec = self.spec.clone();
         let outputs = self.timed(PluginCall::Emit, |i| i.emit(&numbers, &spec.outputs))?;
@@ -764,11 +773,52 @@ impl Processor {
             })
             .collect();
         AppMetrics::count(&self.metrics.rows_emitted, windows.len());
-        Ok(Emitted {
+        let emitted = Emitted {
             windows,
             outputs,
             closed,
-        })
+        };
+        let fitting = self.without_oversized(emitted, out);
+        out.emitted.push(fitting);
+        Ok(())
+    }
+
+    /// `emitted` without its rows over `max_result_bytes`, which become dead letters.
+    fn without_oversized(&mut self, emitted: Emitted, out: &mut Output) -> Emitted {
+        let max = self.quotas.max_result_bytes;
+        // JSON can at most sextuple a text (\u escapes): only rows that near the limit are
+        // measured exactly.
+        let near = |row: usize| emitted.row_bytes(row).saturating_mul(6) > max;
+        if !(0..emitted.len()).any(near) {
+            return emitted;
+        }
+        let format = RowFormat::of(&self.spec);
+        let mut json = Vec::new();
+        let mut kept = Vec::with_capacity(emitted.len());
+        for row in 0..emitted.len() {
+            if near(row) {
+                format.json(&emitted, row, &mut json);
+                if json.len() > max {
+                    AppMetrics::count(&self.metrics.over_quota, 1);
+                    let reason = format!(
+                        "the result row is {} bytes as JSON; at most {max} are allowed ([limits] \
+                         max_result_bytes): it was written to neither Cassandra nor the results topic",
+                        json.len()
+                    );
+                    out.dead_letters.push(format.refused(&emitted, row, reason));
+                    continue;
+                }
+            }
+            kept.push(row as u32);
+        }
+        Emitted {
+            windows: kept
+                .iter()
+                .map(|&r| emitted.windows[r as usize].clone())
+                .collect(),
+            outputs: gather(&emitted.outputs, &kept),
+            closed: emitted.closed,
+        }
     }
 
     fn publish_gauges(&self) {

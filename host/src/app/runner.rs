@@ -16,6 +16,7 @@ use serde::Serialize;
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
+use super::cpu::{CpuBudget, CpuShare};
 use super::processor::{Message, Output, Processor};
 use crate::admin::metrics::AppMetrics;
 use crate::checkpoint::{
@@ -23,7 +24,7 @@ use crate::checkpoint::{
 };
 use crate::names::{AppTopics, StreamName, TenantId};
 use crate::plugin::{CompiledApp, PluginError};
-use crate::sink::cassandra::ResultsTable;
+use crate::sink::cassandra::{Refusal, ResultsTable};
 use crate::sink::kafka::AppOutputs;
 use crate::sink::Emitted;
 use crate::source::kafka::{partition_count, AppConsumer, Assignments, PartitionChange};
@@ -177,6 +178,8 @@ pub struct RunnerSettings {
     pub failure_window: Duration,
     /// What the app may hold and how far ahead of the clock its records may be.
     pub quotas: super::processor::Quotas,
+    /// The worker's priority and CPU cap.
+    pub cpu: CpuShare,
 }
 
 /// Everything the worker owns.
@@ -282,11 +285,26 @@ impl From<PluginError> for StepError {
     }
 }
 
+/// What a Cassandra write step did: its rows, and those refused for good (batch, row).
+struct Written {
+    emitted: Arc<Vec<Emitted>>,
+    refused: Vec<(usize, Refusal)>,
+}
+
+#[derive(Default)]
+struct Unpublished {
+    late: u64,
+    dead_letters: u64,
+}
+
 struct Worker {
     r: Runner,
     intake: Intake,
     drain_target: Option<Offsets>,
-    pending_write: Option<JoinHandle<Result<(), String>>>,
+    pending_write: Option<JoinHandle<Result<Written, String>>>,
+    /// Late and dead-letter records sent in the open attempt: counted once it commits.
+    unpublished: Unpublished,
+    cpu: CpuBudget,
     queues: Vec<InputQueue>,
     last_assignment_check: Instant,
     last_rate: (Instant, u64, u64, Duration),
@@ -311,11 +329,14 @@ impl Runner {
         let app = handle.app.clone();
         let span = tracing::info_span!("app", %tenant, %app);
         let _entered = span.enter();
+        let cpu = CpuBudget::start(self.settings.cpu);
         let mut worker = Worker {
             r: self,
             intake: Intake::default(),
             drain_target: None,
             pending_write: None,
+            unpublished: Unpublished::default(),
+            cpu,
             queues: Vec::new(),
             last_assignment_check: Instant::now() - Duration::from_secs(10),
             last_rate: (Instant::now(), 0, 0, Duration::ZERO),
@@ -624,6 +645,14 @@ impl Worker {
                     self.rebuild()?;
                 }
             }
+            let owed = self.cpu.overdraft();
+            if !owed.is_zero() {
+                self.cpu.sleep(owed);
+                AppMetrics::count(
+                    &self.r.handle.metrics.cpu_throttled_ms,
+                    owed.as_millis() as usize,
+                );
+            }
         }
     }
 
@@ -833,6 +862,8 @@ impl Worker {
             return Ok(());
         }
         self.uncommitted = true;
+        self.unpublished.late += out.late.len() as u64;
+        self.unpublished.dead_letters += out.dead_letters.len() as u64;
         for record in &out.dead_letters {
             self.r.outputs.dead_letter(record);
         }
@@ -847,15 +878,19 @@ impl Worker {
         }
         self.finish_writes()?;
         let table = self.r.table.clone();
-        let emitted: Vec<Emitted> = out.emitted;
+        let emitted = Arc::new(out.emitted);
         let metrics = self.r.handle.metrics.clone();
         self.pending_write = Some(self.r.runtime.spawn(async move {
-            for batch in &emitted {
+            let mut refused = Vec::new();
+            for (batch, rows) in emitted.iter().enumerate() {
                 let mut attempt = 0;
                 loop {
                     attempt += 1;
-                    match table.write(batch, now_ms()).await {
-                        Ok(()) => break,
+                    match table.write(rows, now_ms()).await {
+                        Ok(refusals) => {
+                            refused.extend(refusals.into_iter().map(|r| (batch, r)));
+                            break;
+                        }
                         Err(error) if attempt < WRITE_ATTEMPTS => {
                             AppMetrics::count(&metrics.sink_errors, 1);
                             tracing::warn!(%error, attempt, "retrying Cassandra write");
@@ -865,20 +900,38 @@ impl Worker {
                     }
                 }
             }
-            Ok(())
+            Ok(Written { emitted, refused })
         }));
         Ok(())
     }
 
-    /// Waits for the Cassandra write in flight, if any.
+    /// Waits for the Cassandra write in flight, if any; the rows it refused for good go to the
+    /// dead letters, in the same attempt as their results.
     fn finish_writes(&mut self) -> Result<(), String> {
         if let Some(pending) = self.pending_write.take() {
-            self.r
+            let written = self
+                .r
                 .runtime
                 .block_on(pending)
                 .map_err(|e| format!("Cassandra writer task: {e}"))??;
+            for (batch, refusal) in written.refused {
+                tracing::warn!(reason = %refusal.reason, "result row refused by Cassandra");
+                self.r
+                    .outputs
+                    .refused(&written.emitted[batch], refusal.row, refusal.reason);
+                self.unpublished.dead_letters += 1;
+            }
         }
         Ok(())
+    }
+
+    /// The late and dead-letter records of the attempt just committed count in status and
+    /// metrics now: a replayed attempt does not count them twice.
+    fn publish_counts(&mut self) {
+        let counts = std::mem::take(&mut self.unpublished);
+        let metrics = &self.r.handle.metrics;
+        AppMetrics::count(&metrics.late, counts.late as usize);
+        AppMetrics::count(&metrics.dead_letters, counts.dead_letters as usize);
     }
 
     /// Saves where every owned partition stands, in the order that makes each sink see every
@@ -904,6 +957,7 @@ impl Worker {
             self.commit_offsets(CommitMode::Async)?;
             self.checkpointed = self.intake.next_offsets.clone();
             self.uncommitted = false;
+            self.publish_counts();
             return Ok(());
         };
         let transactional = self.r.outputs.transactional();
@@ -971,6 +1025,7 @@ impl Worker {
             .retain(|q| covered.get(&q.partition).is_none_or(|next| q.last >= *next));
         self.checkpointed = covered.clone();
         self.uncommitted = false;
+        self.publish_counts();
         let metrics = &self.r.handle.metrics;
         AppMetrics::count(&metrics.checkpoints, 1);
         metrics.checkpoint_duration.observe(started.elapsed());
@@ -1100,8 +1155,9 @@ impl Worker {
     /// dropped where the sink allows (the Kafka transaction) and overwritten where it does not.
     fn rebuild(&mut self) -> Result<(), String> {
         let started = Instant::now();
-        self.r.outputs.abort().map_err(|e| e.to_string())?;
         self.finish_writes()?;
+        self.r.outputs.abort().map_err(|e| e.to_string())?;
+        self.unpublished = Unpublished::default();
         let instance = self.r.current.instantiate().map_err(|e| e.to_string())?;
         self.r.processor = Processor::new(
             self.r.current.spec.clone(),

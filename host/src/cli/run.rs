@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::app::{Control, Launcher, RunnerSettings};
+use crate::app::{Control, CpuShare, Launcher, RunnerSettings};
 use crate::checkpoint::CheckpointStore;
 use crate::config::Config;
 use crate::plugin::{Limits, PluginEngine};
@@ -89,6 +89,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         max_failures: config.limits.max_failures,
         failure_window: Duration::from_millis(config.limits.failure_window_ms),
         quotas: config.limits.quotas(),
+        cpu: CpuShare {
+            nice: config.limits.worker_nice,
+            max_cores: config.limits.max_cpu_cores,
+        },
     };
     let store = runtime.block_on(CheckpointStore::open(
         session.clone(),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlTimestamp, CqlValue};
 
@@ -32,6 +33,26 @@ pub(crate) fn failed(
         doing,
         reason: e.to_string(),
     }
+}
+
+/// A row Cassandra will never take, and why.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub row: usize,
+    pub reason: String,
+}
+
+/// Whether Cassandra refused the statement for what it holds, not for how it is now: such a
+/// write fails the same way however often it is tried.
+fn refused_for_good(error: &ExecutionError) -> bool {
+    matches!(
+        error,
+        ExecutionError::BadQuery(_)
+            | ExecutionError::LastAttemptError(
+                RequestAttemptError::SerializationError(_)
+                    | RequestAttemptError::DbError(DbError::Invalid, _)
+            )
+    )
 }
 
 /// Connects to the cluster; one session serves every app on the host.
@@ -166,20 +187,34 @@ impl ResultsTable {
         Self::open(self.session.clone(), &self.tenant, spec, self.replication).await
     }
 
-    /// Upserts every row; returns when all are acknowledged.
-    pub async fn write(&self, emitted: &Emitted, now_ms: i64) -> Result<(), CassandraError> {
-        let rows = (0..emitted.len()).map(|row| self.values(emitted, row, now_ms));
-        stream::iter(rows)
-            .map(|values| async move {
-                self.session
-                    .execute_unpaged(&self.insert, values)
-                    .await
-                    .map(|_| ())
+    /// Upserts every row; returns when all are acknowledged, with the rows Cassandra refused
+    /// for good (a key over its 64 KiB limit, a mutation over its size limit): retrying those
+    /// would fail the same way, so they go to the dead letters instead of stopping the app.
+    pub async fn write(
+        &self,
+        emitted: &Emitted,
+        now_ms: i64,
+    ) -> Result<Vec<Refusal>, CassandraError> {
+        let rows = (0..emitted.len()).map(|row| (row, self.values(emitted, row, now_ms)));
+        let outcomes: Vec<Option<Refusal>> = stream::iter(rows)
+            .map(|(row, values)| async move {
+                match self.session.execute_unpaged(&self.insert, values).await {
+                    Ok(_) => Ok(None),
+                    Err(error) if refused_for_good(&error) => Ok(Some(Refusal {
+                        row,
+                        reason: format!(
+                            "Cassandra refused the result row for good: {error}; it is on the \
+                             results topic but not in the table"
+                        ),
+                    })),
+                    Err(error) => Err(error),
+                }
             })
             .buffer_unordered(CONCURRENCY)
-            .try_collect::<()>()
+            .try_collect()
             .await
-            .map_err(failed("writing results"))
+            .map_err(failed("writing results"))?;
+        Ok(outcomes.into_iter().flatten().collect())
     }
 
     fn values(&self, emitted: &Emitted, row: usize, now_ms: i64) -> Vec<Option<CqlValue>> {

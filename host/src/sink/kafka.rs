@@ -5,19 +5,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use super::{Emitted, Rejected, RowFormat};
+use crate::names::AppTopics;
+use crate::plugin::AppSpec;
+use crate::source::kafka::{producer_config, KafkaError};
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 use rdkafka::TopicPartitionList;
-use serde_json::{Map, Value};
-
-use super::{cell, Cell, Emitted, Rejected};
-use crate::names::AppTopics;
-use crate::plugin::AppSpec;
-use crate::source::kafka::{producer_config, KafkaError};
-use crate::time::format_rfc3339;
 
 /// Counts deliveries that failed after the producer's own retries.
 #[derive(Default)]
@@ -78,9 +75,7 @@ fn bounded(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
 pub struct AppOutputs {
     producer: ThreadedProducer<Deliveries>,
     topics: AppTopics,
-    key_field: String,
-    output_names: Vec<String>,
-    version: String,
+    rows: RowFormat,
     bootstrap: String,
     failures_seen: u64,
     transactional: bool,
@@ -123,9 +118,7 @@ impl AppOutputs {
             transactional: transactional_id.is_some(),
             producer,
             topics,
-            key_field: spec.key_field.clone(),
-            output_names: spec.outputs.iter().map(|f| f.name.clone()).collect(),
-            version: spec.version.clone(),
+            rows: RowFormat::of(spec),
             bootstrap: bootstrap.into(),
             failures_seen: 0,
         })
@@ -133,8 +126,7 @@ impl AppOutputs {
 
     /// A new app version took over: its output columns and version from now on.
     pub fn describe(&mut self, spec: &AppSpec) {
-        self.output_names = spec.outputs.iter().map(|f| f.name.clone()).collect();
-        self.version = spec.version.clone();
+        self.rows = RowFormat::of(spec);
     }
 
     fn send(&self, topic: &str, key: Option<&[u8]>, payload: &[u8], headers: Option<OwnedHeaders>) {
@@ -175,31 +167,15 @@ impl AppOutputs {
     /// Sends each emitted row to the results topic as JSON keyed by the row's key.
     pub fn results(&self, emitted: &Emitted) {
         let mut buffer = Vec::new();
-        for (row, (key, window)) in emitted.windows.iter().enumerate() {
-            let mut object = Map::new();
-            object.insert(self.key_field.clone(), Value::String(key.clone()));
-            object.insert("window_start".into(), format_rfc3339(window.start).into());
-            object.insert("window_end".into(), format_rfc3339(window.end).into());
-            for (name, column) in self.output_names.iter().zip(&emitted.outputs.columns) {
-                let value = match cell(column, row) {
-                    Some(Cell::Bool(b)) => Value::Bool(b),
-                    Some(Cell::Int(i)) => Value::from(i),
-                    Some(Cell::Double(d)) => Value::from(d),
-                    Some(Cell::Text(t)) => Value::String(t.to_owned()),
-                    Some(Cell::Time(t)) => {
-                        format_rfc3339(crate::time::EventTime::from_millis(t)).into()
-                    }
-                    None => Value::Null,
-                };
-                object.insert(name.clone(), value);
-            }
-            object.insert("final".into(), Value::Bool(emitted.closed));
-            object.insert("app_version".into(), Value::String(self.version.clone()));
-            buffer.clear();
-            if serde_json::to_writer(&mut buffer, &object).is_ok() {
-                self.send(&self.topics.results, Some(key.as_bytes()), &buffer, None);
-            }
+        for (row, (key, _)) in emitted.windows.iter().enumerate() {
+            self.rows.json(emitted, row, &mut buffer);
+            self.send(&self.topics.results, Some(key.as_bytes()), &buffer, None);
         }
+    }
+
+    /// The dead-letter copy of a result row a sink refused.
+    pub fn refused(&self, emitted: &Emitted, row: usize, reason: String) {
+        self.dead_letter(&self.rows.refused(emitted, row, reason));
     }
 
     fn rejected(&self, topic: &str, record: &Rejected) {

@@ -4,7 +4,10 @@
 pub mod cassandra;
 pub mod kafka;
 
-use crate::plugin::{Batch, Column};
+use serde_json::{Map, Value};
+
+use crate::plugin::{AppSpec, Batch, Column};
+use crate::time::{format_rfc3339, EventTime};
 use crate::window::Window;
 
 /// Output rows of one emit: row i belongs to `windows[i]`.
@@ -19,6 +22,21 @@ pub struct Emitted {
 impl Emitted {
     pub fn len(&self) -> usize {
         self.windows.len()
+    }
+
+    /// A cheap lower bound of a row's size in any sink: its key, texts in full, 8 bytes a value.
+    pub fn row_bytes(&self, row: usize) -> usize {
+        let key = self.windows.get(row).map_or(0, |(key, _)| key.len());
+        let values: usize = self
+            .outputs
+            .columns
+            .iter()
+            .map(|c| match cell(c, row) {
+                Some(Cell::Text(t)) => t.len(),
+                _ => 8,
+            })
+            .sum();
+        key + values
     }
 
     pub fn is_empty(&self) -> bool {
@@ -45,6 +63,78 @@ pub fn cell(column: &Column, row: usize) -> Option<Cell<'_>> {
         Column::Texts(v) => Cell::Text(v.get(row)?),
         Column::Timestamps(v) => Cell::Time(*v.get(row)?),
     })
+}
+
+/// How a result row reads outside the platform: a JSON object of the key, the window, the
+/// outputs by name, whether the window closed and the app version that wrote it. The results
+/// topic carries it, and so does the dead-letter copy of a row a sink refused.
+#[derive(Debug, Clone)]
+pub struct RowFormat {
+    key_field: String,
+    output_names: Vec<String>,
+    version: String,
+    table: String,
+}
+
+impl RowFormat {
+    pub fn of(spec: &AppSpec) -> Self {
+        Self {
+            key_field: spec.key_field.clone(),
+            output_names: spec.outputs.iter().map(|f| f.name.clone()).collect(),
+            version: spec.version.clone(),
+            table: spec.table.clone(),
+        }
+    }
+
+    /// Row `row` of `emitted` as JSON into `buffer` (cleared first).
+    pub fn json(&self, emitted: &Emitted, row: usize, buffer: &mut Vec<u8>) {
+        buffer.clear();
+        let Some((key, window)) = emitted.windows.get(row) else {
+            return;
+        };
+        let mut object = Map::new();
+        object.insert(self.key_field.clone(), Value::String(key.clone()));
+        object.insert("window_start".into(), format_rfc3339(window.start).into());
+        object.insert("window_end".into(), format_rfc3339(window.end).into());
+        for (name, column) in self.output_names.iter().zip(&emitted.outputs.columns) {
+            let value = match cell(column, row) {
+                Some(Cell::Bool(b)) => Value::Bool(b),
+                Some(Cell::Int(i)) => Value::from(i),
+                Some(Cell::Double(d)) => Value::from(d),
+                Some(Cell::Text(t)) => Value::String(t.to_owned()),
+                Some(Cell::Time(t)) => format_rfc3339(EventTime::from_millis(t)).into(),
+                None => Value::Null,
+            };
+            object.insert(name.clone(), value);
+        }
+        object.insert("final".into(), Value::Bool(emitted.closed));
+        object.insert("app_version".into(), Value::String(self.version.clone()));
+        // Writing a map of plain values into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *buffer, &object);
+    }
+
+    /// A row no sink may hold, as a dead letter: the row as JSON, keyed by its key, with why.
+    pub fn refused(&self, emitted: &Emitted, row: usize, reason: String) -> Rejected {
+        let mut payload = Vec::new();
+        self.json(emitted, row, &mut payload);
+        let (key, window) = emitted
+            .windows
+            .get(row)
+            .map_or((String::new(), None), |(k, w)| (k.clone(), Some(*w)));
+        Rejected {
+            key: Some(key.into_bytes()),
+            payload,
+            reason,
+            source: match window {
+                Some(w) => format!(
+                    "result row of {} at {}",
+                    self.table,
+                    format_rfc3339(w.start)
+                ),
+                None => format!("result row of {}", self.table),
+            },
+        }
+    }
 }
 
 /// A record the stream could not use, with why and where it came from.

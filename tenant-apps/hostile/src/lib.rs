@@ -19,6 +19,8 @@ pub mod act {
     pub const SOCKET_FLOOD: i64 = 9;
     /// Sleeps for an hour: a blocking poll on the monotonic clock.
     pub const SLEEP: i64 = 10;
+    /// A result row of 2 MiB: it fits the app's memory but neither Kafka nor a sane row.
+    pub const LARGE_ROW: i64 = 11;
 }
 
 record! {
@@ -45,6 +47,7 @@ state! {
         environment_variables: i64,
         clock_seconds: i64,
         oversized: bool,
+        large: bool,
     }
 }
 
@@ -108,6 +111,7 @@ impl Aggregate for Attempts {
                 self.clock_seconds = clock_seconds();
             }
             act::OVERSIZED_OUTPUT => self.oversized = true,
+            act::LARGE_ROW => self.large = true,
             act::SOCKET_FLOOD => self.socket_connected = socket_flood(),
             act::SLEEP => std::thread::sleep(std::time::Duration::from_secs(3600)),
             act::SLOW => {
@@ -134,6 +138,8 @@ impl Aggregate for Attempts {
             clock_seconds: self.clock_seconds,
             payload: if self.oversized {
                 "x".repeat(24 << 20)
+            } else if self.large {
+                "x".repeat(2 << 20)
             } else {
                 String::new()
             },
