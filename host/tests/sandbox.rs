@@ -2,6 +2,8 @@
 //! clear error, and the same compiled app still serves fresh, well-behaved instances after it.
 
 mod common;
+#[path = "common/contract.rs"]
+mod contract;
 
 use std::time::{Duration, Instant};
 
@@ -305,86 +307,9 @@ fn text_is_not_parsed_as_wat_nor_echoed() {
     assert!(!error.contains("SECRET"), "{error}");
 }
 
-/// A component of the contract whose core module holds `core` besides its memory and its
-/// functions, which all trap except `describe` when `core` defines `$describe` itself.
+/// The component of `contract::contract_component(core)`, as a file.
 fn contract_component(core: &str) -> std::path::PathBuf {
-    let (describe, pages) = if core.contains("(func $describe") {
-        ("(export \"describe\" (func $describe))", 600)
-    } else {
-        ("(func (export \"describe\") (result i32) unreachable)", 1)
-    };
-    let text = format!(
-        r#"(component
-  (core module $m
-    (memory (export "memory") {pages})
-    {core}
-    (func (export "realloc") (param i32 i32 i32 i32) (result i32) unreachable)
-    {describe}
-    (func (export "filter") (param i32 i32 i32) (result i32) unreachable)
-    (func (export "accumulate") (param i32 i32 i32 i32 i32) (result i32) unreachable)
-    (func (export "merge") (param i32 i32 i32 i32) unreachable)
-    (func (export "emit") (param i32 i32) (result i32) unreachable)
-    (func (export "close") (param i32 i32) unreachable)
-    (func (export "snapshot") (param i32 i32) (result i32) unreachable)
-    (func (export "restore") (param i32 i32 i32 i32 i32 i32) (result i32) unreachable)
-  )
-  (core instance $i (instantiate $m))
-  (type $field-type' (enum "boolean" "integer" "double" "text" "timestamp"))
-  (export $field-type "field-type" (type $field-type'))
-  (type $field' (record (field "name" string) (field "kind" $field-type)))
-  (export $field "field" (type $field'))
-  (type $column' (variant (case "booleans" (list bool)) (case "integers" (list s64))
-    (case "doubles" (list float64)) (case "texts" (list string)) (case "timestamps" (list s64))))
-  (export $column "column" (type $column'))
-  (type $batch' (record (field "rows" u32) (field "columns" (list $column))))
-  (export $batch "batch" (type $batch'))
-  (type $time-format' (enum "date" "rfc3339" "epoch-millis" "epoch-seconds"))
-  (export $time-format "time-format" (type $time-format'))
-  (type $time-field' (record (field "name" string) (field "format" $time-format)))
-  (export $time-field "time-field" (type $time-field'))
-  (type $event-time' (variant (case "ingestion") (case "field" $time-field)))
-  (export $event-time "event-time" (type $event-time'))
-  (type $sliding' (record (field "size-ms" u64) (field "slide-ms" u64)))
-  (export $sliding "sliding" (type $sliding'))
-  (type $window' (variant (case "tumbling" u64) (case "sliding" $sliding) (case "session" u64)))
-  (export $window "window" (type $window'))
-  (type $emit-mode' (enum "on-update" "on-close" "both"))
-  (export $emit-mode "emit-mode" (type $emit-mode'))
-  (type $app-info' (record (field "name" string) (field "version" string) (field "table" string)
-    (field "inputs" (list $field)) (field "key-field" string) (field "event-time" $event-time)
-    (field "window" $window) (field "watermark-delay-ms" u64) (field "allowed-lateness-ms" u64)
-    (field "emit" $emit-mode) (field "update-interval-ms" u64) (field "outputs" (list $field))
-    (field "state-version" u32) (field "has-filter" bool)))
-  (export $app-info "app-info" (type $app-info'))
-  (type $states' (record (field "offsets" (list u32)) (field "bytes" (list u8))))
-  (export $states "states" (type $states'))
-  (alias core export $i "memory" (core memory $mem))
-  (alias core export $i "realloc" (core func $realloc))
-  (func $describe (result $app-info)
-    (canon lift (core func $i "describe") (memory $mem) (realloc $realloc)))
-  (func $filter (param "input" $batch) (result (list bool))
-    (canon lift (core func $i "filter") (memory $mem) (realloc $realloc)))
-  (func $accumulate (param "slots" (list u32)) (param "input" $batch) (result (result (error string)))
-    (canon lift (core func $i "accumulate") (memory $mem) (realloc $realloc)))
-  (func $merge (param "into" (list u32)) (param "from" (list u32))
-    (canon lift (core func $i "merge") (memory $mem) (realloc $realloc)))
-  (func $emit (param "slots" (list u32)) (result $batch)
-    (canon lift (core func $i "emit") (memory $mem) (realloc $realloc)))
-  (func $close (param "slots" (list u32))
-    (canon lift (core func $i "close") (memory $mem) (realloc $realloc)))
-  (func $snapshot (param "slots" (list u32)) (result $states)
-    (canon lift (core func $i "snapshot") (memory $mem) (realloc $realloc)))
-  (func $restore (param "slots" (list u32)) (param "states" $states) (result (result (error string)))
-    (canon lift (core func $i "restore") (memory $mem) (realloc $realloc)))
-  (instance $app
-    (export "describe" (func $describe)) (export "filter" (func $filter))
-    (export "accumulate" (func $accumulate)) (export "merge" (func $merge))
-    (export "emit" (func $emit)) (export "close" (func $close))
-    (export "snapshot" (func $snapshot)) (export "restore" (func $restore)))
-  (export "mysimbdp:tenant/app@0.1.0" (instance $app))
-)"#
-    );
-    let bytes = wat::parse_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let bytes = contract::contract_component(core);
     let path = std::env::temp_dir().join(format!(
         "sandbox-{}-{:x}.wasm",
         std::process::id(),
@@ -423,7 +348,7 @@ fn a_harmless_contract_component_starts() {
 #[test]
 fn a_multi_memory_bomb_is_refused() {
     // Three memories of 25 MiB each: every one under the 64 MiB limit, together above it.
-    let error = refused_at_start("(memory 400) (memory 400) (memory 400)");
+    let error = refused_at_start(contract::MULTI_MEMORY);
     assert!(
         error.contains("memory limit") && error.contains("above its limit of 64 MiB"),
         "{error}"
@@ -436,11 +361,7 @@ fn a_multi_memory_bomb_is_refused() {
 
 #[test]
 fn a_table_grow_is_refused() {
-    let error = refused_at_start(
-        "(table $t 1 funcref)
-         (func $grow (drop (table.grow $t (ref.null func) (i32.const 100000000))))
-         (start $grow)",
-    );
+    let error = refused_at_start(contract::TABLE_GROW);
     assert!(
         error.contains("`instantiate`: memory limit: growing a table"),
         "{error}"
@@ -456,21 +377,7 @@ fn a_table_grow_is_refused() {
 /// instance's memory limit instead.
 #[test]
 fn a_huge_describe_is_stopped_at_the_memory_limit() {
-    let path = contract_component(
-        "(func $describe (result i32)
-           (local $i i32)
-           ;; app-info at 32 MiB; its `inputs` (offset 24) are 6 fields at 32 MiB + 4096
-           (i32.store offset=24 (i32.const 0x2000000) (i32.const 0x2001000))
-           (i32.store offset=28 (i32.const 0x2000000) (i32.const 6))
-           (loop $fields
-             ;; field i: name = (0, 16 MiB), kind 0
-             (i32.store offset=4
-               (i32.add (i32.const 0x2001000) (i32.mul (local.get $i) (i32.const 12)))
-               (i32.const 0x1000000))
-             (local.set $i (i32.add (local.get $i) (i32.const 1)))
-             (br_if $fields (i32.lt_u (local.get $i) (i32.const 6))))
-           (i32.const 0x2000000))",
-    );
+    let path = contract_component(contract::HUGE_DESCRIBE);
     let engine = PluginEngine::new().unwrap();
     let error = within("a huge describe()", move || {
         engine.load(&path, limits()).err().map(|e| e.to_string())

@@ -21,6 +21,9 @@ use mysimbdp_tests::{
 };
 use serde_json::Value;
 
+#[path = "../../host/tests/common/contract.rs"]
+mod contract;
+
 const MESSY: &[&str] = &["--late", "0.002", "--malformed", "0.002"];
 /// The platform's peak resident memory with every hostile app beside tenant A.
 const MEMORY_BOUND: u64 = 1 << 30;
@@ -31,6 +34,7 @@ const SLOW: i64 = 8;
 const SOCKET_FLOOD: i64 = 9;
 const SLEEP: i64 = 10;
 const LARGE_ROW: i64 = 11;
+const HUGE_STATE: i64 = 12;
 /// Above Cassandra's 64 KiB partition key limit, so that a 100 KB key reaches the sink.
 const MAX_KEY_BYTES: usize = 150_000;
 /// Only turns a hang into a failure.
@@ -84,7 +88,7 @@ fn hostile_tenants_are_refused_or_contained_and_a_neighbour_stays_exact() -> Res
     );
     let mut platform = Platform::start(&env, "platform", &config)?;
     platform.wait_ready(REVIEWS_DAILY)?;
-    let [b, c, d, e] = ["b", "c", "d", "e"].map(|t| format!("{}{t}", env.tenant));
+    let [b, c, d, e, f, g] = ["b", "c", "d", "e", "f", "g"].map(|t| format!("{}{t}", env.tenant));
     let mut failures = Vec::new();
 
     // Refused at load, with the reason; nothing of them runs.
@@ -96,6 +100,27 @@ fn hostile_tenants_are_refused_or_contained_and_a_neighbour_stays_exact() -> Res
         if answer.status.success() || !answer.stderr.contains(reason) {
             failures.push(format!(
                 "{app} should be refused with `{reason}`: {}",
+                answer.describe()
+            ));
+        }
+    }
+
+    // Tenant f: hand-written components that a Rust guest could not be, uploaded as files.
+    for (name, core, reason) in [
+        ("multi-memory", contract::MULTI_MEMORY, "memory limit"),
+        ("table-grow", contract::TABLE_GROW, "growing a table"),
+        ("huge-describe", contract::HUGE_DESCRIBE, "too much data"),
+    ] {
+        let path = env.path(&format!("{name}.wasm"));
+        std::fs::write(&path, contract::contract_component(core))?;
+        let path = path.display().to_string();
+        let args = [
+            "deploy", "--tenant", &f, "--path", &path, "--stream", "ticks",
+        ];
+        let answer = platform.operate(&env, &format!("deploy-{f}-{name}"), &args)?;
+        if answer.status.success() || !answer.stderr.contains(reason) {
+            failures.push(format!(
+                "the {name} component should be refused with `{reason}`: {}",
                 answer.describe()
             ));
         }
@@ -193,6 +218,15 @@ fn hostile_tenants_are_refused_or_contained_and_a_neighbour_stays_exact() -> Res
     produce(&orders_e, (0..20_000).map(|i| order(i, SLOW)))?;
     deploy(&env, &platform, &e, "hostile", "orders")?.ensure_success("deploy e")?;
 
+    // Tenant g: one record makes its window's state 40 MiB, whose snapshot cannot fit.
+    let orders_g = format!("{g}.orders");
+    create_topic(&orders_g, 1)?;
+    produce(
+        &orders_g,
+        (0..100).map(|i| order(i, if i == 50 { HUGE_STATE } else { NOTHING })),
+    )?;
+    deploy(&env, &platform, &g, "hostile", "orders")?.ensure_success("deploy g")?;
+
     // Everyone works through their input.
     platform.drain(REVIEWS_DAILY)?;
     let a_status = platform.wait_drained(REVIEWS_DAILY, Duration::from_secs(600))?;
@@ -201,8 +235,10 @@ fn hostile_tenants_are_refused_or_contained_and_a_neighbour_stays_exact() -> Res
     let d_status =
         platform.wait_for_app(&d, "hostile", "stopped", LONG, |s| s["state"] == "failed")?;
     let e_status = drain(&mut platform, &e, "hostile")?;
+    let g_status =
+        platform.wait_for_app(&g, "hostile", "stopped", LONG, |s| s["state"] == "failed")?;
     let peak = platform.peak_memory()?;
-    eprintln!("a {a_status}\nb {b_status}\nc {c_status}\nd {d_status}\ne {e_status}");
+    eprintln!("a {a_status}\nb {b_status}\nc {c_status}\nd {d_status}\ne {e_status}\ng {g_status}");
     eprintln!("peak resident memory {} MB", peak >> 20);
 
     if peak >= MEMORY_BOUND {
@@ -221,6 +257,12 @@ fn hostile_tenants_are_refused_or_contained_and_a_neighbour_stays_exact() -> Res
     if !(reason.contains("failed 3 times") && reason.contains("panic")) {
         failures.push(format!(
             "tenant d should be stopped with the reason: {d_status}"
+        ));
+    }
+    let reason = g_status["last_error"].as_str().unwrap_or_default();
+    if !reason.contains("`snapshot`") {
+        failures.push(format!(
+            "tenant g should be stopped for its snapshot: {g_status}"
         ));
     }
     if let Err(error) = restart_and_remove(&env, &mut platform, &d) {

@@ -21,6 +21,8 @@ pub mod act {
     pub const SLEEP: i64 = 10;
     /// A result row of 2 MiB: it fits the app's memory but neither Kafka nor a sane row.
     pub const LARGE_ROW: i64 = 11;
+    /// Keeps 40 MiB in the window's state: its snapshot cannot fit a 64 MiB instance.
+    pub const HUGE_STATE: i64 = 12;
 }
 
 record! {
@@ -48,6 +50,7 @@ state! {
         clock_seconds: i64,
         oversized: bool,
         large: bool,
+        hoard: String,
     }
 }
 
@@ -112,6 +115,7 @@ impl Aggregate for Attempts {
             }
             act::OVERSIZED_OUTPUT => self.oversized = true,
             act::LARGE_ROW => self.large = true,
+            act::HUGE_STATE => self.hoard = "x".repeat(40 << 20),
             act::SOCKET_FLOOD => self.socket_connected = socket_flood(),
             act::SLEEP => std::thread::sleep(std::time::Duration::from_secs(3600)),
             act::SLOW => {
