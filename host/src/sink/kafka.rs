@@ -175,31 +175,40 @@ impl AppOutputs {
     /// Sends each emitted row to the results topic as JSON keyed by the row's key.
     pub fn results(&self, emitted: &Emitted) {
         let mut buffer = Vec::new();
-        for (row, (key, window)) in emitted.windows.iter().enumerate() {
-            let mut object = Map::new();
-            object.insert(self.key_field.clone(), Value::String(key.clone()));
-            object.insert("window_start".into(), format_rfc3339(window.start).into());
-            object.insert("window_end".into(), format_rfc3339(window.end).into());
-            for (name, column) in self.output_names.iter().zip(&emitted.outputs.columns) {
-                let value = match cell(column, row) {
-                    Some(Cell::Bool(b)) => Value::Bool(b),
-                    Some(Cell::Int(i)) => Value::from(i),
-                    Some(Cell::Double(d)) => Value::from(d),
-                    Some(Cell::Text(t)) => Value::String(t.to_owned()),
-                    Some(Cell::Time(t)) => {
-                        format_rfc3339(crate::time::EventTime::from_millis(t)).into()
-                    }
-                    None => Value::Null,
-                };
-                object.insert(name.clone(), value);
-            }
-            object.insert("final".into(), Value::Bool(emitted.closed));
-            object.insert("app_version".into(), Value::String(self.version.clone()));
+        for (row, (key, _)) in emitted.windows.iter().enumerate() {
+            let object = self.row(emitted, row);
             buffer.clear();
             if serde_json::to_writer(&mut buffer, &object).is_ok() {
                 self.send(&self.topics.results, Some(key.as_bytes()), &buffer, None);
             }
         }
+    }
+
+    /// One emitted row as the results topic carries it (the dashboard shows the same).
+    pub fn row(&self, emitted: &Emitted, row: usize) -> Map<String, Value> {
+        let mut object = Map::new();
+        let Some((key, window)) = emitted.windows.get(row) else {
+            return object;
+        };
+        object.insert(self.key_field.clone(), Value::String(key.clone()));
+        object.insert("window_start".into(), format_rfc3339(window.start).into());
+        object.insert("window_end".into(), format_rfc3339(window.end).into());
+        for (name, column) in self.output_names.iter().zip(&emitted.outputs.columns) {
+            let value = match cell(column, row) {
+                Some(Cell::Bool(b)) => Value::Bool(b),
+                Some(Cell::Int(i)) => Value::from(i),
+                Some(Cell::Double(d)) => Value::from(d),
+                Some(Cell::Text(t)) => Value::String(t.to_owned()),
+                Some(Cell::Time(t)) => {
+                    format_rfc3339(crate::time::EventTime::from_millis(t)).into()
+                }
+                None => Value::Null,
+            };
+            object.insert(name.clone(), value);
+        }
+        object.insert("final".into(), Value::Bool(emitted.closed));
+        object.insert("app_version".into(), Value::String(self.version.clone()));
+        object
     }
 
     fn rejected(&self, topic: &str, record: &Rejected) {
