@@ -192,6 +192,7 @@ def main():
         )
         result["api_requests"] = auth
         result["page_errors"] = errors
+        result["status_line"] = page.locator("#clock").inner_text()
 
         page.click("#logout")
         expect(page.locator("#login")).to_be_visible()

@@ -275,6 +275,13 @@ fn an_operator_watches_and_steers_an_app_in_the_browser() -> Result<()> {
         "errors in the page: {}",
         result["page_errors"]
     );
+    ensure!(
+        result["status_line"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("updated")),
+        "the page's last poll failed: {}",
+        result["status_line"]
+    );
     ensure!(result["signed_out_hides_dashboard"] == true, "{result}");
 
     // The swaps from the page kept the results exact.

@@ -169,7 +169,15 @@
   // --- one app -------------------------------------------------------------------------------
 
   const number = (n) => (n == null ? '–' : Number(n).toLocaleString('en-US', { maximumFractionDigits: 1 }));
-  const when = (ms) => (ms == null ? '–' : new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z'));
+  /** Dates JavaScript can show: the platform's watermark jumps past them once input ends. */
+  const showable = (ms) => ms != null && Math.abs(ms) <= 8.64e15;
+  const compact = new Intl.NumberFormat('en-US', { notation: 'compact', maximumFractionDigits: 1 });
+
+  function when(ms) {
+    if (ms == null) return '–';
+    if (!showable(ms)) return ms > 0 ? 'end of input' : 'none yet';
+    return new Date(ms).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  }
 
   function seconds(ms) {
     if (ms == null) return '–';
@@ -230,8 +238,9 @@
     $('app-error').hidden = !a.last_error;
     $('app-error').textContent = a.last_error || '';
 
-    const behindWall = a.watermark_ms > 0 ? a.now_ms - a.watermark_ms : null;
-    const behindNewest = a.watermark_ms > 0 && a.max_event_ms ? a.max_event_ms - a.watermark_ms : null;
+    const watermark = a.watermark_ms > 0 && showable(a.watermark_ms) ? a.watermark_ms : null;
+    const behindWall = watermark == null ? null : a.now_ms - watermark;
+    const behindNewest = watermark != null && a.max_event_ms ? a.max_event_ms - watermark : null;
     const batchMs = meanMs(a, previous, 'batch');
     const pluginMs = pluginMeanMs(a, previous);
     const checkpointAge = a.last_checkpoint_ms ? a.now_ms - a.last_checkpoint_ms : null;
@@ -241,7 +250,7 @@
     metric('input_rate', 'Input rate (records/s)', a.input_rate);
     metric('process_rate', 'Process rate (records/s)', a.process_rate);
     metric('lag', 'Lag (records)', a.lag);
-    metric('watermark', 'Watermark', a.watermark_ms, a.watermark_ms > 0 ? when(a.watermark_ms) : '–');
+    metric('watermark', 'Watermark', a.watermark_ms, a.watermark_ms > 0 ? when(a.watermark_ms) : 'none yet');
     metric('newest_event', 'Newest event time', a.max_event_ms, when(a.max_event_ms));
     metric('behind_wall', 'Watermark behind wall clock', behindWall, seconds(behindWall));
     metric('behind_newest', 'Watermark behind newest event', behindNewest, seconds(behindNewest));
@@ -308,7 +317,7 @@
           legend: { live: false },
           cursor: { drag: { x: false, y: false } },
           series: [{}, ...lines.map(([label, stroke]) => ({ label, stroke, width: 2, spanGaps: false }))],
-          axes: [{}, { size: 60 }],
+          axes: [{}, { size: 56, values: (u, ticks) => ticks.map((v) => compact.format(v)) }],
         };
         charts.push(new uPlot(options, series[name], element));
       }
