@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/prereqs.sh
+# The dashboard's browser test: Playwright in a venv, Debian's chromium.
+scripts/browser-prereqs.sh
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -- -D warnings
 apps=$(ls tenant-apps | sed 's/^/-p /')

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use mysimbdp_tests::{
-    create_topic, diff_aggregates, generate_reviews, read_aggregated_reviews,
-    read_topic, reviews_daily_wasm, send_part, split_tsv, target_dir, workspace_dir, AppSpec,
-    Platform, PlatformConfig, Services, TestEnv, REVIEWS_DAILY,
+    create_topic, diff_aggregates, generate_reviews, read_aggregated_reviews, read_topic,
+    reviews_daily_wasm, send_part, split_tsv, target_dir, workspace_dir, AppSpec, Platform,
+    PlatformConfig, Services, TestEnv, REVIEWS_DAILY,
 };
 use serde_json::Value;
 
@@ -74,11 +74,9 @@ fn a_malformed_rows_dead_letter(
     loop {
         let records = read_topic(&topic)?;
         let found = records.iter().rev().find(|r| {
-            malformed_ids.iter().any(|id| {
-                r.value
-                    .windows(id.len())
-                    .any(|w| w == id.as_bytes())
-            })
+            malformed_ids
+                .iter()
+                .any(|id| r.value.windows(id.len()).any(|w| w == id.as_bytes()))
         });
         if let Some(record) = found {
             let reason = record
@@ -250,7 +248,10 @@ fn an_operator_watches_and_steers_an_app_in_the_browser() -> Result<()> {
             std::fs::metadata(path).is_ok_and(|m| m.len() > 10_000),
             "screenshot {path} is missing or tiny"
         );
-        ensure!(colours > 50, "{shot} screenshot {path} looks blank: {colours} colours");
+        ensure!(
+            colours > 50,
+            "{shot} screenshot {path} looks blank: {colours} colours"
+        );
         eprintln!("screenshot ({shot}): {path}");
     }
     ensure!(

@@ -142,10 +142,7 @@ pub fn describe(handle: &AppHandle) -> Value {
     let totals = |(count, seconds): (u64, f64)| json!({ "count": count, "seconds": seconds });
     let mut durations = serde_json::Map::new();
     durations.insert("batch".into(), totals(m.batch_duration.totals()));
-    durations.insert(
-        "checkpoint".into(),
-        totals(m.checkpoint_duration.totals()),
-    );
+    durations.insert("checkpoint".into(), totals(m.checkpoint_duration.totals()));
     for (call, sums) in m.plugin_call_totals() {
         durations.insert(format!("plugin_{call}"), totals(sums));
     }

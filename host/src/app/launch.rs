@@ -137,7 +137,11 @@ impl Launcher {
             to: spec.version.clone(),
             pause_ms: None,
             ok: true,
-            outcome: format!("version {} started on stream {}", spec.version, stream.as_str()),
+            outcome: format!(
+                "version {} started on stream {}",
+                spec.version,
+                stream.as_str()
+            ),
         });
         let handle = Arc::new(AppHandle {
             tenant: tenant.clone(),

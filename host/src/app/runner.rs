@@ -1193,7 +1193,11 @@ impl Worker {
                 Some(pause.as_secs_f64() * 1000.0),
                 text.clone(),
             ),
-            Err(reason) => (Some(self.r.current.spec.version.clone()), None, reason.clone()),
+            Err(reason) => (
+                Some(self.r.current.spec.version.clone()),
+                None,
+                reason.clone(),
+            ),
         };
         self.r.handle.recent.change(Change {
             at_ms: now_ms(),

@@ -280,7 +280,8 @@
   // --- charts --------------------------------------------------------------------------------
 
   const CHARTS = [
-    ['rates', 'chart-rates', [['input/s', '#2f6fde'], ['processed/s', '#1b7f3b']]],
+    // Processed per second of busy time runs far above the input rate: its own axis, on the right.
+    ['rates', 'chart-rates', [['read/s', '#2f6fde'], ['processed/busy s', '#1b7f3b', 'busy']]],
     ['lag', 'chart-lag', [['lag', '#b3261e']]],
     ['delay', 'chart-delay', [['behind wall clock', '#8a4fd6'], ['behind newest event', '#d68a1c']]],
     ['durations', 'chart-durations', [['batch', '#2f6fde'], ['plugin call', '#d68a1c']]],
@@ -316,9 +317,19 @@
           scales: { x: { time: true } },
           legend: { live: false },
           cursor: { drag: { x: false, y: false } },
-          series: [{}, ...lines.map(([label, stroke]) => ({ label, stroke, width: 2, spanGaps: false }))],
+          series: [{}, ...lines.map(([label, stroke, scale]) => ({
+            label, stroke, width: 2, spanGaps: false, scale: scale || 'y',
+          }))],
           axes: [{}, { size: 56, values: (u, ticks) => ticks.map((v) => compact.format(v)) }],
         };
+        for (const [, stroke, scale] of lines) {
+          if (scale) {
+            options.axes.push({
+              scale, side: 1, size: 56, stroke, grid: { show: false },
+              values: (u, ticks) => ticks.map((v) => compact.format(v)),
+            });
+          }
+        }
         charts.push(new uPlot(options, series[name], element));
       }
       return;
