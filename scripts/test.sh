@@ -20,4 +20,7 @@ status=0
 scripts/with-services.sh cargo test --release --no-fail-fast -- --test-threads 1 2>&1 |
   tee "$log" || status=$?
 scripts/test-summary.py "$log"
+for shot in target/dashboard/dashboard-wide.png target/dashboard/dashboard-narrow.png; do
+  [[ -f "$shot" ]] && echo "dashboard screenshot (tests/dashboard.rs): $shot"
+done
 exit "$status"

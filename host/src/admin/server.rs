@@ -97,18 +97,21 @@ impl Scope {
 }
 
 /// The scope of the token a request carries, or the answer refusing it.
-fn scope(admin: &Admin, headers: &HeaderMap) -> Result<Scope, Response> {
+fn scope(admin: &Admin, headers: &HeaderMap) -> Result<Scope, Box<Response>> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
         Some(token) if same(token.as_bytes(), admin.token.as_bytes()) => Ok(Scope::Operator),
-        Some(_) => Err(error(StatusCode::UNAUTHORIZED, "wrong admin token")),
-        None => Err(error(
+        Some(_) => Err(Box::new(error(
+            StatusCode::UNAUTHORIZED,
+            "wrong admin token",
+        ))),
+        None => Err(Box::new(error(
             StatusCode::UNAUTHORIZED,
             "missing admin token: send `Authorization: Bearer <token>`",
-        )),
+        ))),
     }
 }
 
@@ -120,7 +123,7 @@ fn refuse(admin: &Admin, headers: &HeaderMap, tenant: &str) -> Option<Response> 
             StatusCode::FORBIDDEN,
             format!("this token does not act for tenant `{tenant}`"),
         )),
-        Err(denied) => Some(denied),
+        Err(denied) => Some(*denied),
     }
 }
 
@@ -208,7 +211,7 @@ async fn metrics(State(admin): State<Arc<Admin>>) -> Response {
 async fn list(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Response {
     let scope = match scope(&admin, &headers) {
         Ok(scope) => scope,
-        Err(denied) => return denied,
+        Err(denied) => return *denied,
     };
     Json(
         admin
