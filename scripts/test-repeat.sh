@@ -8,6 +8,7 @@ runs="${1:?usage: scripts/test-repeat.sh N}"
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "N must be a positive number, not '$runs'" >&2; exit 2; }
 if [[ "${2:-}" != "--inside" ]]; then
   scripts/prereqs.sh
+  scripts/browser-prereqs.sh
   apps=$(ls tenant-apps | sed 's/^/-p /')
   cargo build --release -p mysimbdp-host
   cargo build --release --target wasm32-wasip2 $apps

@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/prereqs.sh
+# The dashboard's browser test: Playwright in a venv, Debian's chromium.
+scripts/browser-prereqs.sh
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -- -D warnings
 apps=$(ls tenant-apps | sed 's/^/-p /')
@@ -18,4 +20,7 @@ status=0
 scripts/with-services.sh cargo test --release --no-fail-fast -- --test-threads 1 2>&1 |
   tee "$log" || status=$?
 scripts/test-summary.py "$log"
+for shot in target/dashboard/dashboard-wide.png target/dashboard/dashboard-narrow.png; do
+  [[ -f "$shot" ]] && echo "dashboard screenshot (tests/dashboard.rs): $shot"
+done
 exit "$status"

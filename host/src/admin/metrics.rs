@@ -29,6 +29,12 @@ impl Histogram {
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// How many durations were observed and their sum in seconds: the dashboard's means.
+    pub fn totals(&self) -> (u64, f64) {
+        let count = self.count.load(Ordering::Relaxed);
+        (count, self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9)
+    }
+
     fn render(&self, out: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0;
         for (bound, count) in BUCKETS.iter().zip(&self.counts) {
@@ -88,6 +94,10 @@ pub struct AppMetrics {
     pub watermark_ms: AtomicI64,
     pub open_windows: AtomicU64,
     pub lag: AtomicI64,
+    /// The newest event time read so far, in ms since the epoch (0: none yet).
+    pub max_event_ms: AtomicI64,
+    /// Wall clock of the last committed checkpoint, in ms since the epoch (0: none yet).
+    pub last_checkpoint_ms: AtomicI64,
     /// Records per second over the last second, as f64 bits.
     pub input_rate: AtomicU64,
     pub process_rate: AtomicU64,
@@ -99,6 +109,14 @@ pub struct AppMetrics {
 impl AppMetrics {
     pub fn plugin_call(&self, call: PluginCall, d: Duration) {
         self.plugin_calls[call as usize].observe(d);
+    }
+
+    /// Each plugin call's name with its (count, seconds) totals.
+    pub fn plugin_call_totals(&self) -> impl Iterator<Item = (&'static str, (u64, f64))> + '_ {
+        CALLS
+            .iter()
+            .zip(&self.plugin_calls)
+            .map(|((_, name), histogram)| (*name, histogram.totals()))
     }
 
     pub fn count(counter: &AtomicU64, n: usize) {

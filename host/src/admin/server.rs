@@ -62,6 +62,8 @@ pub async fn serve(
         .route("/apps/{tenant}/{app}/remove", post(remove))
         .route("/apps/{tenant}/{app}/pause", post(pause))
         .route("/apps/{tenant}/{app}/resume", post(resume))
+        .route("/apps/{tenant}/{app}/recent", get(recent))
+        .merge(super::ui::routes())
         .with_state(admin);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(%listen, "admin API listening");
@@ -77,19 +79,51 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// `Some` answer refusing the request, unless it carries the operator token.
-fn refuse(admin: &Admin, headers: &HeaderMap) -> Option<Response> {
+/// Which tenants a request's token may see and steer. Only the operator token exists yet; a
+/// tenant token (issue 11) becomes another variant, and every endpoint already asks
+/// [`Scope::sees`] before it shows or touches a tenant's app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Every tenant on this host.
+    Operator,
+}
+
+impl Scope {
+    fn sees(self, _tenant: &str) -> bool {
+        match self {
+            Scope::Operator => true,
+        }
+    }
+}
+
+/// The scope of the token a request carries, or the answer refusing it.
+fn scope(admin: &Admin, headers: &HeaderMap) -> Result<Scope, Box<Response>> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        Some(token) if same(token.as_bytes(), admin.token.as_bytes()) => None,
-        Some(_) => Some(error(StatusCode::UNAUTHORIZED, "wrong admin token")),
-        None => Some(error(
+        Some(token) if same(token.as_bytes(), admin.token.as_bytes()) => Ok(Scope::Operator),
+        Some(_) => Err(Box::new(error(
+            StatusCode::UNAUTHORIZED,
+            "wrong admin token",
+        ))),
+        None => Err(Box::new(error(
             StatusCode::UNAUTHORIZED,
             "missing admin token: send `Authorization: Bearer <token>`",
+        ))),
+    }
+}
+
+/// `Some` answer refusing the request, unless its token may act for `tenant`.
+fn refuse(admin: &Admin, headers: &HeaderMap, tenant: &str) -> Option<Response> {
+    match scope(admin, headers) {
+        Ok(scope) if scope.sees(tenant) => None,
+        Ok(_) => Some(error(
+            StatusCode::FORBIDDEN,
+            format!("this token does not act for tenant `{tenant}`"),
         )),
+        Err(denied) => Some(*denied),
     }
 }
 
@@ -106,6 +140,15 @@ pub fn describe(handle: &AppHandle) -> Value {
     let deployed = handle.deployed();
     let m = &handle.metrics;
     let get = AppMetrics::get;
+    use std::sync::atomic::Ordering::Relaxed;
+    // Totals since the start: a reader's means per interval are differences of two readings.
+    let totals = |(count, seconds): (u64, f64)| json!({ "count": count, "seconds": seconds });
+    let mut durations = serde_json::Map::new();
+    durations.insert("batch".into(), totals(m.batch_duration.totals()));
+    durations.insert("checkpoint".into(), totals(m.checkpoint_duration.totals()));
+    for (call, sums) in m.plugin_call_totals() {
+        durations.insert(format!("plugin_{call}"), totals(sums));
+    }
     json!({
         "tenant": handle.tenant.as_str(),
         "app": handle.app,
@@ -126,12 +169,33 @@ pub fn describe(handle: &AppHandle) -> Value {
         "key_mismatches": get(&m.key_mismatches),
         "filtered_out": get(&m.filtered_out),
         "rows_emitted": get(&m.rows_emitted),
+        "watermark_ms": m.watermark_ms.load(Relaxed),
+        "open_windows": m.open_windows.load(Relaxed),
+        "lag": m.lag.load(Relaxed),
+        "stream": handle.stream.as_str(),
+        "delivery": handle.delivery,
+        "now_ms": super::recent::now_ms(),
+        "max_event_ms": nonzero(m.max_event_ms.load(Relaxed)),
+        "last_checkpoint_ms": nonzero(m.last_checkpoint_ms.load(Relaxed)),
+        "input_rate": f64::from_bits(m.input_rate.load(Relaxed)),
+        "process_rate": f64::from_bits(m.process_rate.load(Relaxed)),
+        "sink_errors": get(&m.sink_errors),
+        "plugin_failures": get(&m.plugin_failures),
+        "quarantined": get(&m.quarantined),
+        "future_records": get(&m.future_records),
         "over_quota": get(&m.over_quota),
         "cpu_throttled_ms": get(&m.cpu_throttled_ms),
-        "watermark_ms": m.watermark_ms.load(std::sync::atomic::Ordering::Relaxed),
-        "open_windows": m.open_windows.load(std::sync::atomic::Ordering::Relaxed),
-        "lag": m.lag.load(std::sync::atomic::Ordering::Relaxed),
+        "durations": durations,
     })
+}
+
+/// A time in ms, or `null` for 0 (not yet).
+fn nonzero(ms: i64) -> Value {
+    if ms == 0 {
+        Value::Null
+    } else {
+        Value::from(ms)
+    }
 }
 
 async fn metrics(State(admin): State<Arc<Admin>>) -> Response {
@@ -144,19 +208,44 @@ async fn metrics(State(admin): State<Arc<Admin>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
+/// Every app the token may see, in (tenant, app) order.
 async fn list(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Response {
-    if let Some(denied) = refuse(&admin, &headers) {
-        return denied;
-    }
+    let scope = match scope(&admin, &headers) {
+        Ok(scope) => scope,
+        Err(denied) => return *denied,
+    };
     Json(
         admin
             .launcher
             .all()
             .iter()
+            .filter(|h| scope.sees(h.tenant.as_str()))
             .map(|h| describe(h))
             .collect::<Vec<_>>(),
     )
     .into_response()
+}
+
+/// An app's latest result rows and dead letters and its deploy history, newest first.
+async fn recent(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Path((tenant, app)): Path<(String, String)>,
+) -> Response {
+    match app_of(&admin, &headers, &tenant, &app) {
+        Ok(handle) => {
+            let recent = &handle.recent;
+            Json(json!({
+                "tenant": handle.tenant.as_str(),
+                "app": handle.app,
+                "results": recent.latest_results(),
+                "dead_letters": recent.latest_dead_letters(),
+                "history": recent.history(),
+            }))
+            .into_response()
+        }
+        Err(response) => *response,
+    }
 }
 
 async fn status(
@@ -177,7 +266,7 @@ fn app_of(
     tenant: &str,
     app: &str,
 ) -> Result<Arc<AppHandle>, Box<Response>> {
-    if let Some(denied) = refuse(admin, headers) {
+    if let Some(denied) = refuse(admin, headers, tenant) {
         return Err(Box::new(denied));
     }
     admin
@@ -372,7 +461,7 @@ async fn deploy(
     query: Result<Query<DeployRequest>, QueryRejection>,
     body: Body,
 ) -> Response {
-    if let Some(denied) = refuse(&admin, &headers) {
+    if let Some(denied) = refuse(&admin, &headers, &tenant) {
         return denied;
     }
     let (wasm, request) = match deploy_input(&admin.plugins, &headers, query, body).await {

@@ -13,6 +13,7 @@ use tokio::runtime::Handle;
 use super::processor::Processor;
 use super::runner::{AppHandle, AppState, AppStatus, Deployed, Runner, RunnerSettings};
 use crate::admin::metrics::AppMetrics;
+use crate::admin::recent::Change;
 use crate::checkpoint::{CheckpointStore, Delivery};
 use crate::config::Config;
 use crate::names::{AppTopics, StreamName, TenantId};
@@ -124,6 +125,24 @@ impl Launcher {
             .then(|| format!("mysimbdp.{tenant}.{}.{}", spec.name, self.instance));
         let (control, receiver) = std::sync::mpsc::channel();
         let metrics = Arc::new(AppMetrics::default());
+        // A failed app deployed again keeps its history on the dashboard.
+        let recent = self
+            .get(&key.0, &key.1)
+            .map(|before| before.recent.clone())
+            .unwrap_or_default();
+        recent.change(Change {
+            at_ms: crate::admin::recent::now_ms(),
+            action: "start",
+            from: None,
+            to: spec.version.clone(),
+            pause_ms: None,
+            ok: true,
+            outcome: format!(
+                "version {} started on stream {}",
+                spec.version,
+                stream.as_str()
+            ),
+        });
         let handle = Arc::new(AppHandle {
             tenant: tenant.clone(),
             app: spec.name.to_string(),
@@ -140,6 +159,7 @@ impl Launcher {
                 partitions: Vec::new(),
             }),
             control: Mutex::new(control),
+            recent,
         });
         let processor = Processor::new(
             spec.clone(),

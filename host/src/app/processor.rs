@@ -161,6 +161,8 @@ pub struct Processor {
     /// The wall clock when the current batch started.
     batch_wall: EventTime,
     opening: Opening,
+    /// The newest event time accepted so far: the dashboard shows the watermark against it.
+    newest: EventTime,
 }
 
 fn reject(message: &Message<'_>, reason: String) -> Rejected {
@@ -195,6 +197,7 @@ impl Processor {
             wall_clock: system_clock,
             batch_wall: EventTime::MIN,
             opening: Opening::default(),
+            newest: EventTime::MIN,
             spec,
         }
     }
@@ -300,6 +303,7 @@ impl Processor {
             self.dead(out, message, reason);
             return;
         }
+        self.newest = self.newest.max(time);
         let key_bytes = self.decoder.key().len();
         if key_bytes > self.quotas.max_key_bytes {
             self.decoder.discard_last();
@@ -829,6 +833,11 @@ impl Processor {
         self.metrics
             .open_windows
             .store(self.table.open_windows() as u64, Ordering::Relaxed);
+        if self.newest > EventTime::MIN {
+            self.metrics
+                .max_event_ms
+                .store(self.newest.millis(), Ordering::Relaxed);
+        }
     }
 }
 

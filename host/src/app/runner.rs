@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use super::cpu::{CpuBudget, CpuShare};
 use super::processor::{Message, Output, Processor};
 use crate::admin::metrics::AppMetrics;
+use crate::admin::recent::{Change, Recent, RESULTS_KEPT};
 use crate::checkpoint::{
     crash_point, CheckpointStore, CrashPoint, Delivery, Epoch, PartitionCheckpoint, Pick,
 };
@@ -126,6 +127,8 @@ pub struct AppHandle {
     pub metrics: Arc<AppMetrics>,
     pub status: Mutex<AppStatus>,
     pub control: Mutex<std::sync::mpsc::Sender<Control>>,
+    /// Latest results, dead letters and deploys, for the dashboard.
+    pub recent: Arc<Recent>,
 }
 
 impl AppHandle {
@@ -610,14 +613,22 @@ impl Worker {
                     reset_state,
                     reply,
                 }) => {
-                    let _ = reply.send(self.take_over(*app, reset_state));
+                    let to = app.spec.version.clone();
+                    let answer = self.take_over(*app, reset_state);
+                    let _ = reply.send(self.noted("deploy", to, answer));
                 }
                 Ok(Control::Rollback { reset_state, reply }) => {
-                    let answer = match self.r.previous.clone() {
-                        Some(previous) => self.take_over(previous, reset_state),
-                        None => Err("there is no previous version to roll back to".into()),
+                    let (to, answer) = match self.r.previous.clone() {
+                        Some(previous) => (
+                            previous.spec.version.clone(),
+                            self.take_over(previous, reset_state),
+                        ),
+                        None => (
+                            String::new(),
+                            Err("there is no previous version to roll back to".into()),
+                        ),
                     };
-                    let _ = reply.send(answer);
+                    let _ = reply.send(self.noted("rollback", to, answer));
                 }
                 Ok(Control::Pause { reply }) => {
                     let _ = reply.send(self.pause());
@@ -873,6 +884,7 @@ impl Worker {
         for emitted in &out.emitted {
             self.r.outputs.results(emitted);
         }
+        self.keep_recent(&out);
         if out.emitted.is_empty() {
             return Ok(());
         }
@@ -903,6 +915,29 @@ impl Worker {
             Ok(Written { emitted, refused })
         }));
         Ok(())
+    }
+
+    /// Keeps the step's last result rows and dead letters for the dashboard: a handful of rows
+    /// per step, whoever looks.
+    fn keep_recent(&self, out: &Output) {
+        let recent = &self.r.handle.recent;
+        let at = now_ms();
+        if !out.dead_letters.is_empty() {
+            recent.dead_letters(at, &out.dead_letters);
+        }
+        let mut rows = Vec::new();
+        'newest: for emitted in out.emitted.iter().rev() {
+            for row in (0..emitted.len()).rev() {
+                if rows.len() == RESULTS_KEPT {
+                    break 'newest;
+                }
+                rows.push(self.r.outputs.row(emitted, row));
+            }
+        }
+        if !rows.is_empty() {
+            rows.reverse();
+            recent.results(at, rows);
+        }
     }
 
     /// Waits for the Cassandra write in flight, if any; the rows it refused for good go to the
@@ -1029,6 +1064,9 @@ impl Worker {
         let metrics = &self.r.handle.metrics;
         AppMetrics::count(&metrics.checkpoints, 1);
         metrics.checkpoint_duration.observe(started.elapsed());
+        metrics
+            .last_checkpoint_ms
+            .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
         self.r.handle.update(|s| s.checkpoints += 1);
         tracing::debug!(elapsed = ?started.elapsed(), partitions = checkpoints.len(), %epoch, "checkpoint committed");
         Ok(())
@@ -1198,9 +1236,44 @@ impl Worker {
         Ok(())
     }
 
+    /// Keeps a take-over's outcome in the app's history; the answer for the operator.
+    fn noted(
+        &self,
+        action: &'static str,
+        to: String,
+        answer: Result<(String, Duration), String>,
+    ) -> Result<String, String> {
+        let (from, pause, outcome) = match &answer {
+            Ok((text, pause)) => (
+                self.r.previous.as_ref().map(|p| p.spec.version.clone()),
+                Some(pause.as_secs_f64() * 1000.0),
+                text.clone(),
+            ),
+            Err(reason) => (
+                Some(self.r.current.spec.version.clone()),
+                None,
+                reason.clone(),
+            ),
+        };
+        self.r.handle.recent.change(Change {
+            at_ms: now_ms(),
+            action,
+            from,
+            to,
+            pause_ms: pause,
+            ok: answer.is_ok(),
+            outcome,
+        });
+        answer.map(|(text, _)| text)
+    }
+
     /// A new build takes over between batches: open windows carry their state (or start fresh
     /// with `reset_state`), the sinks learn its outputs. On failure the running build stays.
-    fn take_over(&mut self, app: CompiledApp, reset_state: bool) -> Result<String, String> {
+    fn take_over(
+        &mut self,
+        app: CompiledApp,
+        reset_state: bool,
+    ) -> Result<(String, Duration), String> {
         let started = Instant::now();
         let instance = app.instantiate().map_err(|e| e.to_string())?;
         let table = self
@@ -1250,10 +1323,11 @@ impl Worker {
             )
         };
         tracing::info!(%from, %to, ?pause, windows = swapped.windows, reset_state, "new version took over");
-        Ok(format!(
+        let answer = format!(
             "version {to} took over from {from} in {} ms: {what}",
             pause.as_millis()
-        ))
+        );
+        Ok((answer, pause))
     }
 
     /// The end of the input or of the app: every open window is emitted as final (with what

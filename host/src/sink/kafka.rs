@@ -5,16 +5,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::{Emitted, Rejected, RowFormat};
-use crate::names::AppTopics;
-use crate::plugin::AppSpec;
-use crate::source::kafka::{producer_config, KafkaError};
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 use rdkafka::TopicPartitionList;
+use serde_json::{Map, Value};
+
+use super::{Emitted, Rejected, RowFormat};
+use crate::names::AppTopics;
+use crate::plugin::AppSpec;
+use crate::source::kafka::{producer_config, KafkaError};
 
 /// Counts deliveries that failed after the producer's own retries.
 #[derive(Default)]
@@ -176,6 +178,11 @@ impl AppOutputs {
     /// The dead-letter copy of a result row a sink refused.
     pub fn refused(&self, emitted: &Emitted, row: usize, reason: String) {
         self.dead_letter(&self.rows.refused(emitted, row, reason));
+    }
+
+    /// One emitted row as the results topic carries it (the dashboard shows the same).
+    pub fn row(&self, emitted: &Emitted, row: usize) -> Map<String, Value> {
+        self.rows.object(emitted, row)
     }
 
     fn rejected(&self, topic: &str, record: &Rejected) {

@@ -86,13 +86,12 @@ impl RowFormat {
         }
     }
 
-    /// Row `row` of `emitted` as JSON into `buffer` (cleared first).
-    pub fn json(&self, emitted: &Emitted, row: usize, buffer: &mut Vec<u8>) {
-        buffer.clear();
-        let Some((key, window)) = emitted.windows.get(row) else {
-            return;
-        };
+    /// Row `row` of `emitted` as a JSON object.
+    pub fn object(&self, emitted: &Emitted, row: usize) -> Map<String, Value> {
         let mut object = Map::new();
+        let Some((key, window)) = emitted.windows.get(row) else {
+            return object;
+        };
         object.insert(self.key_field.clone(), Value::String(key.clone()));
         object.insert("window_start".into(), format_rfc3339(window.start).into());
         object.insert("window_end".into(), format_rfc3339(window.end).into());
@@ -109,8 +108,17 @@ impl RowFormat {
         }
         object.insert("final".into(), Value::Bool(emitted.closed));
         object.insert("app_version".into(), Value::String(self.version.clone()));
+        object
+    }
+
+    /// Row `row` of `emitted` as JSON into `buffer` (cleared first).
+    pub fn json(&self, emitted: &Emitted, row: usize, buffer: &mut Vec<u8>) {
+        buffer.clear();
+        if emitted.windows.get(row).is_none() {
+            return;
+        }
         // Writing a map of plain values into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *buffer, &object);
+        let _ = serde_json::to_writer(&mut *buffer, &self.object(emitted, row));
     }
 
     /// A row no sink may hold, as a dead letter: the row as JSON, keyed by its key, with why.
