@@ -58,15 +58,17 @@ pub enum PluginCall {
     Close,
     Snapshot,
     Restore,
+    Merge,
 }
 
-const CALLS: [(PluginCall, &str); 6] = [
+const CALLS: [(PluginCall, &str); 7] = [
     (PluginCall::Filter, "filter"),
     (PluginCall::Accumulate, "accumulate"),
     (PluginCall::Emit, "emit"),
     (PluginCall::Close, "close"),
     (PluginCall::Snapshot, "snapshot"),
     (PluginCall::Restore, "restore"),
+    (PluginCall::Merge, "merge"),
 ];
 
 /// One app's metrics.

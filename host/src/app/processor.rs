@@ -1,7 +1,7 @@
 //! The heart of an app: decoded records in, windows assigned, the plugin called once per batch,
 //! results out. No I/O here, so it can be benchmarked and tested with fixed interleavings.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -11,7 +11,7 @@ use crate::plugin::{AppInstance, AppSpec, Batch, Column, PluginError};
 use crate::sink::{Emitted, Rejected, RowFormat};
 use crate::source::Decoder;
 use crate::time::{format_rfc3339, format_span, EventTime, Watermarks};
-use crate::window::{SlotId, SlotTable, Window};
+use crate::window::{Live, SessionChanges, SlotId, SlotTable, Window};
 
 /// One Kafka message as the processor needs it.
 #[derive(Debug, Clone, Copy)]
@@ -31,11 +31,17 @@ pub struct Output {
     pub late: Vec<Rejected>,
     pub dead_letters: Vec<Rejected>,
     pub emitted: Vec<Emitted>,
+    /// Sessions merged into another or whose start moved: a row written for one of them, keyed
+    /// by its old start, must go (key, window as it was). Only for apps that emit updates.
+    pub retracted: Vec<(Box<str>, Window)>,
 }
 
 impl Output {
     pub fn is_empty(&self) -> bool {
-        self.late.is_empty() && self.dead_letters.is_empty() && self.emitted.is_empty()
+        self.late.is_empty()
+            && self.dead_letters.is_empty()
+            && self.emitted.is_empty()
+            && self.retracted.is_empty()
     }
 }
 
@@ -140,6 +146,8 @@ struct Scratch {
     partitions: Vec<i32>,
     slots: Vec<u32>,
     rows: Vec<u32>,
+    /// Session windows: what the batch's records did to their keys' sessions.
+    sessions: SessionChanges,
 }
 
 /// Processing state of one app on one host.
@@ -185,7 +193,11 @@ impl Processor {
         Self {
             decoder: Decoder::new(&spec),
             watermarks: Watermarks::new(spec.watermark_delay_ms, idle_timeout),
-            table: SlotTable::new(),
+            table: if spec.assigner.merges() {
+                SlotTable::for_sessions()
+            } else {
+                SlotTable::new()
+            },
             instance,
             metrics,
             last_update: now,
@@ -317,8 +329,15 @@ impl Processor {
         let watermark = self.watermarks.closing(message.partition);
         let lateness = self.spec.allowed_lateness_ms;
         let (mut on_time, mut late_window) = (0, None);
+        let (table, key) = (&self.table, self.decoder.key());
+        let live = Live {
+            watermark,
+            allowed_lateness_ms: lateness,
+        };
         self.spec.assigner.assign(time, |window| {
-            if window.is_late(lateness, watermark) {
+            // A record whose own session would be late still counts in a live session it
+            // joins.
+            if window.is_late(lateness, watermark) && !table.touches_session(key, window, live) {
                 late_window = Some(window);
             } else {
                 on_time += 1;
@@ -466,7 +485,7 @@ impl Processor {
     }
 
     /// Ends the batch: the filter and the accumulator each get one call for all its rows.
-    pub fn flush(&mut self, _out: &mut Output) -> Result<(), PluginError> {
+    pub fn flush(&mut self, out: &mut Output) -> Result<(), PluginError> {
         AppMetrics::count(&self.metrics.records_in, std::mem::take(&mut self.pushed));
         if self.mismatches > 0 {
             AppMetrics::count(&self.metrics.key_mismatches, self.mismatches);
@@ -480,7 +499,7 @@ impl Processor {
         }
         self.opening = Opening::default();
         let mut s = std::mem::take(&mut self.scratch);
-        let result = self.accumulate(&mut s);
+        let result = self.accumulate(&mut s, out);
         s.keys.clear();
         s.key_ends.clear();
         s.times.clear();
@@ -494,7 +513,7 @@ impl Processor {
         result
     }
 
-    fn accumulate(&mut self, s: &mut Scratch) -> Result<(), PluginError> {
+    fn accumulate(&mut self, s: &mut Scratch, out: &mut Output) -> Result<(), PluginError> {
         let mut batch = self.decoder.take_batch();
         if batch.rows == 0 {
             return Ok(());
@@ -520,13 +539,31 @@ impl Processor {
             let key = &s.keys[start..s.key_ends[row]];
             let (watermark, partition) = (s.watermarks[row], s.partitions[row]);
             let (table, slots, rows) = (&mut self.table, &mut s.slots, &mut s.rows);
+            let sessions = &mut s.sessions;
+            let merges = self.spec.assigner.merges();
+            let live = Live {
+                watermark,
+                allowed_lateness_ms: lateness,
+            };
             self.spec.assigner.assign(s.times[row], |window| {
-                if !window.is_late(lateness, watermark) {
+                if merges {
+                    if !window.is_late(lateness, watermark)
+                        || table.touches_session(key, window, live)
+                    {
+                        slots.push(
+                            table
+                                .session_for(key, window, partition, live, sessions)
+                                .get(),
+                        );
+                        rows.push(row as u32);
+                    }
+                } else if !window.is_late(lateness, watermark) {
                     slots.push(table.slot_for(key, window, partition).get());
                     rows.push(row as u32);
                 }
             });
         }
+        self.merge_sessions(s, out)?;
         if s.slots.is_empty() {
             return Ok(());
         }
@@ -540,6 +577,42 @@ impl Processor {
         s.slots = slots;
         result?;
         AppMetrics::count(&self.metrics.records_processed, s.rows.len());
+        Ok(())
+    }
+
+    /// Carries out the session merges of a batch before its rows are added: the plugin folds
+    /// each merged-away session into the one it joined, rows assigned to a merged-away slot
+    /// follow it there, and the rows written for sessions that are gone are retracted (only
+    /// apps that emit updates have written any before a session closes).
+    fn merge_sessions(&mut self, s: &mut Scratch, out: &mut Output) -> Result<(), PluginError> {
+        let changes = std::mem::take(&mut s.sessions);
+        if changes.merges.is_empty() && changes.gone.is_empty() {
+            return Ok(());
+        }
+        if !changes.merges.is_empty() {
+            let forward: HashMap<u32, u32> = changes
+                .merges
+                .iter()
+                .map(|(into, from)| (from.get(), into.get()))
+                .collect();
+            for slot in &mut s.slots {
+                // A session merged away can itself have joined another later in the batch; the
+                // chain ends at an open session (merges only go to the oldest start).
+                while let Some(&next) = forward.get(slot) {
+                    *slot = next;
+                }
+            }
+            let (into, from): (Vec<u32>, Vec<u32>) = changes
+                .merges
+                .iter()
+                .map(|(into, from)| (into.get(), from.get()))
+                .unzip();
+            self.timed(PluginCall::Merge, |i| i.merge(&into, &from))?;
+        }
+        self.table.settle();
+        if self.spec.emit.updates() {
+            out.retracted.extend(changes.gone);
+        }
         Ok(())
     }
 

@@ -25,7 +25,7 @@ use crate::checkpoint::{
 };
 use crate::names::{AppTopics, StreamName, TenantId};
 use crate::plugin::{CompiledApp, PluginError};
-use crate::sink::cassandra::{Refusal, ResultsTable};
+use crate::sink::cassandra::{CassandraError, Refusal, ResultsTable};
 use crate::sink::kafka::AppOutputs;
 use crate::sink::Emitted;
 use crate::source::kafka::{partition_count, AppConsumer, Assignments, PartitionChange};
@@ -215,6 +215,23 @@ type Offsets = HashMap<i32, i64, foldhash::fast::RandomState>;
 
 /// Cassandra writes retry this many times before the app is marked failed.
 const WRITE_ATTEMPTS: u32 = 5;
+
+/// After a failed Cassandra write: waits a growing pause and counts the retry, or, after
+/// `WRITE_ATTEMPTS` failures, gives up with the reason.
+async fn back_off(
+    metrics: &AppMetrics,
+    attempts: &mut u32,
+    error: CassandraError,
+) -> Result<(), String> {
+    *attempts += 1;
+    if *attempts >= WRITE_ATTEMPTS {
+        return Err(error.to_string());
+    }
+    AppMetrics::count(&metrics.sink_errors, 1);
+    tracing::warn!(%error, attempt = *attempts, "retrying Cassandra write");
+    tokio::time::sleep(Duration::from_millis(200 << *attempts)).await;
+    Ok(())
+}
 
 /// Offsets the plugin failed on. A suspect range is the batch a failure happened in: replayed
 /// one record per batch, so that the record at fault shows itself; that record is then
@@ -881,36 +898,41 @@ impl Worker {
         for record in &out.late {
             self.r.outputs.late(record);
         }
+        for (key, window) in &out.retracted {
+            self.r.outputs.retracted(key, *window);
+        }
         for emitted in &out.emitted {
             self.r.outputs.results(emitted);
         }
         self.keep_recent(&out);
-        if out.emitted.is_empty() {
+        if out.emitted.is_empty() && out.retracted.is_empty() {
             return Ok(());
         }
         self.finish_writes()?;
         let table = self.r.table.clone();
         let emitted = Arc::new(out.emitted);
+        let retracted = out.retracted;
         let metrics = self.r.handle.metrics.clone();
         self.pending_write = Some(self.r.runtime.spawn(async move {
+            // Retractions first: a session's new row never shares a start with a retracted one
+            // of the same step, and the deletes must not outlive the upserts that follow.
+            let mut attempts = 0;
+            while !retracted.is_empty() {
+                match table.delete(&retracted).await {
+                    Ok(()) => break,
+                    Err(error) => back_off(&metrics, &mut attempts, error).await?,
+                }
+            }
             let mut refused = Vec::new();
             for (batch, rows) in emitted.iter().enumerate() {
-                let mut attempt = 0;
-                loop {
-                    attempt += 1;
+                let mut attempts = 0;
+                let refusals = loop {
                     match table.write(rows, now_ms()).await {
-                        Ok(refusals) => {
-                            refused.extend(refusals.into_iter().map(|r| (batch, r)));
-                            break;
-                        }
-                        Err(error) if attempt < WRITE_ATTEMPTS => {
-                            AppMetrics::count(&metrics.sink_errors, 1);
-                            tracing::warn!(%error, attempt, "retrying Cassandra write");
-                            tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-                        }
-                        Err(error) => return Err(error.to_string()),
+                        Ok(refusals) => break refusals,
+                        Err(error) => back_off(&metrics, &mut attempts, error).await?,
                     }
-                }
+                };
+                refused.extend(refusals.into_iter().map(|r| (batch, r)));
             }
             Ok(Written { emitted, refused })
         }));

@@ -111,6 +111,12 @@ impl AppInstance {
         Ok(batch)
     }
 
+    /// Folds each `from` slot's state into its `into` slot, pair by pair in order; the `from`
+    /// slots are empty after.
+    pub fn merge(&mut self, into: &[u32], from: &[u32]) -> Result<(), PluginError> {
+        self.call("merge", |g, s| g.call_merge(s, into, from))
+    }
+
     pub fn close(&mut self, slots: &[u32]) -> Result<(), PluginError> {
         self.call("close", |g, s| g.call_close(s, slots))
     }

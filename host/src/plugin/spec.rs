@@ -172,8 +172,6 @@ pub enum SpecError {
     Reserved(String),
     #[error("the event-time field has no name")]
     UnnamedEventTime,
-    #[error("session windows are not supported by this platform version yet")]
-    Sessions,
 }
 
 /// A refused name, with any control character escaped before it reaches a log.
@@ -420,16 +418,15 @@ fn assigner(window: wit::Window, limits: &SpecLimits) -> Result<Assigner, SpecEr
                 "declare a slide within it",
             )?,
         },
-        wit::Window::Session(gap_ms) => {
-            span(
+        wit::Window::Session(gap_ms) => Assigner::Session {
+            gap_ms: span(
                 "session gap",
                 gap_ms,
                 MIN,
                 TEN_YEARS_MS,
                 "declare a gap within it",
-            )?;
-            return Err(SpecError::Sessions);
-        }
+            )?,
+        },
     };
     let windows = assigner.max_windows_per_record();
     if let Assigner::Sliding { size_ms, slide_ms } = assigner {
@@ -561,13 +558,15 @@ mod tests {
             });
             assert!(err.starts_with(needle), "{err}");
         }
-        assert_eq!(
-            refused(AppInfo {
+        let sessions = AppSpec::from_info(
+            AppInfo {
                 window: wit::Window::Session(DAY),
                 ..reviews()
-            }),
-            "session windows are not supported by this platform version yet"
-        );
+            },
+            &SpecLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(sessions.assigner, Assigner::Session { gap_ms: DAY });
         let err = refused(AppInfo {
             watermark_delay_ms: u64::MAX,
             ..reviews()

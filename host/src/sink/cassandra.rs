@@ -13,6 +13,7 @@ use scylla::value::{CqlTimestamp, CqlValue};
 use super::{cell, Cell, Emitted};
 use crate::names::TenantId;
 use crate::plugin::{AppSpec, FieldSpec, FieldType};
+use crate::window::Window;
 
 /// How many upserts are in flight at once per app.
 const CONCURRENCY: usize = 64;
@@ -82,6 +83,7 @@ fn cql_type(kind: FieldType) -> &'static str {
 pub struct ResultsTable {
     session: Arc<Session>,
     insert: PreparedStatement,
+    delete: PreparedStatement,
     version: String,
     tenant: TenantId,
     replication: u32,
@@ -159,9 +161,19 @@ impl ResultsTable {
                 doing: format!("preparing the upsert into {ks}.{table}"),
                 reason: e.to_string(),
             })?;
+        let delete = session
+            .prepare(format!(
+                "DELETE FROM {ks}.{table} WHERE {key} = ? AND window_start = ?"
+            ))
+            .await
+            .map_err(|e| CassandraError {
+                doing: format!("preparing the delete from {ks}.{table}"),
+                reason: e.to_string(),
+            })?;
         Ok(Self {
             session,
             insert,
+            delete,
             version: spec.version.clone(),
             tenant: tenant.clone(),
             replication,
@@ -177,6 +189,7 @@ impl ResultsTable {
             return Ok(Self {
                 session: self.session.clone(),
                 insert: self.insert.clone(),
+                delete: self.delete.clone(),
                 version: spec.version.clone(),
                 tenant: self.tenant.clone(),
                 replication: self.replication,
@@ -215,6 +228,26 @@ impl ResultsTable {
             .await
             .map_err(failed("writing results"))?;
         Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    /// Deletes the rows of windows that no longer exist (sessions merged into another, or
+    /// whose start moved); deleting a row never written is harmless.
+    pub async fn delete(&self, windows: &[(Box<str>, Window)]) -> Result<(), CassandraError> {
+        let keys: Vec<(String, CqlTimestamp)> = windows
+            .iter()
+            .map(|(key, window)| (key.to_string(), CqlTimestamp(window.start.millis())))
+            .collect();
+        stream::iter(keys)
+            .map(|values| async move {
+                self.session
+                    .execute_unpaged(&self.delete, values)
+                    .await
+                    .map(|_| ())
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<()>()
+            .await
+            .map_err(failed("deleting the rows of merged sessions"))
     }
 
     fn values(&self, emitted: &Emitted, row: usize, now_ms: i64) -> Vec<Option<CqlValue>> {

@@ -17,6 +17,7 @@ use super::{Emitted, Rejected, RowFormat};
 use crate::names::AppTopics;
 use crate::plugin::AppSpec;
 use crate::source::kafka::{producer_config, KafkaError};
+use crate::window::Window;
 
 /// Counts deliveries that failed after the producer's own retries.
 #[derive(Default)]
@@ -173,6 +174,13 @@ impl AppOutputs {
             self.rows.json(emitted, row, &mut buffer);
             self.send(&self.topics.results, Some(key.as_bytes()), &buffer, None);
         }
+    }
+
+    /// Tells the results topic that a session's row is gone (it merged into another, or its
+    /// start moved): `{"<key>": …, "window_start": …, "window_end": …, "retracted": true}`.
+    pub fn retracted(&self, key: &str, window: Window) {
+        let buffer = self.rows.retraction(key, window);
+        self.send(&self.topics.results, Some(key.as_bytes()), &buffer, None);
     }
 
     /// The dead-letter copy of a result row a sink refused.

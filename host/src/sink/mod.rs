@@ -121,6 +121,17 @@ impl RowFormat {
         let _ = serde_json::to_writer(&mut *buffer, &self.object(emitted, row));
     }
 
+    /// A retraction of the row of `key`'s `window`, as JSON.
+    pub fn retraction(&self, key: &str, window: Window) -> Vec<u8> {
+        let mut object = Map::new();
+        object.insert(self.key_field.clone(), Value::String(key.into()));
+        object.insert("window_start".into(), format_rfc3339(window.start).into());
+        object.insert("window_end".into(), format_rfc3339(window.end).into());
+        object.insert("retracted".into(), Value::Bool(true));
+        object.insert("app_version".into(), Value::String(self.version.clone()));
+        serde_json::to_vec(&object).unwrap_or_default()
+    }
+
     /// A row no sink may hold, as a dead letter: the row as JSON, keyed by its key, with why.
     pub fn refused(&self, emitted: &Emitted, row: usize, reason: String) -> Rejected {
         let mut payload = Vec::new();

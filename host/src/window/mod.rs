@@ -3,7 +3,7 @@
 
 mod slots;
 
-pub use slots::{KeyId, SlotId, SlotTable};
+pub use slots::{KeyId, Live, SessionChanges, SlotId, SlotTable};
 
 use crate::time::EventTime;
 
@@ -21,6 +21,20 @@ impl Window {
     pub fn is_late(&self, allowed_lateness_ms: u64, watermark: EventTime) -> bool {
         self.end.saturating_add(allowed_lateness_ms) <= watermark
     }
+
+    /// Whether the two share a moment: two sessions of a key that do are one session.
+    #[inline]
+    pub fn intersects(&self, other: &Window) -> bool {
+        self.start < other.end && other.start < self.end
+    }
+
+    /// The smallest window holding both.
+    pub fn cover(&self, other: &Window) -> Window {
+        Window {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
+    }
 }
 
 /// How records are grouped in time.
@@ -28,6 +42,9 @@ impl Window {
 pub enum Assigner {
     Tumbling { size_ms: u64 },
     Sliding { size_ms: u64, slide_ms: u64 },
+    /// Per key, records less than `gap_ms` apart are one session: a record at `t` opens
+    /// `[t, t + gap)`, and sessions it touches merge into one.
+    Session { gap_ms: u64 },
 }
 
 /// A window length or slide as the `i64` arithmetic of event times needs it: above zero, and at
@@ -42,12 +59,18 @@ impl Assigner {
     /// costs the host more than that many slots.
     pub fn max_windows_per_record(&self) -> u64 {
         match *self {
-            Assigner::Tumbling { .. } => 1,
+            Assigner::Tumbling { .. } | Assigner::Session { .. } => 1,
             Assigner::Sliding { size_ms, slide_ms } => size_ms.div_ceil(slide_ms.max(1)),
         }
     }
 
-    /// Calls `each` with every window the time falls in, oldest first. Total for every `i64`
+    /// Whether windows of a key merge as records arrive.
+    pub fn merges(&self) -> bool {
+        matches!(self, Assigner::Session { .. })
+    }
+
+    /// Calls `each` with every window the time falls in, oldest first (for sessions, the
+    /// record's own session before any merge). Total for every `i64`
     /// time: a window whose start would lie before `i64::MIN` is left out, an end past
     /// `i64::MAX` is held there, and the calls are at most [`Self::max_windows_per_record`].
     #[inline]
@@ -64,6 +87,12 @@ impl Assigner {
                         end: start.saturating_add(size_ms),
                     });
                 }
+            }
+            Assigner::Session { gap_ms } => {
+                each(Window {
+                    start: time,
+                    end: time.saturating_add(gap_ms),
+                });
             }
             Assigner::Sliding { size_ms, slide_ms } => {
                 let (size, slide) = (span(size_ms), span(slide_ms));
@@ -128,6 +157,20 @@ mod tests {
         };
         assert_eq!(windows(gaps, 7), vec![], "between hopping windows");
         assert_eq!(windows(gaps, 12), vec![(10, 15)]);
+    }
+
+    #[test]
+    fn a_session_starts_at_its_record_and_lasts_a_gap() {
+        let a = Assigner::Session { gap_ms: 10 };
+        assert_eq!(windows(a, 7), vec![(7, 17)]);
+        assert_eq!(windows(a, i64::MAX), vec![(i64::MAX, i64::MAX)]);
+        let w = |s, e| Window {
+            start: EventTime::from_millis(s),
+            end: EventTime::from_millis(e),
+        };
+        assert!(w(7, 17).intersects(&w(16, 26)));
+        assert!(!w(7, 17).intersects(&w(17, 27)), "a gap apart: two sessions");
+        assert_eq!(w(7, 17).cover(&w(16, 26)), w(7, 26));
     }
 
     #[test]

@@ -50,11 +50,49 @@ pub struct SlotTable {
     free_slots: Vec<SlotId>,
     by_end: BTreeMap<EventTime, Vec<SlotId>>,
     dirty: Vec<SlotId>,
+    /// Session windows only: each key's open sessions, to find those a record touches.
+    sessions: Option<HashMap<KeyId, Vec<SlotId>, RandomState>>,
+    /// Slots merged into another in this batch: freed by `settle`, once the plugin has merged
+    /// their state, so that no row of the batch can land in a reused slot.
+    merged_away: Vec<SlotId>,
+}
+
+/// Which sessions a record may still join: those the watermark has not closed. A session the
+/// watermark has passed is closed even before the next tick emits it, so that whether a record
+/// joins it never depends on where a batch ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Live {
+    pub watermark: EventTime,
+    pub allowed_lateness_ms: u64,
+}
+
+impl Live {
+    fn holds(&self, session: Window) -> bool {
+        !session.is_late(self.allowed_lateness_ms, self.watermark)
+    }
+}
+
+/// What a record's session did to a key's sessions.
+#[derive(Debug, Default)]
+pub struct SessionChanges {
+    /// (into, from): the plugin merges `from`'s state into `into`, in this order.
+    pub merges: Vec<(SlotId, SlotId)>,
+    /// Sessions of the key that no longer exist under their start: a row written for one must
+    /// go. (key, window as it was.)
+    pub gone: Vec<(Box<str>, Window)>,
 }
 
 impl SlotTable {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A table whose windows are sessions that merge.
+    pub fn for_sessions() -> Self {
+        Self {
+            sessions: Some(HashMap::default()),
+            ..Self::default()
+        }
     }
 
     pub fn open_windows(&self) -> usize {
@@ -92,11 +130,7 @@ impl SlotTable {
             Some(&slot) => slot,
             None => self.open(key, window, partition),
         };
-        let entry = &mut self.entries[slot.0 as usize];
-        if !entry.dirty {
-            entry.dirty = true;
-            self.dirty.push(slot);
-        }
+        self.mark_dirty(slot);
         slot
     }
 
@@ -132,7 +166,126 @@ impl SlotTable {
         if let Some(k) = self.keys[key.0 as usize].as_mut() {
             k.open_windows += 1;
         }
+        if let Some(sessions) = self.sessions.as_mut() {
+            sessions.entry(key).or_default().push(slot);
+        }
         slot
+    }
+
+    /// Whether a key has a live session sharing a moment with `window`: a record that would be
+    /// late on its own is not when it joins one.
+    pub fn touches_session(&self, key: &str, window: Window, live: Live) -> bool {
+        let (Some(sessions), Some(key)) = (self.sessions.as_ref(), self.key_ids.get(key)) else {
+            return false;
+        };
+        sessions.get(key).is_some_and(|open| {
+            open.iter().any(|s| {
+                let w = self.entries[s.0 as usize].window;
+                w.intersects(&window) && live.holds(w)
+            })
+        })
+    }
+
+    /// The session a record's own `window` joins: a new one, or the oldest it touches, grown to
+    /// cover it and every other session it touches, which are merged into it (`changes`).
+    pub fn session_for(
+        &mut self,
+        key: &str,
+        window: Window,
+        partition: i32,
+        live: Live,
+        changes: &mut SessionChanges,
+    ) -> SlotId {
+        let key_id = self.intern(key);
+        let touched: Vec<SlotId> = self
+            .sessions
+            .as_ref()
+            .and_then(|s| s.get(&key_id))
+            .map(|open| {
+                open.iter()
+                    .copied()
+                    .filter(|s| {
+                        let w = self.entries[s.0 as usize].window;
+                        w.intersects(&window) && live.holds(w)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Some(&into) = touched
+            .iter()
+            .min_by_key(|s| self.entries[s.0 as usize].window.start)
+        else {
+            return self.slot_for(key, window, partition);
+        };
+        let mut cover = window;
+        for &slot in &touched {
+            cover = cover.cover(&self.entries[slot.0 as usize].window);
+        }
+        for &from in touched.iter().filter(|&&s| s != into) {
+            changes.merges.push((into, from));
+            changes.gone.push((key.into(), self.entries[from.0 as usize].window));
+            self.merge_away(from);
+        }
+        let old = self.entries[into.0 as usize].window;
+        if cover != old {
+            if cover.start != old.start {
+                changes.gone.push((key.into(), old));
+            }
+            self.move_window(into, old, cover);
+        }
+        self.mark_dirty(into);
+        into
+    }
+
+    fn mark_dirty(&mut self, slot: SlotId) {
+        let entry = &mut self.entries[slot.0 as usize];
+        if !entry.dirty {
+            entry.dirty = true;
+            self.dirty.push(slot);
+        }
+    }
+
+    /// A slot's window grows to `to`: re-indexed under its new start and end.
+    fn move_window(&mut self, slot: SlotId, from: Window, to: Window) {
+        let key = self.entries[slot.0 as usize].key;
+        self.slots.remove(&(key, from.start));
+        self.slots.insert((key, to.start), slot);
+        self.unlist_end(slot, from.end);
+        self.by_end.entry(to.end).or_default().push(slot);
+        self.entries[slot.0 as usize].window = to;
+    }
+
+    fn unlist_end(&mut self, slot: SlotId, end: EventTime) {
+        if let Some(list) = self.by_end.get_mut(&end) {
+            list.retain(|s| *s != slot);
+            if list.is_empty() {
+                self.by_end.remove(&end);
+            }
+        }
+    }
+
+    /// A session merged into another: gone from every index at once, its slot held until
+    /// `settle`.
+    fn merge_away(&mut self, slot: SlotId) {
+        let entry = &mut self.entries[slot.0 as usize];
+        entry.open = false;
+        entry.dirty = false;
+        let (key, window) = (entry.key, entry.window);
+        self.slots.remove(&(key, window.start));
+        self.unlist_end(slot, window.end);
+        if let Some(open) = self.sessions.as_mut().and_then(|s| s.get_mut(&key)) {
+            open.retain(|s| *s != slot);
+        }
+        if let Some(k) = self.keys[key.0 as usize].as_mut() {
+            // The key keeps the session this one merged into.
+            k.open_windows -= 1;
+        }
+        self.merged_away.push(slot);
+    }
+
+    /// Frees the slots merged away in this batch, for reuse.
+    pub fn settle(&mut self) {
+        self.free_slots.append(&mut self.merged_away);
     }
 
     /// The key and window a slot belongs to.
@@ -218,6 +371,14 @@ impl SlotTable {
                 ends.push(window.end);
             }
             self.free_slots.push(slot);
+            if let Some(sessions) = self.sessions.as_mut() {
+                if let Some(open) = sessions.get_mut(&key) {
+                    open.retain(|s| *s != slot);
+                    if open.is_empty() {
+                        sessions.remove(&key);
+                    }
+                }
+            }
             let key_entry = &mut self.keys[key.0 as usize];
             if let Some(k) = key_entry.as_mut() {
                 k.open_windows -= 1;
@@ -262,6 +423,73 @@ impl SlotTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn span(start: i64, end: i64) -> Window {
+        Window {
+            start: EventTime::from_millis(start),
+            end: EventTime::from_millis(end),
+        }
+    }
+
+    const OPEN: Live = Live {
+        watermark: EventTime::MIN,
+        allowed_lateness_ms: 0,
+    };
+
+    /// Records at times `t` of one key with a gap of 5: what each does to the sessions.
+    #[test]
+    fn sessions_grow_and_merge_into_the_oldest() {
+        let mut table = SlotTable::for_sessions();
+        let mut changes = SessionChanges::default();
+        let mut at = |table: &mut SlotTable, t: i64, changes: &mut SessionChanges| {
+            table.session_for("a", span(t, t + 5), 0, OPEN, changes)
+        };
+        let first = at(&mut table, 10, &mut changes);
+        let second = at(&mut table, 20, &mut changes);
+        assert_ne!(first, second, "15 apart: two sessions");
+        assert_eq!(at(&mut table, 14, &mut changes), first, "grows the first");
+        assert_eq!(table.describe(first).1, span(10, 19));
+        assert!(changes.merges.is_empty() && changes.gone.is_empty());
+        // 17 touches both: the later one merges into the older, and its row is gone.
+        assert_eq!(at(&mut table, 17, &mut changes), first);
+        assert_eq!(table.describe(first).1, span(10, 25));
+        assert_eq!(changes.merges, vec![(first, second)]);
+        assert_eq!(changes.gone, vec![("a".into(), span(20, 25))]);
+        assert_eq!(table.open_windows(), 1);
+        // 5..10 only meets 10..25 at its end: a session of its own; 8 then bridges the two,
+        // and the older start wins.
+        let early = at(&mut table, 5, &mut changes);
+        assert_ne!(early, first);
+        assert_eq!(at(&mut table, 8, &mut changes), early);
+        assert_eq!(table.describe(early).1, span(5, 25));
+        assert_eq!(changes.merges.last(), Some(&(early, first)));
+        assert_eq!(changes.gone.last(), Some(&("a".into(), span(10, 25))));
+        // Merged-away slots wait for `settle` before they are reused.
+        let other = table.session_for("b", span(100, 105), 0, OPEN, &mut changes);
+        assert!(other != first && other != second);
+        table.settle();
+        let reused = table.session_for("c", span(200, 205), 0, OPEN, &mut changes);
+        assert!(reused == first || reused == second);
+        // The merged session closes at its end, once.
+        let closed = table.closed_by(|_| EventTime::from_millis(25), EventTime::from_millis(25), 0);
+        assert_eq!(closed, vec![early]);
+    }
+
+    #[test]
+    fn a_session_the_watermark_passed_is_not_joined() {
+        let mut table = SlotTable::for_sessions();
+        let mut changes = SessionChanges::default();
+        let old = table.session_for("a", span(0, 5), 0, OPEN, &mut changes);
+        let passed = Live {
+            watermark: EventTime::from_millis(5),
+            allowed_lateness_ms: 0,
+        };
+        assert!(!table.touches_session("a", span(3, 8), passed));
+        assert!(table.touches_session("a", span(3, 8), OPEN));
+        let new = table.session_for("a", span(3, 8), 0, passed, &mut changes);
+        assert_ne!(new, old);
+        assert!(changes.merges.is_empty());
+    }
 
     fn day(n: i64) -> Window {
         let d = 86_400_000;
