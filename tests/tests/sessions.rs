@@ -169,7 +169,10 @@ fn sessions_merge_when_a_review_bridges_them_and_leave_no_orphan_row() -> Result
         let value = record.value_json()?;
         let key = (
             value["product_id"].as_str().unwrap_or_default().to_owned(),
-            value["window_start"].as_str().unwrap_or_default().to_owned(),
+            value["window_start"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
         );
         last.insert(key, value);
     }
@@ -223,6 +226,8 @@ fn sessions_merge_when_a_review_bridges_them_and_leave_no_orphan_row() -> Result
 
 /// Milliseconds of a `YYYY-MM-DDT00:00:00Z` midnight, the only times this test writes.
 fn rfc3339_ms(text: &str) -> Option<i64> {
-    let date = text.strip_suffix("T00:00:00Z").or(text.strip_suffix("T00:00:00.000Z"))?;
+    let date = text
+        .strip_suffix("T00:00:00Z")
+        .or(text.strip_suffix("T00:00:00.000Z"))?;
     parse_iso_date(date).map(|days| days * MS_PER_DAY)
 }

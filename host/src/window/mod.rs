@@ -40,11 +40,18 @@ impl Window {
 /// How records are grouped in time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Assigner {
-    Tumbling { size_ms: u64 },
-    Sliding { size_ms: u64, slide_ms: u64 },
+    Tumbling {
+        size_ms: u64,
+    },
+    Sliding {
+        size_ms: u64,
+        slide_ms: u64,
+    },
     /// Per key, records less than `gap_ms` apart are one session: a record at `t` opens
     /// `[t, t + gap)`, and sessions it touches merge into one.
-    Session { gap_ms: u64 },
+    Session {
+        gap_ms: u64,
+    },
 }
 
 /// A window length or slide as the `i64` arithmetic of event times needs it: above zero, and at
@@ -169,7 +176,10 @@ mod tests {
             end: EventTime::from_millis(e),
         };
         assert!(w(7, 17).intersects(&w(16, 26)));
-        assert!(!w(7, 17).intersects(&w(17, 27)), "a gap apart: two sessions");
+        assert!(
+            !w(7, 17).intersects(&w(17, 27)),
+            "a gap apart: two sessions"
+        );
         assert_eq!(w(7, 17).cover(&w(16, 26)), w(7, 26));
     }
 

@@ -223,7 +223,9 @@ impl SlotTable {
         }
         for &from in touched.iter().filter(|&&s| s != into) {
             changes.merges.push((into, from));
-            changes.gone.push((key.into(), self.entries[from.0 as usize].window));
+            changes
+                .gone
+                .push((key.into(), self.entries[from.0 as usize].window));
             self.merge_away(from);
         }
         let old = self.entries[into.0 as usize].window;
@@ -441,7 +443,7 @@ mod tests {
     fn sessions_grow_and_merge_into_the_oldest() {
         let mut table = SlotTable::for_sessions();
         let mut changes = SessionChanges::default();
-        let mut at = |table: &mut SlotTable, t: i64, changes: &mut SessionChanges| {
+        let at = |table: &mut SlotTable, t: i64, changes: &mut SessionChanges| {
             table.session_for("a", span(t, t + 5), 0, OPEN, changes)
         };
         let first = at(&mut table, 10, &mut changes);
@@ -471,7 +473,11 @@ mod tests {
         let reused = table.session_for("c", span(200, 205), 0, OPEN, &mut changes);
         assert!(reused == first || reused == second);
         // The merged session closes at its end, once.
-        let closed = table.closed_by(|_| EventTime::from_millis(25), EventTime::from_millis(25), 0);
+        let closed = table.closed_by(
+            |_| EventTime::from_millis(25),
+            EventTime::from_millis(25),
+            0,
+        );
         assert_eq!(closed, vec![early]);
     }
 
