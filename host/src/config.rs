@@ -75,6 +75,11 @@ pub struct CassandraConfig {
     pub nodes: Vec<String>,
     /// Replication factor of the tenants' keyspaces.
     pub replication: u32,
+    /// How long an app waits out a Cassandra outage (timeouts, unreachable nodes), retrying,
+    /// before it stops with the reason.
+    pub outage_patience_ms: u64,
+    /// How long one request may take before it counts as failed (and is retried).
+    pub request_timeout_ms: u64,
 }
 
 impl Default for CassandraConfig {
@@ -82,6 +87,8 @@ impl Default for CassandraConfig {
         Self {
             nodes: vec!["127.0.0.1:9042".into()],
             replication: 1,
+            outage_patience_ms: 600_000,
+            request_timeout_ms: 10_000,
         }
     }
 }
@@ -309,6 +316,22 @@ impl Config {
                 format!("{} is below 100", self.checkpoint.interval_ms),
                 "use at least 100 (5000 is the default)",
             ));
+        }
+        for (field, value, fix) in [
+            (
+                "cassandra.request_timeout_ms",
+                self.cassandra.request_timeout_ms,
+                "use the longest a write may take before it is retried (10000 is the default)",
+            ),
+            (
+                "cassandra.outage_patience_ms",
+                self.cassandra.outage_patience_ms,
+                "use how long an app may wait out an outage before it stops (600000 is the default)",
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(field.into(), "is 0".into(), fix));
+            }
         }
         if self.admin.max_upload_mb == 0 || self.admin.max_upload_mb > 4096 {
             return Err(invalid(

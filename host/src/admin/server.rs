@@ -159,6 +159,7 @@ pub fn describe(handle: &AppHandle) -> Value {
         "state": status.state,
         "caught_up": status.caught_up,
         "last_error": status.last_error,
+        "waiting": status.waiting,
         "failures": status.failures,
         "checkpoints": status.checkpoints,
         "partitions": status.partitions,

@@ -157,6 +157,7 @@ impl Launcher {
                 failures: 0,
                 checkpoints: 0,
                 partitions: Vec::new(),
+                waiting: None,
             }),
             control: Mutex::new(control),
             recent,

@@ -58,6 +58,8 @@ pub struct AppStatus {
     pub checkpoints: u64,
     /// Input partitions this host owns.
     pub partitions: Vec<i32>,
+    /// What the app is waiting out (a Cassandra outage), while it does.
+    pub waiting: Option<String>,
 }
 
 /// The answer to a deploy or rollback: what happened, in words, or why it was refused.
@@ -181,6 +183,8 @@ pub struct RunnerSettings {
     pub failure_window: Duration,
     /// What the app may hold and how far ahead of the clock its records may be.
     pub quotas: super::processor::Quotas,
+    /// How long a Cassandra outage is waited out before the app stops.
+    pub outage_patience: Duration,
     /// The worker's priority and CPU cap.
     pub cpu: CpuShare,
 }
@@ -213,24 +217,51 @@ fn now_ms() -> i64 {
 /// The next offset to read per partition: updated for every record, so a cheap hash.
 type Offsets = HashMap<i32, i64, foldhash::fast::RandomState>;
 
-/// Cassandra writes retry this many times before the app is marked failed.
-const WRITE_ATTEMPTS: u32 = 5;
+/// A Cassandra outage as one step of the worker lives through it: transient failures are
+/// retried with a growing pause (at most `MAX_PAUSE`) for up to the configured patience, and show
+/// in the app's status meanwhile (`waiting`); a failure that retrying cannot mend, or an outage
+/// longer than the patience, stops the app with the reason.
+#[derive(Default)]
+struct Outage {
+    since: Option<Instant>,
+    attempts: u32,
+}
 
-/// After a failed Cassandra write: waits a growing pause and counts the retry, or, after
-/// `WRITE_ATTEMPTS` failures, gives up with the reason.
-async fn back_off(
-    metrics: &AppMetrics,
-    attempts: &mut u32,
-    error: CassandraError,
-) -> Result<(), String> {
-    *attempts += 1;
-    if *attempts >= WRITE_ATTEMPTS {
-        return Err(error.to_string());
+const MAX_PAUSE: Duration = Duration::from_secs(5);
+
+impl Outage {
+    async fn back_off(
+        &mut self,
+        handle: &AppHandle,
+        patience: Duration,
+        error: CassandraError,
+    ) -> Result<(), String> {
+        let since = *self.since.get_or_insert_with(Instant::now);
+        if !error.transient || since.elapsed() >= patience {
+            return Err(error.to_string());
+        }
+        self.attempts += 1;
+        AppMetrics::count(&handle.metrics.sink_errors, 1);
+        tracing::warn!(%error, attempt = self.attempts, "Cassandra failed; retrying");
+        let waiting = format!(
+            "{error}; retrying for {} s (attempt {}, gives up after {} s)",
+            since.elapsed().as_secs(),
+            self.attempts,
+            patience.as_secs()
+        );
+        handle.update(|s| s.waiting = Some(waiting));
+        let pause = Duration::from_millis(200u64 << self.attempts.min(10)).min(MAX_PAUSE);
+        tokio::time::sleep(pause).await;
+        Ok(())
     }
-    AppMetrics::count(&metrics.sink_errors, 1);
-    tracing::warn!(%error, attempt = *attempts, "retrying Cassandra write");
-    tokio::time::sleep(Duration::from_millis(200 << *attempts)).await;
-    Ok(())
+
+    /// The step went through: the status stops saying it waits.
+    fn over(self, handle: &AppHandle) {
+        if self.since.is_some() {
+            tracing::info!(attempts = self.attempts, "Cassandra answers again");
+            handle.update(|s| s.waiting = None);
+        }
+    }
 }
 
 /// Offsets the plugin failed on. A suspect range is the batch a failure happened in: replayed
@@ -912,31 +943,53 @@ impl Worker {
         let table = self.r.table.clone();
         let emitted = Arc::new(out.emitted);
         let retracted = out.retracted;
-        let metrics = self.r.handle.metrics.clone();
+        let handle = self.r.handle.clone();
+        let patience = self.r.settings.outage_patience;
         self.pending_write = Some(self.r.runtime.spawn(async move {
             // Retractions first: a session's new row never shares a start with a retracted one
             // of the same step, and the deletes must not outlive the upserts that follow.
-            let mut attempts = 0;
+            let mut outage = Outage::default();
             while !retracted.is_empty() {
                 match table.delete(&retracted).await {
                     Ok(()) => break,
-                    Err(error) => back_off(&metrics, &mut attempts, error).await?,
+                    Err(error) => outage.back_off(&handle, patience, error).await?,
                 }
             }
             let mut refused = Vec::new();
             for (batch, rows) in emitted.iter().enumerate() {
-                let mut attempts = 0;
                 let refusals = loop {
                     match table.write(rows, now_ms()).await {
                         Ok(refusals) => break refusals,
-                        Err(error) => back_off(&metrics, &mut attempts, error).await?,
+                        Err(error) => outage.back_off(&handle, patience, error).await?,
                     }
                 };
                 refused.extend(refusals.into_iter().map(|r| (batch, r)));
             }
+            outage.over(&handle);
             Ok(Written { emitted, refused })
         }));
         Ok(())
+    }
+
+    /// Runs a Cassandra step of the worker to completion, waiting out an outage (`Outage`).
+    fn patiently<T, F, Fut>(&self, mut step: F) -> Result<T, String>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, CassandraError>>,
+    {
+        let (handle, patience) = (&self.r.handle, self.r.settings.outage_patience);
+        self.r.runtime.block_on(async {
+            let mut outage = Outage::default();
+            loop {
+                match step().await {
+                    Ok(done) => {
+                        outage.over(handle);
+                        return Ok(done);
+                    }
+                    Err(error) => outage.back_off(handle, patience, error).await?,
+                }
+            }
+        })
     }
 
     /// Keeps the step's last result rows and dead letters for the dashboard: a handful of rows
@@ -1049,18 +1102,14 @@ impl Worker {
         let epoch = Epoch::new(now);
         let save = |c| store.save(&tenant, &app, c, epoch, now);
         if let Some((first, rest)) = checkpoints.split_first() {
-            self.r
-                .runtime
-                .block_on(save(first))
-                .map_err(|e| e.to_string())?;
+            self.patiently(|| save(first))?;
             crash_point(CrashPoint::MidCheckpoint);
-            for result in self
-                .r
-                .runtime
-                .block_on(futures::future::join_all(rest.iter().map(save)))
-            {
-                result.map_err(|e| e.to_string())?;
-            }
+            self.patiently(|| async {
+                for result in futures::future::join_all(rest.iter().map(save)).await {
+                    result?;
+                }
+                Ok(())
+            })?;
         }
         crash_point(CrashPoint::BeforeCommit);
         if transactional {

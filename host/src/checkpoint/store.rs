@@ -43,10 +43,7 @@ pub struct CheckpointStore {
 type Head = (i64, i64, i64, i64, String, i32, String, i32);
 
 fn rows_error(doing: &str) -> impl Fn(String) -> CassandraError + '_ {
-    move |reason| CassandraError {
-        doing: doing.into(),
-        reason,
-    }
+    move |reason| CassandraError::new(doing, reason)
 }
 
 impl CheckpointStore {
@@ -91,10 +88,7 @@ impl CheckpointStore {
                 session
                     .prepare(cql.as_str())
                     .await
-                    .map_err(|e| CassandraError {
-                        doing: format!("preparing {cql}"),
-                        reason: e.to_string(),
-                    })
+                    .map_err(|e| CassandraError::new(format!("preparing {cql}"), e.to_string()))
             }
         };
         const HEAD: &str = "epoch, next_offset, clock, watermark, app_version, state_version, \

@@ -79,7 +79,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         );
         loaded.push((entry, compiled));
     }
-    let session = runtime.block_on(cassandra::connect(&config.cassandra.nodes))?;
+    let session = runtime.block_on(cassandra::connect(
+        &config.cassandra.nodes,
+        Duration::from_millis(config.cassandra.request_timeout_ms),
+    ))?;
     let settings = RunnerSettings {
         batch_max: config.runner.batch_max,
         batch_wait: Duration::from_millis(config.runner.batch_wait_ms),
@@ -89,6 +92,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         max_failures: config.limits.max_failures,
         failure_window: Duration::from_millis(config.limits.failure_window_ms),
         quotas: config.limits.quotas(),
+        outage_patience: Duration::from_millis(config.cassandra.outage_patience_ms),
         cpu: CpuShare {
             nice: config.limits.worker_nice,
             max_cores: config.limits.max_cpu_cores,

@@ -2,8 +2,10 @@
 //! idempotent upserts so that a replayed window overwrites itself instead of piling up rows.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
+use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
@@ -18,12 +20,25 @@ use crate::window::Window;
 /// How many upserts are in flight at once per app.
 const CONCURRENCY: usize = 64;
 
-/// Cassandra failed, with the statement or step that failed.
+/// Cassandra failed, with the statement or step that failed, and whether trying again may help.
 #[derive(Debug, thiserror::Error)]
 #[error("Cassandra: {doing}: {reason}")]
 pub struct CassandraError {
     pub doing: String,
     pub reason: String,
+    /// A timeout, an unreachable or overloaded node: the same request may succeed later.
+    pub transient: bool,
+}
+
+impl CassandraError {
+    /// A failure that trying again will not mend.
+    pub fn new(doing: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            doing: doing.into(),
+            reason: reason.into(),
+            transient: false,
+        }
+    }
 }
 
 pub(crate) fn failed(
@@ -33,6 +48,7 @@ pub(crate) fn failed(
     move |e| CassandraError {
         doing,
         reason: e.to_string(),
+        transient: !refused_for_good(&e),
     }
 }
 
@@ -56,17 +72,23 @@ fn refused_for_good(error: &ExecutionError) -> bool {
     )
 }
 
-/// Connects to the cluster; one session serves every app on the host.
-pub async fn connect(nodes: &[String]) -> Result<Arc<Session>, CassandraError> {
+/// Connects to the cluster; one session serves every app on the host. A request that takes
+/// longer than `request_timeout` fails as transient, so a stalled node is retried rather than
+/// waited on for ever.
+pub async fn connect(
+    nodes: &[String],
+    request_timeout: Duration,
+) -> Result<Arc<Session>, CassandraError> {
+    let profile = ExecutionProfile::builder()
+        .request_timeout(Some(request_timeout))
+        .build();
     SessionBuilder::new()
         .known_nodes(nodes)
+        .default_execution_profile_handle(profile.into_handle())
         .build()
         .await
         .map(Arc::new)
-        .map_err(|e| CassandraError {
-            doing: format!("connecting to {nodes:?}"),
-            reason: e.to_string(),
-        })
+        .map_err(|e| CassandraError::new(format!("connecting to {nodes:?}"), e.to_string()))
 }
 
 fn cql_type(kind: FieldType) -> &'static str {
@@ -157,19 +179,13 @@ impl ResultsTable {
                 columns.join(", ")
             ))
             .await
-            .map_err(|e| CassandraError {
-                doing: format!("preparing the upsert into {ks}.{table}"),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| CassandraError::new(format!("preparing the upsert into {ks}.{table}"), e.to_string()))?;
         let delete = session
             .prepare(format!(
                 "DELETE FROM {ks}.{table} WHERE {key} = ? AND window_start = ?"
             ))
             .await
-            .map_err(|e| CassandraError {
-                doing: format!("preparing the delete from {ks}.{table}"),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| CassandraError::new(format!("preparing the delete from {ks}.{table}"), e.to_string()))?;
         Ok(Self {
             session,
             insert,
@@ -286,16 +302,10 @@ async fn existing_columns(
         )
         .await
         .map_err(failed(format!("reading the columns of {ks}.{table}")))?;
-    let rows = result.into_rows_result().map_err(|e| CassandraError {
-        doing: "reading table columns".into(),
-        reason: e.to_string(),
-    })?;
+    let rows = result.into_rows_result().map_err(|e| CassandraError::new("reading table columns", e.to_string()))?;
     let names = rows
         .rows::<(String,)>()
-        .map_err(|e| CassandraError {
-            doing: "reading table columns".into(),
-            reason: e.to_string(),
-        })?
+        .map_err(|e| CassandraError::new("reading table columns", e.to_string()))?
         .filter_map(Result::ok)
         .map(|(name,)| name)
         .collect();
