@@ -355,6 +355,8 @@ struct Worker {
     pending_write: Option<JoinHandle<Result<Written, String>>>,
     /// Late and dead-letter records sent in the open attempt: counted once it commits.
     unpublished: Unpublished,
+    /// Plugin failures rebuilt from the same checkpoint: they slow the next rebuild.
+    rebuilds_since_checkpoint: u32,
     cpu: CpuBudget,
     queues: Vec<InputQueue>,
     last_assignment_check: Instant,
@@ -387,6 +389,7 @@ impl Runner {
             drain_target: None,
             pending_write: None,
             unpublished: Unpublished::default(),
+            rebuilds_since_checkpoint: 0,
             cpu,
             queues: Vec::new(),
             last_assignment_check: Instant::now() - Duration::from_secs(10),
@@ -1131,6 +1134,7 @@ impl Worker {
             .retain(|q| covered.get(&q.partition).is_none_or(|next| q.last >= *next));
         self.checkpointed = covered.clone();
         self.uncommitted = false;
+        self.rebuilds_since_checkpoint = 0;
         self.publish_counts();
         let metrics = &self.r.handle.metrics;
         AppMetrics::count(&metrics.checkpoints, 1);
@@ -1214,6 +1218,7 @@ impl Worker {
             } else {
                 AppMetrics::count(&self.r.handle.metrics.plugin_failures, 1);
             }
+            self.pause_before_rebuild();
             return self.rebuild();
         }
         self.count_failure(&reason)?;
@@ -1228,7 +1233,23 @@ impl Worker {
                 found: false,
             });
         }
+        self.pause_before_rebuild();
         self.rebuild()
+    }
+
+    /// Rebuilds after plugin failures come ever more slowly while they keep coming (none for
+    /// the first since the last checkpoint, then 100 ms doubled per failure, at most 5 s): each
+    /// rebuild reads the checkpoint back from Cassandra and the input again from Kafka, so an app
+    /// that fails again and again would otherwise spend the shared services its neighbours need.
+    fn pause_before_rebuild(&mut self) {
+        let n = self.rebuilds_since_checkpoint;
+        self.rebuilds_since_checkpoint = n.saturating_add(1);
+        if n == 0 {
+            return;
+        }
+        let pause = (Duration::from_millis(100) * 2u32.pow((n - 1).min(6))).min(MAX_PAUSE);
+        tracing::info!(?pause, rebuilds = n, "pausing before rebuilding the failed app");
+        std::thread::sleep(pause);
     }
 
     /// One more plugin failure in status and metrics; too many within the failure window stop
