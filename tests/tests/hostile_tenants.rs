@@ -3,7 +3,8 @@
 //! refused at load (a 1 ms slide, a `describe()` that sleeps), or are contained while they run:
 //! a socket flood, a sleep in `accumulate`, a key over the key quota, a key of 100 KB that the
 //! quota allows but Cassandra refuses, a result row of 2 MiB, a record that fits Kafka but whose
-//! dead-letter copy must be cut, a review dated 9999-12-31, an app that traps on every record,
+//! dead-letter copy must be cut, a review dated 9999-12-31, epochs at the ends of `i64`, an app
+//! that traps on every record,
 //! an app that burns CPU beyond its share. Each is refused or contained with a reason an
 //! operator can read, the platform's peak memory stays bounded, and tenant A's results are
 //! exact. The app stopped for failing is deployed again and removed, without a restart of the
@@ -88,7 +89,8 @@ fn hostile_tenants_are_refused_or_contained_and_a_neighbour_stays_exact() -> Res
     );
     let mut platform = Platform::start(&env, "platform", &config)?;
     platform.wait_ready(REVIEWS_DAILY)?;
-    let [b, c, d, e, f, g] = ["b", "c", "d", "e", "f", "g"].map(|t| format!("{}{t}", env.tenant));
+    let [b, c, d, e, f, g, h] =
+        ["b", "c", "d", "e", "f", "g", "h"].map(|t| format!("{}{t}", env.tenant));
     let mut failures = Vec::new();
 
     // Refused at load, with the reason; nothing of them runs.
@@ -227,6 +229,26 @@ fn hostile_tenants_are_refused_or_contained_and_a_neighbour_stays_exact() -> Res
     )?;
     deploy(&env, &platform, &g, "hostile", "orders")?.ensure_success("deploy g")?;
 
+    // Tenant h: epoch-millis times at the ends of i64 among twenty of today.
+    let ticks_h = format!("{h}.ticks");
+    create_topic(&ticks_h, 1)?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let tick = |i: usize, at: i64| {
+        (
+            "k".to_owned(),
+            format!(r#"{{"key":"k","n":{i},"at":{at}}}"#),
+        )
+    };
+    let mut stream_h: Vec<(String, String)> = (0..20)
+        .map(|i| tick(i, now_ms - 60_000 + i as i64))
+        .collect();
+    stream_h.insert(5, tick(100, i64::MAX - 1));
+    stream_h.insert(10, tick(101, i64::MIN + 1));
+    produce(&ticks_h, stream_h)?;
+    deploy(&env, &platform, &h, "ticks-epoch", "ticks")?.ensure_success("deploy h")?;
+
     // Everyone works through their input.
     platform.drain(REVIEWS_DAILY)?;
     let a_status = platform.wait_drained(REVIEWS_DAILY, Duration::from_secs(600))?;
@@ -235,6 +257,7 @@ fn hostile_tenants_are_refused_or_contained_and_a_neighbour_stays_exact() -> Res
     let d_status =
         platform.wait_for_app(&d, "hostile", "stopped", LONG, |s| s["state"] == "failed")?;
     let e_status = drain(&mut platform, &e, "hostile")?;
+    let h_status = drain(&mut platform, &h, "ticks-epoch")?;
     let g_status =
         platform.wait_for_app(&g, "hostile", "stopped", LONG, |s| s["state"] == "failed")?;
     let peak = platform.peak_memory()?;
@@ -264,6 +287,9 @@ fn hostile_tenants_are_refused_or_contained_and_a_neighbour_stays_exact() -> Res
         failures.push(format!(
             "tenant g should be stopped for its snapshot: {g_status}"
         ));
+    }
+    if let Err(error) = check_h(&h, &h_status) {
+        failures.push(format!("tenant h: {error:#}"));
     }
     if let Err(error) = restart_and_remove(&env, &mut platform, &d) {
         failures.push(format!("tenant d after its failure: {error:#}"));
@@ -368,6 +394,23 @@ fn check_c(tenant: &str) -> Result<()> {
         read_topic(&format!("{tenant}.{REVIEWS_DAILY}.late"))?.is_empty(),
         "no review of tenant c is late"
     );
+    Ok(())
+}
+
+/// The two epochs at the ends of i64 are dead letters for their year; the twenty others count.
+fn check_h(tenant: &str, status: &Value) -> Result<()> {
+    ensure!(status["state"] == "drained", "{status}");
+    let letters = read_topic(&format!("{tenant}.ticks-epoch.dead-letters"))?;
+    let reasons: Vec<String> = letters
+        .iter()
+        .map(|l| l.header("mysimbdp-reason").unwrap_or_default())
+        .collect();
+    ensure!(
+        reasons.len() == 2 && reasons.iter().all(|r| r.contains("9999")),
+        "dead letters: {reasons:?}"
+    );
+    let counted = sum_column(tenant, "ticks", "ticks")?;
+    ensure!(counted == 20, "{counted} ticks counted, expected 20");
     Ok(())
 }
 

@@ -1248,7 +1248,11 @@ impl Worker {
             return;
         }
         let pause = (Duration::from_millis(100) * 2u32.pow((n - 1).min(6))).min(MAX_PAUSE);
-        tracing::info!(?pause, rebuilds = n, "pausing before rebuilding the failed app");
+        tracing::info!(
+            ?pause,
+            rebuilds = n,
+            "pausing before rebuilding the failed app"
+        );
         std::thread::sleep(pause);
     }
 

@@ -179,13 +179,23 @@ impl ResultsTable {
                 columns.join(", ")
             ))
             .await
-            .map_err(|e| CassandraError::new(format!("preparing the upsert into {ks}.{table}"), e.to_string()))?;
+            .map_err(|e| {
+                CassandraError::new(
+                    format!("preparing the upsert into {ks}.{table}"),
+                    e.to_string(),
+                )
+            })?;
         let delete = session
             .prepare(format!(
                 "DELETE FROM {ks}.{table} WHERE {key} = ? AND window_start = ?"
             ))
             .await
-            .map_err(|e| CassandraError::new(format!("preparing the delete from {ks}.{table}"), e.to_string()))?;
+            .map_err(|e| {
+                CassandraError::new(
+                    format!("preparing the delete from {ks}.{table}"),
+                    e.to_string(),
+                )
+            })?;
         Ok(Self {
             session,
             insert,
@@ -302,7 +312,9 @@ async fn existing_columns(
         )
         .await
         .map_err(failed(format!("reading the columns of {ks}.{table}")))?;
-    let rows = result.into_rows_result().map_err(|e| CassandraError::new("reading table columns", e.to_string()))?;
+    let rows = result
+        .into_rows_result()
+        .map_err(|e| CassandraError::new("reading table columns", e.to_string()))?;
     let names = rows
         .rows::<(String,)>()
         .map_err(|e| CassandraError::new("reading table columns", e.to_string()))?
