@@ -273,8 +273,13 @@ impl Platform {
     /// Sends one admin request (`GET` or `POST`, empty body) to `path` with the bearer token; returns
     /// the HTTP status and the body text, whatever the status.
     pub fn admin_request(&self, method: &str, path: &str) -> Result<(u16, String)> {
+        self.admin_request_as(&self.token, method, path)
+    }
+
+    /// An admin request carrying `token` (a tenant's, say) instead of the operator's.
+    pub fn admin_request_as(&self, token: &str, method: &str, path: &str) -> Result<(u16, String)> {
         let url = format!("{}{path}", self.admin_url);
-        let auth = format!("Bearer {}", self.token);
+        let auth = format!("Bearer {token}");
         let response = match method {
             "GET" => self.agent.get(&url).header("Authorization", &auth).call(),
             "POST" => self
@@ -300,12 +305,24 @@ impl Platform {
     /// `mysimbdp app ARGS…` against this platform, as an operator runs it (the token in the
     /// environment); its output is kept in the scratch folder under `name`.
     pub fn operate(&self, env: &TestEnv, name: &str, args: &[&str]) -> Result<CommandOutput> {
+        let mut all = vec!["app"];
+        all.extend_from_slice(args);
+        self.command_as(env, name, self.token(), &all)
+    }
+
+    /// `mysimbdp ARGS…` against this platform's admin API with `token` in the environment.
+    pub fn command_as(
+        &self,
+        env: &TestEnv,
+        name: &str,
+        token: &str,
+        args: &[&str],
+    ) -> Result<CommandOutput> {
         let mut command = Command::new(mysimbdp_bin()?);
         command
-            .arg("app")
             .args(args)
             .args(["--admin", self.admin_url()])
-            .env("MYSIMBDP_ADMIN_TOKEN", self.token());
+            .env("MYSIMBDP_ADMIN_TOKEN", token);
         run_command(env, name, &mut command, OPERATE_TIMEOUT)
     }
 

@@ -1,9 +1,11 @@
-//! What operators see and steer: metrics, app status, drain, and the dashboard at `/ui`. Every
-//! action and every app's data needs the token.
+//! What operators and tenants see and steer: metrics, app status, drain, and the dashboard at
+//! `/ui`. Every action and every app's data needs a token: the operator's, or the tenant's own.
 
 pub mod metrics;
 pub mod recent;
 mod server;
+pub mod tokens;
 mod ui;
 
 pub use server::{serve, Plugins};
+pub use tokens::TenantTokens;

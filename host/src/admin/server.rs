@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::metrics::{preamble, AppMetrics};
+use super::tokens::{same_token, TenantTokens};
 use crate::app::{AppHandle, Control, Launcher, Reply};
 use crate::checkpoint::Delivery;
 use crate::names::{StreamName, TenantId};
@@ -34,6 +35,7 @@ pub struct Plugins {
 struct Admin {
     launcher: Arc<Launcher>,
     token: String,
+    tokens: Arc<TenantTokens>,
     plugins: Plugins,
 }
 
@@ -45,16 +47,23 @@ pub async fn serve(
     listen: SocketAddr,
     launcher: Arc<Launcher>,
     token: String,
+    tokens: Arc<TenantTokens>,
     plugins: Plugins,
 ) -> std::io::Result<()> {
     let admin = Arc::new(Admin {
         launcher,
         token,
+        tokens,
         plugins,
     });
     let router = Router::new()
         .route("/metrics", get(metrics))
         .route("/apps", get(list))
+        .route("/scope", get(whoami))
+        .route(
+            "/tenants/{tenant}/token",
+            post(issue_token).delete(revoke_token),
+        )
         .route("/apps/{tenant}/deploy", post(deploy))
         .route("/apps/{tenant}/{app}", get(status))
         .route("/apps/{tenant}/{app}/drain", post(drain))
@@ -74,40 +83,44 @@ fn error(code: StatusCode, message: impl Into<String>) -> Response {
     (code, Json(json!({ "error": message.into() }))).into_response()
 }
 
-/// Compares in time independent of where the strings differ.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Which tenants a request's token may see and steer. Only the operator token exists yet; a
-/// tenant token (issue 11) becomes another variant, and every endpoint already asks
-/// [`Scope::sees`] before it shows or touches a tenant's app.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which tenants a request's token may see and steer; every endpoint asks [`Scope::sees`]
+/// before it shows or touches a tenant's app.
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Scope {
-    /// Every tenant on this host.
+    /// The operator token: every tenant on this host, and the tenants' tokens.
     Operator,
+    /// A tenant's token (`mysimbdp tenant add`): that tenant's apps only.
+    Tenant(TenantId),
 }
 
 impl Scope {
-    fn sees(self, _tenant: &str) -> bool {
+    fn sees(&self, tenant: &str) -> bool {
         match self {
             Scope::Operator => true,
+            Scope::Tenant(own) => own.as_str() == tenant,
         }
     }
 }
 
 /// The scope of the token a request carries, or the answer refusing it.
-fn scope(admin: &Admin, headers: &HeaderMap) -> Result<Scope, Box<Response>> {
+async fn scope(admin: &Admin, headers: &HeaderMap) -> Result<Scope, Box<Response>> {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        Some(token) if same(token.as_bytes(), admin.token.as_bytes()) => Ok(Scope::Operator),
-        Some(_) => Err(Box::new(error(
-            StatusCode::UNAUTHORIZED,
-            "wrong admin token",
-        ))),
+        Some(token) if same_token(token, &admin.token) => Ok(Scope::Operator),
+        Some(token) => match admin.tokens.tenant_of(token).await {
+            Ok(Some(tenant)) => Ok(Scope::Tenant(tenant)),
+            Ok(None) => Err(Box::new(error(
+                StatusCode::UNAUTHORIZED,
+                "wrong admin token",
+            ))),
+            Err(e) => Err(Box::new(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the token cannot be checked now: {e}"),
+            ))),
+        },
         None => Err(Box::new(error(
             StatusCode::UNAUTHORIZED,
             "missing admin token: send `Authorization: Bearer <token>`",
@@ -116,8 +129,8 @@ fn scope(admin: &Admin, headers: &HeaderMap) -> Result<Scope, Box<Response>> {
 }
 
 /// `Some` answer refusing the request, unless its token may act for `tenant`.
-fn refuse(admin: &Admin, headers: &HeaderMap, tenant: &str) -> Option<Response> {
-    match scope(admin, headers) {
+async fn refuse(admin: &Admin, headers: &HeaderMap, tenant: &str) -> Option<Response> {
+    match scope(admin, headers).await {
         Ok(scope) if scope.sees(tenant) => None,
         Ok(_) => Some(error(
             StatusCode::FORBIDDEN,
@@ -209,9 +222,100 @@ async fn metrics(State(admin): State<Arc<Admin>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
+/// What the request's token may see: `{"scope": "operator"}` or
+/// `{"scope": "tenant", "tenant": …}`.
+async fn whoami(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Response {
+    match scope(&admin, &headers).await {
+        Ok(Scope::Operator) => Json(json!({ "scope": "operator" })).into_response(),
+        Ok(Scope::Tenant(tenant)) => {
+            Json(json!({ "scope": "tenant", "tenant": tenant.as_str() })).into_response()
+        }
+        Err(denied) => *denied,
+    }
+}
+
+/// A new admin token for a tenant, replacing any it had (operator only); `?replace=false`
+/// refuses when it has one. The token is in the answer once and kept only as a digest.
+async fn issue_token(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+    query: Query<TokenRequest>,
+) -> Response {
+    let tenant = match operator_for(&admin, &headers, &tenant).await {
+        Ok(tenant) => tenant,
+        Err(denied) => return *denied,
+    };
+    if !query.replace {
+        match admin.tokens.exists(&tenant).await {
+            Ok(false) => {}
+            Ok(true) => {
+                return error(
+                    StatusCode::CONFLICT,
+                    format!("tenant `{tenant}` has a token: use `tenant rotate` to replace it"),
+                )
+            }
+            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        }
+    }
+    match admin.tokens.issue(&tenant, super::recent::now_ms()).await {
+        Ok(token) => {
+            tracing::info!(%tenant, "tenant token issued");
+            Json(json!({ "tenant": tenant.as_str(), "token": token })).into_response()
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn revoke_token(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+) -> Response {
+    let tenant = match operator_for(&admin, &headers, &tenant).await {
+        Ok(tenant) => tenant,
+        Err(denied) => return *denied,
+    };
+    match admin.tokens.revoke(&tenant).await {
+        Ok(()) => {
+            tracing::info!(%tenant, "tenant token revoked");
+            Json(json!({ "tenant": tenant.as_str(), "revoked": true })).into_response()
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenRequest {
+    #[serde(default = "yes")]
+    replace: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The tenant an operator-only request names, or the answer refusing it.
+async fn operator_for(
+    admin: &Admin,
+    headers: &HeaderMap,
+    tenant: &str,
+) -> Result<TenantId, Box<Response>> {
+    match scope(admin, headers).await? {
+        Scope::Operator => {}
+        Scope::Tenant(_) => {
+            return Err(Box::new(error(
+                StatusCode::FORBIDDEN,
+                "only the operator token manages tenants' tokens",
+            )))
+        }
+    }
+    TenantId::new(tenant).map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, e.to_string())))
+}
+
 /// Every app the token may see, in (tenant, app) order.
 async fn list(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Response {
-    let scope = match scope(&admin, &headers) {
+    let scope = match scope(&admin, &headers).await {
         Ok(scope) => scope,
         Err(denied) => return *denied,
     };
@@ -233,7 +337,7 @@ async fn recent(
     headers: HeaderMap,
     Path((tenant, app)): Path<(String, String)>,
 ) -> Response {
-    match app_of(&admin, &headers, &tenant, &app) {
+    match app_of(&admin, &headers, &tenant, &app).await {
         Ok(handle) => {
             let recent = &handle.recent;
             Json(json!({
@@ -254,20 +358,20 @@ async fn status(
     headers: HeaderMap,
     Path((tenant, app)): Path<(String, String)>,
 ) -> Response {
-    match app_of(&admin, &headers, &tenant, &app) {
+    match app_of(&admin, &headers, &tenant, &app).await {
         Ok(handle) => Json(describe(&handle)).into_response(),
         Err(response) => *response,
     }
 }
 
 /// The app a request names, if the request carries the token and the app runs.
-fn app_of(
+async fn app_of(
     admin: &Admin,
     headers: &HeaderMap,
     tenant: &str,
     app: &str,
 ) -> Result<Arc<AppHandle>, Box<Response>> {
-    if let Some(denied) = refuse(admin, headers, tenant) {
+    if let Some(denied) = refuse(admin, headers, tenant).await {
         return Err(Box::new(denied));
     }
     admin
@@ -281,7 +385,7 @@ async fn drain(
     headers: HeaderMap,
     Path((tenant, app)): Path<(String, String)>,
 ) -> Response {
-    let handle = match app_of(&admin, &headers, &tenant, &app) {
+    let handle = match app_of(&admin, &headers, &tenant, &app).await {
         Ok(handle) => handle,
         Err(response) => return *response,
     };
@@ -462,7 +566,7 @@ async fn deploy(
     query: Result<Query<DeployRequest>, QueryRejection>,
     body: Body,
 ) -> Response {
-    if let Some(denied) = refuse(&admin, &headers, &tenant) {
+    if let Some(denied) = refuse(&admin, &headers, &tenant).await {
         return denied;
     }
     let (wasm, request) = match deploy_input(&admin.plugins, &headers, query, body).await {
@@ -512,7 +616,7 @@ async fn rollback(
     Path((tenant, app)): Path<(String, String)>,
     body: Option<Json<RollbackRequest>>,
 ) -> Response {
-    let handle = match app_of(&admin, &headers, &tenant, &app) {
+    let handle = match app_of(&admin, &headers, &tenant, &app).await {
         Ok(handle) => handle,
         Err(response) => return *response,
     };
@@ -572,7 +676,7 @@ async fn pause(
     headers: HeaderMap,
     Path((tenant, app)): Path<(String, String)>,
 ) -> Response {
-    match app_of(&admin, &headers, &tenant, &app) {
+    match app_of(&admin, &headers, &tenant, &app).await {
         Ok(handle) => ask_worker(&handle, |reply| Control::Pause { reply }).await,
         Err(response) => *response,
     }
@@ -584,7 +688,7 @@ async fn resume(
     headers: HeaderMap,
     Path((tenant, app)): Path<(String, String)>,
 ) -> Response {
-    match app_of(&admin, &headers, &tenant, &app) {
+    match app_of(&admin, &headers, &tenant, &app).await {
         Ok(handle) => ask_worker(&handle, |reply| Control::Resume { reply }).await,
         Err(response) => *response,
     }
@@ -596,7 +700,7 @@ async fn remove(
     headers: HeaderMap,
     Path((tenant, app)): Path<(String, String)>,
 ) -> Response {
-    let handle = match app_of(&admin, &headers, &tenant, &app) {
+    let handle = match app_of(&admin, &headers, &tenant, &app).await {
         Ok(handle) => handle,
         Err(response) => return *response,
     };

@@ -12,7 +12,7 @@ mod crash;
 mod store;
 
 pub use crash::{crash_point, CrashPoint, CRASH_AT_ENV};
-pub use store::CheckpointStore;
+pub use store::{CheckpointStore, KEYSPACE};
 
 use crate::time::EventTime;
 use crate::window::Window;

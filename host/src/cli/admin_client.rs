@@ -1,4 +1,4 @@
-//! `mysimbdp app …`: an operator's commands against a running platform's admin API.
+//! `mysimbdp app …` and `mysimbdp tenant …`: commands against a running platform's admin API.
 
 use std::time::{Duration, Instant};
 
@@ -10,9 +10,46 @@ pub struct Admin {
     /// The platform's admin address.
     #[arg(long, default_value = "http://127.0.0.1:9180")]
     admin: String,
-    /// The operator token.
-    #[arg(long, env = "MYSIMBDP_ADMIN_TOKEN", hide_env_values = true)]
-    token: String,
+    /// A file holding the token (the operator's, or a tenant's for its own apps); without it,
+    /// the token is read from MYSIMBDP_ADMIN_TOKEN. Never given on the command line, where
+    /// other users could read it.
+    #[arg(long)]
+    token_file: Option<std::path::PathBuf>,
+}
+
+impl Admin {
+    fn token(&self) -> anyhow::Result<String> {
+        let token = match &self.token_file {
+            Some(file) => std::fs::read_to_string(file)
+                .with_context(|| format!("reading the token from {}", file.display()))?,
+            None => std::env::var("MYSIMBDP_ADMIN_TOKEN")
+                .context("no token: set MYSIMBDP_ADMIN_TOKEN or give --token-file")?,
+        };
+        let token = token.trim().to_owned();
+        if token.is_empty() {
+            bail!("the token is empty");
+        }
+        Ok(token)
+    }
+}
+
+#[derive(clap::Args)]
+pub struct TenantTarget {
+    #[arg(long)]
+    tenant: String,
+    #[command(flatten)]
+    admin: Admin,
+}
+
+#[derive(clap::Subcommand)]
+pub enum TenantCommand {
+    /// Issue a tenant's admin token (operator only): it sees and steers that tenant's apps
+    /// only. Printed once; the platform keeps only its digest.
+    Add(TenantTarget),
+    /// Replace a tenant's token: the old one stops working within seconds on every host.
+    Rotate(TenantTarget),
+    /// Revoke a tenant's token.
+    Remove(TenantTarget),
 }
 
 #[derive(clap::Args)]
@@ -89,8 +126,9 @@ fn agent() -> ureq::Agent {
 fn request(admin: &Admin, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
     let url = format!("{}{path}", admin.admin.trim_end_matches('/'));
     let agent = agent();
-    let auth = format!("Bearer {}", admin.token);
+    let auth = format!("Bearer {}", admin.token()?);
     let response = match (method, body) {
+        ("DELETE", _) => agent.delete(&url).header("Authorization", &auth).call(),
         ("POST", Some(body)) => agent
             .post(&url)
             .header("Authorization", &auth)
@@ -154,7 +192,7 @@ fn upload(
     let url = format!("{}/apps/{tenant}/deploy", admin.admin.trim_end_matches('/'));
     let response = agent()
         .post(&url)
-        .header("Authorization", &format!("Bearer {}", admin.token))
+        .header("Authorization", &format!("Bearer {}", admin.token()?))
         .content_type("application/wasm")
         .query_pairs(options.iter().copied())
         .send(bytes)
@@ -174,6 +212,29 @@ fn app_request(
 
 fn print(value: &Value) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Runs a `mysimbdp tenant` command.
+pub fn run_tenant(command: TenantCommand) -> anyhow::Result<()> {
+    let (target, method, query) = match &command {
+        TenantCommand::Add(target) => (target, "POST", "?replace=false"),
+        TenantCommand::Rotate(target) => (target, "POST", "?replace=true"),
+        TenantCommand::Remove(target) => (target, "DELETE", ""),
+    };
+    let path = format!("/tenants/{}/token{query}", target.tenant);
+    let answer = request(&target.admin, method, &path, None)?;
+    match answer["token"].as_str() {
+        Some(token) => {
+            eprintln!(
+                "the admin token of tenant `{}` (shown once; give it to the tenant as \
+                 MYSIMBDP_ADMIN_TOKEN or a --token-file):",
+                target.tenant
+            );
+            println!("{token}");
+        }
+        None => println!("the token of tenant `{}` is revoked", target.tenant),
+    }
     Ok(())
 }
 

@@ -32,6 +32,9 @@ enum Command {
     /// Operate apps on a running platform.
     #[command(subcommand)]
     App(admin_client::AppCommand),
+    /// Manage tenants' admin tokens on a running platform (operator only).
+    #[command(subcommand)]
+    Tenant(admin_client::TenantCommand),
 }
 
 /// Parses the command line, runs the command, and turns any error into a message on stderr.
@@ -42,6 +45,7 @@ pub fn main() -> ExitCode {
         Command::Gen(args) => gen::run(args),
         Command::Produce(args) => produce::run(args),
         Command::App(command) => admin_client::run(command),
+        Command::Tenant(command) => admin_client::run_tenant(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -102,6 +102,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         session.clone(),
         config.cassandra.replication,
     ))?;
+    let tokens = Arc::new(runtime.block_on(crate::admin::TenantTokens::open(session.clone()))?);
     let launcher = Arc::new(Launcher::new(
         runtime.handle().clone(),
         &config,
@@ -122,7 +123,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             limits,
             apps_dir,
         };
-        let server = crate::admin::serve(listen, admin_launcher, token, plugins);
+        let server = crate::admin::serve(listen, admin_launcher, token, tokens, plugins);
         tokio::select! {
             result = server => result.with_context(|| format!("admin API on {listen}")),
             _ = shutdown_signal() => {

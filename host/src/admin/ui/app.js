@@ -57,7 +57,10 @@
       $('login').hidden = true;
       $('dashboard').hidden = false;
       $('logout').hidden = false;
-      $('scope').textContent = 'operator: all tenants';
+      const who = await api('GET', '/scope');
+      $('scope').textContent = who.ok && who.data.scope === 'tenant'
+        ? `tenant ${who.data.tenant}`
+        : 'operator: all tenants';
       showApps(answer.data);
       schedule(0);
     } catch (error) {
