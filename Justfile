@@ -31,11 +31,11 @@ fuzz N="10000000": prereqs
 prereqs:
     scripts/prereqs.sh
 
-# Start (or reuse) local Kafka and Cassandra.
+# Start (or reuse) local Kafka, Cassandra and the sentiment service (services/sentiment).
 up:
     deploy/local/up.sh all
 
-# Stop the Kafka and Cassandra that `just up` started.
+# Stop the Kafka, Cassandra and sentiment service that `just up` started.
 down:
     deploy/local/down.sh all
 
