@@ -15,6 +15,7 @@ use super::runner::{AppHandle, AppState, AppStatus, Deployed, Runner, RunnerSett
 use crate::admin::metrics::AppMetrics;
 use crate::checkpoint::{CheckpointStore, Delivery};
 use crate::config::Config;
+use crate::enrich::{EnrichError, EnrichManifest, Enricher, ServiceClient, Services};
 use crate::names::{AppTopics, StreamName, TenantId};
 use crate::plugin::{CompiledApp, PluginError};
 use crate::sink::cassandra::{CassandraError, ResultsTable};
@@ -37,6 +38,8 @@ pub enum LaunchError {
     Running { tenant: String, app: String },
     #[error("starting the worker thread: {0}")]
     Thread(std::io::Error),
+    #[error(transparent)]
+    Enrich(#[from] EnrichError),
 }
 
 /// Where the platform's apps get their connections and settings from.
@@ -54,6 +57,8 @@ pub struct Launcher {
     workers: Mutex<Vec<JoinHandle<()>>>,
     /// One launch at a time, so two deploys of the same new app cannot both start it.
     launching: Mutex<()>,
+    /// The services apps may call, as the operator configured them.
+    services: Services,
 }
 
 impl Launcher {
@@ -78,7 +83,49 @@ impl Launcher {
             apps: RwLock::new(Apps::new()),
             workers: Mutex::new(Vec::new()),
             launching: Mutex::new(()),
+            services: config.services.clone(),
         }
+    }
+
+    /// Starts `app` like `launch`, with the enrich stage its manifest declares, if any.
+    pub fn launch_enriched(
+        &self,
+        tenant: &TenantId,
+        stream: &StreamName,
+        delivery: Delivery,
+        app: CompiledApp,
+        manifest: Option<EnrichManifest>,
+    ) -> Result<Arc<AppHandle>, LaunchError> {
+        self.start(tenant, stream, delivery, app, manifest)
+    }
+
+    /// The enrich stage `manifest` declares for `spec`, checked against the operator's
+    /// services and their allowlists.
+    fn enricher(
+        &self,
+        tenant: &TenantId,
+        spec: &crate::plugin::AppSpec,
+        manifest: &EnrichManifest,
+        metrics: &AppMetrics,
+        halt: Arc<std::sync::atomic::AtomicBool>,
+    ) -> Result<Enricher, EnrichError> {
+        let plan = manifest.plan(spec)?;
+        let service =
+            self.services
+                .get(&plan.service)
+                .ok_or_else(|| EnrichError::UnknownService {
+                    app: spec.name.to_string(),
+                    service: plan.service.clone(),
+                })?;
+        if !service.tenants.iter().any(|t| t == tenant.as_str()) {
+            return Err(EnrichError::NotAllowed {
+                tenant: tenant.to_string(),
+                service: plan.service.clone(),
+            });
+        }
+        let client =
+            ServiceClient::new(&plan.service, service.clone(), metrics.enrich.clone(), halt);
+        Ok(Enricher::new(plan, client, metrics.enrich.clone()))
     }
 
     /// Starts `app` for `tenant` on `stream`; blocks on Kafka and Cassandra, so call it off the
@@ -89,6 +136,17 @@ impl Launcher {
         stream: &StreamName,
         delivery: Delivery,
         app: CompiledApp,
+    ) -> Result<Arc<AppHandle>, LaunchError> {
+        self.start(tenant, stream, delivery, app, None)
+    }
+
+    fn start(
+        &self,
+        tenant: &TenantId,
+        stream: &StreamName,
+        delivery: Delivery,
+        app: CompiledApp,
+        manifest: Option<EnrichManifest>,
     ) -> Result<Arc<AppHandle>, LaunchError> {
         let _one_at_a_time = self.launching.lock();
         let spec = app.spec.clone();
@@ -102,6 +160,14 @@ impl Launcher {
                 app: key.1,
             });
         }
+        let metrics = Arc::new(AppMetrics::default());
+        let halt = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let enricher = match &manifest {
+            Some(manifest) => {
+                Some(self.enricher(tenant, &spec, manifest, &metrics, halt.clone())?)
+            }
+            None => None,
+        };
         let topics = AppTopics::new(tenant, stream, &spec.name);
         self.runtime.block_on(ensure_topics(
             &self.bootstrap,
@@ -123,7 +189,6 @@ impl Launcher {
             .transactional()
             .then(|| format!("mysimbdp.{tenant}.{}.{}", spec.name, self.instance));
         let (control, receiver) = std::sync::mpsc::channel();
-        let metrics = Arc::new(AppMetrics::default());
         let handle = Arc::new(AppHandle {
             tenant: tenant.clone(),
             app: spec.name.to_string(),
@@ -138,8 +203,10 @@ impl Launcher {
                 failures: 0,
                 checkpoints: 0,
                 partitions: Vec::new(),
+                enrich: None,
             }),
             control: Mutex::new(control),
+            halt,
         });
         let processor = Processor::new(
             spec.clone(),
@@ -149,6 +216,10 @@ impl Launcher {
             Instant::now(),
         )
         .with_quotas(self.settings.quotas);
+        let processor = match enricher {
+            Some(enricher) => processor.with_enricher(enricher),
+            None => processor,
+        };
         let runner = Runner {
             handle: handle.clone(),
             processor,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::admin::metrics::{AppMetrics, PluginCall};
 use crate::checkpoint::{SavedBy, SavedWindow};
+use crate::enrich::Enricher;
 use crate::plugin::{AppInstance, AppSpec, Batch, Column, PluginError};
 use crate::sink::{Emitted, Rejected, RowFormat};
 use crate::source::Decoder;
@@ -140,6 +141,9 @@ struct Scratch {
     partitions: Vec<i32>,
     slots: Vec<u32>,
     rows: Vec<u32>,
+    /// Each row's message, kept only when the app is enriched: a row the enrichment fails
+    /// for goes to the dead letters as it came.
+    origins: Vec<Rejected>,
 }
 
 /// Processing state of one app on one host.
@@ -161,6 +165,11 @@ pub struct Processor {
     /// The wall clock when the current batch started.
     batch_wall: EventTime,
     opening: Opening,
+    /// The enrich stage, when the app calls a service.
+    enricher: Option<Enricher>,
+    /// The app was stopped while its service could not be reached: the last batch is not
+    /// complete and must not be committed.
+    halted: bool,
 }
 
 fn reject(message: &Message<'_>, reason: String) -> Rejected {
@@ -195,8 +204,35 @@ impl Processor {
             wall_clock: system_clock,
             batch_wall: EventTime::MIN,
             opening: Opening::default(),
+            enricher: None,
+            halted: false,
             spec,
         }
+    }
+
+    /// Calls a service for every batch, whose answers fill the app's returned input fields.
+    pub fn with_enricher(mut self, enricher: Enricher) -> Self {
+        self.set_enricher(Some(enricher));
+        self
+    }
+
+    /// Installs (or removes) the enrich stage, between batches.
+    pub fn set_enricher(&mut self, enricher: Option<Enricher>) {
+        self.decoder = match &enricher {
+            Some(enricher) => Decoder::new(&self.spec).supplied(&enricher.plan().supplied()),
+            None => Decoder::new(&self.spec),
+        };
+        self.enricher = enricher;
+    }
+
+    /// The enrich stage, handed to the processor that replaces this one.
+    pub fn take_enricher(&mut self) -> Option<Enricher> {
+        self.enricher.take()
+    }
+
+    /// Whether the app was stopped in the middle of a batch, waiting for its service.
+    pub fn halted(&self) -> bool {
+        self.halted
     }
 
     /// The app's quotas, in place of the defaults.
@@ -353,6 +389,9 @@ impl Processor {
         s.times.push(time);
         s.watermarks.push(watermark);
         s.partitions.push(message.partition);
+        if self.enricher.is_some() {
+            s.origins.push(reject(message, String::new()));
+        }
     }
 
     /// Makes room for the windows and key the decoded record opens, or says which quota it
@@ -462,7 +501,7 @@ impl Processor {
     }
 
     /// Ends the batch: the filter and the accumulator each get one call for all its rows.
-    pub fn flush(&mut self, _out: &mut Output) -> Result<(), PluginError> {
+    pub fn flush(&mut self, out: &mut Output) -> Result<(), PluginError> {
         AppMetrics::count(&self.metrics.records_in, std::mem::take(&mut self.pushed));
         if self.mismatches > 0 {
             AppMetrics::count(&self.metrics.key_mismatches, self.mismatches);
@@ -476,7 +515,8 @@ impl Processor {
         }
         self.opening = Opening::default();
         let mut s = std::mem::take(&mut self.scratch);
-        let result = self.accumulate(&mut s);
+        let result = self.accumulate(&mut s, out);
+        s.origins.clear();
         s.keys.clear();
         s.key_ends.clear();
         s.times.clear();
@@ -490,12 +530,22 @@ impl Processor {
         result
     }
 
-    fn accumulate(&mut self, s: &mut Scratch) -> Result<(), PluginError> {
+    fn accumulate(&mut self, s: &mut Scratch, out: &mut Output) -> Result<(), PluginError> {
         let mut batch = self.decoder.take_batch();
         if batch.rows == 0 {
             return Ok(());
         }
-        let keep = if self.spec.has_filter {
+        let mut failed = Vec::new();
+        if let Some(enricher) = &self.enricher {
+            match enricher.enrich(&mut batch) {
+                Ok(dead) => failed = dead,
+                Err(crate::enrich::Halted) => {
+                    self.halted = true;
+                    return Ok(());
+                }
+            }
+        }
+        let mut keep = if self.spec.has_filter {
             let keep = self.timed(PluginCall::Filter, |i| i.filter(&batch))?;
             AppMetrics::count(
                 &self.metrics.filtered_out,
@@ -505,6 +555,17 @@ impl Processor {
         } else {
             None
         };
+        for (row, reason) in failed.into_iter().enumerate() {
+            let Some(reason) = reason else { continue };
+            let keep = keep.get_or_insert_with(|| vec![true; batch.rows as usize]);
+            keep[row] = false;
+            if let Some(origin) = s.origins.get(row) {
+                out.dead_letters.push(Rejected {
+                    reason,
+                    ..origin.clone()
+                });
+            }
+        }
         let lateness = self.spec.allowed_lateness_ms;
         s.slots.clear();
         s.rows.clear();
@@ -723,7 +784,10 @@ impl Processor {
             state_bytes = states.bytes.len();
         }
         self.instance = instance;
-        self.decoder = Decoder::new(&spec);
+        self.decoder = match &self.enricher {
+            Some(enricher) => Decoder::new(&spec).supplied(&enricher.plan().supplied()),
+            None => Decoder::new(&spec),
+        };
         self.watermarks.set_delay(spec.watermark_delay_ms);
         self.spec = spec;
         Ok(Swapped {

@@ -57,6 +57,9 @@ pub struct AppStatus {
     pub checkpoints: u64,
     /// Input partitions this host owns.
     pub partitions: Vec<i32>,
+    /// The enrich stage, when the app calls a service: its breaker and counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enrich: Option<crate::enrich::EnrichStatus>,
 }
 
 /// The answer to a deploy or rollback: what happened, in words, or why it was refused.
@@ -126,14 +129,19 @@ pub struct AppHandle {
     pub metrics: Arc<AppMetrics>,
     pub status: Mutex<AppStatus>,
     pub control: Mutex<std::sync::mpsc::Sender<Control>>,
+    /// Set on `Stop`: an enrich call waiting for its service gives up, so the app can stop.
+    pub halt: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppHandle {
     pub fn status(&self) -> AppStatus {
-        self.status
+        let mut status = self
+            .status
             .lock()
             .map(|s| s.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
+        status.enrich = self.metrics.enrich.status();
+        status
     }
 
     fn update(&self, f: impl FnOnce(&mut AppStatus)) {
@@ -157,6 +165,9 @@ impl AppHandle {
     }
 
     pub fn send(&self, control: Control) -> bool {
+        if matches!(control, Control::Stop) {
+            self.halt.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         self.control
             .lock()
             .map(|c| c.send(control).is_ok())
@@ -261,6 +272,8 @@ enum StepError {
     Replay(String),
     /// Anything else stops the app, with the reason in its status.
     Fatal(String),
+    /// Stopped while the enrich stage waited for its service: nothing of the step is kept.
+    Halted,
 }
 
 impl StepError {
@@ -269,6 +282,7 @@ impl StepError {
         match self {
             StepError::Plugin(error) => error.to_string(),
             StepError::Replay(reason) | StepError::Fatal(reason) => reason,
+            StepError::Halted => "stopped while waiting for a service".into(),
         }
     }
 }
@@ -639,6 +653,7 @@ impl Worker {
             match self.step() {
                 Ok(()) => {}
                 Err(StepError::Fatal(reason)) => return Err(reason),
+                Err(StepError::Halted) => return Ok(AppState::Stopped),
                 Err(StepError::Plugin(error)) => self.recover(error)?,
                 Err(StepError::Replay(reason)) => {
                     tracing::warn!(%reason, "replaying from the last committed checkpoint");
@@ -662,6 +677,9 @@ impl Worker {
     fn step(&mut self) -> Result<(), StepError> {
         let mut out = Output::default();
         let polled = self.poll_batch(&mut out)?;
+        if self.r.processor.halted() {
+            return Err(StepError::Halted);
+        }
         let now = Instant::now();
         self.r.processor.tick(now, &mut out)?;
         if !self.drained && self.drain_reached() {
@@ -1159,6 +1177,7 @@ impl Worker {
         self.r.outputs.abort().map_err(|e| e.to_string())?;
         self.unpublished = Unpublished::default();
         let instance = self.r.current.instantiate().map_err(|e| e.to_string())?;
+        let enricher = self.r.processor.take_enricher();
         self.r.processor = Processor::new(
             self.r.current.spec.clone(),
             instance,
@@ -1167,6 +1186,7 @@ impl Worker {
             started,
         )
         .with_quotas(self.r.settings.quotas);
+        self.r.processor.set_enricher(enricher);
         self.intake.batch.clear();
         let owned = self.owned();
         let checkpointing = self.r.store.is_some();

@@ -87,6 +87,8 @@ pub struct Decoder {
     key: String,
     columns: Vec<Column>,
     rows: usize,
+    /// Inputs another stage fills: their placeholder values are pushed again for every row.
+    supplied: Vec<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -138,9 +140,33 @@ impl Decoder {
             found: vec![false; n],
             key: String::new(),
             rows: 0,
+            supplied: Vec::new(),
         };
         decoder.columns = decoder.empty_columns();
         decoder
+    }
+
+    /// A decoder that does not look for the given inputs in the records: another stage (the
+    /// enrich stage) fills them, and until it does they hold the value given.
+    pub fn supplied(mut self, fields: &[(usize, crate::enrich::manifest::Value)]) -> Self {
+        use crate::enrich::manifest::Value as Given;
+        for (input, given) in fields {
+            for wanted in &mut self.wanted {
+                wanted.roles.retain(|r| *r != Role::Input(*input));
+            }
+            if let Some(value) = self.values.get_mut(*input) {
+                *value = match given {
+                    Given::Double(d) => Value::Double(*d),
+                    Given::Integer(i) => Value::Int(*i),
+                    Given::Boolean(b) => Value::Bool(*b),
+                    Given::Text(t) => Value::Text(t.clone()),
+                };
+            }
+        }
+        self.wanted.retain(|w| !w.roles.is_empty());
+        self.found = vec![false; self.wanted.len()];
+        self.supplied = fields.iter().map(|(i, _)| *i).collect();
+        self
     }
 
     fn empty_columns(&self) -> Vec<Column> {
@@ -237,8 +263,18 @@ impl Decoder {
                 String::from_utf8_lossy(&self.wanted[missing].name).into(),
             ));
         }
-        for (column, value) in self.columns.iter_mut().zip(self.values.iter_mut()) {
-            push(column, value);
+        for (i, (column, value)) in self
+            .columns
+            .iter_mut()
+            .zip(self.values.iter_mut())
+            .enumerate()
+        {
+            if self.supplied.contains(&i) {
+                // `push` takes a text out of its value: a supplied placeholder stays.
+                push(column, &mut value.clone());
+            } else {
+                push(column, value);
+            }
         }
         self.rows += 1;
         Ok(Decoded { time })

@@ -1,0 +1,197 @@
+//! The enrich stage of one app: a decoded batch's sent fields go to the service in requests of
+//! the app's batch size, at most `max_in_flight` at once, and the answers fill the returned
+//! columns. The call blocks the app's worker, so while the service is slow or down nothing more
+//! is read: the input waits in Kafka, and memory holds one batch.
+//!
+//! On a replay (after a crash or a plugin failure) the records are enriched again: the service
+//! is expected to be deterministic, like the VADER model, so the replay sees the same answers;
+//! saving answers in checkpoints would cost a write per record for nothing.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use super::manifest::{OnFailure, Plan, Value};
+use super::metrics::EnrichMetrics;
+use super::service::ServiceClient;
+use crate::plugin::{Batch, Column};
+
+/// The app is being stopped while the service could not be reached: the batch was not
+/// enriched and must not be committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Halted;
+
+/// The enrich stage of one app.
+pub struct Enricher {
+    plan: Plan,
+    client: ServiceClient,
+    metrics: Arc<EnrichMetrics>,
+}
+
+impl Enricher {
+    pub fn new(plan: Plan, client: ServiceClient, metrics: Arc<EnrichMetrics>) -> Self {
+        Self {
+            plan,
+            client,
+            metrics,
+        }
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Fills the returned columns of `batch`; per row, the reason it must go to the dead
+    /// letters instead of the app, if it must.
+    pub fn enrich(&self, batch: &mut Batch) -> Result<Vec<Option<String>>, Halted> {
+        let rows = batch.rows as usize;
+        let size = self.plan.batch_size;
+        let chunks = rows.div_ceil(size);
+        let bodies: Vec<Vec<u8>> = (0..chunks)
+            .map(|c| self.request(batch, c * size, ((c + 1) * size).min(rows)))
+            .collect();
+        let answers = self.call_all(&bodies, rows);
+        let mut dead = vec![None; rows];
+        for (c, answer) in answers.into_iter().enumerate() {
+            let (start, end) = (c * size, ((c + 1) * size).min(rows));
+            match answer.ok_or(Halted)? {
+                Ok(results) => {
+                    for (offset, result) in results.iter().enumerate() {
+                        if let Err(reason) = self.fill(batch, start + offset, Some(result)) {
+                            self.failed(batch, start + offset, reason, &mut dead);
+                        }
+                    }
+                }
+                Err(reason) => {
+                    for row in start..end {
+                        self.failed(batch, row, reason.clone(), &mut dead);
+                    }
+                }
+            }
+        }
+        Ok(dead)
+    }
+
+    /// The requests of a batch, at most `max_in_flight` at once, answers in request order.
+    fn call_all(
+        &self,
+        bodies: &[Vec<u8>],
+        rows: usize,
+    ) -> Vec<Option<Result<Vec<serde_json::Value>, String>>> {
+        let size = self.plan.batch_size;
+        let rows_of = |c: usize| ((c + 1) * size).min(rows) - c * size;
+        if bodies.len() <= 1 {
+            return bodies
+                .iter()
+                .enumerate()
+                .map(|(c, b)| self.client.call(b, rows_of(c)))
+                .collect();
+        }
+        let next = AtomicUsize::new(0);
+        let workers = self.client.max_in_flight().min(bodies.len());
+        let mut answers: Vec<_> = (0..bodies.len()).map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let c = next.fetch_add(1, Ordering::Relaxed);
+                            if c >= bodies.len() {
+                                return done;
+                            }
+                            done.push((c, self.client.call(&bodies[c], rows_of(c))));
+                        }
+                    })
+                })
+                .collect();
+            for handle in handles {
+                if let Ok(done) = handle.join() {
+                    for (c, answer) in done {
+                        answers[c] = answer;
+                    }
+                }
+            }
+        });
+        answers
+    }
+
+    /// The JSON request for rows `start..end`: one array per sent field.
+    fn request(&self, batch: &Batch, start: usize, end: usize) -> Vec<u8> {
+        let mut doc = serde_json::Map::new();
+        for (name, input) in &self.plan.sends {
+            let values: Vec<serde_json::Value> = match &batch.columns[*input] {
+                Column::Texts(v) => v[start..end].iter().map(|t| t.as_str().into()).collect(),
+                Column::Integers(v) | Column::Timestamps(v) => {
+                    v[start..end].iter().map(|&i| i.into()).collect()
+                }
+                Column::Doubles(v) => v[start..end].iter().map(|&d| d.into()).collect(),
+                Column::Booleans(v) => v[start..end].iter().map(|&b| b.into()).collect(),
+            };
+            doc.insert(name.clone(), values.into());
+        }
+        serde_json::to_vec(&doc).unwrap_or_default()
+    }
+
+    /// Writes one result's returned fields into `row`, or the defaults when `result` is None;
+    /// an error when a field is missing or of another type.
+    fn fill(
+        &self,
+        batch: &mut Batch,
+        row: usize,
+        result: Option<&serde_json::Value>,
+    ) -> Result<(), String> {
+        let mut values = Vec::with_capacity(self.plan.returns.len());
+        for r in &self.plan.returns {
+            let value = match result {
+                Some(result) => {
+                    let found = result.get(&r.from).ok_or_else(|| {
+                        format!("the service's result for this record has no `{}`", r.from)
+                    })?;
+                    Value::from_json(r.kind, found).ok_or_else(|| {
+                        format!(
+                            "the service's `{}` for this record is {found}, not a {:?}",
+                            r.from, r.kind
+                        )
+                    })?
+                }
+                None => r.default.clone().unwrap_or_else(|| Value::zero(r.kind)),
+            };
+            values.push((r.input, value));
+        }
+        if let Some(marker) = self.plan.marker {
+            values.push((marker, Value::Boolean(result.is_none())));
+        }
+        for (input, value) in values {
+            set(&mut batch.columns[input], row, value);
+        }
+        Ok(())
+    }
+
+    /// Applies the app's failure policy to `row`.
+    fn failed(&self, batch: &mut Batch, row: usize, reason: String, dead: &mut [Option<String>]) {
+        match self.plan.on_failure {
+            OnFailure::DeadLetter => {
+                self.metrics.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                dead[row] = Some(format!(
+                    "enrichment by service `{}` failed: {reason}",
+                    self.client.name
+                ));
+            }
+            OnFailure::Default => {
+                self.metrics.defaulted.fetch_add(1, Ordering::Relaxed);
+                let _ = self.fill(batch, row, None);
+            }
+        }
+    }
+}
+
+fn set(column: &mut Column, row: usize, value: Value) {
+    match (column, value) {
+        (Column::Doubles(c), Value::Double(v)) => c[row] = v,
+        (Column::Integers(c), Value::Integer(v)) => c[row] = v,
+        (Column::Booleans(c), Value::Boolean(v)) => c[row] = v,
+        (Column::Texts(c), Value::Text(v)) => c[row] = v,
+        // The plan checked each returned field's type against the app's column.
+        _ => {}
+    }
+}
