@@ -10,6 +10,7 @@ mod kafka;
 mod platform;
 mod reviews;
 mod scenario;
+mod sentiment;
 
 pub use cassandra::{
     final_windows, read_aggregated_reviews, read_daily_reviews, sum_column, Services,
@@ -30,6 +31,11 @@ pub use reviews::{
     days_from_civil, diff_aggregates, expected_from_tsv, format_iso_date, parse_iso_date,
     parse_utc_timestamp_ms, DailyAggregate, ExpectedReviews, LateRow, MalformedRow, WindowKey,
     LATE_MIN_DAYS_BEHIND, MS_PER_DAY, ON_TIME_MAX_DAYS_BEHIND,
+};
+pub use sentiment::{
+    check_sentiment, diff_sentiment, expected_sentiment, read_review_sentiment, read_reviews,
+    score_texts, sentiment_app, sentiment_url, services_toml, shipped_manifest, OwnService,
+    SentimentRow, TsvReview, REVIEWS_SENTIMENT, REVIEW_SENTIMENT_TABLE,
 };
 pub use scenario::{
     check_reviews_outputs, generate_reviews, produce_reviews, send_part, split_tsv, stream_reviews,

@@ -131,6 +131,7 @@ pub fn describe(handle: &AppHandle) -> Value {
         "watermark_ms": m.watermark_ms.load(std::sync::atomic::Ordering::Relaxed),
         "open_windows": m.open_windows.load(std::sync::atomic::Ordering::Relaxed),
         "lag": m.lag.load(std::sync::atomic::Ordering::Relaxed),
+        "enrich": status.enrich,
     })
 }
 
