@@ -69,9 +69,17 @@ pub fn score_texts(base: &str, texts: &[String]) -> Result<Vec<(f64, i64)>> {
             .context("calling the sentiment service")?;
         let status = response.status();
         let body: Value = response.into_body().read_json()?;
-        ensure!(status == 200, "the sentiment service answered {status}: {body}");
+        ensure!(
+            status == 200,
+            "the sentiment service answered {status}: {body}"
+        );
         let results = body["results"].as_array().context("no results")?;
-        ensure!(results.len() == chunk.len(), "{} results for {} texts", results.len(), chunk.len());
+        ensure!(
+            results.len() == chunk.len(),
+            "{} results for {} texts",
+            results.len(),
+            chunk.len()
+        );
         for r in results {
             let sentiment = r["sentiment"].as_f64().context("no sentiment")?;
             let stars = r["stars"].as_i64().context("no stars")?;
@@ -103,7 +111,9 @@ pub fn read_reviews(tsv: &Path) -> Result<Vec<TsvReview>> {
             review_id: c[2].to_owned(),
             product_id: c[3].to_owned(),
             window_start: day * MS_PER_DAY,
-            star_rating: c[7].parse().with_context(|| format!("line {}: stars", n + 1))?,
+            star_rating: c[7]
+                .parse()
+                .with_context(|| format!("line {}: stars", n + 1))?,
             body: c[13].to_owned(),
         });
     }
@@ -155,7 +165,13 @@ pub fn expected_sentiment(
     }
     sums.into_iter()
         .map(|(key, s)| {
-            let per = |x: f64| if s.scored == 0 { 0.0 } else { x / s.scored as f64 };
+            let per = |x: f64| {
+                if s.scored == 0 {
+                    0.0
+                } else {
+                    x / s.scored as f64
+                }
+            };
             let row = SentimentRow {
                 avg_sentiment: per(s.sentiment),
                 negative_share: per(s.negative as f64),
@@ -296,7 +312,10 @@ impl OwnService {
             "{} is missing: `deploy/local/up.sh sentiment` installs it",
             python.display()
         );
-        let log = fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
         let child = Command::new(python)
             .arg(workspace_dir().join("services/sentiment/sentiment_service.py"))
             .args(["--port", &self.port.to_string()])

@@ -10,8 +10,8 @@ use anyhow::{bail, ensure, Context, Result};
 use mysimbdp_tests::{
     check_sentiment, create_topic, diff_sentiment, expected_sentiment, generate_reviews,
     produce_reviews, read_review_sentiment, read_reviews, read_topic, score_texts, send_part,
-    sentiment_app, sentiment_url, services_toml, shipped_manifest, split_tsv, OwnService,
-    Platform, PlatformConfig, Services, TestEnv, REVIEWS_SENTIMENT,
+    sentiment_app, sentiment_url, services_toml, shipped_manifest, split_tsv, Faults,
+    FaultyService, OwnService, Platform, PlatformConfig, Services, TestEnv, REVIEWS_SENTIMENT,
 };
 use serde_json::Value;
 
@@ -19,7 +19,15 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 const WAIT: Duration = Duration::from_secs(120);
 /// Small enough that the platform needs hundreds of calls, large enough for many windows.
 const GEN: [&str; 10] = [
-    "--late", "0", "--malformed", "0", "--out-of-order", "0.05", "--products", "300", "--days",
+    "--late",
+    "0",
+    "--malformed",
+    "0",
+    "--out-of-order",
+    "0.05",
+    "--products",
+    "300",
+    "--days",
     "60",
 ];
 
@@ -47,11 +55,17 @@ fn expectation(
         reviews.len(),
         expected.len()
     );
-    ensure!(negative > 0 && mismatched > 0, "the generated bodies carry no sentiment signal");
+    ensure!(
+        negative > 0 && mismatched > 0,
+        "the generated bodies carry no sentiment signal"
+    );
     Ok((reviews.len(), expected))
 }
 
-fn check_rows(env: &TestEnv, expected: &std::collections::BTreeMap<mysimbdp_tests::WindowKey, mysimbdp_tests::SentimentRow>) -> Result<()> {
+fn check_rows(
+    env: &TestEnv,
+    expected: &std::collections::BTreeMap<mysimbdp_tests::WindowKey, mysimbdp_tests::SentimentRow>,
+) -> Result<()> {
     let actual = read_review_sentiment(&env.tenant)?;
     let diffs = diff_sentiment(&actual, expected, 10);
     if !diffs.is_empty() {
@@ -66,7 +80,10 @@ fn check_rows(env: &TestEnv, expected: &std::collections::BTreeMap<mysimbdp_test
 
 fn enrich_status(status: &Value) -> Result<&Value> {
     let enrich = &status["enrich"];
-    ensure!(enrich.is_object(), "the status shows no enrich stage: {status}");
+    ensure!(
+        enrich.is_object(),
+        "the status shows no enrich stage: {status}"
+    );
     Ok(enrich)
 }
 
@@ -138,16 +155,22 @@ fn a_stopped_service_holds_the_input_in_kafka_then_results_are_exact() -> Result
     // 2. The service stops; the second part waits in Kafka, the breaker opens.
     service.stop()?;
     send_part(&env, &parts[1])?;
-    let held = platform.wait_until(REVIEWS_SENTIMENT, "the breaker open and input waiting", WAIT, |s| {
-        s["enrich"]["breaker"] != "closed" && s["lag"].as_i64().unwrap_or(0) > 0
-    })?;
+    let held = platform.wait_until(
+        REVIEWS_SENTIMENT,
+        "the breaker open and input waiting",
+        WAIT,
+        |s| s["enrich"]["breaker"] != "closed" && s["lag"].as_i64().unwrap_or(0) > 0,
+    )?;
     eprintln!("while the service is down: {held}");
     let processed = held["records_processed"].as_u64().unwrap_or(0);
     ensure!(
         processed < first + part_rows(&parts[1])?,
         "all of the second part was processed without the service: {held}"
     );
-    ensure!(held["dead_letters"] == 0, "records were given up while the service was down: {held}");
+    ensure!(
+        held["dead_letters"] == 0,
+        "records were given up while the service was down: {held}"
+    );
 
     // 3. The service returns: everything flows, exactly once.
     service.restart()?;
@@ -157,8 +180,14 @@ fn a_stopped_service_holds_the_input_in_kafka_then_results_are_exact() -> Result
     eprintln!("drained: {status}");
     check_rows(&env, &expected)?;
     let enrich = enrich_status(&status)?;
-    ensure!(enrich["breaker"] == "closed", "breaker after the return: {enrich}");
-    ensure!(enrich["errors"].as_u64().unwrap_or(0) > 0, "no errors counted: {enrich}");
+    ensure!(
+        enrich["breaker"] == "closed",
+        "breaker after the return: {enrich}"
+    );
+    ensure!(
+        enrich["errors"].as_u64().unwrap_or(0) > 0,
+        "no errors counted: {enrich}"
+    );
     ensure!(status["dead_letters"] == 0, "dead letters: {status}");
     let exit = platform.stop()?;
     ensure!(exit.success(), "the platform exited with {exit}");
@@ -169,4 +198,182 @@ fn a_stopped_service_holds_the_input_in_kafka_then_results_are_exact() -> Result
 fn part_rows(part: &std::path::Path) -> Result<u64> {
     let text = std::fs::read_to_string(part).with_context(|| format!("{}", part.display()))?;
     Ok(text.lines().count().saturating_sub(1) as u64)
+}
+
+/// A text in some generated bodies (a 3-star opinion): the faulty front answers 500 for it.
+const ERROR_TEXT: &str = "Mixed feelings about this one.";
+/// Another: the faulty front answers garbage for it.
+const GARBAGE_TEXT: &str = "Fine for occasional use.";
+
+/// The shipped manifest with one record per request (so that which records are refused
+/// depends on their text alone) and the given failure policy.
+fn per_record_manifest(policy: &str) -> Result<String> {
+    let shipped = shipped_manifest()?;
+    ensure!(
+        shipped.contains("batch_size = 64") && shipped.contains("on_failure = \"dead-letter\""),
+        "the shipped manifest changed: update this test"
+    );
+    Ok(shipped
+        .replace("batch_size = 64", "batch_size = 1")
+        .replace(
+            "on_failure = \"dead-letter\"",
+            &format!("on_failure = \"{policy}\""),
+        ))
+}
+
+fn run_policy(policy: &str) -> Result<()> {
+    let env = TestEnv::new()?;
+    let front = FaultyService::start(
+        &sentiment_url(),
+        Faults {
+            error_marker: Some(ERROR_TEXT.into()),
+            garbage_marker: Some(GARBAGE_TEXT.into()),
+            ..Faults::default()
+        },
+    )?;
+    let (tsv, _) = generate_reviews(&env, 6_000, 23, &GEN)?;
+    let reviews = read_reviews(&tsv)?;
+    let texts: Vec<String> = reviews.iter().map(|r| r.body.clone()).collect();
+    let scores = score_texts(&sentiment_url(), &texts)?;
+    let refused: BTreeSet<String> = reviews
+        .iter()
+        .filter(|r| r.body.contains(ERROR_TEXT) || r.body.contains(GARBAGE_TEXT))
+        .map(|r| r.review_id.clone())
+        .collect();
+    let errors = reviews
+        .iter()
+        .filter(|r| r.body.contains(ERROR_TEXT))
+        .count();
+    ensure!(
+        errors > 0 && errors < refused.len(),
+        "the input needs reviews with each marker ({errors} of {} refused)",
+        refused.len()
+    );
+    let none = BTreeSet::new();
+    let expected = match policy {
+        "dead-letter" => expected_sentiment(&reviews, &scores, &none, &refused),
+        _ => expected_sentiment(&reviews, &scores, &refused, &none),
+    };
+    eprintln!(
+        "{policy}: {} of {} reviews refused by the front",
+        refused.len(),
+        reviews.len()
+    );
+
+    create_topic(&env.topic("reviews"), 4)?;
+    produce_reviews(&env, &tsv)?;
+    let app = sentiment_app(&env, "app", &per_record_manifest(policy)?)?;
+    let mut config = PlatformConfig::new(&env.tenant, vec![app])?;
+    config.extra_toml = services_toml(
+        &env.tenant,
+        &front.base(),
+        "retries = 1\nbackoff_ms = 10\nmax_in_flight = 8",
+    );
+    let mut platform = Platform::start(&env, "platform", &config)?;
+    platform.wait_ready(REVIEWS_SENTIMENT)?;
+    platform.drain(REVIEWS_SENTIMENT)?;
+    let status = platform.wait_drained(REVIEWS_SENTIMENT, DRAIN_TIMEOUT)?;
+    eprintln!("{policy}: drained: {status}");
+    check_rows(&env, &expected)?;
+
+    let dead = read_topic(&env.topic("reviews-sentiment.dead-letters"))?;
+    match policy {
+        "dead-letter" => {
+            let mut ids = BTreeSet::new();
+            for record in &dead {
+                let value = record.value_json()?;
+                let id = value["review_id"].as_str().unwrap_or_default().to_owned();
+                let reason = record.header("mysimbdp-reason").unwrap_or_default();
+                let body = value["review_body"].as_str().unwrap_or_default();
+                let cause = if body.contains(ERROR_TEXT) {
+                    "HTTP 500"
+                } else {
+                    "not JSON"
+                };
+                ensure!(
+                    reason.contains("enrichment by service `sentiment` failed")
+                        && reason.contains(cause),
+                    "dead letter {id}: reason `{reason}` does not name the service and `{cause}`"
+                );
+                ensure!(ids.insert(id.clone()), "{id} is twice in the dead letters");
+            }
+            ensure!(
+                ids == refused,
+                "dead letters: {} records, refused by the front: {}",
+                ids.len(),
+                refused.len()
+            );
+        }
+        _ => {
+            ensure!(
+                dead.is_empty(),
+                "{} dead letters under on_failure = default",
+                dead.len()
+            );
+            let defaulted = enrich_status(&status)?["defaulted"].as_u64().unwrap_or(0);
+            ensure!(
+                defaulted >= refused.len() as u64,
+                "{defaulted} records defaulted, {} refused",
+                refused.len()
+            );
+        }
+    }
+    let exit = platform.stop()?;
+    ensure!(exit.success(), "the platform exited with {exit}");
+    Ok(())
+}
+
+#[test]
+fn wrong_answers_follow_the_apps_failure_policy() -> Result<()> {
+    Services::check()?;
+    check_sentiment(&sentiment_url())?;
+    run_policy("dead-letter")?;
+    run_policy("default")
+}
+
+#[test]
+fn a_slow_service_builds_lag_not_memory() -> Result<()> {
+    Services::check()?;
+    check_sentiment(&sentiment_url())?;
+    let env = TestEnv::new()?;
+    let front = FaultyService::start(&sentiment_url(), Faults::default())?;
+    front
+        .faults
+        .delay_ms
+        .store(300, std::sync::atomic::Ordering::Relaxed);
+    let (tsv, _) = generate_reviews(&env, 20_000, 31, &GEN)?;
+    let (rows, expected) = expectation(&sentiment_url(), &tsv)?;
+
+    create_topic(&env.topic("reviews"), 4)?;
+    produce_reviews(&env, &tsv)?;
+    let app = sentiment_app(&env, "app", &shipped_manifest()?)?;
+    let mut config = PlatformConfig::new(&env.tenant, vec![app])?;
+    config.extra_toml = services_toml(&env.tenant, &front.base(), "max_in_flight = 2");
+    let mut platform = Platform::start(&env, "platform", &config)?;
+    platform.wait_ready(REVIEWS_SENTIMENT)?;
+    // While every call takes 300 ms the app falls behind: the input waits in Kafka.
+    let slow = platform.wait_until(REVIEWS_SENTIMENT, "lag behind a slow service", WAIT, |s| {
+        s["records_processed"].as_u64().unwrap_or(0) > 0 && s["lag"].as_i64().unwrap_or(0) > 5_000
+    })?;
+    let peak = platform.peak_memory()?;
+    eprintln!("slow: peak RSS {} MiB, {slow}", peak >> 20);
+    ensure!(
+        peak < 512 << 20,
+        "the platform's peak memory reached {} MiB behind a slow service",
+        peak >> 20
+    );
+    front
+        .faults
+        .delay_ms
+        .store(0, std::sync::atomic::Ordering::Relaxed);
+    platform.drain(REVIEWS_SENTIMENT)?;
+    let status = platform.wait_drained(REVIEWS_SENTIMENT, DRAIN_TIMEOUT)?;
+    check_rows(&env, &expected)?;
+    ensure!(
+        status["records_processed"].as_u64() == Some(rows as u64),
+        "not every record was processed: {status}"
+    );
+    let exit = platform.stop()?;
+    ensure!(exit.success(), "the platform exited with {exit}");
+    Ok(())
 }
