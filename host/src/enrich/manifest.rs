@@ -323,6 +323,77 @@ predicted_stars = { from = "stars", type = "integer", default = 0 }
         assert!(EnrichManifest::parse(&format!("url = \"http://x\"\n{base}")).is_err());
     }
 
+    fn spec() -> AppSpec {
+        use crate::plugin::{EmitMode, EventTimeSource, FieldSpec, TimeFormat};
+        let field = |name: &str, kind| FieldSpec {
+            name: name.into(),
+            kind,
+        };
+        AppSpec {
+            name: crate::names::AppName::new("s").unwrap(),
+            version: "1".into(),
+            table: "t".into(),
+            inputs: vec![
+                field("review_body", FieldType::Text),
+                field("sentiment", FieldType::Double),
+                field("stars", FieldType::Integer),
+                field("failed", FieldType::Boolean),
+            ],
+            key_field: "product_id".into(),
+            event_time: EventTimeSource::Field {
+                name: "review_date".into(),
+                format: TimeFormat::Date,
+            },
+            assigner: crate::window::Assigner::Tumbling { size_ms: 1 },
+            watermark_delay_ms: 0,
+            allowed_lateness_ms: 0,
+            emit: EmitMode::OnClose,
+            update_interval: std::time::Duration::from_secs(1),
+            outputs: vec![],
+            state_version: 1,
+            has_filter: false,
+        }
+    }
+
+    fn plan(text: &str) -> Result<Plan, String> {
+        let m = EnrichManifest::parse(text)?;
+        m.plan(&spec()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_plan_resolves_fields_and_what_the_decoder_leaves_out() {
+        let p = plan(
+            "service = \"s\"\non_failure = \"default\"\nmarker = \"failed\"\n[send]\ntexts = \"review_body\"\n\
+             [receive]\nsentiment = { type = \"double\", default = 0 }\nstars = { type = \"integer\", default = 3 }\n",
+        )
+        .unwrap();
+        assert_eq!(p.sends, vec![("texts".to_owned(), 0)]);
+        assert_eq!(p.returns[1].default, Some(Value::Integer(3)));
+        let supplied: Vec<usize> = p.supplied().iter().map(|(i, _)| *i).collect();
+        assert_eq!(supplied, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn a_plan_refuses_what_the_app_does_not_declare_as_declared() {
+        let with = |receive: &str, policy: &str| {
+            plan(&format!(
+                "service = \"s\"\non_failure = \"{policy}\"\n[send]\ntexts = \"review_body\"\n[receive]\n{receive}\n"
+            ))
+        };
+        assert!(with("sentiment = { type = \"integer\" }", "dead-letter")
+            .unwrap_err()
+            .contains("Double in the app"));
+        assert!(with("nope = { type = \"double\" }", "dead-letter")
+            .unwrap_err()
+            .contains("not an input field"));
+        assert!(with("sentiment = { type = \"double\" }", "default")
+            .unwrap_err()
+            .contains("needs a default"));
+        assert!(with("review_body = { type = \"text\" }", "dead-letter")
+            .unwrap_err()
+            .contains("both sent and received"));
+    }
+
     #[test]
     fn json_values_are_typed() {
         let v = serde_json::json!(3);

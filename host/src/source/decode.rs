@@ -596,6 +596,20 @@ mod tests {
         }
     }
 
+    #[test]
+    fn supplied_inputs_are_not_read_and_hold_their_placeholder() {
+        use crate::enrich::manifest::Value as Given;
+        let mut d = Decoder::new(&spec()).supplied(&[(1, Given::Text("?".into()))]);
+        let json = r#"{"product_id":"p","review_date":"2015-01-02","star_rating":4}"#;
+        for _ in 0..2 {
+            d.decode(json.as_bytes(), EventTime::MIN).unwrap();
+        }
+        let batch = d.take_batch();
+        assert_eq!(batch.rows, 2);
+        assert!(matches!(&batch.columns[0], Column::Integers(v) if *v == [4, 4]));
+        assert!(matches!(&batch.columns[1], Column::Texts(v) if *v == ["?", "?"]));
+    }
+
     fn decode(json: &str) -> Result<(Decoded, String), DecodeError> {
         let mut d = Decoder::new(&spec());
         d.decode(json.as_bytes(), EventTime::MIN)
