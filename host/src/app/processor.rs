@@ -167,9 +167,9 @@ pub struct Processor {
     opening: Opening,
     /// The enrich stage, when the app calls a service.
     enricher: Option<Enricher>,
-    /// The app was stopped while its service could not be reached: the last batch is not
-    /// complete and must not be committed.
-    halted: bool,
+    /// A batch its service could not enrich yet: kept, with its rows in the scratch, and sent
+    /// again at the next flush; nothing else is taken meanwhile.
+    stalled: Option<Batch>,
 }
 
 fn reject(message: &Message<'_>, reason: String) -> Rejected {
@@ -205,7 +205,7 @@ impl Processor {
             batch_wall: EventTime::MIN,
             opening: Opening::default(),
             enricher: None,
-            halted: false,
+            stalled: None,
             spec,
         }
     }
@@ -230,9 +230,10 @@ impl Processor {
         self.enricher.take()
     }
 
-    /// Whether the app was stopped in the middle of a batch, waiting for its service.
-    pub fn halted(&self) -> bool {
-        self.halted
+    /// Whether a batch waits for its service: the worker then reads nothing, emits nothing
+    /// and saves nothing until a flush gets it through.
+    pub fn stalled(&self) -> bool {
+        self.stalled.is_some()
     }
 
     /// The app's quotas, in place of the defaults.
@@ -516,6 +517,11 @@ impl Processor {
         self.opening = Opening::default();
         let mut s = std::mem::take(&mut self.scratch);
         let result = self.accumulate(&mut s, out);
+        if self.stalled.is_some() {
+            // The rows stay in the scratch for the next flush.
+            self.scratch = s;
+            return result;
+        }
         s.origins.clear();
         s.keys.clear();
         s.key_ends.clear();
@@ -531,7 +537,10 @@ impl Processor {
     }
 
     fn accumulate(&mut self, s: &mut Scratch, out: &mut Output) -> Result<(), PluginError> {
-        let mut batch = self.decoder.take_batch();
+        let mut batch = match self.stalled.take() {
+            Some(batch) => batch,
+            None => self.decoder.take_batch(),
+        };
         if batch.rows == 0 {
             return Ok(());
         }
@@ -539,8 +548,8 @@ impl Processor {
         if let Some(enricher) = &self.enricher {
             match enricher.enrich(&mut batch) {
                 Ok(dead) => failed = dead,
-                Err(crate::enrich::Halted) => {
-                    self.halted = true;
+                Err(crate::enrich::Waiting) => {
+                    self.stalled = Some(batch);
                     return Ok(());
                 }
             }

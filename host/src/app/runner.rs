@@ -272,8 +272,6 @@ enum StepError {
     Replay(String),
     /// Anything else stops the app, with the reason in its status.
     Fatal(String),
-    /// Stopped while the enrich stage waited for its service: nothing of the step is kept.
-    Halted,
 }
 
 impl StepError {
@@ -282,7 +280,6 @@ impl StepError {
         match self {
             StepError::Plugin(error) => error.to_string(),
             StepError::Replay(reason) | StepError::Fatal(reason) => reason,
-            StepError::Halted => "stopped while waiting for a service".into(),
         }
     }
 }
@@ -653,7 +650,6 @@ impl Worker {
             match self.step() {
                 Ok(()) => {}
                 Err(StepError::Fatal(reason)) => return Err(reason),
-                Err(StepError::Halted) => return Ok(AppState::Stopped),
                 Err(StepError::Plugin(error)) => self.recover(error)?,
                 Err(StepError::Replay(reason)) => {
                     tracing::warn!(%reason, "replaying from the last committed checkpoint");
@@ -677,8 +673,11 @@ impl Worker {
     fn step(&mut self) -> Result<(), StepError> {
         let mut out = Output::default();
         let polled = self.poll_batch(&mut out)?;
-        if self.r.processor.halted() {
-            return Err(StepError::Halted);
+        if self.r.processor.stalled() {
+            // The batch waits for its service: no window closes, nothing is saved, until it
+            // is through. What its records already produced (dead letters) goes out.
+            self.deliver(out)?;
+            return Ok(());
         }
         let now = Instant::now();
         self.r.processor.tick(now, &mut out)?;
@@ -707,6 +706,13 @@ impl Worker {
     /// so that one partition racing ahead cannot make another's on-time records look late;
     /// returns how many messages it took.
     fn poll_batch(&mut self, out: &mut Output) -> Result<usize, StepError> {
+        if self.r.processor.stalled() {
+            self.r.processor.flush(out)?;
+            if !self.r.processor.stalled() {
+                self.intake.batch.clear();
+            }
+            return Ok(0);
+        }
         let paused = self.paused.is_some();
         let Worker {
             r, queues, intake, ..
@@ -794,7 +800,9 @@ impl Worker {
         if taken > 0 {
             let started = Instant::now();
             r.processor.flush(out)?;
-            intake.batch.clear();
+            if !r.processor.stalled() {
+                intake.batch.clear();
+            }
             self.busy += started.elapsed();
         }
         Ok(taken)
@@ -1291,6 +1299,9 @@ impl Worker {
     /// The end of an app: every open window is emitted as final and the place in the input is
     /// saved, so that a later deploy of the app goes on from there.
     fn remove(&mut self) -> Result<String, String> {
+        if self.r.processor.stalled() {
+            return Err("a batch waits for the app's service: remove the app once the service answers (its state and offsets are not saved meanwhile)".into());
+        }
         let open = self
             .r
             .handle

@@ -15,7 +15,7 @@ pub mod stage;
 pub use manifest::{EnrichManifest, OnFailure, Plan};
 pub use metrics::{EnrichMetrics, EnrichStatus};
 pub use service::{ServiceClient, ServiceConfig, Services};
-pub use stage::{Enricher, Halted};
+pub use stage::{Enricher, Waiting};
 
 /// Why an app's enrich declaration cannot run.
 #[derive(Debug, thiserror::Error)]

@@ -90,6 +90,21 @@ impl ServiceConfig {
 /// The operator's services, by name.
 pub type Services = BTreeMap<String, ServiceConfig>;
 
+/// How long one call waits for an unreachable service before it hands control back to the
+/// app's worker (which keeps the batch, answers operators, and calls again).
+pub const PATIENCE: Duration = Duration::from_secs(1);
+
+/// What became of one request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The results, one per record.
+    Answered(Vec<serde_json::Value>),
+    /// Answered wrongly more than `retries` times: the app's `on_failure` applies.
+    Refused(String),
+    /// Still unreachable after [`PATIENCE`] (or the app is stopping): the batch waits.
+    Waiting,
+}
+
 /// How a call failed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Failure {
@@ -155,13 +170,14 @@ impl ServiceClient {
     }
 
     /// Sends one batch until it is answered well, or answered wrongly more than `retries`
-    /// times (`Err(reason)`); `None` when the app is stopped while the service is unreachable.
-    pub fn call(&self, body: &[u8], rows: usize) -> Option<Result<Vec<serde_json::Value>, String>> {
+    /// times, or the service stays unreachable for [`PATIENCE`].
+    pub fn call(&self, body: &[u8], rows: usize) -> Outcome {
         let mut wrong = 0;
         let mut delay = Duration::from_millis(self.config.backoff_ms);
+        let give_up = Instant::now() + PATIENCE;
         loop {
-            if !self.admit() {
-                return None;
+            if !self.admit(give_up) {
+                return Outcome::Waiting;
             }
             self.metrics.calls(rows);
             let started = Instant::now();
@@ -170,14 +186,14 @@ impl ServiceClient {
             match result {
                 Ok(results) => {
                     self.record(true);
-                    return Some(Ok(results));
+                    return Outcome::Answered(results);
                 }
                 Err(Failure::Answered(reason)) => {
                     self.record(true);
                     self.metrics.error();
                     wrong += 1;
                     if wrong > self.config.retries {
-                        return Some(Err(reason));
+                        return Outcome::Refused(reason);
                     }
                     tracing::warn!(service = %self.name, %reason, attempt = wrong, "service answered wrongly; retrying");
                 }
@@ -188,8 +204,8 @@ impl ServiceClient {
                 }
             }
             self.metrics.retry();
-            if !self.sleep(delay) {
-                return None;
+            if !self.sleep(delay, give_up) {
+                return Outcome::Waiting;
             }
             delay = (delay * 2).min(Duration::from_millis(self.config.max_backoff_ms));
         }
@@ -243,8 +259,8 @@ impl ServiceClient {
         Ok(results)
     }
 
-    /// Waits while the breaker is open; false when the app is halted meanwhile.
-    fn admit(&self) -> bool {
+    /// Waits while the breaker is open; false when `give_up` comes first or the app is halted.
+    fn admit(&self, give_up: Instant) -> bool {
         loop {
             let wait = {
                 let Ok(mut b) = self.breaker.lock() else {
@@ -263,7 +279,7 @@ impl ServiceClient {
                     BreakerState::HalfOpen => Duration::from_millis(20),
                 }
             };
-            if !self.sleep(wait) {
+            if !self.sleep(wait, give_up) {
                 return false;
             }
         }
@@ -296,8 +312,8 @@ impl ServiceClient {
         }
     }
 
-    /// Sleeps in short slices; false when the app is halted meanwhile.
-    fn sleep(&self, total: Duration) -> bool {
+    /// Sleeps in short slices; false when `give_up` comes first or the app is halted.
+    fn sleep(&self, total: Duration, give_up: Instant) -> bool {
         let until = Instant::now() + total;
         loop {
             if self.halt.load(Ordering::Relaxed) {
@@ -306,6 +322,10 @@ impl ServiceClient {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return true;
+            }
+            if Instant::now() + left > give_up {
+                std::thread::sleep(give_up.saturating_duration_since(Instant::now()));
+                return false;
             }
             std::thread::sleep(left.min(Duration::from_millis(50)));
         }

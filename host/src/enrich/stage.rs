@@ -1,7 +1,8 @@
 //! The enrich stage of one app: a decoded batch's sent fields go to the service in requests of
 //! the app's batch size, at most `max_in_flight` at once, and the answers fill the returned
-//! columns. The call blocks the app's worker, so while the service is slow or down nothing more
-//! is read: the input waits in Kafka, and memory holds one batch.
+//! columns. While the service is slow the app's worker waits for it; while it cannot be
+//! reached the batch is kept and sent again, and nothing more is read: the input waits in Kafka,
+//! and memory holds one batch.
 //!
 //! On a replay (after a crash or a plugin failure) the records are enriched again: the service
 //! is expected to be deterministic, like the VADER model, so the replay sees the same answers;
@@ -12,13 +13,13 @@ use std::sync::Arc;
 
 use super::manifest::{OnFailure, Plan, Value};
 use super::metrics::EnrichMetrics;
-use super::service::ServiceClient;
+use super::service::{Outcome, ServiceClient};
 use crate::plugin::{Batch, Column};
 
-/// The app is being stopped while the service could not be reached: the batch was not
-/// enriched and must not be committed.
+/// The service could not be reached (or the app is stopping): the batch was not enriched, is
+/// kept, and must not be committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Halted;
+pub struct Waiting;
 
 /// The enrich stage of one app.
 pub struct Enricher {
@@ -42,7 +43,7 @@ impl Enricher {
 
     /// Fills the returned columns of `batch`; per row, the reason it must go to the dead
     /// letters instead of the app, if it must.
-    pub fn enrich(&self, batch: &mut Batch) -> Result<Vec<Option<String>>, Halted> {
+    pub fn enrich(&self, batch: &mut Batch) -> Result<Vec<Option<String>>, Waiting> {
         let rows = batch.rows as usize;
         let size = self.plan.batch_size;
         let chunks = rows.div_ceil(size);
@@ -50,18 +51,25 @@ impl Enricher {
             .map(|c| self.request(batch, c * size, ((c + 1) * size).min(rows)))
             .collect();
         let answers = self.call_all(&bodies, rows);
+        if answers
+            .iter()
+            .any(|a| matches!(a, None | Some(Outcome::Waiting)))
+        {
+            return Err(Waiting);
+        }
         let mut dead = vec![None; rows];
         for (c, answer) in answers.into_iter().enumerate() {
             let (start, end) = (c * size, ((c + 1) * size).min(rows));
-            match answer.ok_or(Halted)? {
-                Ok(results) => {
+            match answer.unwrap_or(Outcome::Waiting) {
+                Outcome::Waiting => return Err(Waiting),
+                Outcome::Answered(results) => {
                     for (offset, result) in results.iter().enumerate() {
                         if let Err(reason) = self.fill(batch, start + offset, Some(result)) {
                             self.failed(batch, start + offset, reason, &mut dead);
                         }
                     }
                 }
-                Err(reason) => {
+                Outcome::Refused(reason) => {
                     for row in start..end {
                         self.failed(batch, row, reason.clone(), &mut dead);
                     }
@@ -72,18 +80,14 @@ impl Enricher {
     }
 
     /// The requests of a batch, at most `max_in_flight` at once, answers in request order.
-    fn call_all(
-        &self,
-        bodies: &[Vec<u8>],
-        rows: usize,
-    ) -> Vec<Option<Result<Vec<serde_json::Value>, String>>> {
+    fn call_all(&self, bodies: &[Vec<u8>], rows: usize) -> Vec<Option<Outcome>> {
         let size = self.plan.batch_size;
         let rows_of = |c: usize| ((c + 1) * size).min(rows) - c * size;
         if bodies.len() <= 1 {
             return bodies
                 .iter()
                 .enumerate()
-                .map(|(c, b)| self.client.call(b, rows_of(c)))
+                .map(|(c, b)| Some(self.client.call(b, rows_of(c))))
                 .collect();
         }
         let next = AtomicUsize::new(0);
@@ -107,7 +111,7 @@ impl Enricher {
             for handle in handles {
                 if let Ok(done) = handle.join() {
                     for (c, answer) in done {
-                        answers[c] = answer;
+                        answers[c] = Some(answer);
                     }
                 }
             }
