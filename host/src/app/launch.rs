@@ -125,7 +125,12 @@ impl Launcher {
         }
         let client =
             ServiceClient::new(&plan.service, service.clone(), metrics.enrich.clone(), halt);
-        Ok(Enricher::new(plan, client, metrics.enrich.clone()))
+        Ok(Enricher::new(
+            manifest.clone(),
+            plan,
+            client,
+            metrics.enrich.clone(),
+        ))
     }
 
     /// Starts `app` for `tenant` on `stream`; blocks on Kafka and Cassandra, so call it off the

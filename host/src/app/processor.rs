@@ -57,6 +57,8 @@ pub enum SwapError {
     },
     #[error(transparent)]
     Plugin(#[from] PluginError),
+    #[error("the new version does not fit the app's enrich manifest: {0}")]
+    Enrich(#[from] crate::enrich::EnrichError),
 }
 
 /// What a swap carried from the old version to the new one.
@@ -779,6 +781,10 @@ impl Processor {
         if spec.event_time != old.event_time {
             return Err(SwapError::Windows("the event-time field"));
         }
+        let plan = match &self.enricher {
+            Some(enricher) => Some(enricher.plan_for(&spec)?),
+            None => None,
+        };
         let slots = self.table.all_open();
         let open: Vec<u32> = slots.iter().map(|s| s.get()).collect();
         let keys: std::collections::HashSet<&str> =
@@ -793,6 +799,9 @@ impl Processor {
             state_bytes = states.bytes.len();
         }
         self.instance = instance;
+        if let (Some(enricher), Some(plan)) = (&mut self.enricher, plan) {
+            enricher.set_plan(plan);
+        }
         self.decoder = match &self.enricher {
             Some(enricher) => Decoder::new(&spec).supplied(&enricher.plan().supplied()),
             None => Decoder::new(&spec),

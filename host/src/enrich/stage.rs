@@ -11,9 +11,11 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use super::manifest::{OnFailure, Plan, Value};
+use super::manifest::{EnrichManifest, OnFailure, Plan, Value};
 use super::metrics::EnrichMetrics;
 use super::service::{Outcome, ServiceClient};
+use super::EnrichError;
+use crate::plugin::AppSpec;
 use crate::plugin::{Batch, Column};
 
 /// The service could not be reached (or the app is stopping): the batch was not enriched, is
@@ -23,14 +25,21 @@ pub struct Waiting;
 
 /// The enrich stage of one app.
 pub struct Enricher {
+    manifest: EnrichManifest,
     plan: Plan,
     client: ServiceClient,
     metrics: Arc<EnrichMetrics>,
 }
 
 impl Enricher {
-    pub fn new(plan: Plan, client: ServiceClient, metrics: Arc<EnrichMetrics>) -> Self {
+    pub fn new(
+        manifest: EnrichManifest,
+        plan: Plan,
+        client: ServiceClient,
+        metrics: Arc<EnrichMetrics>,
+    ) -> Self {
         Self {
+            manifest,
             plan,
             client,
             metrics,
@@ -39,6 +48,17 @@ impl Enricher {
 
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// The manifest checked against a new version of the app (a hot swap): its fields may
+    /// have moved or changed type. Same service: the client and its breaker stay.
+    pub fn plan_for(&self, spec: &AppSpec) -> Result<Plan, EnrichError> {
+        self.manifest.plan(spec)
+    }
+
+    /// Follows a new version of the app, with a plan from [`Enricher::plan_for`].
+    pub fn set_plan(&mut self, plan: Plan) {
+        self.plan = plan;
     }
 
     /// Fills the returned columns of `batch`; per row, the reason it must go to the dead
