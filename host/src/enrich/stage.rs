@@ -219,3 +219,176 @@ fn set(column: &mut Column, row: usize, value: Value) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::enrich::manifest::{Kind, Returned};
+    use crate::enrich::metrics::BreakerState;
+    use crate::enrich::service::ServiceConfig;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::sync::atomic::AtomicBool;
+
+    /// A service on a loopback port answering each text's length as its sentiment, or 500
+    /// for a batch holding "boom"; returns its base URL and its request counter.
+    fn fake_service() -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counter = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let counter = counter.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut writer = stream;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let mut length = 0;
+                        loop {
+                            let mut header = String::new();
+                            reader.read_line(&mut header).unwrap();
+                            if header.trim().is_empty() {
+                                break;
+                            }
+                            if let Some(v) =
+                                header.to_ascii_lowercase().strip_prefix("content-length:")
+                            {
+                                length = v.trim().parse().unwrap();
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        reader.read_exact(&mut body).unwrap();
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                        let texts = doc["texts"].as_array().unwrap();
+                        let (status, answer) = if texts.iter().any(|t| t == "boom") {
+                            (500, "{}".to_owned())
+                        } else {
+                            let results: Vec<_> = texts
+                                .iter()
+                                .map(
+                                    |t| serde_json::json!({"sentiment": t.as_str().unwrap().len()}),
+                                )
+                                .collect();
+                            (200, serde_json::json!({ "results": results }).to_string())
+                        };
+                        let head = format!(
+                            "HTTP/1.1 {status} X\r\nContent-Length: {}\r\n\r\n",
+                            answer.len()
+                        );
+                        writer.write_all(head.as_bytes()).unwrap();
+                        writer.write_all(answer.as_bytes()).unwrap();
+                    }
+                });
+            }
+        });
+        (url, requests)
+    }
+
+    fn enricher(url: &str, batch_size: usize, on_failure: OnFailure) -> Enricher {
+        let config: ServiceConfig = toml::from_str(&format!(
+            "url = \"{url}\"\ntenants = []\nretries = 1\nbackoff_ms = 1\nbreaker_failures = 2\nbreaker_open_ms = 100\nmax_in_flight = 2"
+        ))
+        .unwrap();
+        let metrics = Arc::new(EnrichMetrics::default());
+        let client = ServiceClient::new(
+            "s",
+            config,
+            metrics.clone(),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let plan = Plan {
+            service: "s".into(),
+            batch_size,
+            on_failure,
+            sends: vec![("texts".into(), 0)],
+            returns: vec![Returned {
+                input: 1,
+                from: "sentiment".into(),
+                kind: Kind::Double,
+                default: Some(Value::Double(-9.0)),
+            }],
+            marker: Some(2),
+        };
+        let manifest = EnrichManifest::parse(
+            "service = \"s\"\non_failure = \"dead-letter\"\n[send]\nt = \"a\"\n[receive]\nb = { type = \"double\" }\n",
+        )
+        .unwrap();
+        Enricher::new(manifest, plan, client, metrics)
+    }
+
+    fn batch(texts: &[&str]) -> Batch {
+        let n = texts.len();
+        Batch {
+            rows: n as u32,
+            columns: vec![
+                Column::Texts(texts.iter().map(|t| (*t).to_owned()).collect()),
+                Column::Doubles(vec![0.0; n]),
+                Column::Booleans(vec![false; n]),
+            ],
+        }
+    }
+
+    fn doubles(batch: &Batch) -> Vec<f64> {
+        match &batch.columns[1] {
+            Column::Doubles(v) => v.clone(),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn requests_of_the_batch_size_fill_the_rows_in_order() {
+        let (url, requests) = fake_service();
+        let e = enricher(&url, 3, OnFailure::DeadLetter);
+        let texts = [
+            "a", "bb", "ccc", "dddd", "eeeee", "ffffff", "g", "hh", "iii", "jjjj",
+        ];
+        let mut b = batch(&texts);
+        let dead = e.enrich(&mut b).unwrap();
+        assert!(dead.iter().all(Option::is_none));
+        let lengths: Vec<f64> = texts.iter().map(|t| t.len() as f64).collect();
+        assert_eq!(doubles(&b), lengths);
+        assert_eq!(requests.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn a_refused_request_follows_the_policy_for_its_rows_only() {
+        let (url, _) = fake_service();
+        let mut b = batch(&["a", "boom", "ccc", "dd"]);
+        let dead = enricher(&url, 2, OnFailure::DeadLetter)
+            .enrich(&mut b)
+            .unwrap();
+        assert!(dead[0].as_deref().is_some_and(|r| r.contains("HTTP 500")));
+        assert!(dead[1].is_some() && dead[2].is_none() && dead[3].is_none());
+        let mut b = batch(&["a", "boom", "ccc", "dd"]);
+        let dead = enricher(&url, 2, OnFailure::Default)
+            .enrich(&mut b)
+            .unwrap();
+        assert!(dead.iter().all(Option::is_none));
+        assert_eq!(doubles(&b), vec![-9.0, -9.0, 3.0, 2.0]);
+        assert!(matches!(&b.columns[2], Column::Booleans(v) if *v == [true, true, false, false]));
+    }
+
+    #[test]
+    fn an_unreachable_service_keeps_the_batch_and_opens_the_breaker() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = enricher(
+            &format!("http://127.0.0.1:{port}/v1"),
+            8,
+            OnFailure::DeadLetter,
+        );
+        let mut b = batch(&["a", "b"]);
+        assert_eq!(e.enrich(&mut b), Err(Waiting));
+        assert_eq!(doubles(&b), vec![0.0, 0.0]);
+        assert_ne!(e.metrics.breaker(), BreakerState::Closed);
+    }
+}
