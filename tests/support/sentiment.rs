@@ -307,11 +307,24 @@ impl OwnService {
     /// Starts the process (again) on the same port and waits until it answers.
     pub fn restart(&mut self) -> Result<()> {
         let python = workspace_dir().join(".state/sentiment-venv/bin/python");
-        ensure!(
-            python.is_file(),
-            "{} is missing: `deploy/local/up.sh sentiment` installs it",
-            python.display()
-        );
+        if !python.is_file() {
+            // The service answering on its port may come from another checkout: install this
+            // one's pinned packages the way `up.sh` does.
+            let lib = workspace_dir().join("deploy/local/lib.sh");
+            let status = Command::new("bash")
+                .arg("-c")
+                .arg("source \"$1\" && ensure_sentiment_venv")
+                .arg("_")
+                .arg(&lib)
+                .status()
+                .context("running ensure_sentiment_venv")?;
+            ensure!(
+                status.success() && python.is_file(),
+                "{} is missing and ensure_sentiment_venv ({}) failed",
+                python.display(),
+                lib.display()
+            );
+        }
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
