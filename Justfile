@@ -31,11 +31,11 @@ fuzz N="10000000": prereqs
 prereqs:
     scripts/prereqs.sh
 
-# Start (or reuse) local Kafka and Cassandra.
+# Start (or reuse) local Kafka, Cassandra and the sentiment service (services/sentiment).
 up:
     deploy/local/up.sh all
 
-# Stop the Kafka and Cassandra that `just up` started.
+# Stop the Kafka, Cassandra and sentiment service that `just up` started.
 down:
     deploy/local/down.sh all
 
@@ -47,6 +47,7 @@ bench: build
     scripts/with-services.sh cargo run --release -q -p mysimbdp-tests --bin bench-neighbour
     scripts/with-services.sh cargo run --release -q -p mysimbdp-tests --bin bench-delivery
     scripts/with-services.sh scripts/bench-dashboard.sh 60
+    scripts/with-services.sh scripts/bench-enrich.sh 30000
 
 # Spark Structured Streaming against mysimbdp on the same data and machine: bench/report.md (issue 5).
 bench-spark: build

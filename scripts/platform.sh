@@ -31,12 +31,12 @@ delivery = "${PLATFORM_DELIVERY:-exactly-once}"
 TOML
 }
 
-# wait_answering TENANT ADMIN_ADDR LOG: until TENANT's reviews-daily answers on the admin API;
-# fails with the log's tail if the platform ($PLATFORM_PID) exits first.
+# wait_answering TENANT ADMIN_ADDR LOG: until TENANT's app ($APP_NAME, default reviews-daily)
+# answers on the admin API; fails with the log's tail if the platform ($PLATFORM_PID) exits first.
 wait_answering() {
   local tenant=$1 admin=$2 log=$3 _
   for _ in $(seq 1 300); do
-    app status --tenant "$tenant" --app reviews-daily --admin "http://$admin" >/dev/null 2>&1 && return 0
+    app status --tenant "$tenant" --app "${APP_NAME:-reviews-daily}" --admin "http://$admin" >/dev/null 2>&1 && return 0
     kill -0 "$PLATFORM_PID" 2>/dev/null || { tail -20 "$log" >&2; return 1; }
     sleep 0.1
   done

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs a command with real Kafka and Cassandra available: starts each one that is not already
+# Runs a command with real Kafka, Cassandra and the sentiment service available: starts each one that is not already
 # answering, and stops exactly those (by the pid files deploy/local/up.sh wrote) when the command
 # ends, however it ends. Usage: scripts/with-services.sh CMD [ARGS...]
 set -euo pipefail
@@ -12,7 +12,7 @@ stop_started() {
   done
 }
 trap stop_started EXIT
-for svc in kafka cassandra; do
+for svc in kafka cassandra sentiment; do
   if "$root/deploy/local/status.sh" "$svc" >/dev/null 2>&1; then
     echo "$svc is already running: using it, leaving it running"
   else

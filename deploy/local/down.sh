@@ -2,7 +2,7 @@
 # Stop what deploy/local/up.sh started, by the pid in <repo>/.state/<svc>.pid: SIGTERM, wait up to
 # 60 s, then SIGKILL; the pid file is removed. A service that up.sh did not start (no pid file) is
 # left alone. Never kills by name.
-# Usage: deploy/local/down.sh [kafka|cassandra|all]      (default: all)
+# Usage: deploy/local/down.sh [kafka|cassandra|sentiment|all]      (default: all)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 

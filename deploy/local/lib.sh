@@ -14,6 +14,10 @@ export JAVA_HOME
 KAFKA_PORT=9092
 KAFKA_CONTROLLER_PORT=9093
 CASSANDRA_PORT=9042
+SENTIMENT_PORT="${MYSIMBDP_SENTIMENT_PORT:-9300}"
+SENTIMENT_DIR="$REPO_ROOT/services/sentiment"
+SENTIMENT_MAIN="services/sentiment/sentiment_service.py"
+SENTIMENT_VENV="$STATE_DIR/sentiment-venv"
 
 KAFKA_MAIN=kafka.Kafka
 CASSANDRA_MAIN=org.apache.cassandra.service.CassandraDaemon
@@ -30,12 +34,13 @@ port_open() {
   timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
 }
 
-# services_from_arg ARG: prints the service names that ARG (kafka|cassandra|all|"") stands for.
+# services_from_arg ARG: prints the service names that ARG (kafka|cassandra|sentiment|all|"")
+# stands for.
 services_from_arg() {
   case "${1:-all}" in
-    all) echo "kafka cassandra" ;;
-    kafka|cassandra) echo "$1" ;;
-    *) die "unknown service '$1' (use kafka, cassandra or all)" ;;
+    all) echo "kafka cassandra sentiment" ;;
+    kafka|cassandra|sentiment) echo "$1" ;;
+    *) die "unknown service '$1' (use kafka, cassandra, sentiment or all)" ;;
   esac
 }
 
@@ -45,10 +50,12 @@ main_class_of() {
   case "$1" in
     kafka) echo "$KAFKA_MAIN" ;;
     cassandra) echo "$CASSANDRA_MAIN" ;;
+    sentiment) echo "$SENTIMENT_MAIN" ;;
   esac
 }
 
-# pid_alive SVC PID: the process exists and really is that service's JVM (guards against pid reuse).
+# pid_alive SVC PID: the process exists and really is that service (its JVM main class, or the
+# sentiment service's script) (guards against pid reuse).
 pid_alive() {
   local svc=$1 pid=$2
   [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] || return 1
@@ -109,10 +116,36 @@ cassandra_answers() {
   timeout 30 "$CQL_PYTHON" "$DEPLOY_DIR/cassandra/cql_check.py" 127.0.0.1 "$CASSANDRA_PORT" >/dev/null 2>&1
 }
 
+# --- The sentiment inference service (services/sentiment, Python) --------------------------------
+# ensure_sentiment_venv: <repo>/.state/sentiment-venv with the pinned requirements.txt installed;
+# installed again when requirements.txt changes (its sha256 is kept in the venv).
+ensure_sentiment_venv() {
+  local req="$SENTIMENT_DIR/requirements.txt" want have=""
+  want="$(sha256sum "$req" | cut -d' ' -f1)"
+  [[ -f "$SENTIMENT_VENV/.installed" ]] && have="$(cat "$SENTIMENT_VENV/.installed")"
+  [[ "$want" == "$have" && -x "$SENTIMENT_VENV/bin/python" ]] && return 0
+  command -v python3 >/dev/null || die "python3 is needed for the sentiment service"
+  log "sentiment: installing the pinned packages of ${req#"$REPO_ROOT"/} into ${SENTIMENT_VENV#"$REPO_ROOT"/}"
+  mkdir -p "$STATE_DIR"
+  python3 -m venv "$SENTIMENT_VENV" >/dev/null || die "python3 -m venv failed (apt-get install python3-venv)"
+  "$SENTIMENT_VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$req" \
+    || die "pip install -r $req failed"
+  echo "$want" >"$SENTIMENT_VENV/.installed"
+}
+
+# sentiment_answers: GET /health answers 200 with status ok.
+sentiment_answers() {
+  port_open "$SENTIMENT_PORT" || return 1
+  timeout 10 python3 -c 'import json, sys, urllib.request
+doc = json.load(urllib.request.urlopen(sys.argv[1], timeout=5))
+sys.exit(0 if doc.get("status") == "ok" else 1)' "http://127.0.0.1:$SENTIMENT_PORT/health" >/dev/null 2>&1
+}
+
 service_answers() {
   case "$1" in
     kafka) kafka_answers ;;
     cassandra) cassandra_answers ;;
+    sentiment) sentiment_answers ;;
   esac
 }
 
@@ -120,5 +153,6 @@ service_port() {
   case "$1" in
     kafka) echo "$KAFKA_PORT" ;;
     cassandra) echo "$CASSANDRA_PORT" ;;
+    sentiment) echo "$SENTIMENT_PORT" ;;
   esac
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Print, for each local service, whether it answers (Kafka: port + metadata request; Cassandra:
-# port + SELECT release_version FROM system.local) and whether up.sh started it (pid file).
-# Usage: deploy/local/status.sh [kafka|cassandra|all]      (default: all)
+# port + SELECT release_version FROM system.local; sentiment: GET /health) and whether up.sh
+# started it (pid file).
+# Usage: deploy/local/status.sh [kafka|cassandra|sentiment|all]      (default: all)
 # Exit status: 0 when every service asked about answers, 3 otherwise.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -12,7 +13,7 @@ for svc in $(services_from_arg "${1:-all}"); do
   pid="$(started_pid "$svc")"
   owner="not started by up.sh"
   [[ -n "$pid" ]] && owner="started by up.sh, pid $pid"
-  if [[ ! -d "$LIB_DIR/$svc" ]]; then
+  if [[ "$svc" != sentiment && ! -d "$LIB_DIR/$svc" ]]; then
     if port_open "$port"; then state="port open (jars not fetched, cannot check further)"; else state="DOWN"; rc=3; fi
   elif service_answers "$svc"; then
     state="UP"

@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
-# Start the local Kafka (KRaft, 127.0.0.1:9092) and/or Cassandra (127.0.0.1:9042) in the background
-# and wait until each really answers.
-# Usage: deploy/local/up.sh [kafka|cassandra|all]      (default: all)
+# Start the local Kafka (KRaft, 127.0.0.1:9092), Cassandra (127.0.0.1:9042) and/or the sentiment
+# inference service (services/sentiment, 127.0.0.1:9300) in the background and wait until each
+# really answers.
+# Usage: deploy/local/up.sh [kafka|cassandra|sentiment|all]      (default: all)
 #
 # - fetches the jars first if needed (deploy/local/fetch.sh);
 # - a service that already answers on its port is left alone and gets NO pid file;
 # - a service this script starts gets <repo>/.state/<svc>.pid (down.sh stops only those);
 # - data and logs live under <repo>/.state/kafka/ and <repo>/.state/cassandra/;
 # - readiness: Kafka = port open and a metadata request (TopicCommand --list) succeeds;
-#   Cassandra = "Startup complete" in its log and SELECT release_version FROM system.local works.
-# Timeouts (seconds): MYSIMBDP_KAFKA_TIMEOUT (120), MYSIMBDP_CASSANDRA_TIMEOUT (240). On timeout,
+#   Cassandra = "Startup complete" in its log and SELECT release_version FROM system.local works;
+#   sentiment = GET /health answers ok (its pinned packages go to <repo>/.state/sentiment-venv).
+# Timeouts (seconds): MYSIMBDP_KAFKA_TIMEOUT (120), MYSIMBDP_CASSANDRA_TIMEOUT (240),
+# MYSIMBDP_SENTIMENT_TIMEOUT (60); MYSIMBDP_SENTIMENT_PORT moves the service (default 9300). On timeout,
 # or when the JVM dies, the last 40 lines of the log are printed and the exit status is non-zero.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 KAFKA_TIMEOUT="${MYSIMBDP_KAFKA_TIMEOUT:-120}"
 CASSANDRA_TIMEOUT="${MYSIMBDP_CASSANDRA_TIMEOUT:-240}"
+SENTIMENT_TIMEOUT="${MYSIMBDP_SENTIMENT_TIMEOUT:-60}"
 
 # launch SVC WORKDIR OUTFILE CMD... : start CMD detached (own session, SIGHUP ignored, stdin closed),
 # stdout+stderr to OUTFILE; the JVM's own pid goes to the pid file (bash writes $$ and then execs).
@@ -96,11 +100,25 @@ cassandra_started_in_log() {
   tail -c +"$((CASS_LOG_OFFSET + 1))" "$CASS_LOG" | grep -q "Startup complete"
 }
 
+# ---------------------------------------------------------------- sentiment service
+SENT_STATE="$STATE_DIR/sentiment"
+SENT_OUT="$SENT_STATE/sentiment.out"
+
+start_sentiment() {
+  mkdir -p "$SENT_STATE"
+  launch sentiment "$REPO_ROOT" "$SENT_OUT" \
+    "$SENTIMENT_VENV/bin/python" "$SENTIMENT_MAIN" --host 127.0.0.1 --port "$SENTIMENT_PORT"
+}
+
 # ---------------------------------------------------------------- waiting
 show_logs() {
   local svc=$1 f
   local -a files
-  if [[ "$svc" == kafka ]]; then files=("$KAFKA_LOG" "$KAFKA_OUT"); else files=("$CASS_LOG" "$CASS_OUT"); fi
+  case "$svc" in
+    kafka) files=("$KAFKA_LOG" "$KAFKA_OUT") ;;
+    cassandra) files=("$CASS_LOG" "$CASS_OUT") ;;
+    *) files=("$SENT_OUT") ;;
+  esac
   for f in "${files[@]}"; do
     [[ -s "$f" ]] || continue
     echo "----- last 40 lines of ${f#"$REPO_ROOT"/} -----" >&2
@@ -116,10 +134,11 @@ wait_ready() {
     if [[ -n "$pid" ]] && ! pid_alive "$svc" "$pid"; then
       show_logs "$svc"
       rm -f "$(pid_file "$svc")"
-      die "$svc: the JVM (pid $pid) exited during startup"
+      die "$svc: its process (pid $pid) exited during startup"
     fi
     case "$svc" in
       kafka) kafka_answers && break ;;
+      sentiment) sentiment_answers && break ;;
       cassandra)
         if [[ -z "$pid" ]] || cassandra_started_in_log; then cassandra_answers && break; fi ;;
     esac
@@ -134,9 +153,12 @@ wait_ready() {
 
 # ---------------------------------------------------------------- main
 services="$(services_from_arg "${1:-all}")"
-require_java
-"$DEPLOY_DIR/fetch.sh" "${1:-all}"
+if [[ " $services " == *" kafka "* || " $services " == *" cassandra "* ]]; then
+  require_java
+  "$DEPLOY_DIR/fetch.sh" "${1:-all}"
+fi
 [[ " $services " == *" cassandra "* ]] && ensure_cql_python
+[[ " $services " == *" sentiment "* ]] && ensure_sentiment_venv
 
 declare -A waitpid=()
 for svc in $services; do
@@ -156,7 +178,11 @@ for svc in $services; do
 done
 
 for svc in $services; do
-  if [[ "$svc" == kafka ]]; then to=$KAFKA_TIMEOUT; else to=$CASSANDRA_TIMEOUT; fi
+  case "$svc" in
+    kafka) to=$KAFKA_TIMEOUT ;;
+    cassandra) to=$CASSANDRA_TIMEOUT ;;
+    *) to=$SENTIMENT_TIMEOUT ;;
+  esac
   wait_ready "$svc" "$to" "${waitpid[$svc]}"
 done
 log "up: $services"

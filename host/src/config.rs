@@ -50,6 +50,9 @@ pub struct Config {
     pub checkpoint: CheckpointConfig,
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
+    /// External services apps may call from their enrich stage, by name (`[services.<name>]`).
+    #[serde(default)]
+    pub services: crate::enrich::Services,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -289,6 +292,11 @@ impl Config {
             problem,
             fix: fix.into(),
         };
+        for (name, service) in &self.services {
+            if let Some((field, problem, fix)) = service.problem() {
+                return Err(invalid(format!("services.{name}.{field}"), problem, fix));
+            }
+        }
         if self.kafka.partitions < 1 {
             return Err(invalid(
                 "kafka.partitions".into(),

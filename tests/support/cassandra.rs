@@ -152,7 +152,11 @@ pub fn read_daily_reviews(
 }
 
 /// Runs `cql` (a SELECT over `table`) page by page and hands every row to `each`.
-fn each_row<R>(table: &str, cql: &str, mut each: impl FnMut(R) -> Result<()>) -> Result<()>
+pub(crate) fn each_row<R>(
+    table: &str,
+    cql: &str,
+    mut each: impl FnMut(R) -> Result<()>,
+) -> Result<()>
 where
     R: for<'frame, 'metadata> DeserializeRow<'frame, 'metadata>,
 {

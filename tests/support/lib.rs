@@ -6,10 +6,12 @@
 mod cassandra;
 mod checks;
 mod env;
+mod faulty;
 mod kafka;
 mod platform;
 mod reviews;
 mod scenario;
+mod sentiment;
 
 pub use cassandra::{
     final_windows, read_aggregated_reviews, read_daily_reviews, sum_column, Services,
@@ -21,6 +23,7 @@ pub use env::{
     mysimbdp_bin, reviews_daily_wasm, run_command, target_dir, tenant_app_wasm, unique_tenant_id,
     workspace_dir, CommandOutput, TestEnv,
 };
+pub use faulty::{Faults, FaultyService};
 pub use kafka::{
     committed_offsets, create_topic, end_offsets_total, produce, read_topic, topic_partitions,
     KafkaRecord,
@@ -33,6 +36,11 @@ pub use reviews::{
 };
 pub use scenario::{
     check_reviews_outputs, generate_reviews, produce_reviews, send_part, split_tsv, stream_reviews,
+};
+pub use sentiment::{
+    check_sentiment, diff_sentiment, expected_sentiment, read_review_sentiment, read_reviews,
+    score_texts, sentiment_app, sentiment_url, services_toml, shipped_manifest, OwnService,
+    SentimentRow, TsvReview, REVIEWS_SENTIMENT, REVIEW_SENTIMENT_TABLE,
 };
 
 /// Kafka's bootstrap address as `just up` starts it.

@@ -35,7 +35,8 @@ impl Histogram {
         (count, self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9)
     }
 
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
+    /// Appends the histogram's series under `name`.
+    pub fn render(&self, out: &mut String, name: &str, labels: &str) {
         let mut cumulative = 0;
         for (bound, count) in BUCKETS.iter().zip(&self.counts) {
             cumulative += count.load(Ordering::Relaxed);
@@ -106,6 +107,8 @@ pub struct AppMetrics {
     pub batch_duration: Histogram,
     pub checkpoint_duration: Histogram,
     plugin_calls: [Histogram; CALLS.len()],
+    /// The enrich stage's calls to its service, when the app has one.
+    pub enrich: std::sync::Arc<crate::enrich::EnrichMetrics>,
 }
 
 impl AppMetrics {
@@ -187,6 +190,7 @@ impl AppMetrics {
             let labels = format!("{labels},call=\"{call}\"");
             histogram.render(out, "mysimbdp_plugin_call_duration_seconds", &labels);
         }
+        self.enrich.render(out, &labels);
     }
 }
 

@@ -200,6 +200,7 @@ pub fn describe(handle: &AppHandle) -> Value {
         "over_quota": get(&m.over_quota),
         "cpu_throttled_ms": get(&m.cpu_throttled_ms),
         "durations": durations,
+        "enrich": status.enrich,
     })
 }
 
@@ -573,6 +574,15 @@ async fn deploy(
         Ok(input) => input,
         Err(response) => return response,
     };
+    // A component deployed by path may have an enrich manifest beside it (used when the app
+    // starts; a running app keeps the one it started with).
+    let manifest = match &wasm {
+        Wasm::File(path) => match crate::enrich::EnrichManifest::beside(path) {
+            Ok(manifest) => manifest,
+            Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+        },
+        Wasm::Uploaded(_) => None,
+    };
     let engine = admin.plugins.engine.clone();
     let limits = admin.plugins.limits.clone();
     let load = move || match wasm {
@@ -589,7 +599,7 @@ async fn deploy(
     };
     let app = compiled.spec.name.to_string();
     let Some(handle) = admin.launcher.get(&tenant, &app) else {
-        return start(&admin, &tenant, request, compiled).await;
+        return start(&admin, &tenant, request, compiled, manifest).await;
     };
     if handle.ended() {
         // Its worker is gone: the new version starts where the failed one's last checkpoint
@@ -599,7 +609,7 @@ async fn deploy(
             delivery: handle.delivery,
             ..request
         };
-        return start(&admin, &tenant, request, compiled).await;
+        return start(&admin, &tenant, request, compiled, manifest).await;
     }
     let reset_state = request.reset_state;
     ask_worker(&handle, |reply| Control::Deploy {
@@ -630,6 +640,7 @@ async fn start(
     tenant: &str,
     request: DeployRequest,
     compiled: crate::plugin::CompiledApp,
+    manifest: Option<crate::enrich::EnrichManifest>,
 ) -> Response {
     let app = compiled.spec.name.to_string();
     let Some(stream) = request.stream else {
@@ -650,7 +661,7 @@ async fn start(
     let version = compiled.spec.version.clone();
     let delivery = request.delivery;
     let launched = tokio::task::spawn_blocking(move || {
-        launcher.launch(&tenant_id, &stream, delivery, compiled)
+        launcher.launch_enriched(&tenant_id, &stream, delivery, compiled, manifest)
     })
     .await;
     match launched {

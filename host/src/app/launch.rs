@@ -16,6 +16,7 @@ use crate::admin::metrics::AppMetrics;
 use crate::admin::recent::Change;
 use crate::checkpoint::{CheckpointStore, Delivery};
 use crate::config::Config;
+use crate::enrich::{EnrichError, EnrichManifest, Enricher, ServiceClient, Services};
 use crate::names::{AppTopics, StreamName, TenantId};
 use crate::plugin::{CompiledApp, PluginError};
 use crate::sink::cassandra::{CassandraError, ResultsTable};
@@ -38,6 +39,8 @@ pub enum LaunchError {
     Running { tenant: String, app: String },
     #[error("starting the worker thread: {0}")]
     Thread(std::io::Error),
+    #[error(transparent)]
+    Enrich(#[from] EnrichError),
 }
 
 /// Where the platform's apps get their connections and settings from.
@@ -55,6 +58,8 @@ pub struct Launcher {
     workers: Mutex<Vec<JoinHandle<()>>>,
     /// One launch at a time, so two deploys of the same new app cannot both start it.
     launching: Mutex<()>,
+    /// The services apps may call, as the operator configured them.
+    services: Services,
 }
 
 impl Launcher {
@@ -79,7 +84,54 @@ impl Launcher {
             apps: RwLock::new(Apps::new()),
             workers: Mutex::new(Vec::new()),
             launching: Mutex::new(()),
+            services: config.services.clone(),
         }
+    }
+
+    /// Starts `app` like `launch`, with the enrich stage its manifest declares, if any.
+    pub fn launch_enriched(
+        &self,
+        tenant: &TenantId,
+        stream: &StreamName,
+        delivery: Delivery,
+        app: CompiledApp,
+        manifest: Option<EnrichManifest>,
+    ) -> Result<Arc<AppHandle>, LaunchError> {
+        self.start(tenant, stream, delivery, app, manifest)
+    }
+
+    /// The enrich stage `manifest` declares for `spec`, checked against the operator's
+    /// services and their allowlists.
+    fn enricher(
+        &self,
+        tenant: &TenantId,
+        spec: &crate::plugin::AppSpec,
+        manifest: &EnrichManifest,
+        metrics: &AppMetrics,
+        halt: Arc<std::sync::atomic::AtomicBool>,
+    ) -> Result<Enricher, EnrichError> {
+        let plan = manifest.plan(spec)?;
+        let service =
+            self.services
+                .get(&plan.service)
+                .ok_or_else(|| EnrichError::UnknownService {
+                    app: spec.name.to_string(),
+                    service: plan.service.clone(),
+                })?;
+        if !service.tenants.iter().any(|t| t == tenant.as_str()) {
+            return Err(EnrichError::NotAllowed {
+                tenant: tenant.to_string(),
+                service: plan.service.clone(),
+            });
+        }
+        let client =
+            ServiceClient::new(&plan.service, service.clone(), metrics.enrich.clone(), halt);
+        Ok(Enricher::new(
+            manifest.clone(),
+            plan,
+            client,
+            metrics.enrich.clone(),
+        ))
     }
 
     /// Starts `app` for `tenant` on `stream`; blocks on Kafka and Cassandra, so call it off the
@@ -90,6 +142,17 @@ impl Launcher {
         stream: &StreamName,
         delivery: Delivery,
         app: CompiledApp,
+    ) -> Result<Arc<AppHandle>, LaunchError> {
+        self.start(tenant, stream, delivery, app, None)
+    }
+
+    fn start(
+        &self,
+        tenant: &TenantId,
+        stream: &StreamName,
+        delivery: Delivery,
+        app: CompiledApp,
+        manifest: Option<EnrichManifest>,
     ) -> Result<Arc<AppHandle>, LaunchError> {
         let _one_at_a_time = self.launching.lock();
         let spec = app.spec.clone();
@@ -103,6 +166,14 @@ impl Launcher {
                 app: key.1,
             });
         }
+        let metrics = Arc::new(AppMetrics::default());
+        let halt = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let enricher = match &manifest {
+            Some(manifest) => {
+                Some(self.enricher(tenant, &spec, manifest, &metrics, halt.clone())?)
+            }
+            None => None,
+        };
         let topics = AppTopics::new(tenant, stream, &spec.name);
         self.runtime.block_on(ensure_topics(
             &self.bootstrap,
@@ -124,7 +195,6 @@ impl Launcher {
             .transactional()
             .then(|| format!("mysimbdp.{tenant}.{}.{}", spec.name, self.instance));
         let (control, receiver) = std::sync::mpsc::channel();
-        let metrics = Arc::new(AppMetrics::default());
         // A failed app deployed again keeps its history on the dashboard.
         let recent = self
             .get(&key.0, &key.1)
@@ -158,9 +228,11 @@ impl Launcher {
                 checkpoints: 0,
                 partitions: Vec::new(),
                 waiting: None,
+                enrich: None,
             }),
             control: Mutex::new(control),
             recent,
+            halt,
         });
         let processor = Processor::new(
             spec.clone(),
@@ -170,6 +242,10 @@ impl Launcher {
             Instant::now(),
         )
         .with_quotas(self.settings.quotas);
+        let processor = match enricher {
+            Some(enricher) => processor.with_enricher(enricher),
+            None => processor,
+        };
         let runner = Runner {
             handle: handle.clone(),
             processor,

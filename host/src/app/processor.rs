@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::admin::metrics::{AppMetrics, PluginCall};
 use crate::checkpoint::{SavedBy, SavedWindow};
+use crate::enrich::Enricher;
 use crate::plugin::{AppInstance, AppSpec, Batch, Column, PluginError};
 use crate::sink::{Emitted, Rejected, RowFormat};
 use crate::source::Decoder;
@@ -62,6 +63,8 @@ pub enum SwapError {
     },
     #[error(transparent)]
     Plugin(#[from] PluginError),
+    #[error("the new version does not fit the app's enrich manifest: {0}")]
+    Enrich(#[from] crate::enrich::EnrichError),
 }
 
 /// What a swap carried from the old version to the new one.
@@ -148,6 +151,9 @@ struct Scratch {
     rows: Vec<u32>,
     /// Session windows: what the batch's records did to their keys' sessions.
     sessions: SessionChanges,
+    /// Each row's message, kept only when the app is enriched: a row the enrichment fails
+    /// for goes to the dead letters as it came.
+    origins: Vec<Rejected>,
 }
 
 /// Processing state of one app on one host.
@@ -171,6 +177,11 @@ pub struct Processor {
     opening: Opening,
     /// The newest event time accepted so far: the dashboard shows the watermark against it.
     newest: EventTime,
+    /// The enrich stage, when the app calls a service.
+    enricher: Option<Enricher>,
+    /// A batch its service could not enrich yet: kept, with its rows in the scratch, and sent
+    /// again at the next flush; nothing else is taken meanwhile.
+    stalled: Option<Batch>,
 }
 
 fn reject(message: &Message<'_>, reason: String) -> Rejected {
@@ -210,8 +221,36 @@ impl Processor {
             batch_wall: EventTime::MIN,
             opening: Opening::default(),
             newest: EventTime::MIN,
+            enricher: None,
+            stalled: None,
             spec,
         }
+    }
+
+    /// Calls a service for every batch, whose answers fill the app's returned input fields.
+    pub fn with_enricher(mut self, enricher: Enricher) -> Self {
+        self.set_enricher(Some(enricher));
+        self
+    }
+
+    /// Installs (or removes) the enrich stage, between batches.
+    pub fn set_enricher(&mut self, enricher: Option<Enricher>) {
+        self.decoder = match &enricher {
+            Some(enricher) => Decoder::new(&self.spec).supplied(&enricher.plan().supplied()),
+            None => Decoder::new(&self.spec),
+        };
+        self.enricher = enricher;
+    }
+
+    /// The enrich stage, handed to the processor that replaces this one.
+    pub fn take_enricher(&mut self) -> Option<Enricher> {
+        self.enricher.take()
+    }
+
+    /// Whether a batch waits for its service: the worker then reads nothing, emits nothing
+    /// and saves nothing until a flush gets it through.
+    pub fn stalled(&self) -> bool {
+        self.stalled.is_some()
     }
 
     /// The app's quotas, in place of the defaults.
@@ -376,6 +415,9 @@ impl Processor {
         s.times.push(time);
         s.watermarks.push(watermark);
         s.partitions.push(message.partition);
+        if self.enricher.is_some() {
+            s.origins.push(reject(message, String::new()));
+        }
     }
 
     /// Makes room for the windows and key the decoded record opens, or says which quota it
@@ -500,6 +542,12 @@ impl Processor {
         self.opening = Opening::default();
         let mut s = std::mem::take(&mut self.scratch);
         let result = self.accumulate(&mut s, out);
+        if self.stalled.is_some() {
+            // The rows stay in the scratch for the next flush.
+            self.scratch = s;
+            return result;
+        }
+        s.origins.clear();
         s.keys.clear();
         s.key_ends.clear();
         s.times.clear();
@@ -514,11 +562,24 @@ impl Processor {
     }
 
     fn accumulate(&mut self, s: &mut Scratch, out: &mut Output) -> Result<(), PluginError> {
-        let mut batch = self.decoder.take_batch();
+        let mut batch = match self.stalled.take() {
+            Some(batch) => batch,
+            None => self.decoder.take_batch(),
+        };
         if batch.rows == 0 {
             return Ok(());
         }
-        let keep = if self.spec.has_filter {
+        let mut failed = Vec::new();
+        if let Some(enricher) = &self.enricher {
+            match enricher.enrich(&mut batch) {
+                Ok(dead) => failed = dead,
+                Err(crate::enrich::Waiting) => {
+                    self.stalled = Some(batch);
+                    return Ok(());
+                }
+            }
+        }
+        let mut keep = if self.spec.has_filter {
             let keep = self.timed(PluginCall::Filter, |i| i.filter(&batch))?;
             AppMetrics::count(
                 &self.metrics.filtered_out,
@@ -528,6 +589,17 @@ impl Processor {
         } else {
             None
         };
+        for (row, reason) in failed.into_iter().enumerate() {
+            let Some(reason) = reason else { continue };
+            let keep = keep.get_or_insert_with(|| vec![true; batch.rows as usize]);
+            keep[row] = false;
+            if let Some(origin) = s.origins.get(row) {
+                out.dead_letters.push(Rejected {
+                    reason,
+                    ..origin.clone()
+                });
+            }
+        }
         let lateness = self.spec.allowed_lateness_ms;
         s.slots.clear();
         s.rows.clear();
@@ -786,6 +858,10 @@ impl Processor {
         if spec.event_time != old.event_time {
             return Err(SwapError::Windows("the event-time field"));
         }
+        let plan = match &self.enricher {
+            Some(enricher) => Some(enricher.plan_for(&spec)?),
+            None => None,
+        };
         let slots = self.table.all_open();
         let open: Vec<u32> = slots.iter().map(|s| s.get()).collect();
         let keys: std::collections::HashSet<&str> =
@@ -800,7 +876,13 @@ impl Processor {
             state_bytes = states.bytes.len();
         }
         self.instance = instance;
-        self.decoder = Decoder::new(&spec);
+        if let (Some(enricher), Some(plan)) = (&mut self.enricher, plan) {
+            enricher.set_plan(plan);
+        }
+        self.decoder = match &self.enricher {
+            Some(enricher) => Decoder::new(&spec).supplied(&enricher.plan().supplied()),
+            None => Decoder::new(&spec),
+        };
         self.watermarks.set_delay(spec.watermark_delay_ms);
         self.spec = spec;
         Ok(Swapped {

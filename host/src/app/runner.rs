@@ -60,6 +60,9 @@ pub struct AppStatus {
     pub partitions: Vec<i32>,
     /// What the app is waiting out (a Cassandra outage), while it does.
     pub waiting: Option<String>,
+    /// The enrich stage, when the app calls a service: its breaker and counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enrich: Option<crate::enrich::EnrichStatus>,
 }
 
 /// The answer to a deploy or rollback: what happened, in words, or why it was refused.
@@ -131,14 +134,19 @@ pub struct AppHandle {
     pub control: Mutex<std::sync::mpsc::Sender<Control>>,
     /// Latest results, dead letters and deploys, for the dashboard.
     pub recent: Arc<Recent>,
+    /// Set on `Stop`: an enrich call waiting for its service gives up, so the app can stop.
+    pub halt: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppHandle {
     pub fn status(&self) -> AppStatus {
-        self.status
+        let mut status = self
+            .status
             .lock()
             .map(|s| s.clone())
-            .unwrap_or_else(|p| p.into_inner().clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
+        status.enrich = self.metrics.enrich.status();
+        status
     }
 
     fn update(&self, f: impl FnOnce(&mut AppStatus)) {
@@ -162,6 +170,9 @@ impl AppHandle {
     }
 
     pub fn send(&self, control: Control) -> bool {
+        if matches!(control, Control::Stop) {
+            self.halt.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         self.control
             .lock()
             .map(|c| c.send(control).is_ok())
@@ -724,6 +735,12 @@ impl Worker {
     fn step(&mut self) -> Result<(), StepError> {
         let mut out = Output::default();
         let polled = self.poll_batch(&mut out)?;
+        if self.r.processor.stalled() {
+            // The batch waits for its service: no window closes, nothing is saved, until it
+            // is through. What its records already produced (dead letters) goes out.
+            self.deliver(out)?;
+            return Ok(());
+        }
         let now = Instant::now();
         self.r.processor.tick(now, &mut out)?;
         if !self.drained && self.drain_reached() {
@@ -751,6 +768,13 @@ impl Worker {
     /// so that one partition racing ahead cannot make another's on-time records look late;
     /// returns how many messages it took.
     fn poll_batch(&mut self, out: &mut Output) -> Result<usize, StepError> {
+        if self.r.processor.stalled() {
+            self.r.processor.flush(out)?;
+            if !self.r.processor.stalled() {
+                self.intake.batch.clear();
+            }
+            return Ok(0);
+        }
         let paused = self.paused.is_some();
         let Worker {
             r, queues, intake, ..
@@ -838,7 +862,9 @@ impl Worker {
         if taken > 0 {
             let started = Instant::now();
             r.processor.flush(out)?;
-            intake.batch.clear();
+            if !r.processor.stalled() {
+                intake.batch.clear();
+            }
             self.busy += started.elapsed();
         }
         Ok(taken)
@@ -1293,6 +1319,7 @@ impl Worker {
         self.r.outputs.abort().map_err(|e| e.to_string())?;
         self.unpublished = Unpublished::default();
         let instance = self.r.current.instantiate().map_err(|e| e.to_string())?;
+        let enricher = self.r.processor.take_enricher();
         self.r.processor = Processor::new(
             self.r.current.spec.clone(),
             instance,
@@ -1301,6 +1328,7 @@ impl Worker {
             started,
         )
         .with_quotas(self.r.settings.quotas);
+        self.r.processor.set_enricher(enricher);
         self.intake.batch.clear();
         let owned = self.owned();
         let checkpointing = self.r.store.is_some();
@@ -1441,6 +1469,9 @@ impl Worker {
     /// The end of an app: every open window is emitted as final and the place in the input is
     /// saved, so that a later deploy of the app goes on from there.
     fn remove(&mut self) -> Result<String, String> {
+        if self.r.processor.stalled() {
+            return Err("a batch waits for the app's service: remove the app once the service answers (its state and offsets are not saved meanwhile)".into());
+        }
         let open = self
             .r
             .handle

@@ -357,7 +357,7 @@ impl<'a> Generator<'a> {
         let _ = write!(line, "\t{helpful}\t{total}\t{vine}\t{verified}\t");
         push_headline(rng, star, line);
         line.push('\t');
-        push_body(rng, line);
+        push_body(rng, star, line);
         line.push('\t');
         match malformation {
             Some(Malformation::ImpossibleDate) => {
@@ -509,10 +509,26 @@ fn push_headline(rng: &mut impl Rng, star: u8, line: &mut String) {
     line.push_str(pick(rng, headlines));
 }
 
-/// Appends sentences of common words until the body reaches its drawn length.
-fn push_body(rng: &mut impl Rng, line: &mut String) {
+/// Appends an opinion that mostly fits the rating (one review in ten says the opposite: the
+/// kind of mismatch a sentiment model flags), then sentences of common words until the body
+/// reaches its drawn length.
+fn push_body(rng: &mut impl Rng, star: u8, line: &mut String) {
     let start = line.len();
     let target = body_length(rng);
+    let fitting = match star {
+        1 | 2 => NEGATIVE_OPINIONS,
+        3 => NEUTRAL_OPINIONS,
+        _ => POSITIVE_OPINIONS,
+    };
+    let opinions = if rng.random_bool(0.1) {
+        match star {
+            1 | 2 => POSITIVE_OPINIONS,
+            _ => NEGATIVE_OPINIONS,
+        }
+    } else {
+        fitting
+    };
+    line.push_str(pick(rng, opinions));
     while line.len() - start < target {
         if line.len() > start {
             line.push(' ');
@@ -532,6 +548,37 @@ fn push_body(rng: &mut impl Rng, line: &mut String) {
         line.push(if rng.random_bool(0.1) { '!' } else { '.' });
     }
 }
+
+const POSITIVE_OPINIONS: &[&str] = &[
+    "Absolutely love it, best purchase this year!",
+    "Excellent quality and it works perfectly.",
+    "Great value, I am very happy with it.",
+    "Wonderful, exactly what I wanted.",
+    "Fantastic product, highly recommend it to everyone.",
+    "Really nice and sturdy, my family enjoys it a lot.",
+    "Works great, arrived early and looks beautiful.",
+    "Amazing, better than I expected.",
+];
+
+const NEGATIVE_OPINIONS: &[&str] = &[
+    "Terrible, it broke after two days.",
+    "Awful quality, a complete waste of money.",
+    "Very disappointed, it stopped working and support was useless.",
+    "Horrible product, do not buy it.",
+    "Cheap junk that fell apart, I hate it.",
+    "Worst purchase ever, it arrived damaged and smelled bad.",
+    "Poorly made and frustrating to use.",
+    "Not good at all, I regret buying this.",
+];
+
+const NEUTRAL_OPINIONS: &[&str] = &[
+    "It is okay for the price.",
+    "Average product, nothing special.",
+    "It does the job, some parts could be better.",
+    "Decent but not as described in places.",
+    "Fine for occasional use.",
+    "Mixed feelings about this one.",
+];
 
 const STAR_WORDS: [&str; 5] = ["one", "two", "three", "four", "five"];
 

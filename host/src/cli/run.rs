@@ -69,6 +69,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     for entry in config.apps() {
         let started = Instant::now();
         let compiled = engine.load(&entry.path, limits.clone())?;
+        let manifest = crate::enrich::EnrichManifest::beside(&entry.path)?;
         tracing::info!(
             tenant = %entry.tenant,
             app = %compiled.spec.name,
@@ -77,7 +78,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             elapsed = ?started.elapsed(),
             "app loaded"
         );
-        loaded.push((entry, compiled));
+        loaded.push((entry, compiled, manifest));
     }
     let session = runtime.block_on(cassandra::connect(
         &config.cassandra.nodes,
@@ -111,8 +112,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         settings,
         args.instance.unwrap_or_else(host_name),
     ));
-    for (entry, compiled) in loaded {
-        launcher.launch(&entry.tenant, &entry.stream, entry.delivery, compiled)?;
+    for (entry, compiled, manifest) in loaded {
+        launcher.launch_enriched(
+            &entry.tenant,
+            &entry.stream,
+            entry.delivery,
+            compiled,
+            manifest,
+        )?;
     }
     let listen = config.admin.listen;
     let admin_launcher = launcher.clone();

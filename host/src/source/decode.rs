@@ -87,6 +87,8 @@ pub struct Decoder {
     key: String,
     columns: Vec<Column>,
     rows: usize,
+    /// Inputs another stage fills: their placeholder values are pushed again for every row.
+    supplied: Vec<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -138,9 +140,33 @@ impl Decoder {
             found: vec![false; n],
             key: String::new(),
             rows: 0,
+            supplied: Vec::new(),
         };
         decoder.columns = decoder.empty_columns();
         decoder
+    }
+
+    /// A decoder that does not look for the given inputs in the records: another stage (the
+    /// enrich stage) fills them, and until it does they hold the value given.
+    pub fn supplied(mut self, fields: &[(usize, crate::enrich::manifest::Value)]) -> Self {
+        use crate::enrich::manifest::Value as Given;
+        for (input, given) in fields {
+            for wanted in &mut self.wanted {
+                wanted.roles.retain(|r| *r != Role::Input(*input));
+            }
+            if let Some(value) = self.values.get_mut(*input) {
+                *value = match given {
+                    Given::Double(d) => Value::Double(*d),
+                    Given::Integer(i) => Value::Int(*i),
+                    Given::Boolean(b) => Value::Bool(*b),
+                    Given::Text(t) => Value::Text(t.clone()),
+                };
+            }
+        }
+        self.wanted.retain(|w| !w.roles.is_empty());
+        self.found = vec![false; self.wanted.len()];
+        self.supplied = fields.iter().map(|(i, _)| *i).collect();
+        self
     }
 
     fn empty_columns(&self) -> Vec<Column> {
@@ -237,8 +263,18 @@ impl Decoder {
                 String::from_utf8_lossy(&self.wanted[missing].name).into(),
             ));
         }
-        for (column, value) in self.columns.iter_mut().zip(self.values.iter_mut()) {
-            push(column, value);
+        for (i, (column, value)) in self
+            .columns
+            .iter_mut()
+            .zip(self.values.iter_mut())
+            .enumerate()
+        {
+            if self.supplied.contains(&i) {
+                // `push` takes a text out of its value: a supplied placeholder stays.
+                push(column, &mut value.clone());
+            } else {
+                push(column, value);
+            }
         }
         self.rows += 1;
         Ok(Decoded { time })
@@ -558,6 +594,20 @@ mod tests {
             state_version: 1,
             has_filter: false,
         }
+    }
+
+    #[test]
+    fn supplied_inputs_are_not_read_and_hold_their_placeholder() {
+        use crate::enrich::manifest::Value as Given;
+        let mut d = Decoder::new(&spec()).supplied(&[(1, Given::Text("?".into()))]);
+        let json = r#"{"product_id":"p","review_date":"2015-01-02","star_rating":4}"#;
+        for _ in 0..2 {
+            d.decode(json.as_bytes(), EventTime::MIN).unwrap();
+        }
+        let batch = d.take_batch();
+        assert_eq!(batch.rows, 2);
+        assert!(matches!(&batch.columns[0], Column::Integers(v) if *v == [4, 4]));
+        assert!(matches!(&batch.columns[1], Column::Texts(v) if *v == ["?", "?"]));
     }
 
     fn decode(json: &str) -> Result<(Decoded, String), DecodeError> {
