@@ -3,6 +3,7 @@
 
 mod launch;
 pub mod processor;
+pub mod replay;
 mod runner;
 
 pub use launch::{Apps, LaunchError, Launcher};

@@ -66,6 +66,10 @@ pub enum AppCommand {
     Pause(Target),
     /// Read an app's input again after `app pause`.
     Resume(Target),
+    /// Run an app on a sample file in this process, through the platform's own decode, event
+    /// time, windows and sandbox, with no Kafka or Cassandra: the rows it would write, the late
+    /// and dead-letter records with their reasons, and what differs from an expected file.
+    Test(super::app_test::TestArgs),
     /// Process all input up to the topic's current end, then emit and close every window.
     Drain {
         #[command(flatten)]
@@ -179,6 +183,7 @@ fn print(value: &Value) -> anyhow::Result<()> {
 
 pub fn run(command: AppCommand) -> anyhow::Result<()> {
     match command {
+        AppCommand::Test(args) => super::app_test::run(args)?,
         AppCommand::Status(target) => print(&app_request(&target, "GET", "", None)?)?,
         AppCommand::List(admin) => print(&request(&admin, "GET", "/apps", None)?)?,
         AppCommand::Deploy {

@@ -1,6 +1,7 @@
 //! The `mysimbdp` command line: the binary's edge, where errors become messages and exit codes.
 
 mod admin_client;
+mod app_test;
 pub mod gen;
 pub mod produce;
 mod run;
