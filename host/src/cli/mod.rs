@@ -4,6 +4,7 @@ mod admin_client;
 mod app_test;
 pub mod gen;
 pub mod produce;
+mod project;
 mod run;
 pub mod tsv;
 
