@@ -8,6 +8,8 @@ use std::process::{Command, Output};
 fn mysimbdp(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mysimbdp"))
         .current_dir(dir)
+        // Compiled code is kept beside the project, removed with it.
+        .env("MYSIMBDP_CACHE_DIR", dir.join(".compiled"))
         .args(args)
         .output()
         .unwrap()

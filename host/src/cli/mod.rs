@@ -36,6 +36,17 @@ enum Command {
     App(admin_client::AppCommand),
 }
 
+/// The plugin engine of a command, keeping compiled code on disk (`MYSIMBDP_CACHE_DIR`, else
+/// the user's cache folder) so that a known build loads without compiling again.
+fn plugin_engine() -> anyhow::Result<crate::plugin::PluginEngine> {
+    let engine = crate::plugin::PluginEngine::new()
+        .map_err(|e| anyhow::anyhow!("starting the plugin engine: {e:#}"))?;
+    Ok(match crate::plugin::DiskCache::default_root() {
+        Some(root) => engine.with_disk_cache(&root),
+        None => engine,
+    })
+}
+
 /// Parses the command line, runs the command, and turns any error into a message on stderr.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

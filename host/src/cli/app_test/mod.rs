@@ -12,7 +12,7 @@ use anyhow::bail;
 
 use crate::app::replay::{self, ReplaySettings};
 use crate::config::LimitsConfig;
-use crate::plugin::{Limits, PluginEngine};
+use crate::plugin::Limits;
 
 pub use input::Order;
 pub use render::Format;
@@ -44,8 +44,7 @@ pub struct TestArgs {
 /// Replays the input through the app and prints what the platform would write; fails when the
 /// app fails or the rows differ from the expected ones.
 pub fn run(args: TestArgs) -> anyhow::Result<()> {
-    let engine =
-        PluginEngine::new().map_err(|e| anyhow::anyhow!("starting the plugin engine: {e:#}"))?;
+    let engine = crate::cli::plugin_engine()?;
     // The platform's defaults: the same sandbox and limits a deployed app gets.
     let config = LimitsConfig::default();
     let limits = Limits {

@@ -10,7 +10,7 @@ use anyhow::{bail, Context};
 
 use super::{componentize_py, platform_root, Lang, COMPONENTIZE_PY};
 use crate::config::LimitsConfig;
-use crate::plugin::{FieldType, Limits, PluginEngine};
+use crate::plugin::{FieldType, Limits};
 
 /// `app build`'s options.
 #[derive(clap::Args)]
@@ -132,8 +132,7 @@ pub fn build(args: BuildArgs) -> anyhow::Result<()> {
     }
     let built_in = started.elapsed();
     let checked = Instant::now();
-    let engine =
-        PluginEngine::new().map_err(|e| anyhow::anyhow!("starting the plugin engine: {e:#}"))?;
+    let engine = crate::cli::plugin_engine()?;
     let config = LimitsConfig::default();
     let limits = Limits {
         memory_bytes: config.memory_mb << 20,
