@@ -8,9 +8,10 @@ runs="${1:?usage: scripts/test-repeat.sh N}"
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "N must be a positive number, not '$runs'" >&2; exit 2; }
 if [[ "${2:-}" != "--inside" ]]; then
   scripts/prereqs.sh
-  apps=$(ls tenant-apps | sed 's/^/-p /')
+  apps=$(ls tenant-apps/*/Cargo.toml | cut -d/ -f2 | sed 's/^/-p /')
   cargo build --release -p mysimbdp-host
   cargo build --release --target wasm32-wasip2 $apps
+  scripts/build-guest-apps.sh
   cargo test --release -p mysimbdp-tests --no-run
   exec scripts/with-services.sh "$0" "$runs" --inside
 fi

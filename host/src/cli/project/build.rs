@@ -17,6 +17,9 @@ use crate::plugin::{FieldType, Limits};
 pub struct BuildArgs {
     /// The project folder (default: the current one).
     dir: Option<PathBuf>,
+    /// Where to write the component (default: `<dir>/<name>.wasm`).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 /// The project's language and app name, from its manifest.
@@ -69,7 +72,14 @@ pub fn build(args: BuildArgs) -> anyhow::Result<()> {
         .canonicalize()
         .with_context(|| format!("reading {}", dir.display()))?;
     let (lang, name) = detect(&dir)?;
-    let out = dir.join(format!("{name}.wasm"));
+    let out = match args.out {
+        Some(out) => std::env::current_dir()?.join(out),
+        None => dir.join(format!("{name}.wasm")),
+    };
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
     let started = Instant::now();
     match lang {
         Lang::Rust => {
@@ -98,7 +108,8 @@ pub fn build(args: BuildArgs) -> anyhow::Result<()> {
                     .and_then(|t| t.get("mysimbdp"))
                     .and_then(|m| m.get(key))
                     .and_then(|v| v.as_str())
-                    .map_or(default, PathBuf::from)
+                    // Relative to the project, as the manifest reads.
+                    .map_or(default, |v| dir.join(v))
             };
             let sdk = setting("sdk", root.join("sdk/python"));
             let wit = setting("wit", root.join("wit"));
