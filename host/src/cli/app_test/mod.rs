@@ -59,7 +59,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
     let settings = ReplaySettings {
         batch_max: args.batch,
         quotas: config.quotas(),
-        max_failures: config.max_failures as usize,
+        max_failures: config.max_failures,
     };
     let result = replay::replay(&app, &records, &settings)?;
     print!("{}", render::rows(&spec, &result, args.format));
