@@ -2,13 +2,13 @@
 # Tenant apps of this repository written in other languages than Rust, built by the platform's
 # own `mysimbdp app build` with the pinned tools of scripts/guest-tools.sh, into
 # target/wasm32-wasip2/release/ beside the Rust ones (tenant-apps/reviews-daily-py becomes
-# reviews_daily_py.wasm).
+# reviews_daily_py.wasm, tenant-apps/reviews-daily-js reviews_daily_js.wasm).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 "$root/scripts/guest-tools.sh"
 out="$root/target/wasm32-wasip2/release"
-for project in tenant-apps/*/pyproject.toml; do
+for project in tenant-apps/*/pyproject.toml tenant-apps/*/package.json; do
   dir="$(dirname "$project")"
   name="$(basename "$dir")"
   target/release/mysimbdp app build "$dir" --out "$out/${name//-/_}.wasm"

@@ -129,6 +129,11 @@ fn a_python_app_from_nothing_builds_and_passes_its_sample() {
 }
 
 #[test]
+fn a_javascript_app_from_nothing_builds_and_passes_its_sample() {
+    new_build_test("js");
+}
+
+#[test]
 fn a_project_that_breaks_the_contract_is_refused_with_the_deploy_words() {
     let dir = Dir(std::env::temp_dir().join(format!("mysimbdp-new-bad-{}", std::process::id())));
     std::fs::create_dir_all(&dir.0).unwrap();

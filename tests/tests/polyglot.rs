@@ -1,6 +1,6 @@
-//! reviews-daily in Rust and in Python, deployed side by side on the real platform on the same
-//! stream: after a drain, both tables hold exactly the rows computed in the test from the TSV,
-//! and so the same rows as each other.
+//! reviews-daily in Rust, Python and JavaScript, deployed side by side on the real platform on
+//! the same stream: after a drain, each table holds exactly the rows computed in the test from
+//! the TSV, and so the same rows as the others.
 
 use std::process::Command;
 use std::time::Duration;
@@ -15,10 +15,14 @@ use mysimbdp_tests::{
 const ROWS: u32 = 20_000;
 const PARTITIONS: i32 = 4;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10 * 60);
-const PYTHON_APP: &str = "reviews-daily-py";
+/// The guest apps in other languages, and their tables.
+const GUESTS: [(&str, &str); 2] = [
+    ("reviews-daily-py", "aggregated_reviews_py"),
+    ("reviews-daily-js", "aggregated_reviews_js"),
+];
 
 #[test]
-fn rust_and_python_reviews_daily_write_identical_rows() -> Result<()> {
+fn rust_python_and_javascript_reviews_daily_write_identical_rows() -> Result<()> {
     Services::check()?;
     let env = TestEnv::new()?;
     let bin = mysimbdp_bin()?;
@@ -49,21 +53,28 @@ fn rust_and_python_reviews_daily_write_identical_rows() -> Result<()> {
     run_command(&env, "produce", &mut produce, Duration::from_secs(300))?
         .ensure_success("produce")?;
 
-    let python = AppSpec {
-        path: tenant_app_wasm(PYTHON_APP)?,
-        stream: "reviews".into(),
-    };
-    let config = PlatformConfig::new(&env.tenant, vec![AppSpec::reviews_daily()?, python])?;
+    let mut apps = vec![AppSpec::reviews_daily()?];
+    for (app, _) in GUESTS {
+        apps.push(AppSpec {
+            path: tenant_app_wasm(app)?,
+            stream: "reviews".into(),
+        });
+    }
+    let config = PlatformConfig::new(&env.tenant, apps)?;
     let mut platform = Platform::start(&env, "platform", &config)?;
-    for app in [REVIEWS_DAILY, PYTHON_APP] {
+    let names = [REVIEWS_DAILY, GUESTS[0].0, GUESTS[1].0];
+    for app in names {
         platform.wait_ready(app)?;
         platform.drain(app)?;
     }
-    for app in [REVIEWS_DAILY, PYTHON_APP] {
+    for app in names {
         platform.wait_drained(app, DRAIN_TIMEOUT)?;
     }
     let rust = read_daily_reviews(&env.tenant, "aggregated_reviews")?;
-    let python = read_daily_reviews(&env.tenant, "aggregated_reviews_py")?;
+    let mut guests = Vec::new();
+    for (app, table) in GUESTS {
+        guests.push((app, read_daily_reviews(&env.tenant, table)?));
+    }
     platform.stop()?;
 
     ensure!(
@@ -72,25 +83,22 @@ fn rust_and_python_reviews_daily_write_identical_rows() -> Result<()> {
         rust.len(),
         expected.windows.len()
     );
-    let differing: Vec<String> = expected
-        .windows
-        .iter()
-        .filter(|(key, want)| python.get(*key) != Some(*want))
-        .take(5)
-        .map(|(key, want)| {
-            format!(
-                "{key:?}: expected {want:?}, Python wrote {:?}",
-                python.get(key)
-            )
-        })
-        .collect();
-    ensure!(
-        python.len() == expected.windows.len() && differing.is_empty(),
-        "the Python app wrote {} rows for {} expected; e.g. {differing:?}",
-        python.len(),
-        expected.windows.len()
-    );
-    ensure!(python == rust);
+    for (app, rows) in guests {
+        let differing: Vec<String> = expected
+            .windows
+            .iter()
+            .filter(|(key, want)| rows.get(*key) != Some(*want))
+            .take(5)
+            .map(|(key, want)| format!("{key:?}: expected {want:?}, got {:?}", rows.get(key)))
+            .collect();
+        ensure!(
+            rows.len() == expected.windows.len() && differing.is_empty(),
+            "{app} wrote {} rows for {} expected; e.g. {differing:?}",
+            rows.len(),
+            expected.windows.len()
+        );
+        ensure!(rows == rust, "{app}'s rows differ from the Rust app's");
+    }
     let _ = std::fs::remove_file(&tsv);
     Ok(())
 }

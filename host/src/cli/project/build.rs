@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 
-use super::{componentize_py, platform_root, Lang, COMPONENTIZE_PY};
+use super::{
+    componentize_js, componentize_py, platform_root, Lang, COMPONENTIZE_JS, COMPONENTIZE_PY,
+};
 use crate::config::LimitsConfig;
 use crate::plugin::{FieldType, Limits};
 
@@ -49,8 +51,20 @@ fn detect(dir: &Path) -> anyhow::Result<(Lang, String)> {
             name_in(&manifest, "project", "pyproject.toml")?,
         ));
     }
+    if dir.join("package.json").is_file() {
+        let path = dir.join("package.json");
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let manifest: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+        let name = manifest["name"]
+            .as_str()
+            .map(str::to_owned)
+            .context("package.json has no name")?;
+        return Ok((Lang::Js, name));
+    }
     bail!(
-        "{} has no Cargo.toml or pyproject.toml: run `mysimbdp app new NAME` to start a project",
+        "{} has no Cargo.toml, pyproject.toml or package.json: run `mysimbdp app new NAME` to start a project",
         dir.display()
     )
 }
@@ -140,6 +154,7 @@ pub fn build(args: BuildArgs) -> anyhow::Result<()> {
                 "componentize-py",
             )?;
         }
+        Lang::Js => build_js(&dir, &out)?,
     }
     let built_in = started.elapsed();
     let checked = Instant::now();
@@ -187,5 +202,87 @@ pub fn build(args: BuildArgs) -> anyhow::Result<()> {
         fields(&spec.outputs),
         spec.state_version
     );
+    Ok(())
+}
+
+/// The output of a tool's `--version`, trimmed; empty when it does not run.
+fn version_of(command: &mut Command) -> String {
+    command
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// One module of the SDK and the tenant's `app.js` (its `import ... from "mysimbdp"` line
+/// dropped), componentized in `<dir>/.build/` with the WASI features the sandbox refuses left out.
+fn build_js(dir: &Path, out: &Path) -> anyhow::Result<()> {
+    let root = platform_root()?;
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("package.json"))?)?;
+    let setting = |key: &str, default: PathBuf| {
+        manifest["mysimbdp"][key]
+            .as_str()
+            .map_or(default, |v| dir.join(v))
+    };
+    let sdk = setting("sdk", root.join("sdk/js"));
+    let wit = setting("wit", root.join("wit"));
+    let tool = componentize_js(&root);
+    let version = version_of(Command::new("node").arg(&tool));
+    if version != COMPONENTIZE_JS {
+        bail!(
+            "{} is not componentize-js {COMPONENTIZE_JS} (found `{version}`): run {}/scripts/guest-tools.sh, or set MYSIMBDP_COMPONENTIZE_JS",
+            tool.display(),
+            root.display()
+        );
+    }
+    let source = std::fs::read_to_string(dir.join("app.js"))
+        .with_context(|| format!("reading {}", dir.join("app.js").display()))?;
+    let sdk_text = std::fs::read_to_string(sdk.join("mysimbdp.js"))
+        .with_context(|| format!("reading {}", sdk.join("mysimbdp.js").display()))?;
+    let app: String = source
+        .lines()
+        .map(|line| {
+            let t = line.trim();
+            if t.starts_with("import ") && (t.contains("\"mysimbdp\"") || t.contains("'mysimbdp'"))
+            {
+                // Kept as a comment, so that line numbers in the app stay as written.
+                format!("// {line}")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let build = dir.join(".build");
+    let _ = std::fs::remove_dir_all(&build);
+    std::fs::create_dir_all(build.join("wit"))
+        .with_context(|| format!("creating {}", build.display()))?;
+    std::fs::write(build.join("entry.js"), format!("{sdk_text}\n{app}\n"))?;
+    // componentize-js reads only below its working folder: the contract is copied there.
+    for entry in std::fs::read_dir(&wit).with_context(|| format!("reading {}", wit.display()))? {
+        let entry = entry?;
+        if entry.path().extension().is_some_and(|e| e == "wit") {
+            std::fs::copy(entry.path(), build.join("wit").join(entry.file_name()))?;
+        }
+    }
+    run(
+        Command::new("node")
+            .current_dir(&build)
+            .arg(&tool)
+            .args([
+                "entry.js",
+                "-w",
+                "wit",
+                "-n",
+                "tenant-app",
+                "-o",
+                "app.wasm",
+            ])
+            .args(["-d", "stdio", "random", "clocks", "http", "fetch-event"]),
+        "componentize-js",
+    )?;
+    std::fs::copy(build.join("app.wasm"), out)
+        .with_context(|| format!("writing {}", out.display()))?;
     Ok(())
 }

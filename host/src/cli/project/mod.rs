@@ -16,10 +16,14 @@ pub use new::{new, NewArgs};
 pub enum Lang {
     Rust,
     Python,
+    Js,
 }
 
 /// The componentize-py release the Python SDK is built and tested with.
 pub const COMPONENTIZE_PY: &str = "0.25.1";
+
+/// The componentize-js release the JavaScript SDK is built and tested with.
+pub const COMPONENTIZE_JS: &str = "0.23.0";
 
 /// The platform's checkout that holds the SDKs and the contract: `MYSIMBDP_ROOT`, else the
 /// one this binary was built from.
@@ -43,4 +47,12 @@ pub fn componentize_py(root: &Path) -> PathBuf {
     std::env::var_os("MYSIMBDP_COMPONENTIZE_PY")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join(".state/guest-tools/py/bin/componentize-py"))
+}
+
+/// componentize-js as the project installs it (`scripts/guest-tools.sh`), or the one named by
+/// `MYSIMBDP_COMPONENTIZE_JS`.
+pub fn componentize_js(root: &Path) -> PathBuf {
+    std::env::var_os("MYSIMBDP_COMPONENTIZE_JS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join(".state/guest-tools/js/node_modules/.bin/componentize-js"))
 }

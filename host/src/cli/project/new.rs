@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
-use super::{platform_root, Lang, COMPONENTIZE_PY};
+use super::{platform_root, Lang, COMPONENTIZE_JS, COMPONENTIZE_PY};
 use crate::names::AppName;
 
 /// `app new`'s options.
@@ -50,7 +50,9 @@ pub fn new(args: NewArgs) -> anyhow::Result<()> {
             .replace("{{sdk}}", &root.join("guest-sdk").display().to_string())
             .replace("{{py_sdk}}", &root.join("sdk/python").display().to_string())
             .replace("{{wit}}", &root.join("wit").display().to_string())
+            .replace("{{js_sdk}}", &root.join("sdk/js").display().to_string())
             .replace("{{componentize_py}}", COMPONENTIZE_PY)
+            .replace("{{componentize_js}}", COMPONENTIZE_JS)
             .replace("{{source}}", source)
             .replace("{{language}}", language)
     };
@@ -89,6 +91,19 @@ pub fn new(args: NewArgs) -> anyhow::Result<()> {
             ));
             files.push(("README.md".into(), fill(README, "`app.py`", "Python")));
         }
+        Lang::Js => {
+            let manifest = include_str!("templates/js/package.json");
+            files.push(("package.json".into(), fill(manifest, "", "")));
+            files.push((
+                "app.js".into(),
+                fill(include_str!("templates/js/app.js"), "", ""),
+            ));
+            files.push((
+                ".gitignore".into(),
+                include_str!("templates/js/gitignore").into(),
+            ));
+            files.push(("README.md".into(), fill(README, "`app.js`", "JavaScript")));
+        }
     }
     for (path, text) in &files {
         let path = dir.join(path);
@@ -99,9 +114,13 @@ pub fn new(args: NewArgs) -> anyhow::Result<()> {
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
     println!(
-        "wrote {} ({:?}); next: cd {} && mysimbdp app build && mysimbdp app test --app {}.wasm --input sample.tsv --expect expected.csv",
+        "wrote {} ({}); next: cd {} && mysimbdp app build && mysimbdp app test --app {}.wasm --input sample.tsv --expect expected.csv",
         dir.display(),
-        args.lang,
+        match args.lang {
+            Lang::Rust => "Rust",
+            Lang::Python => "Python",
+            Lang::Js => "JavaScript",
+        },
         dir.display(),
         args.name
     );
