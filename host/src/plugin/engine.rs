@@ -55,7 +55,7 @@ impl Default for Limits {
 pub(super) struct GuestState {
     pub(super) wasi: WasiCtx,
     pub(super) table: ResourceTable,
-    budget: Budget,
+    pub(super) budget: Budget,
     /// The end of what the app wrote to stderr, for the reason of its next trap.
     pub(super) stderr: StderrTail,
 }

@@ -74,6 +74,12 @@ impl AppInstance {
         })
     }
 
+    /// The linear memory and tables this instance holds, counted against its memory limit:
+    /// what one more instance of the app costs.
+    pub fn memory_bytes(&self) -> usize {
+        self.store.data().budget.used()
+    }
+
     pub fn describe(&mut self) -> Result<AppInfo, PluginError> {
         self.call("describe", |g, s| g.call_describe(s))
     }
