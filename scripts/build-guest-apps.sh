@@ -11,5 +11,12 @@ out="$root/target/wasm32-wasip2/release"
 for project in tenant-apps/*/pyproject.toml tenant-apps/*/package.json; do
   dir="$(dirname "$project")"
   name="$(basename "$dir")"
-  target/release/mysimbdp app build "$dir" --out "$out/${name//-/_}.wasm"
+  wasm="$out/${name//-/_}.wasm"
+  # Built again only when the app, its SDK, or the contract changed: each build of
+  # a Python or JavaScript app is a new component to compile.
+  if [[ -f "$wasm" ]] && [[ -z "$(find "$dir" sdk wit -newer "$wasm" \
+    -type f -not -path '*/.build/*' -not -path '*/__pycache__/*' -print -quit)" ]]; then
+    continue
+  fi
+  target/release/mysimbdp app build "$dir" --out "$wasm"
 done

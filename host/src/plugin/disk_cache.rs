@@ -10,6 +10,10 @@ use std::path::{Path, PathBuf};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
+/// The most the folder of one engine configuration holds; the least recently written files go
+/// first (a Python component compiles to ~34 MB).
+const MAX_BYTES: u64 = 1 << 30;
+
 /// A folder of compiled components for one engine configuration.
 pub struct DiskCache {
     dir: PathBuf,
@@ -74,10 +78,33 @@ impl DiskCache {
             file.write_all(&bytes)?;
             file.sync_all()?;
             // Whole files only: a reader never sees one half written.
-            std::fs::rename(&temp, self.path(digest))
+            std::fs::rename(&temp, self.path(digest))?;
+            self.trim(MAX_BYTES)
         })();
         if let Err(error) = result {
             tracing::warn!(dir = %self.dir.display(), %error, "cannot keep the compiled component on disk");
         }
+    }
+
+    /// Removes the oldest compiled files until the folder holds at most `max` bytes.
+    fn trim(&self, max: u64) -> std::io::Result<()> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if meta.is_file() && entry.path().extension().is_some_and(|e| e == "cwasm") {
+                files.push((meta.modified()?, meta.len(), entry.path()));
+            }
+        }
+        files.sort();
+        let mut total: u64 = files.iter().map(|f| f.1).sum();
+        for (_, len, path) in files {
+            if total <= max {
+                break;
+            }
+            std::fs::remove_file(&path)?;
+            total -= len;
+        }
+        Ok(())
     }
 }
