@@ -206,3 +206,35 @@ pub fn diff(spec: &AppSpec, rows: &[Row], expected: &[(usize, Expected)]) -> Vec
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_reads_quotes_commas_and_line_breaks() {
+        let rows = csv_rows("k,v\r\n\"a,b\",\"say \"\"hi\"\"\nthere\"\nc,2\n");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].0, 2);
+        assert_eq!(rows[0].1["k"], "a,b");
+        assert_eq!(rows[0].1["v"], "say \"hi\"\nthere");
+        assert_eq!(rows[1].0, 4);
+        assert_eq!(rows[1].1["v"], "2");
+    }
+
+    #[test]
+    fn values_compare_as_what_they_mean() {
+        assert!(same("4", &Value::Double(4.0)));
+        assert!(same("0.1", &Value::Double(0.1 + 1e-12)));
+        assert!(!same("0.1", &Value::Double(0.11)));
+        assert!(same("3", &Value::Int(3)) && !same("3.5", &Value::Int(3)));
+        assert!(same("2015-03-01", &Value::Time(1_425_168_000_000)));
+        assert!(same(
+            "2015-03-01T00:00:00Z",
+            &Value::Time(1_425_168_000_000)
+        ));
+        assert!(same("1425168000000", &Value::Time(1_425_168_000_000)));
+        assert!(same("true", &Value::Bool(true)) && !same("yes", &Value::Bool(true)));
+        assert!(same("x y", &Value::Text("x y".into())));
+    }
+}
