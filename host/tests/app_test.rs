@@ -252,3 +252,24 @@ fn a_panic_is_quarantined_and_named_by_the_tenants_function() {
     );
     assert!(stdout.contains("(2 rows)"), "{stdout}");
 }
+
+#[test]
+fn the_operators_limits_apply_when_a_config_is_given() {
+    let dir = Dir::new("config");
+    let input = sample(&dir);
+    // Product ids are 10 bytes: with at most 5 allowed, every well-formed review is refused.
+    let config = dir.write(
+        "mysimbdp.toml",
+        "[kafka]\nbootstrap = \"x:1\"\n[limits]\nmax_key_bytes = 5\n[runner]\nbatch_max = 2\n",
+    );
+    let app = common::component("reviews-daily");
+    let out = app_test(&app, &input, &["--config", config.to_str().unwrap()]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("(0 rows)"), "{stdout}");
+    assert!(stdout.contains("dead letters (8):"), "{stdout}");
+    assert!(
+        stdout.contains("at most 5 are allowed ([limits] max_key_bytes)"),
+        "{stdout}"
+    );
+}

@@ -8,10 +8,10 @@ mod render;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 
 use crate::app::replay::{self, ReplaySettings};
-use crate::config::LimitsConfig;
+use crate::config::{LimitsConfig, RunnerConfig};
 use crate::plugin::Limits;
 
 pub use input::Order;
@@ -36,17 +36,42 @@ pub struct TestArgs {
     /// written, so rows further behind than the watermark delay are late.
     #[arg(long, value_enum, default_value = "event")]
     order: Order,
-    /// Records per plugin call, as `[runner] batch_max`.
-    #[arg(long, default_value_t = 4096)]
-    batch: usize,
+    /// Records per plugin call (default: `[runner] batch_max`, 4096).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// A platform config whose `[limits]` and `[runner] batch_max` to apply (default: the
+    /// platform's defaults).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// The parts of a platform config that shape a run; the rest of the file is not read.
+#[derive(serde::Deserialize, Default)]
+struct Settings {
+    #[serde(default)]
+    limits: LimitsConfig,
+    #[serde(default)]
+    runner: RunnerConfig,
+}
+
+fn settings(path: Option<&PathBuf>) -> anyhow::Result<Settings> {
+    let Some(path) = path else {
+        return Ok(Settings::default());
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("reading {}", path.display()))
 }
 
 /// Replays the input through the app and prints what the platform would write; fails when the
 /// app fails or the rows differ from the expected ones.
 pub fn run(args: TestArgs) -> anyhow::Result<()> {
     let engine = crate::cli::plugin_engine()?;
-    // The platform's defaults: the same sandbox and limits a deployed app gets.
-    let config = LimitsConfig::default();
+    // The same sandbox and limits a deployed app gets.
+    let Settings {
+        limits: config,
+        runner,
+    } = settings(args.config.as_ref())?;
     let limits = Limits {
         memory_bytes: config.memory_mb << 20,
         call_deadline: Duration::from_millis(config.call_deadline_ms),
@@ -57,7 +82,7 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
     let spec = app.spec.clone();
     let records = input::read(&args.input, &spec, args.order)?;
     let settings = ReplaySettings {
-        batch_max: args.batch,
+        batch_max: args.batch.unwrap_or(runner.batch_max),
         quotas: config.quotas(),
         max_failures: config.max_failures,
     };
