@@ -169,3 +169,55 @@ fn new_refuses_a_folder_in_use_and_a_bad_name() {
     let out = mysimbdp(&dir.0, &["app", "new", "Bad Name"]);
     assert!(!out.status.success());
 }
+
+/// An error raised in the app's `add` on one record: that record is quarantined and the reason
+/// names the app's function and line.
+fn error_names_the_line(lang: &str, file: &str, anchor: &str, raise: &str) {
+    let dir =
+        Dir(std::env::temp_dir().join(format!("mysimbdp-raise-{lang}-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    check(
+        &mysimbdp(&dir.0, &["app", "new", "oops", "--lang", lang]),
+        "app new",
+    );
+    let project = dir.0.join("oops");
+    let source = std::fs::read_to_string(project.join(file)).unwrap();
+    let at = source.find(anchor).unwrap() + anchor.len();
+    let line = source[..at].lines().count() + raise.lines().count();
+    std::fs::write(
+        project.join(file),
+        format!("{}{raise}{}", &source[..at], &source[at..]),
+    )
+    .unwrap();
+    check(&mysimbdp(&project, &["app", "build"]), "app build");
+    let out = mysimbdp(
+        &project,
+        &["app", "test", "--app", "oops.wasm", "--input", "sample.tsv"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    // Line 8 of the sample is its one-star review.
+    let want = format!("one star is not allowed (at {file}:{line}, in add)");
+    assert!(stdout.contains("line 8: quarantined"), "{stdout}");
+    assert!(stdout.contains(&want), "{want} in:\n{stdout}");
+}
+
+#[test]
+fn a_python_error_names_the_apps_line() {
+    error_names_the_line(
+        "python",
+        "app.py",
+        "def add(self, r: Review) -> None:\n",
+        "        if r.star_rating == 1:\n            raise ValueError('one star is not allowed')\n",
+    );
+}
+
+#[test]
+fn a_javascript_error_names_the_apps_line() {
+    error_names_the_line(
+        "js",
+        "app.js",
+        "add(s, r) {\n",
+        "    if (r.star_rating === 1) throw new Error('one star is not allowed');\n",
+    );
+}

@@ -86,6 +86,18 @@ function column(kind, values) {
   }
 }
 
+// The error and the innermost frame of the tenant's code (`app.js` follows this SDK in one
+// module, so its lines are counted from APP_LINE, which `app build` sets).
+function describe(e) {
+  const text = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  const frame = String((e && e.stack) || "").split("\n").find((l) => /:\d+:\d+/.test(l));
+  if (!frame) return text;
+  const m = frame.match(/^(.*)@.*:(\d+):(\d+)$/);
+  if (!m) return `${text} (at ${frame.trim()})`;
+  const line = Number(m[2]) - (globalThis.__mysimbdpAppLine ?? 0);
+  return `${text} (at app.js:${line}, in ${m[1] || "?"})`;
+}
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -115,7 +127,12 @@ export const app = {
   },
   accumulate(slotList, batch) {
     const s = app_();
-    rows(batch).forEach((r, i) => s.add(stateOf(slotList[i]), r));
+    try {
+      rows(batch).forEach((r, i) => s.add(stateOf(slotList[i]), r));
+    } catch (e) {
+      // A string is the contract's error: the app's own message, with where it was thrown.
+      throw describe(e);
+    }
   },
   merge(into, from) {
     const s = app_();

@@ -49,6 +49,18 @@ def _fields(cls) -> typing.List[types.Field]:
     return out
 
 
+def _describe(error: Exception) -> str:
+    """The error and the innermost line of the tenant's code that raised it (read from the
+    frames alone: the sandbox has no files, so no source line is looked up)."""
+    where, tb = "", error.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if not code.co_filename.endswith(("mysimbdp_app.py", "mysimbdp/__init__.py")):
+            where = f" (at {code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}, in {code.co_name})"
+        tb = tb.tb_next
+    return f"{type(error).__name__}: {error}{where}"
+
+
 def _registered() -> mysimbdp.Registered:
     if mysimbdp.REGISTERED is None:
         raise TypeError("app.py declares no app: put @aggregate(...) on its accumulator class")
@@ -91,11 +103,14 @@ class App(exports.App):
 
     def accumulate(self, slots: typing.List[int], input: types.Batch) -> None:
         r = _registered()
-        for slot, row in zip(slots, _rows(input, r.input)):
-            acc = _SLOTS.get(slot)
-            if acc is None:
-                acc = _SLOTS[slot] = r.state()
-            acc.add(row)
+        try:
+            for slot, row in zip(slots, _rows(input, r.input)):
+                acc = _SLOTS.get(slot)
+                if acc is None:
+                    acc = _SLOTS[slot] = r.state()
+                acc.add(row)
+        except Exception as e:  # the app's own error, returned with where it was raised
+            raise Err(_describe(e))
 
     def merge(self, into: typing.List[int], from_: typing.List[int]) -> None:
         r = _registered()

@@ -258,7 +258,13 @@ fn build_js(dir: &Path, out: &Path) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&build);
     std::fs::create_dir_all(build.join("wit"))
         .with_context(|| format!("creating {}", build.display()))?;
-    std::fs::write(build.join("entry.js"), format!("{sdk_text}\n{app}\n"))?;
+    // The app's first line in the module, so that the SDK reports the app's own line numbers.
+    let sdk_text = sdk_text.trim_end();
+    let offset = sdk_text.lines().count() + 1;
+    std::fs::write(
+        build.join("entry.js"),
+        format!("{sdk_text}\nglobalThis.__mysimbdpAppLine = {offset};\n{app}\n"),
+    )?;
     // componentize-js reads only below its working folder: the contract is copied there.
     for entry in std::fs::read_dir(&wit).with_context(|| format!("reading {}", wit.display()))? {
         let entry = entry?;
