@@ -16,9 +16,11 @@ test-repeat N="3":
 build: prereqs build-apps
     cargo build --release -p mysimbdp-host
 
-# Every tenant app under tenant-apps/, as Wasm components.
+# Every tenant app under tenant-apps/, as Wasm components (the Python ones by `mysimbdp app build`).
 build-apps: prereqs
-    cargo build --release --target wasm32-wasip2 $(ls tenant-apps | sed 's/^/-p /')
+    cargo build --release --target wasm32-wasip2 $(ls tenant-apps/*/Cargo.toml | cut -d/ -f2 | sed 's/^/-p /')
+    cargo build --release -p mysimbdp-host
+    scripts/build-guest-apps.sh
 
 # The decoder, TSV reader, window assigner and event-time parser against N generated inputs per
 # property (a short pass of the same runs in `just test`).
@@ -42,6 +44,7 @@ down:
 # Throughput: the pipeline and the plugin boundary in-process, then end to end through Kafka and Cassandra.
 bench: build
     cargo bench -p mysimbdp-host --bench pipeline --bench plugin
+    cargo bench -p mysimbdp-host --bench languages
     scripts/with-services.sh scripts/bench-e2e.sh 300000
     scripts/with-services.sh scripts/bench-checkpoint.sh 200000
     scripts/with-services.sh cargo run --release -q -p mysimbdp-tests --bin bench-neighbour

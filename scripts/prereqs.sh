@@ -24,3 +24,4 @@ if ((${#missing[@]})); then
   needs="$(printf '%s, ' "${missing[@]}")"
   die "needs ${needs%, }, which this script does not install: sudo apt-get install openjdk-17-jdk-headless maven python3"
 fi
+"$root/scripts/guest-tools.sh"

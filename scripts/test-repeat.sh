@@ -9,9 +9,10 @@ runs="${1:?usage: scripts/test-repeat.sh N}"
 if [[ "${2:-}" != "--inside" ]]; then
   scripts/prereqs.sh
   scripts/browser-prereqs.sh
-  apps=$(ls tenant-apps | sed 's/^/-p /')
+  apps=$(ls tenant-apps/*/Cargo.toml | cut -d/ -f2 | sed 's/^/-p /')
   cargo build --release -p mysimbdp-host
   cargo build --release --target wasm32-wasip2 $apps
+  scripts/build-guest-apps.sh
   cargo test --release -p mysimbdp-tests --no-run
   exec scripts/with-services.sh "$0" "$runs" --inside
 fi

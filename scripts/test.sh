@@ -9,10 +9,11 @@ scripts/prereqs.sh
 scripts/browser-prereqs.sh
 cargo fmt --all -- --check
 cargo clippy --release --workspace --all-targets -- -D warnings
-apps=$(ls tenant-apps | sed 's/^/-p /')
+apps=$(ls tenant-apps/*/Cargo.toml | cut -d/ -f2 | sed 's/^/-p /')
 cargo clippy --release --target wasm32-wasip2 -p mysimbdp-guest $apps -- -D warnings
 cargo build --release -p mysimbdp-host
 cargo build --release --target wasm32-wasip2 $apps
+scripts/build-guest-apps.sh
 # Tenant apps are Wasm components: they are built for wasm32-wasip2 above, not tested natively.
 mkdir -p .state
 log=.state/test.log

@@ -102,8 +102,17 @@ impl<A: Aggregate> Slots<A> {
             let bytes = states.bytes.get(start..end).ok_or_else(|| {
                 alloc::format!("slot {slot}: state bytes {start}..{end} out of range")
             })?;
-            let acc: A = postcard::from_bytes(bytes)
+            let (acc, rest): (A, &[u8]) = postcard::take_from_bytes(bytes)
                 .map_err(|e| alloc::format!("slot {slot}: state does not decode: {e}"))?;
+            // Bytes left over: state of another shape (another SDK's JSON, another state
+            // version), which must be refused rather than read as numbers.
+            if !rest.is_empty() {
+                return Err(alloc::format!(
+                    "slot {slot}: state does not decode: {} of its {} bytes left over (written by another SDK or state version?)",
+                    rest.len(),
+                    bytes.len()
+                ));
+            }
             *self.slot(slot) = acc;
         }
         Ok(())

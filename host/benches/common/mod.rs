@@ -8,13 +8,19 @@ use mysimbdp_host::plugin::{Batch, Column, CompiledApp, Limits, PluginEngine};
 pub const ROWS: usize = 4096;
 
 /// A tenant app of this repository by its `.wasm` file name, compiled by `engine`.
+#[allow(dead_code)]
 pub fn load(engine: &PluginEngine, name: &str) -> CompiledApp {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/wasm32-wasip2/release")
-        .join(format!("{name}.wasm"));
     engine
-        .load(&path, Limits::default())
+        .load(&path(name), Limits::default())
         .expect("build the apps first: just build-apps")
+}
+
+/// Where `just build-apps` writes a tenant app by its `.wasm` file name.
+#[allow(dead_code)]
+pub fn path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/wasm32-wasip2/release")
+        .join(format!("{name}.wasm"))
 }
 
 /// A batch of reviews-daily's three integer inputs, and the slots its rows go to (1024 windows).

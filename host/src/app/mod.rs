@@ -4,6 +4,7 @@
 mod cpu;
 mod launch;
 pub mod processor;
+pub mod replay;
 mod runner;
 
 pub use cpu::CpuShare;

@@ -103,6 +103,16 @@ pub enum AppCommand {
     Pause(Target),
     /// Read an app's input again after `app pause`.
     Resume(Target),
+    /// Run an app on a sample file in this process, through the platform's own decode, event
+    /// time, windows and sandbox, with no Kafka or Cassandra: the rows it would write, the late
+    /// and dead-letter records with their reasons, and what differs from an expected file.
+    Test(super::app_test::TestArgs),
+    /// Start an app project in a folder of its own (Rust or Python): the app, its manifest, a
+    /// sample input, the rows expected from it, and a README.
+    New(super::project::NewArgs),
+    /// Build a project's component with the pinned tools of its language, and check it against
+    /// the contract as a deploy would.
+    Build(super::project::BuildArgs),
     /// Process all input up to the topic's current end, then emit and close every window.
     Drain {
         #[command(flatten)]
@@ -240,6 +250,9 @@ pub fn run_tenant(command: TenantCommand) -> anyhow::Result<()> {
 
 pub fn run(command: AppCommand) -> anyhow::Result<()> {
     match command {
+        AppCommand::Test(args) => super::app_test::run(args)?,
+        AppCommand::New(args) => super::project::new(args)?,
+        AppCommand::Build(args) => super::project::build(args)?,
         AppCommand::Status(target) => print(&app_request(&target, "GET", "", None)?)?,
         AppCommand::List(admin) => print(&request(&admin, "GET", "/apps", None)?)?,
         AppCommand::Deploy {

@@ -1,8 +1,10 @@
 //! The `mysimbdp` command line: the binary's edge, where errors become messages and exit codes.
 
 mod admin_client;
+mod app_test;
 pub mod gen;
 pub mod produce;
+mod project;
 mod run;
 pub mod tsv;
 
@@ -35,6 +37,17 @@ enum Command {
     /// Manage tenants' admin tokens on a running platform (operator only).
     #[command(subcommand)]
     Tenant(admin_client::TenantCommand),
+}
+
+/// The plugin engine of a command, keeping compiled code on disk (`MYSIMBDP_CACHE_DIR`, else
+/// the user's cache folder) so that a known build loads without compiling again.
+fn plugin_engine() -> anyhow::Result<crate::plugin::PluginEngine> {
+    let engine = crate::plugin::PluginEngine::new()
+        .map_err(|e| anyhow::anyhow!("starting the plugin engine: {e:#}"))?;
+    Ok(match crate::plugin::DiskCache::default_root() {
+        Some(root) => engine.with_disk_cache(&root),
+        None => engine,
+    })
 }
 
 /// Parses the command line, runs the command, and turns any error into a message on stderr.

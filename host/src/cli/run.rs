@@ -10,7 +10,7 @@ use anyhow::Context;
 use crate::app::{Control, CpuShare, Launcher, RunnerSettings};
 use crate::checkpoint::CheckpointStore;
 use crate::config::Config;
-use crate::plugin::{Limits, PluginEngine};
+use crate::plugin::Limits;
 use crate::sink::cassandra;
 
 #[derive(clap::Args)]
@@ -55,9 +55,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let engine = Arc::new(
-        PluginEngine::new().map_err(|e| anyhow::anyhow!("starting the plugin engine: {e:#}"))?,
-    );
+    let engine = Arc::new(crate::cli::plugin_engine()?);
     let limits = Limits {
         memory_bytes: config.limits.memory_mb << 20,
         call_deadline: Duration::from_millis(config.limits.call_deadline_ms),

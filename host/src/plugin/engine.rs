@@ -15,6 +15,7 @@ use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::TenantAppPre;
+use super::disk_cache::DiskCache;
 use super::instance::AppInstance;
 use super::sandbox::{self, Budget, StderrTail};
 use super::spec::{AppSpec, SpecLimits};
@@ -54,7 +55,7 @@ impl Default for Limits {
 pub(super) struct GuestState {
     pub(super) wasi: WasiCtx,
     pub(super) table: ResourceTable,
-    budget: Budget,
+    pub(super) budget: Budget,
     /// The end of what the app wrote to stderr, for the reason of its next trap.
     pub(super) stderr: StderrTail,
 }
@@ -138,6 +139,8 @@ pub struct PluginEngine {
     /// Compiled, linked and described apps by the SHA-256 of their `.wasm`: loading a known
     /// version again skips all of that. Only what this engine compiled itself is ever reused.
     compiled: Mutex<HashMap<[u8; 32], Known>>,
+    /// Compiled code kept across restarts, when enabled.
+    disk: Option<DiskCache>,
 }
 
 /// A compiled, contract-checked app, ready to instantiate.
@@ -174,7 +177,15 @@ impl PluginEngine {
             linker,
             ticker,
             compiled: Mutex::default(),
+            disk: None,
         })
+    }
+
+    /// Keeps compiled code under `root` (see [`DiskCache`]): a restart or redeploy of a known
+    /// build loads it instead of compiling again.
+    pub fn with_disk_cache(mut self, root: &Path) -> Self {
+        self.disk = Some(DiskCache::new(root, &self.engine));
+        self
     }
 
     /// Compiles a tenant's `.wasm` file (never a precompiled artifact), checks that it
@@ -209,7 +220,7 @@ impl PluginEngine {
         let (pre, spec) = match cached {
             Some(known) => known,
             None => {
-                let known = self.compile(bytes, shown, &limits)?;
+                let known = self.compile(bytes, &digest, shown, &limits)?;
                 if let Ok(mut compiled) = self.compiled.lock() {
                     compiled.insert(digest, known.clone());
                 }
@@ -230,12 +241,30 @@ impl PluginEngine {
 
 impl PluginEngine {
     /// Compiles, links against the contract, and asks the app to describe itself.
-    fn compile(&self, bytes: &[u8], shown: &str, limits: &Limits) -> Result<Known, PluginError> {
-        let component =
-            Component::new(&self.engine, bytes).map_err(|e| PluginError::NotAComponent {
-                path: shown.to_owned(),
-                reason: format!("{e:#}"),
-            })?;
+    fn compile(
+        &self,
+        bytes: &[u8],
+        digest: &[u8; 32],
+        shown: &str,
+        limits: &Limits,
+    ) -> Result<Known, PluginError> {
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let cached = self.disk.as_ref().and_then(|d| d.load(&self.engine, &hex));
+        let component = match cached {
+            Some(component) => component,
+            None => {
+                let component = Component::new(&self.engine, bytes).map_err(|e| {
+                    PluginError::NotAComponent {
+                        path: shown.to_owned(),
+                        reason: format!("{e:#}"),
+                    }
+                })?;
+                if let Some(disk) = &self.disk {
+                    disk.store(&component, &hex);
+                }
+                component
+            }
+        };
         let wrong = |e: wasmtime::Error| PluginError::WrongContract {
             path: shown.to_owned(),
             reason: format!("{e:#}"),

@@ -74,6 +74,12 @@ impl AppInstance {
         })
     }
 
+    /// The linear memory and tables this instance holds, counted against its memory limit:
+    /// what one more instance of the app costs.
+    pub fn memory_bytes(&self) -> usize {
+        self.store.data().budget.used()
+    }
+
     pub fn describe(&mut self) -> Result<AppInfo, PluginError> {
         self.call("describe", |g, s| g.call_describe(s))
     }
@@ -160,8 +166,8 @@ fn with_stderr(reason: String, store: &Store<GuestState>) -> String {
     }
 }
 
-/// One line an operator can read: the trap and the innermost guest functions, not the whole
-/// multi-line backtrace.
+/// One line an operator can read: the trap and the innermost functions of the app's own code
+/// (the language runtime's panic and abort machinery left out), not the whole backtrace.
 fn trap_reason(error: &wasmtime::Error) -> String {
     let what = match error.downcast_ref::<Trap>() {
         Some(trap) => trap.to_string(),
@@ -170,13 +176,23 @@ fn trap_reason(error: &wasmtime::Error) -> String {
     let frames: Vec<String> = error
         .downcast_ref::<wasmtime::WasmBacktrace>()
         .map(|trace| {
-            trace
+            let names: Vec<String> = trace
                 .frames()
                 .iter()
                 .filter_map(|f| f.func_name())
-                .map(|name| name.rsplit("::").nth(1).unwrap_or(name).to_owned())
-                .take(4)
-                .collect()
+                .map(|name| format!("{:#}", rustc_demangle::demangle(name)))
+                .collect();
+            let own: Vec<String> = names
+                .iter()
+                .filter(|n| !is_runtime_frame(n))
+                .take(3)
+                .cloned()
+                .collect();
+            if own.is_empty() {
+                names.into_iter().take(4).collect()
+            } else {
+                own
+            }
         })
         .unwrap_or_default();
     if frames.is_empty() {
@@ -184,6 +200,15 @@ fn trap_reason(error: &wasmtime::Error) -> String {
     } else {
         format!("{what} (in {})", frames.join(" ← "))
     }
+}
+
+/// Frames of the language's runtime rather than the tenant's code: how a panic or abort
+/// unwinds, which says nothing about where the app went wrong.
+fn is_runtime_frame(name: &str) -> bool {
+    const RUNTIME: [&str; 9] = [
+        "std::", "core::", "alloc::", "__rustc", "__rust", "rust_", "abort", "panic", "<core::",
+    ];
+    RUNTIME.iter().any(|p| name.starts_with(p))
 }
 
 fn column_len(column: &Column) -> (usize, usize) {

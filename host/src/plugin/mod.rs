@@ -1,11 +1,13 @@
 //! Tenant apps as sandboxed WebAssembly components: compiling and checking them against the
 //! contract, describing them, and calling them with limits.
 
+mod disk_cache;
 mod engine;
 mod instance;
 mod sandbox;
 mod spec;
 
+pub use disk_cache::DiskCache;
 pub use engine::{CompiledApp, Limits, PluginEngine};
 pub use instance::AppInstance;
 pub use spec::{AppSpec, EmitMode, EventTimeSource, FieldSpec, SpecError, SpecLimits};

@@ -338,6 +338,11 @@ pub(super) struct Budget {
 }
 
 impl Budget {
+    /// Bytes of linear memory and tables the instance holds now.
+    pub(super) fn used(&self) -> usize {
+        self.used
+    }
+
     pub(super) fn new(limit: usize) -> Self {
         Self {
             limit,
