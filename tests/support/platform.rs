@@ -56,6 +56,8 @@ pub struct PlatformConfig {
     pub extra_toml: String,
     /// `delivery` of every app (`exactly-once` when unset, the platform's default).
     pub delivery: Option<String>,
+    /// More `[cassandra]` keys, one `key = value` per line.
+    pub cassandra_toml: String,
 }
 
 impl PlatformConfig {
@@ -69,6 +71,7 @@ impl PlatformConfig {
             token: random_token(),
             extra_toml: String::new(),
             delivery: None,
+            cassandra_toml: String::new(),
         })
     }
 
@@ -81,12 +84,13 @@ impl PlatformConfig {
         }
         toml.push_str(&format!(
             "[kafka]\nbootstrap = {}\npartitions = {}\n\n\
-             [cassandra]\nnodes = [{}]\nreplication = 1\n\n\
+             [cassandra]\nnodes = [{}]\nreplication = 1\n{}\n\
              [admin]\nlisten = {}\ntoken = {}\n\n\
              [[tenants]]\nid = {}\n",
             toml_string(KAFKA_BOOTSTRAP),
             self.partitions,
             toml_string(CASSANDRA_NODE),
+            self.cassandra_toml,
             toml_string(&self.admin_listen),
             toml_string(&self.token),
             toml_string(&self.tenant),

@@ -74,8 +74,8 @@ fn an_app_waits_out_a_cassandra_outage_and_ends_exact() -> Result<()> {
     let (tsv, expected) = generate_reviews(&env, 30_000, 2024, &["--late", "0.002"])?;
     create_topic(&env.topic("reviews"), 4)?;
     let mut config = PlatformConfig::new(&env.tenant, vec![AppSpec::reviews_daily()?])?;
-    config.extra_toml =
-        "[checkpoint]\ninterval_ms = 1000\n\n[cassandra]\nrequest_timeout_ms = 2000\n".into();
+    config.extra_toml = "[checkpoint]\ninterval_ms = 1000\n".into();
+    config.cassandra_toml = "request_timeout_ms = 2000\n".into();
     let parts = split_tsv(&env, &tsv, 3)?;
     let mut platform = Platform::start(&env, "platform", &config)?;
     platform.wait_ready(REVIEWS_DAILY)?;
