@@ -1,5 +1,5 @@
-//! The admin HTTP API: Prometheus metrics for anyone on the admin address, app status and
-//! actions only with the operator token.
+//! The admin HTTP API: Prometheus metrics for anyone on the admin address; app status and
+//! actions with the operator token, or a tenant's token for that tenant's apps only.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
