@@ -18,7 +18,7 @@ use crate::{CASSANDRA_NODE, KAFKA_BOOTSTRAP};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
-const POLL_INTERVAL: Duration = Duration::from_millis(500);
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
 /// An operator command waits for a take-over at a batch boundary (the platform waits 120 s).
 const OPERATE_TIMEOUT: Duration = Duration::from_secs(150);
