@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::checkpoint::KEYSPACE;
 use crate::names::TenantId;
-use crate::sink::cassandra::{failed, CassandraError};
+use crate::sink::cassandra::{failed, prepare, CassandraError};
 
 /// How long a looked-up digest is trusted: a revoked or rotated token stops working within it.
 const REMEMBERED: Duration = Duration::from_secs(5);
@@ -64,15 +64,7 @@ impl TenantTokens {
             )
             .await
             .map_err(failed(format!("creating {table}")))?;
-        let prepare = |cql: String| {
-            let session = session.clone();
-            async move {
-                session
-                    .prepare(cql.as_str())
-                    .await
-                    .map_err(|e| CassandraError::new(format!("preparing {cql}"), e.to_string()))
-            }
-        };
+        let prepare = |cql: String| prepare(&session, cql);
         Ok(Self {
             insert: prepare(format!(
                 "INSERT INTO {table} (tenant, digest, issued) VALUES (?, ?, ?)"

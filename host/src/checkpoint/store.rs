@@ -17,7 +17,7 @@ use super::{
     decode_windows, encode_windows, CheckpointError, Epoch, PartitionCheckpoint, Pick, SavedBy,
 };
 use crate::names::TenantId;
-use crate::sink::cassandra::{failed, CassandraError};
+use crate::sink::cassandra::{failed, prepare, CassandraError};
 use crate::time::EventTime;
 
 /// The platform's keyspace.
@@ -82,15 +82,7 @@ impl CheckpointStore {
                     "creating the checkpoint store: {statement}"
                 )))?;
         }
-        let prepare = |cql: String| {
-            let session = session.clone();
-            async move {
-                session
-                    .prepare(cql.as_str())
-                    .await
-                    .map_err(|e| CassandraError::new(format!("preparing {cql}"), e.to_string()))
-            }
-        };
+        let prepare = |cql: String| prepare(&session, cql);
         const HEAD: &str = "epoch, next_offset, clock, watermark, app_version, state_version, \
                             geometry, chunks";
         const KEY: &str = "tenant = ? AND app = ? AND partition = ?";

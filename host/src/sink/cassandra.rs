@@ -72,6 +72,17 @@ fn refused_for_good(error: &ExecutionError) -> bool {
     )
 }
 
+/// Prepares `cql`, the statement named in the error.
+pub(crate) async fn prepare(
+    session: &Session,
+    cql: String,
+) -> Result<PreparedStatement, CassandraError> {
+    session
+        .prepare(cql.as_str())
+        .await
+        .map_err(|e| CassandraError::new(format!("preparing {cql}"), e.to_string()))
+}
+
 /// Connects to the cluster; one session serves every app on the host. A request that takes
 /// longer than `request_timeout` fails as transient, so a stalled node is retried rather than
 /// waited on for ever.
