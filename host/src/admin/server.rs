@@ -661,7 +661,7 @@ async fn start(
     let version = compiled.spec.version.clone();
     let delivery = request.delivery;
     let launched = tokio::task::spawn_blocking(move || {
-        launcher.launch_enriched(&tenant_id, &stream, delivery, compiled, manifest)
+        launcher.launch(&tenant_id, &stream, delivery, compiled, manifest)
     })
     .await;
     match launched {

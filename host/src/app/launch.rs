@@ -88,18 +88,6 @@ impl Launcher {
         }
     }
 
-    /// Starts `app` like `launch`, with the enrich stage its manifest declares, if any.
-    pub fn launch_enriched(
-        &self,
-        tenant: &TenantId,
-        stream: &StreamName,
-        delivery: Delivery,
-        app: CompiledApp,
-        manifest: Option<EnrichManifest>,
-    ) -> Result<Arc<AppHandle>, LaunchError> {
-        self.start(tenant, stream, delivery, app, manifest)
-    }
-
     /// The enrich stage `manifest` declares for `spec`, checked against the operator's
     /// services and their allowlists.
     fn enricher(
@@ -134,19 +122,9 @@ impl Launcher {
         ))
     }
 
-    /// Starts `app` for `tenant` on `stream`; blocks on Kafka and Cassandra, so call it off the
-    /// async runtime's threads.
+    /// Starts `app` for `tenant` on `stream`, with the enrich stage its manifest declares, if
+    /// any; blocks on Kafka and Cassandra, so call it off the async runtime's threads.
     pub fn launch(
-        &self,
-        tenant: &TenantId,
-        stream: &StreamName,
-        delivery: Delivery,
-        app: CompiledApp,
-    ) -> Result<Arc<AppHandle>, LaunchError> {
-        self.start(tenant, stream, delivery, app, None)
-    }
-
-    fn start(
         &self,
         tenant: &TenantId,
         stream: &StreamName,

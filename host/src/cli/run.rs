@@ -113,7 +113,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         args.instance.unwrap_or_else(host_name),
     ));
     for (entry, compiled, manifest) in loaded {
-        launcher.launch_enriched(
+        launcher.launch(
             &entry.tenant,
             &entry.stream,
             entry.delivery,
