@@ -11,13 +11,24 @@ JAVA_HOME="${MYSIMBDP_JAVA_HOME:-/usr/lib/jvm/java-17-openjdk-amd64}"
 JAVA="$JAVA_HOME/bin/java"
 export JAVA_HOME
 
-KAFKA_PORT=9092
-KAFKA_CONTROLLER_PORT=9093
-CASSANDRA_PORT=9042
+# Ports: the defaults, or others so that a second set of services can run beside the first.
+KAFKA_PORT="${MYSIMBDP_KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${MYSIMBDP_KAFKA_CONTROLLER_PORT:-9093}"
+CASSANDRA_PORT="${MYSIMBDP_CASSANDRA_PORT:-9042}"
+CASSANDRA_STORAGE_PORT="${MYSIMBDP_CASSANDRA_STORAGE_PORT:-7000}"
+CASSANDRA_SSL_STORAGE_PORT="${MYSIMBDP_CASSANDRA_SSL_STORAGE_PORT:-7001}"
+CASSANDRA_JMX_PORT="${MYSIMBDP_CASSANDRA_JMX_PORT:-7199}"
 SENTIMENT_PORT="${MYSIMBDP_SENTIMENT_PORT:-9300}"
 SENTIMENT_DIR="$REPO_ROOT/services/sentiment"
 SENTIMENT_MAIN="services/sentiment/sentiment_service.py"
 SENTIMENT_VENV="$STATE_DIR/sentiment-venv"
+
+# Authentication (Kafka SASL/SCRAM with ACLs, Cassandra roles): MYSIMBDP_AUTH=on|off.
+AUTH="${MYSIMBDP_AUTH:-off}"
+case "$AUTH" in on|off) ;; *) echo "MYSIMBDP_AUTH must be on or off, not '$AUTH'" >&2; exit 2 ;; esac
+# The platform's own user in Kafka (a super user) and role in Cassandra (a superuser).
+PLATFORM_USER=mysimbdp
+SECRETS_DIR="$STATE_DIR/secrets"
 
 KAFKA_MAIN=kafka.Kafka
 CASSANDRA_MAIN=org.apache.cassandra.service.CassandraDaemon
@@ -80,12 +91,37 @@ KAFKA_TOOL_JAVA=("$JAVA" -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djav
 #   kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --list
 kafka_tool() { "${KAFKA_TOOL_JAVA[@]}" "$@"; }
 
+# secret NAME: prints the secret kept in <repo>/.state/secrets/NAME, generating it (32 random
+# bytes as hex, readable by this user only) the first time. Secrets never go on a command line.
+secret() {
+  local f="$SECRETS_DIR/$1"
+  if [[ ! -s "$f" ]]; then
+    mkdir -p "$SECRETS_DIR" && chmod 700 "$SECRETS_DIR"
+    (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$f")
+  fi
+  cat "$f"
+}
+
+# kafka_tools_config: the client settings file for Kafka's tools (the platform's user when
+# authentication is on), kept under .state because it holds a password.
+kafka_tools_config() {
+  if [[ "$AUTH" == off ]]; then echo "$DEPLOY_DIR/kafka/tools.properties"; return; fi
+  local f="$SECRETS_DIR/kafka-tools.properties"
+  if [[ ! -s "$f" ]]; then
+    (umask 077 && { cat "$DEPLOY_DIR/kafka/tools.properties"
+      printf 'security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-256\n'
+      printf 'sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="%s" password="%s";\n' \
+        "$PLATFORM_USER" "$(secret kafka-platform.password)"; } >"$f")
+  fi
+  echo "$f"
+}
+
 # kafka_answers: port open and a metadata request (list topics) succeeds within a few seconds.
 kafka_answers() {
   port_open "$KAFKA_PORT" || return 1
   timeout 30 "${KAFKA_TOOL_JAVA[@]}" org.apache.kafka.tools.TopicCommand \
     --bootstrap-server "127.0.0.1:$KAFKA_PORT" \
-    --command-config "$DEPLOY_DIR/kafka/tools.properties" --list >/dev/null 2>&1
+    --command-config "$(kafka_tools_config)" --list >/dev/null 2>&1
 }
 
 # --- Cassandra CQL check (python cassandra-driver) -----------------------------------------------
@@ -113,7 +149,18 @@ ensure_cql_python() {
 cassandra_answers() {
   port_open "$CASSANDRA_PORT" || return 1
   ensure_cql_python
-  timeout 30 "$CQL_PYTHON" "$DEPLOY_DIR/cassandra/cql_check.py" 127.0.0.1 "$CASSANDRA_PORT" >/dev/null 2>&1
+  cql_env timeout 30 "$CQL_PYTHON" "$DEPLOY_DIR/cassandra/cql_check.py" 127.0.0.1 "$CASSANDRA_PORT" >/dev/null 2>&1
+}
+
+# cql_env CMD...: runs CMD with the platform's Cassandra role in CQL_USER/CQL_PASSWORD_FILE when
+# authentication is on (the CQL scripts read them; no password on a command line).
+cql_env() {
+  if [[ "$AUTH" == on ]]; then
+    secret cassandra-platform.password >/dev/null
+    CQL_USER="$PLATFORM_USER" CQL_PASSWORD_FILE="$SECRETS_DIR/cassandra-platform.password" "$@"
+  else
+    "$@"
+  fi
 }
 
 # --- The sentiment inference service (services/sentiment, Python) --------------------------------

@@ -3,6 +3,7 @@
 //! `sink`; `enrich` calls a tenant's declared service between decoding and the app; `app` runs
 //! that flow for one tenant app, `admin` lets operators steer it.
 
+pub mod access;
 pub mod admin;
 pub mod app;
 pub mod checkpoint;

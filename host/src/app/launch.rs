@@ -12,6 +12,7 @@ use tokio::runtime::Handle;
 
 use super::processor::Processor;
 use super::runner::{AppHandle, AppState, AppStatus, Deployed, Runner, RunnerSettings};
+use crate::access::KafkaAccess;
 use crate::admin::metrics::AppMetrics;
 use crate::admin::recent::Change;
 use crate::checkpoint::{CheckpointStore, Delivery};
@@ -46,7 +47,7 @@ pub enum LaunchError {
 /// Where the platform's apps get their connections and settings from.
 pub struct Launcher {
     runtime: Handle,
-    bootstrap: String,
+    kafka: KafkaAccess,
     partitions: i32,
     session: Arc<Session>,
     replication: u32,
@@ -74,7 +75,7 @@ impl Launcher {
     ) -> Self {
         Self {
             runtime,
-            bootstrap: config.kafka.bootstrap.clone(),
+            kafka: config.kafka_access(),
             partitions: config.kafka.partitions,
             session,
             replication: config.cassandra.replication,
@@ -154,7 +155,7 @@ impl Launcher {
         };
         let topics = AppTopics::new(tenant, stream, &spec.name);
         self.runtime.block_on(ensure_topics(
-            &self.bootstrap,
+            &self.kafka,
             &[
                 &topics.input,
                 &topics.results,
@@ -227,9 +228,9 @@ impl Launcher {
         let runner = Runner {
             handle: handle.clone(),
             processor,
-            consumer: Arc::new(consumer(&self.bootstrap, &topics.group, &self.instance)?),
+            consumer: Arc::new(consumer(&self.kafka, &topics.group, &self.instance)?),
             outputs: AppOutputs::new(
-                &self.bootstrap,
+                &self.kafka,
                 topics.clone(),
                 &spec,
                 transactional_id.as_deref(),

@@ -81,7 +81,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         loaded.push((entry, compiled, manifest));
     }
     let session = runtime.block_on(cassandra::connect(
-        &config.cassandra.nodes,
+        &config.cassandra_access(),
         Duration::from_millis(config.cassandra.request_timeout_ms),
     ))?;
     let settings = RunnerSettings {
@@ -104,6 +104,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         config.cassandra.replication,
     ))?;
     let tokens = Arc::new(runtime.block_on(crate::admin::TenantTokens::open(session.clone()))?);
+    let access = Arc::new(crate::access::TenantAccess::new(
+        &config.kafka_access(),
+        &config.cassandra_access(),
+        session.clone(),
+        config.cassandra.replication,
+    ));
     let launcher = Arc::new(Launcher::new(
         runtime.handle().clone(),
         &config,
@@ -130,7 +136,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             limits,
             apps_dir,
         };
-        let server = crate::admin::serve(listen, admin_launcher, token, tokens, plugins);
+        let server = crate::admin::serve(listen, admin_launcher, token, tokens, access, plugins);
         tokio::select! {
             result = server => result.with_context(|| format!("admin API on {listen}")),
             _ = shutdown_signal() => {

@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use super::{Emitted, Rejected, RowFormat};
 use crate::names::AppTopics;
 use crate::plugin::AppSpec;
+use crate::access::KafkaAccess;
 use crate::source::kafka::{producer_config, KafkaError};
 use crate::window::Window;
 
@@ -94,12 +95,13 @@ impl AppOutputs {
     /// transaction; the id stays the same across restarts, so a restarted host fences off and
     /// aborts what its crashed predecessor left open.
     pub fn new(
-        bootstrap: &str,
+        kafka: &KafkaAccess,
         topics: AppTopics,
         spec: &AppSpec,
         transactional_id: Option<&str>,
     ) -> Result<Self, KafkaError> {
-        let mut config = producer_config(bootstrap);
+        let bootstrap = kafka.bootstrap.as_str();
+        let mut config = producer_config(kafka);
         if let Some(id) = transactional_id {
             config
                 .set("transactional.id", id)
