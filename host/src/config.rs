@@ -657,7 +657,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mysimbdp-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("app.wasm"), b"").unwrap();
-        let path = dir.join(format!("c{}.toml", text.len()));
+        // One file per call: tests run in parallel, and two writing one file race.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!("c{n}.toml"));
         std::fs::write(&path, text).unwrap();
         Config::load(&path).map_err(|e| e.to_string())
     }

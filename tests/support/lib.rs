@@ -3,6 +3,7 @@
 //! tables, and an expectation of the reviews app's results computed from the TSV alone (without
 //! any platform code), so that the tests compare the platform with an independent computation.
 
+mod access;
 mod cassandra;
 mod checks;
 mod env;
@@ -13,6 +14,10 @@ mod reviews;
 mod scenario;
 mod sentiment;
 
+pub use access::{
+    auth_on, cassandra_builder, cassandra_node, kafka_bootstrap, kafka_client, kafka_client_as,
+    produce_command, secret_file, PLATFORM_USER,
+};
 pub use cassandra::{
     final_windows, read_aggregated_reviews, read_daily_reviews, sum_column, Services,
 };
@@ -43,10 +48,6 @@ pub use sentiment::{
     SentimentRow, TsvReview, REVIEWS_SENTIMENT, REVIEW_SENTIMENT_TABLE,
 };
 
-/// Kafka's bootstrap address as `just up` starts it.
-pub const KAFKA_BOOTSTRAP: &str = "127.0.0.1:9092";
-/// Cassandra's native-protocol address as `just up` starts it.
-pub const CASSANDRA_NODE: &str = "127.0.0.1:9042";
 /// The reference app's name, as its `describe()` declares it.
 pub const REVIEWS_DAILY: &str = "reviews-daily";
 /// The reference app's Cassandra table, as its `describe()` declares it.

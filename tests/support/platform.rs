@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use crate::env::{mysimbdp_bin, reviews_daily_wasm, run_command, CommandOutput, TestEnv};
-use crate::{CASSANDRA_NODE, KAFKA_BOOTSTRAP};
+use crate::access::{cassandra_node, kafka_bootstrap, platform_login_toml};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -82,14 +82,15 @@ impl PlatformConfig {
             toml.push_str(&self.extra_toml);
             toml.push_str("\n\n");
         }
+        let (kafka_login, cassandra_login) = platform_login_toml();
         toml.push_str(&format!(
-            "[kafka]\nbootstrap = {}\npartitions = {}\n\n\
-             [cassandra]\nnodes = [{}]\nreplication = 1\n{}\n\
+            "[kafka]\nbootstrap = {}\npartitions = {}\n{kafka_login}\n\
+             [cassandra]\nnodes = [{}]\nreplication = 1\n{cassandra_login}{}\n\
              [admin]\nlisten = {}\ntoken = {}\n\n\
              [[tenants]]\nid = {}\n",
-            toml_string(KAFKA_BOOTSTRAP),
+            toml_string(&kafka_bootstrap()),
             self.partitions,
-            toml_string(CASSANDRA_NODE),
+            toml_string(&cassandra_node()),
             self.cassandra_toml,
             toml_string(&self.admin_listen),
             toml_string(&self.token),

@@ -13,7 +13,7 @@ use crate::checks::{
 };
 use crate::env::{mysimbdp_bin, run_command, TestEnv};
 use crate::reviews::{expected_from_tsv, ExpectedReviews};
-use crate::KAFKA_BOOTSTRAP;
+use crate::access::produce_command;
 
 /// `mysimbdp gen --rows ROWS --seed SEED EXTRA…` into the scratch folder, and what the reviews
 /// app must make of it, computed from the file alone.
@@ -36,13 +36,11 @@ pub fn generate_reviews(
 }
 
 fn producer(env: &TestEnv, tsv: &PathBuf) -> Result<Command> {
-    let mut command = Command::new(mysimbdp_bin()?);
-    command.arg("produce").arg("--file").arg(tsv).args([
-        "--tenant",
-        &env.tenant,
-        "--bootstrap",
-        KAFKA_BOOTSTRAP,
-    ]);
+    let mut command = produce_command()?;
+    command
+        .arg("--file")
+        .arg(tsv)
+        .args(["--tenant", &env.tenant]);
     Ok(command)
 }
 

@@ -1,0 +1,127 @@
+//! Where the local services listen and, when they run with authentication
+//! (`MYSIMBDP_AUTH=on`, as `deploy/local` reads it too), how the harness logs in: as the platform's
+//! own Kafka user and Cassandra role, whose passwords `deploy/local/up.sh` generated under
+//! `.state/secrets/`. Tenants' credentials come from `mysimbdp tenant add` instead.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, Result};
+use rdkafka::ClientConfig;
+use scylla::client::session_builder::SessionBuilder;
+
+use crate::env::{mysimbdp_bin, workspace_dir};
+
+/// The platform's user in Kafka and role in Cassandra (`deploy/local`'s PLATFORM_USER).
+pub const PLATFORM_USER: &str = "mysimbdp";
+
+fn port(var: &str, default: u16) -> u16 {
+    std::env::var(var)
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Kafka's bootstrap address as `just up` starts it (`MYSIMBDP_KAFKA_PORT`, default 9092).
+pub fn kafka_bootstrap() -> String {
+    format!("127.0.0.1:{}", port("MYSIMBDP_KAFKA_PORT", 9092))
+}
+
+/// Cassandra's native-protocol address as `just up` starts it (`MYSIMBDP_CASSANDRA_PORT`,
+/// default 9042).
+pub fn cassandra_node() -> String {
+    format!("127.0.0.1:{}", port("MYSIMBDP_CASSANDRA_PORT", 9042))
+}
+
+/// Whether the local services run with authentication (`MYSIMBDP_AUTH=on`).
+pub fn auth_on() -> bool {
+    std::env::var("MYSIMBDP_AUTH").as_deref() == Ok("on")
+}
+
+/// A file under `.state/secrets/` that `deploy/local/up.sh` generated.
+pub fn secret_file(name: &str) -> PathBuf {
+    workspace_dir().join(".state").join("secrets").join(name)
+}
+
+fn secret(name: &str) -> Result<String> {
+    let path = secret_file(name);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "MYSIMBDP_AUTH=on but {} cannot be read: start the services with \
+             MYSIMBDP_AUTH=on deploy/local/up.sh",
+            path.display()
+        )
+    })?;
+    Ok(text.trim().to_owned())
+}
+
+/// A Kafka client of the local cluster, logged in as the platform when authentication is on.
+pub fn kafka_client() -> Result<ClientConfig> {
+    if auth_on() {
+        Ok(kafka_client_as(
+            PLATFORM_USER,
+            &secret("kafka-platform.password")?,
+        ))
+    } else {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", kafka_bootstrap());
+        Ok(config)
+    }
+}
+
+/// A Kafka client of the local cluster logged in as `user` (SCRAM-SHA-256).
+pub fn kafka_client_as(user: &str, password: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", kafka_bootstrap())
+        .set("security.protocol", "sasl_plaintext")
+        .set("sasl.mechanism", "SCRAM-SHA-256")
+        .set("sasl.username", user)
+        .set("sasl.password", password);
+    config
+}
+
+/// A Cassandra session builder for the local node, logged in as the platform when
+/// authentication is on.
+pub fn cassandra_builder() -> Result<SessionBuilder> {
+    let builder = SessionBuilder::new().known_node(cassandra_node());
+    if auth_on() {
+        Ok(builder.user(PLATFORM_USER, secret("cassandra-platform.password")?))
+    } else {
+        Ok(builder)
+    }
+}
+
+/// The `[kafka]` and `[cassandra]` login lines of a platform config (empty without
+/// authentication): the platform's user, its password by file.
+pub fn platform_login_toml() -> (String, String) {
+    if !auth_on() {
+        return (String::new(), String::new());
+    }
+    let file = |name: &str| format!("{:?}", secret_file(name).to_string_lossy());
+    (
+        format!(
+            "sasl_mechanism = \"SCRAM-SHA-256\"\nuser = \"{PLATFORM_USER}\"\npassword_file = {}\n",
+            file("kafka-platform.password")
+        ),
+        format!(
+            "user = \"{PLATFORM_USER}\"\npassword_file = {}\n",
+            file("cassandra-platform.password")
+        ),
+    )
+}
+
+/// `mysimbdp produce --bootstrap <local Kafka>`, logged in as the platform when authentication
+/// is on (the password in the child's environment, never on its command line).
+pub fn produce_command() -> Result<Command> {
+    let mut command = Command::new(mysimbdp_bin()?);
+    command
+        .arg("produce")
+        .args(["--bootstrap", &kafka_bootstrap()]);
+    if auth_on() {
+        command
+            .env("MYSIMBDP_KAFKA_USER", PLATFORM_USER)
+            .env("MYSIMBDP_KAFKA_PASSWORD", secret("kafka-platform.password")?);
+    }
+    Ok(command)
+}
