@@ -112,7 +112,11 @@ fn login(
 ) -> Result<Option<(String, crate::access::Password)>, Refusal> {
     if let Some(ca) = ca_file.as_ref().filter(|f| !f.is_file()) {
         return Err((
-            if section == "kafka" { "kafka.ca_file" } else { "cassandra.ca_file" },
+            if section == "kafka" {
+                "kafka.ca_file"
+            } else {
+                "cassandra.ca_file"
+            },
             format!("{} is not a file", ca.display()),
             "give the CA certificate (PEM) that signed the servers' certificates, or leave it out",
         ));
@@ -120,7 +124,11 @@ fn login(
     let Some(user) = user else {
         if password.password_env.is_some() || password.password_file.is_some() {
             return Err((
-                if section == "kafka" { "kafka.user" } else { "cassandra.user" },
+                if section == "kafka" {
+                    "kafka.user"
+                } else {
+                    "cassandra.user"
+                },
                 "a password is set but no user".into(),
                 "set the user the password belongs to",
             ));
@@ -129,7 +137,11 @@ fn login(
     };
     let password = password.read().map_err(|problem| {
         (
-            if section == "kafka" { "kafka.password_file" } else { "cassandra.password_file" },
+            if section == "kafka" {
+                "kafka.password_file"
+            } else {
+                "cassandra.password_file"
+            },
             problem,
             "set exactly one of password_env (a variable holding it) or password_file",
         )

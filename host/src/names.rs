@@ -24,13 +24,71 @@ const RESERVED_RULE: &str = "the name is reserved (the platform's own `mysimbdp`
 
 /// CQL's reserved words (Cassandra 5.0): none can name a keyspace or a role unquoted.
 const CQL_RESERVED: &[&str] = &[
-    "add", "aggregate", "all", "allow", "alter", "and", "apply", "asc", "authorize", "batch",
-    "begin", "by", "columnfamily", "create", "default", "delete", "desc", "describe", "drop",
-    "entries", "execute", "from", "full", "function", "grant", "if", "in", "index", "infinity",
-    "insert", "into", "is", "keyspace", "limit", "materialized", "mbean", "mbeans", "modify",
-    "nan", "norecursive", "not", "null", "of", "on", "or", "order", "primary", "rename",
-    "replace", "revoke", "schema", "select", "set", "table", "to", "token", "truncate",
-    "unlogged", "unset", "update", "use", "using", "view", "where", "with",
+    "add",
+    "aggregate",
+    "all",
+    "allow",
+    "alter",
+    "and",
+    "apply",
+    "asc",
+    "authorize",
+    "batch",
+    "begin",
+    "by",
+    "columnfamily",
+    "create",
+    "default",
+    "delete",
+    "desc",
+    "describe",
+    "drop",
+    "entries",
+    "execute",
+    "from",
+    "full",
+    "function",
+    "grant",
+    "if",
+    "in",
+    "index",
+    "infinity",
+    "insert",
+    "into",
+    "is",
+    "keyspace",
+    "limit",
+    "materialized",
+    "mbean",
+    "mbeans",
+    "modify",
+    "nan",
+    "norecursive",
+    "not",
+    "null",
+    "of",
+    "on",
+    "or",
+    "order",
+    "primary",
+    "rename",
+    "replace",
+    "revoke",
+    "schema",
+    "select",
+    "set",
+    "table",
+    "to",
+    "token",
+    "truncate",
+    "unlogged",
+    "unset",
+    "update",
+    "use",
+    "using",
+    "view",
+    "where",
+    "with",
 ];
 
 /// Names no tenant may take: the platform's own keyspace, user and role, Cassandra's system
@@ -192,7 +250,15 @@ mod tests {
     #[test]
     fn tenant_ids_are_cql_identifiers() {
         assert!(TenantId::new("acme2").is_ok());
-        for bad in ["", "2acme", "Acme", "ac-me", "a.b", "acme_2", &"a".repeat(49)] {
+        for bad in [
+            "",
+            "2acme",
+            "Acme",
+            "ac-me",
+            "a.b",
+            "acme_2",
+            &"a".repeat(49),
+        ] {
             let err = TenantId::new(bad).unwrap_err().to_string();
             assert!(err.contains("tenant id"), "{err}");
         }
@@ -200,9 +266,20 @@ mod tests {
 
     #[test]
     fn reserved_tenant_ids_are_refused() {
-        for reserved in ["mysimbdp", "system", "system_auth", "systemx", "cassandra", "select", "keyspace"] {
+        for reserved in [
+            "mysimbdp",
+            "system",
+            "system_auth",
+            "systemx",
+            "cassandra",
+            "select",
+            "keyspace",
+        ] {
             let err = TenantId::new(reserved).unwrap_err().to_string();
-            assert!(err.contains("reserved") || err.contains("no `_`"), "{reserved}: {err}");
+            assert!(
+                err.contains("reserved") || err.contains("no `_`"),
+                "{reserved}: {err}"
+            );
         }
         assert!(TenantId::new("selector").is_ok());
     }
@@ -228,7 +305,10 @@ mod tests {
             words
         };
         let tenants: Vec<TenantId> = words.iter().filter_map(|w| TenantId::new(w).ok()).collect();
-        let streams: Vec<StreamName> = words.iter().filter_map(|w| StreamName::new(w).ok()).collect();
+        let streams: Vec<StreamName> = words
+            .iter()
+            .filter_map(|w| StreamName::new(w).ok())
+            .collect();
         let apps: Vec<AppName> = words.iter().filter_map(|w| AppName::new(w).ok()).collect();
         assert!(tenants.len() > 10 && streams.len() > 10 && apps.len() > 10);
         let mut seen: std::collections::HashMap<String, String> = Default::default();

@@ -119,9 +119,58 @@ pub fn produce_command() -> Result<Command> {
         .arg("produce")
         .args(["--bootstrap", &kafka_bootstrap()]);
     if auth_on() {
-        command
-            .env("MYSIMBDP_KAFKA_USER", PLATFORM_USER)
-            .env("MYSIMBDP_KAFKA_PASSWORD", secret("kafka-platform.password")?);
+        command.env("MYSIMBDP_KAFKA_USER", PLATFORM_USER).env(
+            "MYSIMBDP_KAFKA_PASSWORD",
+            secret("kafka-platform.password")?,
+        );
     }
     Ok(command)
+}
+
+/// What `mysimbdp tenant add|rotate` printed: the tenant's admin token and, with authentication
+/// on, its Kafka user and Cassandra role with their passwords.
+#[derive(Debug, Clone)]
+pub struct TenantCredentials {
+    pub token: String,
+    pub kafka: Option<(String, String)>,
+    pub cassandra: Option<(String, String)>,
+}
+
+impl TenantCredentials {
+    /// Reads the `KEY=value` lines of the command's standard output.
+    pub fn parse(stdout: &str) -> Result<Self> {
+        let value = |key: &str| {
+            stdout
+                .lines()
+                .find_map(|line| line.strip_prefix(key)?.strip_prefix('='))
+                .map(str::to_owned)
+        };
+        let pair = |user: &str, password: &str| Some((value(user)?, value(password)?));
+        Ok(Self {
+            token: value("MYSIMBDP_ADMIN_TOKEN")
+                .with_context(|| format!("no MYSIMBDP_ADMIN_TOKEN line in {stdout:?}"))?,
+            kafka: pair("MYSIMBDP_KAFKA_USER", "MYSIMBDP_KAFKA_PASSWORD"),
+            cassandra: pair("MYSIMBDP_CASSANDRA_USER", "MYSIMBDP_CASSANDRA_PASSWORD"),
+        })
+    }
+
+    /// A Kafka client logged in as this tenant.
+    pub fn kafka_client(&self) -> Result<ClientConfig> {
+        let (user, password) = self
+            .kafka
+            .as_ref()
+            .context("no Kafka credentials were issued (is MYSIMBDP_AUTH=on?)")?;
+        Ok(kafka_client_as(user, password))
+    }
+
+    /// A Cassandra session builder logged in as this tenant's role.
+    pub fn cassandra_builder(&self) -> Result<SessionBuilder> {
+        let (role, password) = self
+            .cassandra
+            .as_ref()
+            .context("no Cassandra credentials were issued (is MYSIMBDP_AUTH=on?)")?;
+        Ok(SessionBuilder::new()
+            .known_node(cassandra_node())
+            .user(role, password))
+    }
 }

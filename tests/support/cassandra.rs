@@ -13,8 +13,8 @@ use scylla::response::PagingState;
 use scylla::statement::unprepared::Statement;
 use scylla::value::CqlTimestamp;
 
-use crate::reviews::{DailyAggregate, WindowKey};
 use crate::access::{cassandra_builder, cassandra_node, kafka_bootstrap, kafka_client};
+use crate::reviews::{DailyAggregate, WindowKey};
 use crate::{block_on, AGGREGATED_REVIEWS};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);

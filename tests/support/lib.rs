@@ -16,7 +16,7 @@ mod sentiment;
 
 pub use access::{
     auth_on, cassandra_builder, cassandra_node, kafka_bootstrap, kafka_client, kafka_client_as,
-    produce_command, secret_file, PLATFORM_USER,
+    produce_command, secret_file, TenantCredentials, PLATFORM_USER,
 };
 pub use cassandra::{
     final_windows, read_aggregated_reviews, read_daily_reviews, sum_column, Services,

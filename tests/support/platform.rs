@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::env::{mysimbdp_bin, reviews_daily_wasm, run_command, CommandOutput, TestEnv};
 use crate::access::{cassandra_node, kafka_bootstrap, platform_login_toml};
+use crate::env::{mysimbdp_bin, reviews_daily_wasm, run_command, CommandOutput, TestEnv};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use crate::access::produce_command;
 use crate::checks::{
     check_cassandra, check_dead_letters, check_late_topic, check_results_topic, Repeats,
 };
 use crate::env::{mysimbdp_bin, run_command, TestEnv};
 use crate::reviews::{expected_from_tsv, ExpectedReviews};
-use crate::access::produce_command;
 
 /// `mysimbdp gen --rows ROWS --seed SEED EXTRA…` into the scratch folder, and what the reviews
 /// app must make of it, computed from the file alone.

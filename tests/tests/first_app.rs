@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use mysimbdp_tests::{
-    create_topic, days_from_civil, final_windows, mysimbdp_bin, run_command, sum_column, AppSpec,
-    Platform, PlatformConfig, Services, TestEnv, produce_command, MS_PER_DAY, REVIEWS_DAILY,
+    create_topic, days_from_civil, final_windows, mysimbdp_bin, produce_command, run_command,
+    sum_column, AppSpec, Platform, PlatformConfig, Services, TestEnv, MS_PER_DAY, REVIEWS_DAILY,
 };
 
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5 * 60);

@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::{ensure, Result};
 use mysimbdp_tests::{
     create_topic, end_offsets_total, expected_from_tsv, generate_reviews, mysimbdp_bin,
-    read_aggregated_reviews, read_daily_reviews, reviews_daily_wasm, run_command, send_part,
-    split_tsv, tenant_app_wasm, workspace_dir, AppSpec, Platform, PlatformConfig, Services,
-    TestEnv, produce_command, REVIEWS_DAILY,
+    produce_command, read_aggregated_reviews, read_daily_reviews, reviews_daily_wasm, run_command,
+    send_part, split_tsv, tenant_app_wasm, workspace_dir, AppSpec, Platform, PlatformConfig,
+    Services, TestEnv, REVIEWS_DAILY,
 };
 
 const ROWS: u32 = 20_000;

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use mysimbdp_tests::{
-    check_reviews_outputs, create_topic, expected_from_tsv, mysimbdp_bin, run_command, AppSpec,
-    ExpectedReviews, Platform, PlatformConfig, Repeats, Services, TestEnv, produce_command,
+    check_reviews_outputs, create_topic, expected_from_tsv, mysimbdp_bin, produce_command,
+    run_command, AppSpec, ExpectedReviews, Platform, PlatformConfig, Repeats, Services, TestEnv,
     REVIEWS_DAILY,
 };
 use serde_json::Value;

@@ -99,11 +99,14 @@ fn item_error(error: *const rd::rd_kafka_error_t) -> Option<(rd::rd_kafka_resp_e
 impl KafkaAdmin {
     /// An admin client logged in as `access` says (the platform's super user).
     pub fn new(access: &KafkaAccess) -> Result<Self, KafkaAdminError> {
-        let client = access.client_config().create().map_err(|e| KafkaAdminError {
-            bootstrap: access.bootstrap.clone(),
-            doing: "creating an admin client".into(),
-            message: e.to_string(),
-        })?;
+        let client = access
+            .client_config()
+            .create()
+            .map_err(|e| KafkaAdminError {
+                bootstrap: access.bootstrap.clone(),
+                doing: "creating an admin client".into(),
+                message: e.to_string(),
+            })?;
         Ok(Self {
             client,
             bootstrap: access.bootstrap.clone(),
@@ -124,12 +127,19 @@ impl KafkaAdmin {
         &self,
         doing: &str,
         op: rd::rd_kafka_admin_op_t,
-        start: impl FnOnce(*mut rd::rd_kafka_t, *const rd::rd_kafka_AdminOptions_t, *mut rd::rd_kafka_queue_t),
+        start: impl FnOnce(
+            *mut rd::rd_kafka_t,
+            *const rd::rd_kafka_AdminOptions_t,
+            *mut rd::rd_kafka_queue_t,
+        ),
         read: impl FnOnce(*mut rd::rd_kafka_event_t) -> Result<R, String>,
     ) -> Result<R, KafkaAdminError> {
         let rk = self.client.inner().native_ptr();
         // SAFETY: `rk` is alive as long as `self.client`; queue and options are freed on drop.
-        let queue = Owned(unsafe { rd::rd_kafka_queue_new(rk) }, rd::rd_kafka_queue_destroy);
+        let queue = Owned(
+            unsafe { rd::rd_kafka_queue_new(rk) },
+            rd::rd_kafka_queue_destroy,
+        );
         let options = Owned(
             unsafe { rd::rd_kafka_AdminOptions_new(rk, op) },
             rd::rd_kafka_AdminOptions_destroy,
@@ -156,7 +166,10 @@ impl KafkaAdmin {
         // SAFETY: a live event.
         let code = unsafe { rd::rd_kafka_event_error(event.0) };
         if code != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-            return Err(self.error(doing, text(unsafe { rd::rd_kafka_event_error_string(event.0) })));
+            return Err(self.error(
+                doing,
+                text(unsafe { rd::rd_kafka_event_error_string(event.0) }),
+            ));
         }
         read(event.0).map_err(|message| self.error(doing, message))
     }
@@ -171,9 +184,8 @@ impl KafkaAdmin {
     ) -> Result<(), KafkaAdminError> {
         let doing = format!("setting the SCRAM credentials of {user}");
         let name = c_string(user).map_err(|m| self.error(&doing, m))?;
-        let mechanism = scram(mechanism).ok_or_else(|| {
-            self.error(&doing, "only SCRAM users can be created through Kafka")
-        })?;
+        let mechanism = scram(mechanism)
+            .ok_or_else(|| self.error(&doing, "only SCRAM users can be created through Kafka"))?;
         // SAFETY: valid strings and lengths; the alteration is copied by the request and freed here.
         let alteration = Owned(
             unsafe {
@@ -244,8 +256,10 @@ impl KafkaAdmin {
                     };
                     match item_error(error) {
                         None => {}
-                        Some((rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_RESOURCE_NOT_FOUND, _))
-                            if missing_is_fine => {}
+                        Some((
+                            rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_RESOURCE_NOT_FOUND,
+                            _,
+                        )) if missing_is_fine => {}
                         Some((_, message)) => return Err(message),
                     }
                 }
@@ -267,7 +281,9 @@ impl KafkaAdmin {
             rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_CREATEACLS,
             |rk, options, queue| {
                 // SAFETY: live bindings; librdkafka copies them.
-                unsafe { rd::rd_kafka_CreateAcls(rk, list.as_mut_ptr(), list.len(), options, queue) }
+                unsafe {
+                    rd::rd_kafka_CreateAcls(rk, list.as_mut_ptr(), list.len(), options, queue)
+                }
             },
             |event| {
                 // SAFETY: the event is alive while this runs; the arrays belong to it.
@@ -322,7 +338,8 @@ impl KafkaAdmin {
                 // SAFETY: the event is alive while this runs; the arrays belong to it.
                 let result = unsafe { rd::rd_kafka_event_DeleteAcls_result(event) };
                 let mut count = 0usize;
-                let responses = unsafe { rd::rd_kafka_DeleteAcls_result_responses(result, &mut count) };
+                let responses =
+                    unsafe { rd::rd_kafka_DeleteAcls_result_responses(result, &mut count) };
                 for i in 0..count {
                     let error =
                         unsafe { rd::rd_kafka_DeleteAcls_result_response_error(*responses.add(i)) };
@@ -379,8 +396,12 @@ impl KafkaAdmin {
 
 fn scram(mechanism: SaslMechanism) -> Option<rd::rd_kafka_ScramMechanism_t> {
     match mechanism {
-        SaslMechanism::ScramSha256 => Some(rd::rd_kafka_ScramMechanism_t::RD_KAFKA_SCRAM_MECHANISM_SHA_256),
-        SaslMechanism::ScramSha512 => Some(rd::rd_kafka_ScramMechanism_t::RD_KAFKA_SCRAM_MECHANISM_SHA_512),
+        SaslMechanism::ScramSha256 => {
+            Some(rd::rd_kafka_ScramMechanism_t::RD_KAFKA_SCRAM_MECHANISM_SHA_256)
+        }
+        SaslMechanism::ScramSha512 => {
+            Some(rd::rd_kafka_ScramMechanism_t::RD_KAFKA_SCRAM_MECHANISM_SHA_512)
+        }
         SaslMechanism::Plain => None,
     }
 }

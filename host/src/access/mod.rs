@@ -35,8 +35,9 @@ impl PasswordSource {
     pub fn read(&self) -> Result<Password, String> {
         let value = match (&self.password_env, &self.password_file) {
             (Some(_), Some(_)) => return Err("both password_env and password_file are set".into()),
-            (Some(var), None) => std::env::var(var)
-                .map_err(|_| format!("environment variable {var} is not set"))?,
+            (Some(var), None) => {
+                std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))?
+            }
             (None, Some(file)) => std::fs::read_to_string(file)
                 .map_err(|e| format!("cannot read {}: {e}", file.display()))?
                 .lines()
@@ -243,8 +244,8 @@ fn tls_context(ca: &Path) -> Result<openssl::ssl::SslContext, TlsError> {
         file: ca.display().to_string(),
         message: e.to_string(),
     };
-    let mut context = openssl::ssl::SslContextBuilder::new(openssl::ssl::SslMethod::tls_client())
-        .map_err(err)?;
+    let mut context =
+        openssl::ssl::SslContextBuilder::new(openssl::ssl::SslMethod::tls_client()).map_err(err)?;
     context.set_ca_file(ca).map_err(err)?;
     context.set_verify(openssl::ssl::SslVerifyMode::PEER);
     Ok(context.build())

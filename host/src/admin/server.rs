@@ -291,7 +291,10 @@ async fn list_tenants(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Re
     match scope(&admin, &headers).await {
         Ok(Scope::Operator) => {}
         Ok(Scope::Tenant(_)) => {
-            return error(StatusCode::FORBIDDEN, "only the operator token lists tenants")
+            return error(
+                StatusCode::FORBIDDEN,
+                "only the operator token lists tenants",
+            )
         }
         Err(denied) => return *denied,
     }

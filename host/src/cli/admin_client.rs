@@ -265,11 +265,17 @@ fn credentials_env(answer: &Value) -> String {
     let fields = [
         ("MYSIMBDP_ADMIN_TOKEN", &answer["token"]),
         ("MYSIMBDP_KAFKA_BOOTSTRAP", &answer["kafka"]["bootstrap"]),
-        ("MYSIMBDP_KAFKA_SASL_MECHANISM", &answer["kafka"]["mechanism"]),
+        (
+            "MYSIMBDP_KAFKA_SASL_MECHANISM",
+            &answer["kafka"]["mechanism"],
+        ),
         ("MYSIMBDP_KAFKA_USER", &answer["kafka"]["user"]),
         ("MYSIMBDP_KAFKA_PASSWORD", &answer["kafka"]["password"]),
         ("MYSIMBDP_CASSANDRA_USER", &answer["cassandra"]["role"]),
-        ("MYSIMBDP_CASSANDRA_PASSWORD", &answer["cassandra"]["password"]),
+        (
+            "MYSIMBDP_CASSANDRA_PASSWORD",
+            &answer["cassandra"]["password"],
+        ),
     ];
     fields
         .iter()

@@ -35,14 +35,22 @@ pub struct ProduceArgs {
     #[arg(long, default_value = "reviews")]
     pub stream: String,
     /// Kafka bootstrap servers.
-    #[arg(long, env = "MYSIMBDP_KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    #[arg(
+        long,
+        env = "MYSIMBDP_KAFKA_BOOTSTRAP",
+        default_value = "127.0.0.1:9092"
+    )]
     pub bootstrap: String,
     /// The tenant's Kafka user, as `mysimbdp tenant add` issued it; its password comes from
     /// MYSIMBDP_KAFKA_PASSWORD or --password-file, never from the command line.
     #[arg(long, env = "MYSIMBDP_KAFKA_USER")]
     pub user: Option<String>,
     /// How the user logs in.
-    #[arg(long, env = "MYSIMBDP_KAFKA_SASL_MECHANISM", default_value = "SCRAM-SHA-256")]
+    #[arg(
+        long,
+        env = "MYSIMBDP_KAFKA_SASL_MECHANISM",
+        default_value = "SCRAM-SHA-256"
+    )]
     pub sasl_mechanism: SaslMechanism,
     /// A file holding the user's password (instead of MYSIMBDP_KAFKA_PASSWORD).
     #[arg(long)]

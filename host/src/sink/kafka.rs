@@ -14,9 +14,9 @@ use rdkafka::TopicPartitionList;
 use serde_json::{Map, Value};
 
 use super::{Emitted, Rejected, RowFormat};
+use crate::access::KafkaAccess;
 use crate::names::AppTopics;
 use crate::plugin::AppSpec;
-use crate::access::KafkaAccess;
 use crate::source::kafka::{producer_config, KafkaError};
 use crate::window::Window;
 

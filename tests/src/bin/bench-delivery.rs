@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use mysimbdp_tests::{
-    create_topic, format_iso_date, AppSpec, Platform, PlatformConfig, Services, TestEnv,
-    kafka_client, REVIEWS_DAILY,
+    create_topic, format_iso_date, kafka_client, AppSpec, Platform, PlatformConfig, Services,
+    TestEnv, REVIEWS_DAILY,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
