@@ -12,10 +12,10 @@ if [[ "${1:-}" != "--inside" ]]; then
   exec scripts/with-services.sh "$0" --inside
 fi
 
-source deploy/local/lib.sh
-ensure_cql_python
 admin="127.0.0.1:9188"
+# platform.sh sources deploy/local/lib.sh: the local ports, MYSIMBDP_AUTH and kafka_tool.
 source scripts/platform.sh
+ensure_cql_python
 new_tenant demo
 
 echo "== 1. a tenant's data: 30000 synthetic Amazon reviews over two years"
