@@ -66,7 +66,7 @@ kafka_tool org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "1
   --topic "$tenant.reviews-daily.results" --from-beginning --max-messages 3 2>/dev/null
 
 echo "== 7. the metrics (Prometheus, http://$admin/metrics)"
-curl -s "http://$admin/metrics" | grep -E '^mysimbdp_(records_in|records_processed|late_records|dead_letters)_total|^mysimbdp_batch_duration_seconds_count'
+curl -s -H "Authorization: Bearer $MYSIMBDP_ADMIN_TOKEN" "http://$admin/metrics" | grep -E '^mysimbdp_(records_in|records_processed|late_records|dead_letters)_total|^mysimbdp_batch_duration_seconds_count'
 echo
 echo "Late records:  topic $tenant.reviews-daily.late (with the reason in header mysimbdp-reason)"
 echo "Dead letters:  topic $tenant.reviews-daily.dead-letters"

@@ -244,6 +244,11 @@ pub struct AdminConfig {
     pub apps_dir: Option<PathBuf>,
     /// The largest `.wasm` accepted, uploaded or read from a file.
     pub max_upload_mb: usize,
+    /// The admin API's certificate chain (PEM): with `tls_key`, it serves HTTPS. Required on
+    /// any address but loopback.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for AdminConfig {
@@ -254,6 +259,8 @@ impl Default for AdminConfig {
             token_env: None,
             apps_dir: None,
             max_upload_mb: 64,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -413,6 +420,8 @@ impl Config {
             &mut config.kafka.ca_file,
             &mut config.cassandra.password_file,
             &mut config.cassandra.ca_file,
+            &mut config.admin.tls_cert,
+            &mut config.admin.tls_key,
         ] {
             if let Some(path) = file.as_mut().filter(|d| d.is_relative()) {
                 *path = base.join(&*path);
@@ -490,6 +499,34 @@ impl Config {
             if value == 0 {
                 return Err(invalid(field.into(), "is 0".into(), fix));
             }
+        }
+        match (&self.admin.tls_cert, &self.admin.tls_key) {
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(invalid(
+                    "admin.tls_key".into(),
+                    "only one of tls_cert and tls_key is set".into(),
+                    "give both the certificate chain and its private key (PEM files)",
+                ))
+            }
+            (Some(cert), Some(key)) => {
+                for (field, file) in [("admin.tls_cert", cert), ("admin.tls_key", key)] {
+                    if !file.is_file() {
+                        return Err(invalid(
+                            field.into(),
+                            format!("{} is not a file", file.display()),
+                            "give a PEM file",
+                        ));
+                    }
+                }
+            }
+            (None, None) if !self.admin.listen.ip().is_loopback() => {
+                return Err(invalid(
+                    "admin.listen".into(),
+                    format!("{} is not a loopback address and no certificate is given", self.admin.listen),
+                    "set admin.tls_cert and admin.tls_key (tokens must not cross a network in clear), or listen on 127.0.0.1",
+                ))
+            }
+            (None, None) => {}
         }
         if self.admin.max_upload_mb == 0 || self.admin.max_upload_mb > 4096 {
             return Err(invalid(
@@ -731,6 +768,62 @@ mod tests {
                 max_result_bytes: 3,
             }
         );
+    }
+
+    #[test]
+    fn security_settings_name_the_field_and_the_fix() {
+        let with = |section: &str, lines: &str| {
+            GOOD.replace("[admin]\n", &format!("[{section}]\n{lines}\n[admin]\n"))
+        };
+        let err = load(&with(
+            "kafka",
+            "user = \"mysimbdp\"\nsasl_mechanism = \"SCRAM-SHA-256\"",
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("`kafka.password_file`") && err.contains("password_env"),
+            "{err}"
+        );
+        let err = load(&with("kafka", "user = \"u\"\npassword_env = \"MYSIMBDP_TEST_NO_SUCH_VAR\"\nsasl_mechanism = \"PLAIN\"")).unwrap_err();
+        assert!(
+            err.contains("MYSIMBDP_TEST_NO_SUCH_VAR is not set"),
+            "{err}"
+        );
+        let err = load(&with("kafka", "sasl_mechanism = \"SCRAM-SHA-1\"")).unwrap_err();
+        assert!(err.contains("SCRAM-SHA-1"), "{err}");
+        let err = load(&with("cassandra", "password_file = \"app.wasm\"")).unwrap_err();
+        assert!(err.contains("`cassandra.user`"), "{err}");
+        let err = load(&with("cassandra", "ca_file = \"nowhere.pem\"")).unwrap_err();
+        assert!(
+            err.contains("`cassandra.ca_file`") && err.contains("not a file"),
+            "{err}"
+        );
+        let err =
+            load(&GOOD.replace("[admin]\n", "[admin]\nlisten = \"0.0.0.0:9180\"\n")).unwrap_err();
+        assert!(
+            err.contains("`admin.listen`") && err.contains("tls_cert"),
+            "{err}"
+        );
+        let err =
+            load(&GOOD.replace("[admin]\n", "[admin]\ntls_cert = \"app.wasm\"\n")).unwrap_err();
+        assert!(err.contains("`admin.tls_key`"), "{err}");
+    }
+
+    #[test]
+    fn a_password_file_logs_the_platform_in() {
+        let dir = std::env::temp_dir().join(format!("mysimbdp-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("kafka.password"), "s3cret\n").unwrap();
+        let text = GOOD.replace(
+            "[admin]\n",
+            "[kafka]\nsasl_mechanism = \"SCRAM-SHA-256\"\nuser = \"mysimbdp\"\npassword_file = \"kafka.password\"\n[admin]\n",
+        );
+        let config = load(&text).unwrap();
+        let client = config.kafka_access().client_config();
+        assert_eq!(client.get("sasl.username"), Some("mysimbdp"));
+        assert_eq!(client.get("sasl.password"), Some("s3cret"));
+        assert_eq!(client.get("security.protocol"), Some("sasl_plaintext"));
+        assert_eq!(config.cassandra_access().role(), None);
     }
 
     #[test]

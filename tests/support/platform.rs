@@ -58,6 +58,8 @@ pub struct PlatformConfig {
     pub delivery: Option<String>,
     /// More `[cassandra]` keys, one `key = value` per line.
     pub cassandra_toml: String,
+    /// `[admin] tls_cert` and `tls_key`: the admin API serves HTTPS.
+    pub admin_tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl PlatformConfig {
@@ -72,6 +74,7 @@ impl PlatformConfig {
             extra_toml: String::new(),
             delivery: None,
             cassandra_toml: String::new(),
+            admin_tls: None,
         })
     }
 
@@ -96,6 +99,16 @@ impl PlatformConfig {
             toml_string(&self.token),
             toml_string(&self.tenant),
         ));
+        if let Some((cert, key)) = &self.admin_tls {
+            toml = toml.replace(
+                "[[tenants]]\n",
+                &format!(
+                    "tls_cert = {}\ntls_key = {}\n\n[[tenants]]\n",
+                    toml_string(&cert.to_string_lossy()),
+                    toml_string(&key.to_string_lossy())
+                ),
+            );
+        }
         for app in &self.apps {
             toml.push_str(&format!(
                 "\n[[tenants.apps]]\npath = {}\nstream = {}\n",

@@ -4,8 +4,9 @@
 //! Kafka user, writing B's input, reading B's results, late and dead-letter topics, or joining
 //! B's consumer groups is refused by the broker; with A's Cassandra role, reading or writing B's
 //! keyspace or the platform's `mysimbdp` keyspace is refused by Cassandra; with A's admin token,
-//! every request about B's app is answered 403. B's results stay exact, read with B's own
-//! credentials. A's own topic and keyspace answer A, so the refusals are about B, not about A.
+//! every request about B's app is answered 403, and `/metrics` shows none of B's series. B's
+//! results stay exact, read with B's own credentials. A's own topic answers A, so the refusals
+//! are about B, not about A.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -298,6 +299,22 @@ fn tenants_are_walled_off_in_kafka_cassandra_and_the_admin_api() -> Result<()> {
                 "A: {method} {path} answered {code} ({body}), expected 403"
             ));
         }
+    }
+
+    // /metrics: B's series only with a token that sees B; nothing of any tenant without one.
+    let b_series = format!("tenant=\"{b}\"");
+    let (_, operator_sees) = platform.admin_request("GET", "/metrics")?;
+    let (code, a_sees) = platform.admin_request_as(&cred_a.token, "GET", "/metrics")?;
+    let mut anonymous = ureq::get(&format!("{}/metrics", platform.admin_url())).call()?;
+    let anonymous = anonymous.body_mut().read_to_string()?;
+    if !operator_sees.contains(&b_series) {
+        failures.push("the operator's /metrics lacks B's series".to_owned());
+    }
+    if code != 200 || a_sees.contains(&b_series) {
+        failures.push(format!("A's /metrics ({code}) shows B's series"));
+    }
+    if anonymous.contains("tenant=") {
+        failures.push("/metrics without a token shows tenants' series".to_owned());
     }
 
     // B's results are exact, read with B's own credentials.

@@ -1,5 +1,5 @@
-//! The admin HTTP API: Prometheus metrics for anyone on the admin address; app status and
-//! actions with the operator token, or a tenant's token for that tenant's apps only.
+//! The admin HTTP API: Prometheus metrics, app status and actions with the operator token, or
+//! a tenant's token for that tenant's apps only (metrics without a token show no tenant's data).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -52,6 +52,7 @@ pub async fn serve(
     tokens: Arc<TenantTokens>,
     access: Arc<TenantAccess>,
     plugins: Plugins,
+    tls: Option<Arc<openssl::ssl::SslAcceptor>>,
 ) -> std::io::Result<()> {
     let admin = Arc::new(Admin {
         launcher,
@@ -80,8 +81,16 @@ pub async fn serve(
         .merge(super::ui::routes())
         .with_state(admin);
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    tracing::info!(%listen, "admin API listening");
-    axum::serve(listener, router).await
+    match tls {
+        Some(acceptor) => {
+            tracing::info!(%listen, "admin API listening (HTTPS)");
+            axum::serve(super::tls::TlsListener::new(listener, acceptor)?, router).await
+        }
+        None => {
+            tracing::info!(%listen, "admin API listening");
+            axum::serve(listener, router).await
+        }
+    }
 }
 
 fn error(code: StatusCode, message: impl Into<String>) -> Response {
@@ -218,9 +227,25 @@ fn nonzero(ms: i64) -> Value {
     }
 }
 
-async fn metrics(State(admin): State<Arc<Admin>>) -> Response {
+/// Prometheus metrics: with a token, the series of the apps it sees (the operator's: every
+/// app; a tenant's: its own); without one, only the descriptions, no tenant's data, so a probe
+/// that carries no token still gets an answer and learns nothing about any tenant.
+async fn metrics(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Response {
+    let scope = if headers.contains_key(header::AUTHORIZATION) {
+        match scope(&admin, &headers).await {
+            Ok(scope) => Some(scope),
+            Err(denied) => return *denied,
+        }
+    } else {
+        None
+    };
     let mut out = String::from(preamble());
-    for handle in admin.launcher.all() {
+    let visible = admin
+        .launcher
+        .all()
+        .into_iter()
+        .filter(|h| scope.as_ref().is_some_and(|s| s.sees(h.tenant.as_str())));
+    for handle in visible {
         handle
             .metrics
             .render(&mut out, handle.tenant.as_str(), &handle.app);

@@ -128,6 +128,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         )?;
     }
     let listen = config.admin.listen;
+    let tls = match (&config.admin.tls_cert, &config.admin.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::admin::tls::acceptor(cert, key)?),
+        _ => None,
+    };
     let admin_launcher = launcher.clone();
     runtime.block_on(async move {
         let apps_dir = config.admin.apps_dir.clone();
@@ -136,7 +140,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             limits,
             apps_dir,
         };
-        let server = crate::admin::serve(listen, admin_launcher, token, tokens, access, plugins);
+        let server =
+            crate::admin::serve(listen, admin_launcher, token, tokens, access, plugins, tls);
         tokio::select! {
             result = server => result.with_context(|| format!("admin API on {listen}")),
             _ = shutdown_signal() => {
