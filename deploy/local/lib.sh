@@ -3,8 +3,11 @@
 
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$DEPLOY_DIR/../.." && pwd)"
-STATE_DIR="$REPO_ROOT/.state"
-LIB_DIR="$STATE_DIR/lib"
+# The services' data, logs, pid files and secrets: <repo>/.state, or MYSIMBDP_STATE_DIR for a
+# second set beside the first (the jars and Python venvs stay shared in <repo>/.state).
+SHARED_STATE="$REPO_ROOT/.state"
+STATE_DIR="${MYSIMBDP_STATE_DIR:-$SHARED_STATE}"
+LIB_DIR="$SHARED_STATE/lib"
 
 # OpenJDK 17 explicitly: the machine also has JDK 25, which cannot run Cassandra 5.0.
 JAVA_HOME="${MYSIMBDP_JAVA_HOME:-/usr/lib/jvm/java-17-openjdk-amd64}"
@@ -21,7 +24,7 @@ CASSANDRA_JMX_PORT="${MYSIMBDP_CASSANDRA_JMX_PORT:-7199}"
 SENTIMENT_PORT="${MYSIMBDP_SENTIMENT_PORT:-9300}"
 SENTIMENT_DIR="$REPO_ROOT/services/sentiment"
 SENTIMENT_MAIN="services/sentiment/sentiment_service.py"
-SENTIMENT_VENV="$STATE_DIR/sentiment-venv"
+SENTIMENT_VENV="$SHARED_STATE/sentiment-venv"
 
 # Authentication (Kafka SASL/SCRAM with ACLs, Cassandra roles): MYSIMBDP_AUTH=on|off.
 AUTH="${MYSIMBDP_AUTH:-off}"
@@ -130,19 +133,19 @@ CQL_PYTHON=""
 # cassandra-driver package into <repo>/.state/venv when no such python exists yet.
 ensure_cql_python() {
   [[ -n "$CQL_PYTHON" ]] && return 0
-  if [[ -x "$STATE_DIR/venv/bin/python" ]] && "$STATE_DIR/venv/bin/python" -c 'import cassandra' 2>/dev/null; then
-    CQL_PYTHON="$STATE_DIR/venv/bin/python"; return 0
+  if [[ -x "$SHARED_STATE/venv/bin/python" ]] && "$SHARED_STATE/venv/bin/python" -c 'import cassandra' 2>/dev/null; then
+    CQL_PYTHON="$SHARED_STATE/venv/bin/python"; return 0
   fi
   if command -v python3 >/dev/null && python3 -c 'import cassandra' 2>/dev/null; then
     CQL_PYTHON="$(command -v python3)"; return 0
   fi
   command -v python3 >/dev/null || die "python3 is needed for the CQL check"
-  log "installing python cassandra-driver into $STATE_DIR/venv (once)"
-  mkdir -p "$STATE_DIR"
-  python3 -m venv "$STATE_DIR/venv" >/dev/null || die "python3 -m venv failed (apt-get install python3-venv)"
-  "$STATE_DIR/venv/bin/python" -m pip install -q --disable-pip-version-check "cassandra-driver==3.29.2" \
+  log "installing python cassandra-driver into $SHARED_STATE/venv (once)"
+  mkdir -p "$SHARED_STATE"
+  python3 -m venv "$SHARED_STATE/venv" >/dev/null || die "python3 -m venv failed (apt-get install python3-venv)"
+  "$SHARED_STATE/venv/bin/python" -m pip install -q --disable-pip-version-check "cassandra-driver==3.29.2" \
     || die "pip install cassandra-driver failed"
-  CQL_PYTHON="$STATE_DIR/venv/bin/python"
+  CQL_PYTHON="$SHARED_STATE/venv/bin/python"
 }
 
 # cassandra_answers: port open and SELECT release_version FROM system.local succeeds.
@@ -173,7 +176,7 @@ ensure_sentiment_venv() {
   [[ "$want" == "$have" && -x "$SENTIMENT_VENV/bin/python" ]] && return 0
   command -v python3 >/dev/null || die "python3 is needed for the sentiment service"
   log "sentiment: installing the pinned packages of ${req#"$REPO_ROOT"/} into ${SENTIMENT_VENV#"$REPO_ROOT"/}"
-  mkdir -p "$STATE_DIR"
+  mkdir -p "$SHARED_STATE"
   python3 -m venv "$SENTIMENT_VENV" >/dev/null || die "python3 -m venv failed (apt-get install python3-venv)"
   "$SENTIMENT_VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$req" \
     || die "pip install -r $req failed"

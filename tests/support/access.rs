@@ -38,9 +38,14 @@ pub fn auth_on() -> bool {
     std::env::var("MYSIMBDP_AUTH").as_deref() == Ok("on")
 }
 
-/// A file under `.state/secrets/` that `deploy/local/up.sh` generated.
+/// A file under `.state/secrets/` (or `$MYSIMBDP_STATE_DIR/secrets/`) that
+/// `deploy/local/up.sh` generated.
 pub fn secret_file(name: &str) -> PathBuf {
-    workspace_dir().join(".state").join("secrets").join(name)
+    let state = match std::env::var_os("MYSIMBDP_STATE_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => workspace_dir().join(".state"),
+    };
+    state.join("secrets").join(name)
 }
 
 fn secret(name: &str) -> Result<String> {
