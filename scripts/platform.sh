@@ -20,7 +20,7 @@ new_tenant() {
 }
 
 # services_toml: the [kafka] and [cassandra] tables for the local services, with the platform's
-# login (its passwords by file) when MYSIMBDP_AUTH=on.
+# login (its passwords by file) unless MYSIMBDP_AUTH=off.
 services_toml() {
   echo "[kafka]"
   echo "bootstrap = \"127.0.0.1:$KAFKA_PORT\""

@@ -26,8 +26,8 @@ SENTIMENT_DIR="$REPO_ROOT/services/sentiment"
 SENTIMENT_MAIN="services/sentiment/sentiment_service.py"
 SENTIMENT_VENV="$SHARED_STATE/sentiment-venv"
 
-# Authentication (Kafka SASL/SCRAM with ACLs, Cassandra roles): MYSIMBDP_AUTH=on|off.
-AUTH="${MYSIMBDP_AUTH:-off}"
+# Authentication (Kafka SASL/SCRAM with ACLs, Cassandra roles): on unless MYSIMBDP_AUTH=off.
+AUTH="${MYSIMBDP_AUTH:-on}"
 case "$AUTH" in on|off) ;; *) echo "MYSIMBDP_AUTH must be on or off, not '$AUTH'" >&2; exit 2 ;; esac
 # The platform's own user in Kafka (a super user) and role in Cassandra (a superuser).
 PLATFORM_USER=mysimbdp

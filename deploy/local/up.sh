@@ -3,8 +3,8 @@
 # inference service (services/sentiment, 127.0.0.1:9300) in the background and wait until each
 # really answers. Ports: MYSIMBDP_KAFKA_PORT, MYSIMBDP_KAFKA_CONTROLLER_PORT, MYSIMBDP_CASSANDRA_PORT,
 # MYSIMBDP_CASSANDRA_STORAGE_PORT, MYSIMBDP_CASSANDRA_SSL_STORAGE_PORT, MYSIMBDP_CASSANDRA_JMX_PORT,
-# MYSIMBDP_SENTIMENT_PORT. MYSIMBDP_AUTH=on starts Kafka with SASL/SCRAM and ACLs and Cassandra
-# with roles; their generated passwords are kept under <repo>/.state/secrets/.
+# MYSIMBDP_SENTIMENT_PORT. Kafka runs with SASL/SCRAM and ACLs and Cassandra with roles unless
+# MYSIMBDP_AUTH=off; their generated passwords are kept under <repo>/.state/secrets/.
 # Usage: deploy/local/up.sh [kafka|cassandra|sentiment|all]      (default: all)
 #
 # - fetches the jars first if needed (deploy/local/fetch.sh);
@@ -44,7 +44,7 @@ KAFKA_LOG="$KAFKA_DIR/logs/server.log"
 KAFKA_OUT="$KAFKA_DIR/logs/kafka.out"
 
 # The broker's settings: the template with this run's ports and data folder, plus the listeners
-# (with SCRAM, ACLs and the generated passwords when MYSIMBDP_AUTH=on). Written readable by this
+# (with SCRAM, ACLs and the generated passwords unless MYSIMBDP_AUTH=off). Written readable by this
 # user only, as it may hold passwords.
 write_kafka_properties() {
   local data=$1 listeners=listeners-plain.properties
@@ -196,6 +196,7 @@ wait_ready() {
     esac
     if (( SECONDS - t0 >= timeout )); then
       show_logs "$svc"
+      [[ -z "$pid" && "$svc" != sentiment ]] && log "$svc: something listens on 127.0.0.1:$(service_port "$svc") but does not answer with MYSIMBDP_AUTH=$AUTH: services started with the other setting? Stop them (deploy/local/down.sh, or whoever started them) and start again, or run with MYSIMBDP_AUTH=$([[ $AUTH == on ]] && echo off || echo on)"
       die "$svc: did not answer within ${timeout}s${pid:+ (still running as pid $pid: deploy/local/down.sh $svc stops it)}"
     fi
     sleep 2

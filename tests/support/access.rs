@@ -1,5 +1,5 @@
-//! Where the local services listen and, when they run with authentication
-//! (`MYSIMBDP_AUTH=on`, as `deploy/local` reads it too), how the harness logs in: as the platform's
+//! Where the local services listen and, when they run with authentication (the default;
+//! `MYSIMBDP_AUTH=off` as `deploy/local` reads it too), how the harness logs in: as the platform's
 //! own Kafka user and Cassandra role, whose passwords `deploy/local/up.sh` generated under
 //! `.state/secrets/`. Tenants' credentials come from `mysimbdp tenant add` instead.
 
@@ -33,9 +33,10 @@ pub fn cassandra_node() -> String {
     format!("127.0.0.1:{}", port("MYSIMBDP_CASSANDRA_PORT", 9042))
 }
 
-/// Whether the local services run with authentication (`MYSIMBDP_AUTH=on`).
+/// Whether the local services run with authentication: yes unless `MYSIMBDP_AUTH=off`, as
+/// `deploy/local` decides.
 pub fn auth_on() -> bool {
-    std::env::var("MYSIMBDP_AUTH").as_deref() == Ok("on")
+    std::env::var("MYSIMBDP_AUTH").as_deref() != Ok("off")
 }
 
 /// A file under `.state/secrets/` (or `$MYSIMBDP_STATE_DIR/secrets/`) that
@@ -52,8 +53,9 @@ fn secret(name: &str) -> Result<String> {
     let path = secret_file(name);
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
-            "MYSIMBDP_AUTH=on but {} cannot be read: start the services with \
-             MYSIMBDP_AUTH=on deploy/local/up.sh",
+            "{} cannot be read: the services run with authentication unless MYSIMBDP_AUTH=off; \
+             start them with deploy/local/up.sh (it generates the passwords), or set \
+             MYSIMBDP_AUTH=off for services without authentication",
             path.display()
         )
     })?;
@@ -164,7 +166,7 @@ impl TenantCredentials {
         let (user, password) = self
             .kafka
             .as_ref()
-            .context("no Kafka credentials were issued (is MYSIMBDP_AUTH=on?)")?;
+            .context("no Kafka credentials were issued (is MYSIMBDP_AUTH=off?)")?;
         Ok(kafka_client_as(user, password))
     }
 
@@ -173,7 +175,7 @@ impl TenantCredentials {
         let (role, password) = self
             .cassandra
             .as_ref()
-            .context("no Cassandra credentials were issued (is MYSIMBDP_AUTH=on?)")?;
+            .context("no Cassandra credentials were issued (is MYSIMBDP_AUTH=off?)")?;
         Ok(SessionBuilder::new()
             .known_node(cassandra_node())
             .user(role, password))

@@ -1,5 +1,5 @@
 //! Tenants walled off from each other on the real local services with authentication on
-//! (`MYSIMBDP_AUTH=on`): the operator gives tenants A and B their credentials with
+//! (the default; not with `MYSIMBDP_AUTH=off`): the operator gives tenants A and B their credentials with
 //! `mysimbdp tenant add`; B sends its reviews with its own Kafka user and its app runs. With A's
 //! Kafka user, writing B's input, reading B's results, late and dead-letter topics, or joining
 //! B's consumer groups is refused by the broker; with A's Cassandra role, reading or writing B's
@@ -167,8 +167,9 @@ fn credentials(output: &CommandOutput) -> Result<TenantCredentials> {
 fn tenants_are_walled_off_in_kafka_cassandra_and_the_admin_api() -> Result<()> {
     if !auth_on() {
         bail!(
-            "the isolation test needs the services with authentication: run it with \
-             MYSIMBDP_AUTH=on (scripts/with-services.sh starts them so)"
+            "the isolation test needs the services with authentication, and MYSIMBDP_AUTH=off \
+             says they run without: start them with authentication (the default of \
+             deploy/local/up.sh) and run it without MYSIMBDP_AUTH=off"
         );
     }
     Services::check()?;
