@@ -6,7 +6,8 @@
 //! keyspace or the platform's `mysimbdp` keyspace is refused by Cassandra; with A's admin token,
 //! every request about B's app is answered 403, and `/metrics` shows none of B's series. B's
 //! results stay exact, read with B's own credentials. A's own topic answers A, so the refusals
-//! are about B, not about A.
+//! are about B, not about A. `tenant rotate` retires A's old passwords and `tenant remove` its
+//! new ones, in Kafka and Cassandra.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -144,6 +145,68 @@ fn describe(client: &ClientConfig, topic: &str) -> Result<Option<RDKafkaErrorCod
         .find(|t| t.name() == topic)
         .and_then(|t| t.error())
         .map(RDKafkaErrorCode::from))
+}
+
+/// Whether the broker refuses `client`'s login (SASL authentication fails) rather than
+/// answering a metadata request.
+fn kafka_login_refused(client: &ClientConfig) -> Result<bool> {
+    let consumer: BaseConsumer<Errors> = client
+        .clone()
+        .create_with_context(Errors::default())
+        .context("cannot create a client")?;
+    let answered = consumer.fetch_metadata(None, Duration::from_secs(20));
+    // librdkafka hands the authentication failure to the error callback on the next polls.
+    let until = Instant::now() + Duration::from_secs(20);
+    while answered.is_err()
+        && Instant::now() < until
+        && consumer
+            .context()
+            .0
+            .lock()
+            .map(|e| e.is_empty())
+            .unwrap_or(false)
+    {
+        let _ = consumer.poll(Duration::from_millis(200));
+    }
+    let errors = consumer
+        .context()
+        .0
+        .lock()
+        .map(|e| e.clone())
+        .unwrap_or_default();
+    match answered {
+        Ok(_) => Ok(false),
+        Err(_)
+            if errors.iter().any(|e| {
+                matches!(
+                    e,
+                    RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed
+                )
+            }) =>
+        {
+            Ok(true)
+        }
+        Err(e) => bail!("no answer and no authentication failure: {e} ({errors:?})"),
+    }
+}
+
+/// Whether Cassandra refuses the role's login.
+fn cassandra_login_refused(
+    runtime: &tokio::runtime::Runtime,
+    credentials: &TenantCredentials,
+) -> Result<bool> {
+    let builder = credentials.cassandra_builder()?;
+    match runtime.block_on(builder.build()) {
+        Ok(_) => Ok(false),
+        Err(e)
+            if ["authentic", "incorrect"]
+                .iter()
+                .any(|w| e.to_string().to_lowercase().contains(w)) =>
+        {
+            Ok(true)
+        }
+        Err(e) => bail!("Cassandra did not answer the login: {e}"),
+    }
 }
 
 /// Whether Cassandra refused the statement as unauthorized.
@@ -353,6 +416,43 @@ fn tenants_are_walled_off_in_kafka_cassandra_and_the_admin_api() -> Result<()> {
     let results = results.map(|_| 1);
     if results != Ok(1) {
         failures.push(format!("B reading its own results topic: {results:?}"));
+    }
+
+    // Rotating A's secrets retires the old ones at once; removing A retires the new ones too.
+    let rotate = platform.command_as(
+        &env,
+        "tenant-rotate-a",
+        platform.token(),
+        &["tenant", "rotate", "--tenant", &a],
+    )?;
+    let rotated = credentials(&rotate)?;
+    for (what, cred, refused) in [("A's old", &cred_a, true), ("A's rotated", &rotated, false)] {
+        let (kafka, cassandra) = (
+            kafka_login_refused(&cred.kafka_client()?)?,
+            cassandra_login_refused(&runtime, cred)?,
+        );
+        if (kafka, cassandra) != (refused, refused) {
+            failures.push(format!(
+                "{what} credentials: Kafka login refused {kafka}, Cassandra login refused {cassandra}; expected {refused}"
+            ));
+        }
+    }
+    platform
+        .command_as(
+            &env,
+            "tenant-remove-a",
+            platform.token(),
+            &["tenant", "remove", "--tenant", &a],
+        )?
+        .ensure_success("mysimbdp tenant remove")?;
+    let (kafka, cassandra) = (
+        kafka_login_refused(&rotated.kafka_client()?)?,
+        cassandra_login_refused(&runtime, &rotated)?,
+    );
+    if !(kafka && cassandra) {
+        failures.push(format!(
+            "removed A: Kafka login refused {kafka}, Cassandra login refused {cassandra}"
+        ));
     }
     platform.stop()?;
     if !failures.is_empty() {
