@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod enrich;
+pub mod model;
 pub mod names;
 pub mod plugin;
 pub mod sink;

@@ -1,8 +1,9 @@
 //! What an app says about itself, checked once at load so the hot path can trust it.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::bindings::mysimbdp::tenant::types::{self as wit, AppInfo};
+use super::since_v0_1::types::{self as wit, AppInfo};
 use super::{Column, FieldType, TimeFormat};
 use crate::names::{cql_identifier, AppName, NameError};
 use crate::time::{format_span, TEN_YEARS_MS};
@@ -79,6 +80,8 @@ pub struct AppSpec {
     pub outputs: Vec<FieldSpec>,
     pub state_version: u32,
     pub has_filter: bool,
+    /// Sections of a v0.2 manifest that belong to a stage (`[enrich]`), for that stage.
+    pub sections: BTreeMap<String, toml::Table>,
 }
 
 fn fields(fields: Vec<wit::Field>) -> Vec<FieldSpec> {
@@ -250,15 +253,6 @@ fn text_bytes(info: &AppInfo) -> usize {
 }
 
 impl AppSpec {
-    /// What open windows mean: the key, the window and the event time. A build that changes
-    /// any of them cannot take over saved windows.
-    pub fn geometry(&self) -> String {
-        format!(
-            "key={}; window={:?}; event_time={:?}",
-            self.key_field, self.assigner, self.event_time
-        )
-    }
-
     /// Checks what an app says about itself against the platform's bounds and `limits`; the
     /// refusal names the setting, the value, the bound and the fix.
     pub fn from_info(info: AppInfo, limits: &SpecLimits) -> Result<Self, SpecError> {
@@ -384,7 +378,14 @@ impl AppSpec {
             outputs,
             state_version: info.state_version,
             has_filter: info.has_filter,
+            sections: BTreeMap::new(),
         })
+    }
+
+    /// The stages' sections of the app's manifest.
+    pub fn with_sections(mut self, sections: BTreeMap<String, toml::Table>) -> Self {
+        self.sections = sections;
+        self
     }
 }
 

@@ -13,11 +13,12 @@ use rdkafka::ClientContext;
 use rdkafka::TopicPartitionList;
 use serde_json::{Map, Value};
 
-use super::{Emitted, Rejected, RowFormat};
+use super::{Emitted, Output, Refused, Rejected, RowFormat, Sink, SinkError};
 use crate::names::AppTopics;
 use crate::plugin::AppSpec;
 use crate::source::kafka::{producer_config, KafkaError};
 use crate::window::Window;
+use std::sync::Arc;
 
 /// Counts deliveries that failed after the producer's own retries.
 #[derive(Default)]
@@ -255,23 +256,39 @@ impl AppOutputs {
 
     /// Commits the open transaction together with the input offsets it covers, in the app's
     /// consumer group: outputs and offsets become visible at once or not at all. A host that
-    /// lost its partitions in a rebalance has its offsets refused, and so its whole attempt.
+    /// lost its partitions in a rebalance has its offsets refused, and so its whole attempt. A
+    /// step that fails retriably is made again, from where it failed, as long as `again` (the
+    /// retry policy) says so.
     pub fn commit_with_offsets(
         &mut self,
         offsets: &TopicPartitionList,
         group: &ConsumerGroupMetadata,
+        mut again: impl FnMut(&KafkaError) -> bool,
     ) -> Result<(), KafkaError> {
-        self.producer
-            .send_offsets_to_transaction(offsets, group, COMMIT_TIMEOUT)
-            .and_then(|()| self.producer.commit_transaction(COMMIT_TIMEOUT))
-            .and_then(|()| self.producer.begin_transaction())
-            .map_err(|source| {
-                KafkaError::new(
-                    &self.bootstrap,
-                    "committing the outputs' transaction with the input offsets",
-                    source,
-                )
-            })?;
+        let bootstrap = self.bootstrap.clone();
+        let producer = &self.producer;
+        let mut step = |doing: &str, call: &dyn Fn() -> rdkafka::error::KafkaResult<()>| loop {
+            match call() {
+                Ok(()) => return Ok(()),
+                Err(source) => {
+                    let error = KafkaError::new(&bootstrap, doing, source);
+                    if !(error.retriable() && again(&error)) {
+                        return Err(error);
+                    }
+                }
+            }
+        };
+        step(
+            "sending the input offsets to the outputs' transaction",
+            &|| producer.send_offsets_to_transaction(offsets, group, COMMIT_TIMEOUT),
+        )?;
+        step(
+            "committing the outputs' transaction with the input offsets",
+            &|| producer.commit_transaction(COMMIT_TIMEOUT),
+        )?;
+        step("beginning the next transaction", &|| {
+            producer.begin_transaction()
+        })?;
         self.check_deliveries()
     }
 
@@ -317,6 +334,42 @@ impl AppOutputs {
                 rdkafka::error::KafkaError::Canceled,
             ));
         }
+        Ok(())
+    }
+}
+
+impl Sink for AppOutputs {
+    fn write(&mut self, out: &Arc<Output>) -> Result<(), SinkError> {
+        for record in &out.dead_letters {
+            self.dead_letter(record);
+        }
+        for record in &out.late {
+            self.late(record);
+        }
+        for (key, window) in &out.retracted {
+            self.retracted(key, *window);
+        }
+        for emitted in &out.emitted {
+            self.results(emitted);
+        }
+        Ok(())
+    }
+
+    /// Records are acknowledged when the attempt commits.
+    fn flush(&mut self) -> Result<Vec<Refused>, SinkError> {
+        Ok(Vec::new())
+    }
+
+    fn commit(&mut self) -> Result<(), SinkError> {
+        Ok(AppOutputs::commit(self)?)
+    }
+
+    fn abort(&mut self) -> Result<(), SinkError> {
+        Ok(AppOutputs::abort(self)?)
+    }
+
+    fn reopen(&mut self, spec: &AppSpec) -> Result<(), SinkError> {
+        self.describe(spec);
         Ok(())
     }
 }
