@@ -175,9 +175,18 @@ impl IntoSetting<String> for &str {
     }
 }
 
+/// A composite key, `key: ["product_id", "month"]`: rows are grouped by all of these fields
+/// together. Only `mysimbdp batch` runs such an app; a stream is keyed by one field.
+impl<const N: usize> IntoSetting<String> for [&str; N] {
+    fn into_setting(self) -> String {
+        self.join(",")
+    }
+}
+
 /// Exports an app: its aggregate type and its declarations, as `key: value` pairs in any order.
 ///
-/// Keys: `name`, `version`, `table`, `key` (required), `event_time`, `window`,
+/// Keys: `name`, `version`, `table`, `key` (required; a list of fields for a batch app's
+/// composite key), `event_time`, `window`,
 /// `watermark_delay`, `allowed_lateness`, `emit`, `state_version`, and `filter` (a function
 /// from `&Input` to `bool`; rows it rejects never reach the accumulator).
 #[macro_export]

@@ -180,6 +180,7 @@ impl LimitsConfig {
     pub fn spec(&self) -> SpecLimits {
         SpecLimits {
             max_windows_per_record: self.max_windows_per_record,
+            ..SpecLimits::default()
         }
     }
 

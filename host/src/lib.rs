@@ -1,10 +1,11 @@
 //! mysimbdp: a multi-tenant stream analytics platform whose tenants' analytics are sandboxed
 //! WebAssembly components. Records flow one way: `source` → `time` → `window` → `plugin` →
-//! `sink`; `enrich` calls a tenant's declared service between decoding and the app; `app` runs
+//! `sink`; `batch` runs an app over a stored table to completion; `enrich` calls a tenant's declared service between decoding and the app; `app` runs
 //! that flow for one tenant app, `admin` lets operators steer it.
 
 pub mod admin;
 pub mod app;
+pub mod batch;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;

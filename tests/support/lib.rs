@@ -7,6 +7,7 @@ mod cassandra;
 mod checks;
 mod env;
 mod faulty;
+mod history;
 mod kafka;
 mod platform;
 mod reviews;
@@ -24,6 +25,11 @@ pub use env::{
     workspace_dir, CommandOutput, TestEnv,
 };
 pub use faulty::{Faults, FaultyService};
+pub use history::{
+    all_time_from_csv, all_time_from_parquet, diff_maps, expected_history, month_of, parquet_rows,
+    parse_csv, read_all_time, read_extremes, read_seasonal, seasonal_from_csv, ExpectedHistory,
+    Extremes, Totals,
+};
 pub use kafka::{
     committed_offsets, create_topic, end_offsets_total, produce, read_topic, topic_partitions,
     KafkaRecord,

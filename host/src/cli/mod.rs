@@ -2,6 +2,7 @@
 
 mod admin_client;
 mod app_test;
+mod batch;
 pub mod gen;
 pub mod produce;
 mod project;
@@ -34,6 +35,8 @@ enum Command {
     /// Operate apps on a running platform.
     #[command(subcommand)]
     App(admin_client::AppCommand),
+    /// Run a tenant app to completion over a Cassandra results table (history analytics).
+    Batch(batch::BatchArgs),
     /// Manage tenants' admin tokens on a running platform (operator only).
     #[command(subcommand)]
     Tenant(admin_client::TenantCommand),
@@ -59,6 +62,7 @@ pub fn main() -> ExitCode {
         Command::Produce(args) => produce::run(args),
         Command::App(command) => admin_client::run(command),
         Command::Tenant(command) => admin_client::run_tenant(command),
+        Command::Batch(args) => batch::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
