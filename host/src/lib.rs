@@ -4,6 +4,7 @@
 //! that flow for one tenant app, `admin` lets operators steer it.
 
 pub mod admin;
+pub mod alerts;
 pub mod app;
 pub mod batch;
 pub mod checkpoint;

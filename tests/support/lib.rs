@@ -3,6 +3,7 @@
 //! tables, and an expectation of the reviews app's results computed from the TSV alone (without
 //! any platform code), so that the tests compare the platform with an independent computation.
 
+mod alerts;
 mod cassandra;
 mod checks;
 mod env;
@@ -14,6 +15,9 @@ mod reviews;
 mod scenario;
 mod sentiment;
 
+pub use alerts::{
+    day_counts, expected_alerts, plant_reviews, DayCounts, DayKey, Plant, ALERT_MIN_REVIEWS,
+};
 pub use cassandra::{
     final_windows, read_aggregated_reviews, read_daily_reviews, sum_column, Services,
 };

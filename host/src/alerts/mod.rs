@@ -122,7 +122,9 @@ mod tests {
             inputs: vec![],
             key_field: "product_id".into(),
             event_time: crate::plugin::EventTimeSource::Ingestion,
-            assigner: crate::window::Assigner::Tumbling { size_ms: 86_400_000 },
+            assigner: crate::window::Assigner::Tumbling {
+                size_ms: 86_400_000,
+            },
             watermark_delay_ms: 0,
             allowed_lateness_ms: 0,
             emit: crate::plugin::EmitMode::OnClose,
@@ -153,7 +155,10 @@ mod tests {
         ]);
         let format = AlertFormat::of(&spec, "acme.reviews-alerts.alerts").expect("raises alerts");
         let rows = RowFormat::of(&spec);
-        assert!(format.alerts(&rows, &emitted(false)).is_empty(), "updates are not alerts");
+        assert!(
+            format.alerts(&rows, &emitted(false)).is_empty(),
+            "updates are not alerts"
+        );
         let alerts = format.alerts(&rows, &emitted(true));
         assert_eq!(alerts.len(), 1);
         assert_eq!(alerts[0].id, "acme.reviews-alerts/p1/1970-01-01T00:00:00Z");
