@@ -17,6 +17,7 @@ pub mod sink;
 pub mod source;
 pub mod time;
 pub mod window;
+pub mod workflow;
 
 /// Cases of each property test: a short pass in `cargo test`, `MYSIMBDP_FUZZ_CASES` of them in
 /// `just fuzz`.

@@ -7,6 +7,7 @@ pub mod gen;
 pub mod produce;
 mod project;
 mod run;
+mod trigger;
 pub mod tsv;
 
 use std::process::ExitCode;
@@ -37,6 +38,8 @@ enum Command {
     App(admin_client::AppCommand),
     /// Run a tenant app to completion over a Cassandra results table (history analytics).
     Batch(batch::BatchArgs),
+    /// Start the Airflow workflow once per alert on the tenants' alerts topics.
+    Trigger(trigger::TriggerArgs),
     /// Manage tenants' admin tokens on a running platform (operator only).
     #[command(subcommand)]
     Tenant(admin_client::TenantCommand),
@@ -63,6 +66,7 @@ pub fn main() -> ExitCode {
         Command::App(command) => admin_client::run(command),
         Command::Tenant(command) => admin_client::run_tenant(command),
         Command::Batch(args) => batch::run(args),
+        Command::Trigger(args) => trigger::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
