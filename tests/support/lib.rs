@@ -14,6 +14,7 @@ mod platform;
 mod reviews;
 mod scenario;
 mod sentiment;
+mod workflow;
 
 pub use alerts::{
     day_counts, expected_alerts, plant_reviews, DayCounts, DayKey, Plant, ALERT_MIN_REVIEWS,
@@ -51,6 +52,10 @@ pub use sentiment::{
     check_sentiment, diff_sentiment, expected_sentiment, read_review_sentiment, read_reviews,
     score_texts, sentiment_app, sentiment_url, services_toml, shipped_manifest, OwnService,
     SentimentRow, TsvReview, REVIEWS_SENTIMENT, REVIEW_SENTIMENT_TABLE,
+};
+pub use workflow::{
+    airflow_runs_of, airflow_token, check_workflow_services, http_get, mails_to, state_dir, Mail,
+    Relay, AIRFLOW_URL,
 };
 
 /// Kafka's bootstrap address as `just up` starts it.
