@@ -33,11 +33,12 @@ fuzz N="10000000": prereqs
 prereqs:
     scripts/prereqs.sh
 
-# Start (or reuse) local Kafka, Cassandra and the sentiment service (services/sentiment).
+# Start (or reuse) local Kafka, Cassandra, the sentiment service (services/sentiment), and the alert
+# workflow's s3proxy, SMTP server and Airflow.
 up:
     deploy/local/up.sh all
 
-# Stop the Kafka, Cassandra and sentiment service that `just up` started.
+# Stop the services that `just up` started.
 down:
     deploy/local/down.sh all
 
