@@ -70,6 +70,11 @@ pub mod dsl {
     pub fn session(gap_ms: u64) -> Window {
         Window(types::Window::Session(gap_ms))
     }
+    /// A composite key, `key: keys(&["product_id", "month"])`: rows are grouped by all of these
+    /// fields together. Only `mysimbdp batch` runs such an app; a stream is keyed by one field.
+    pub fn keys(fields: &[&str]) -> String {
+        fields.join(",")
+    }
     /// Every changed window, at most once per interval: results in near real time.
     pub fn on_update(interval_ms: u64) -> EmitMode {
         EmitMode {
@@ -172,14 +177,6 @@ impl<T> IntoSetting<T> for T {
 impl IntoSetting<String> for &str {
     fn into_setting(self) -> String {
         self.into()
-    }
-}
-
-/// A composite key, `key: ["product_id", "month"]`: rows are grouped by all of these fields
-/// together. Only `mysimbdp batch` runs such an app; a stream is keyed by one field.
-impl<const N: usize> IntoSetting<String> for [&str; N] {
-    fn into_setting(self) -> String {
-        self.join(",")
     }
 }
 

@@ -266,6 +266,35 @@ type TotalsRow = (
     Option<i64>,
 );
 
+/// A row of `product_all_time`.
+type AllTimeRow = (
+    String,
+    Option<f64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+/// A row of `product_seasonality`.
+type SeasonalRow = (
+    String,
+    i64,
+    Option<f64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+/// A row of `product_best_months`.
+type ExtremesRow = (
+    String,
+    Option<i64>,
+    Option<f64>,
+    Option<i64>,
+    Option<f64>,
+    Option<i64>,
+);
+
 fn totals(row: TotalsRow, at: &dyn Fn() -> String) -> Result<Totals> {
     let (avg, helpful, votes, reviews, days) = row;
     Ok(Totals {
@@ -288,14 +317,7 @@ pub fn read_all_time(keyspace: &str) -> Result<BTreeMap<String, Totals>> {
     each_row(
         &table,
         &format!("SELECT product_id, {TOTALS} FROM {table}"),
-        |(product, a, b, c, d, e): (
-            String,
-            Option<f64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-        )| {
+        |(product, a, b, c, d, e): AllTimeRow| {
             let at = || format!("{table}: a null column at {product}");
             rows.insert(product.clone(), totals((a, b, c, d, e), &at)?);
             Ok(())
@@ -312,15 +334,7 @@ pub fn read_seasonal(keyspace: &str) -> Result<BTreeMap<(String, i64), Totals>> 
     each_row(
         &table,
         &format!("SELECT product_id, month, {TOTALS} FROM {table}"),
-        |(product, month, a, b, c, d, e): (
-            String,
-            i64,
-            Option<f64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-        )| {
+        |(product, month, a, b, c, d, e): SeasonalRow| {
             let at = || format!("{table}: a null column at ({product}, {month})");
             rows.insert((product.clone(), month), totals((a, b, c, d, e), &at)?);
             Ok(())
@@ -340,14 +354,7 @@ pub fn read_extremes(keyspace: &str) -> Result<BTreeMap<String, Extremes>> {
             "SELECT product_id, best_month, best_avg_star_rating, worst_month, \
              worst_avg_star_rating, months_with_reviews FROM {table}"
         ),
-        |(product, bm, ba, wm, wa, n): (
-            String,
-            Option<i64>,
-            Option<f64>,
-            Option<i64>,
-            Option<f64>,
-            Option<i64>,
-        )| {
+        |(product, bm, ba, wm, wa, n): ExtremesRow| {
             let at = || format!("{table}: a null column at {product}");
             rows.insert(
                 product.clone(),

@@ -132,6 +132,9 @@ fn convert(value: Option<&CqlValue>, kind: FieldType) -> Option<Converted> {
     }
 }
 
+/// A row waiting for the next call into the app: its key and its span of event time.
+type PendingRow = (Vec<KeyPart>, Option<(i64, i64)>);
+
 /// The app instance and the map from keys to its slots.
 pub struct Aggregator {
     instance: AppInstance,
@@ -143,7 +146,7 @@ pub struct Aggregator {
     slots: HashMap<Vec<KeyPart>, u32>,
     keys: Vec<Vec<KeyPart>>,
     spans: Vec<Option<(i64, i64)>>,
-    pending_keys: Vec<(Vec<KeyPart>, Option<(i64, i64)>)>,
+    pending_keys: Vec<PendingRow>,
     columns: Vec<Builder>,
     counts: Counts,
 }

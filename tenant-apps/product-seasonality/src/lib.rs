@@ -78,7 +78,7 @@ export_app! {
     aggregate: Totals,
     name: "product-seasonality",
     table: "product_seasonality",
-    key: ["product_id", "month"],
+    key: keys(&["product_id", "month"]),
     event_time: epoch_millis("window_start"),
     emit: on_close(),
 }
