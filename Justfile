@@ -52,6 +52,7 @@ bench: build
     scripts/with-services.sh cargo run --release -q -p mysimbdp-tests --bin bench-delivery
     scripts/with-services.sh scripts/bench-dashboard.sh 60
     scripts/with-services.sh scripts/bench-enrich.sh 30000
+    scripts/with-services.sh scripts/bench-batch.sh 1000000
 
 # Spark Structured Streaming against mysimbdp on the same data and machine: bench/report.md (issue 5).
 bench-spark: build

@@ -146,7 +146,16 @@ pub fn run(settings: TriggerSettings) -> Result<(), TriggerError> {
         let Some(message) = consumer.poll(Duration::from_millis(500)) else {
             continue;
         };
-        let message = message.map_err(|e| kafka("reading alerts", e))?;
+        // No alerts topic yet (a tenant whose app has raised none) or a broker hiccup: the
+        // consumer recovers by itself, so the trigger waits rather than stops.
+        let message = match message {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::debug!(%error, "no alerts to read");
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        };
         let tenant_id = message.topic().split('.').next().unwrap_or_default();
         let alert: Option<Value> = message
             .payload()
