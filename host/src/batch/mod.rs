@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 
 pub use derive::TimePart;
 pub use group::{Counts, ResultRow, Value};
+pub use output::Columns;
 pub use plan::{KeyKind, KeyPart};
 pub use scan::token_ranges;
 
@@ -66,7 +67,7 @@ pub struct Summary {
     pub counts: Counts,
     pub units: usize,
     pub rows: Vec<ResultRow>,
-    pub columns: output::Columns,
+    pub columns: Columns,
     /// `<tenant>.<table>` the results were written to.
     pub table: String,
 }
@@ -100,7 +101,7 @@ pub async fn run(
     let unit_count = units.len();
     progress.start(unit_count);
     tracing::info!(tenant = %job.tenant, app = %spec.name, from = %job.from, units = unit_count, "batch run starts");
-    let columns = output::Columns::new(
+    let columns = Columns::new(
         &spec,
         plan.key
             .iter()
