@@ -55,7 +55,7 @@ pub use sentiment::{
 };
 pub use workflow::{
     airflow_runs_of, airflow_token, check_workflow_services, http_get, mails_to, state_dir, Mail,
-    Relay, AIRFLOW_URL,
+    Relay, Webhook, AIRFLOW_URL,
 };
 
 /// Kafka's bootstrap address as `just up` starts it.

@@ -263,3 +263,75 @@ impl Drop for Relay {
         let _ = TcpStream::connect(("127.0.0.1", self.port)).map(|mut s| s.write_all(b""));
     }
 }
+
+/// An HTTP endpoint of the test's own that keeps the JSON body of every POST it receives and
+/// answers 200: the tenant's webhook.
+pub struct Webhook {
+    pub port: u16,
+    received: Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl Webhook {
+    pub fn start() -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = received.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let keep = keep.clone();
+                std::thread::spawn(move || {
+                    if let Some(body) = read_post(&stream) {
+                        if let (Ok(json), Ok(mut all)) =
+                            (serde_json::from_slice(&body), keep.lock())
+                        {
+                            all.push(json);
+                        }
+                    }
+                    let mut stream = &stream;
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                });
+            }
+        });
+        Ok(Self { port, received })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    /// The bodies received so far.
+    pub fn received(&self) -> Vec<Value> {
+        self.received.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+/// The body of one HTTP/1.1 request with a Content-Length.
+fn read_post(stream: &TcpStream) -> Option<Vec<u8>> {
+    use std::io::BufRead;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
+    let mut reader = std::io::BufReader::new(stream);
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().ok()?;
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(body)
+}

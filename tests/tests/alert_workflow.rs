@@ -17,7 +17,7 @@ use mysimbdp_tests::{
     expected_alerts, expected_from_tsv, expected_history, format_iso_date, generate_reviews,
     http_get, mails_to, mysimbdp_bin, plant_reviews, produce_reviews, seasonal_from_csv, state_dir,
     tenant_app_wasm, AppSpec, Plant, Platform, PlatformConfig, Relay, Services, TestEnv, Totals,
-    KAFKA_BOOTSTRAP, MS_PER_DAY, REVIEWS_DAILY,
+    Webhook, KAFKA_BOOTSTRAP, MS_PER_DAY, REVIEWS_DAILY,
 };
 use serde_json::Value;
 
@@ -39,6 +39,7 @@ impl Trigger {
         airflow_url: &str,
         group: &str,
         contact: &str,
+        webhook: &str,
     ) -> Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let config = env.path(&format!("{name}.toml"));
@@ -49,7 +50,7 @@ impl Trigger {
                 "[kafka]\nbootstrap = \"{KAFKA_BOOTSTRAP}\"\ngroup = \"{group}\"\n\n\
                  [airflow]\nurl = \"{airflow_url}\"\nuser = \"mysimbdp\"\npassword_file = \"{}\"\n\n\
                  [status]\nlisten = \"127.0.0.1:{port}\"\n\n\
-                 [[tenants]]\nid = \"{}\"\ncontact = \"{contact}\"\n",
+                 [[tenants]]\nid = \"{}\"\ncontact = \"{contact}\"\nwebhook = \"{webhook}\"\n",
                 password.display(),
                 env.tenant
             ),
@@ -187,7 +188,16 @@ fn an_alert_runs_the_workflow_once_and_the_tenant_gets_the_figures() -> Result<(
     let contact = format!("ops-{}@example.com", env.tenant);
     let relay = Relay::reserve("127.0.0.1:9480")?;
     let group = format!("mysimbdp-tests-{}", env.tenant);
-    let trigger = Trigger::start(&env, "trigger", &relay.url(), &group, &contact)?;
+    let webhook = Webhook::start()?;
+    let webhook = Webhook::start()?;
+    let trigger = Trigger::start(
+        &env,
+        "trigger",
+        &relay.url(),
+        &group,
+        &contact,
+        &webhook.url(),
+    )?;
     let waiting = trigger.wait("report Airflow unreachable", TRIGGER_TIMEOUT, |s| {
         s["waiting"]["attempts"].as_u64().unwrap_or(0) >= 2
     })?;
@@ -249,6 +259,7 @@ fn an_alert_runs_the_workflow_once_and_the_tenant_gets_the_figures() -> Result<(
         mysimbdp_tests::AIRFLOW_URL,
         &format!("{group}-again"),
         &contact,
+        &webhook.url(),
     )?;
     again.wait("see every alert again", TRIGGER_TIMEOUT, |s| {
         s["already_triggered"].as_u64() == Some(n)
@@ -339,6 +350,25 @@ fn an_alert_runs_the_workflow_once_and_the_tenant_gets_the_figures() -> Result<(
         if http_get(unsigned).is_ok() {
             failures.push(format!("{unsigned} is readable without a signature"));
         }
+    }
+    // 7. The webhook: one POST per alert, with the alert and the same links.
+    let mut hooks: BTreeMap<String, usize> = BTreeMap::new();
+    for body in webhook.received() {
+        let id = body["alert"]["alert_id"].as_str().unwrap_or("?").to_owned();
+        if !body["links"]
+            .as_object()
+            .is_some_and(|l| l.keys().any(|k| k.ends_with("/product_all_time.csv")))
+        {
+            failures.push(format!(
+                "the webhook's body has no link to the all-time CSV: {body}"
+            ));
+        }
+        *hooks.entry(id).or_default() += 1;
+    }
+    if hooks != want {
+        failures.push(format!(
+            "webhook posts per alert: {hooks:?}, expected one each of {want:?}"
+        ));
     }
     if !failures.is_empty() {
         bail!(
