@@ -189,7 +189,6 @@ fn an_alert_runs_the_workflow_once_and_the_tenant_gets_the_figures() -> Result<(
     let relay = Relay::reserve("127.0.0.1:9480")?;
     let group = format!("mysimbdp-tests-{}", env.tenant);
     let webhook = Webhook::start()?;
-    let webhook = Webhook::start()?;
     let trigger = Trigger::start(
         &env,
         "trigger",
