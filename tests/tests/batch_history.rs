@@ -4,17 +4,18 @@
 //! from the seasonality table), and every row in Cassandra, the CSV and the Parquet file is
 //! compared with the same figures computed in the test from the TSV.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use mysimbdp_tests::{
-    all_time_from_csv, all_time_from_parquet, diff_maps, expected_history, generate_reviews,
-    mysimbdp_bin, produce_reviews, read_aggregated_reviews, read_all_time, read_extremes,
-    read_seasonal, run_command, seasonal_from_csv, tenant_app_wasm, AppSpec, CommandOutput,
-    Platform, PlatformConfig, Services, TestEnv, REVIEWS_DAILY,
+    all_time_from_csv, all_time_from_parquet, days_from_civil, diff_maps, expected_history,
+    generate_reviews, mysimbdp_bin, produce_reviews, read_aggregated_reviews, read_all_time,
+    read_extremes, read_seasonal, run_command, seasonal_from_csv, tenant_app_wasm, AppSpec,
+    CommandOutput, DailyAggregate, Platform, PlatformConfig, Services, TestEnv, WindowKey,
+    MS_PER_DAY, REVIEWS_DAILY,
 };
 
 const ROWS: u32 = 40_000;
@@ -192,6 +193,44 @@ fn history_analytics_equal_an_independent_computation() -> Result<()> {
         "all-time CSV of two products",
         &want_some.all_time,
         &all_time_from_csv(&text(&some_csv)?)?,
+        same,
+        10,
+    ));
+
+    // A year of event time only: the days from 2016-01-01 up to 2017-01-01.
+    let (since, until) = (
+        days_from_civil(2016, 1, 1) * MS_PER_DAY,
+        days_from_civil(2017, 1, 1) * MS_PER_DAY,
+    );
+    let year: BTreeMap<WindowKey, DailyAggregate> = expected
+        .windows
+        .iter()
+        .filter(|((_, start), _)| (since..until).contains(start))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    ensure!(
+        !year.is_empty() && year.len() < expected.windows.len(),
+        "the input does not straddle 2016: nothing to test"
+    );
+    let year_csv = env.path("year.csv");
+    batch(
+        &env,
+        "batch-year",
+        "product-all-time",
+        "aggregated_reviews",
+        &[
+            "--since",
+            "2016-01-01",
+            "--until",
+            "2017-01-01",
+            "--csv",
+            &year_csv.to_string_lossy(),
+        ],
+    )?;
+    failures.extend(diff_maps(
+        "all-time CSV of 2016",
+        &expected_history(&year, None).all_time,
+        &all_time_from_csv(&text(&year_csv)?)?,
         same,
         10,
     ));
