@@ -3,7 +3,8 @@
 //! `critical_condition` once per alert, after waiting out an Airflow that is unreachable when the
 //! alerts fire; each run's files in the tenant's bucket hold exactly the all-time and seasonal
 //! figures of the alert's product computed here from the TSV; the e-mail in the SMTP server's
-//! store names the alert and links to them; and a second trigger reading every alert again
+//! store names the alert and links to them; and the trigger a platform runs itself (`[workflow]`
+//! in its config), reading every alert again,
 //! starts no second run.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,7 +29,8 @@ const RUNS_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 
 /// A trigger process of this test, stopped when dropped.
 struct Trigger {
-    child: Child,
+    /// The `mysimbdp trigger` process, or none when a platform runs the trigger.
+    child: Option<Child>,
     status_url: String,
 }
 
@@ -65,7 +67,7 @@ impl Trigger {
             .spawn()
             .context("starting mysimbdp trigger")?;
         Ok(Self {
-            child,
+            child: Some(child),
             status_url: format!("http://127.0.0.1:{port}/status"),
         })
     }
@@ -93,8 +95,10 @@ impl Trigger {
 
 impl Drop for Trigger {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -251,18 +255,28 @@ fn an_alert_runs_the_workflow_once_and_the_tenant_gets_the_figures() -> Result<(
         "runs per alert: {per_alert:?}, expected one each of {want:?}"
     );
 
-    // 5. Every alert read again from the start (a new consumer group): no second run.
-    let again = Trigger::start(
-        &env,
-        "trigger-again",
+    // 5. Every alert read again from the start (a new consumer group), by the trigger the
+    // platform runs itself with a `[workflow]` section: no second run.
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut config = PlatformConfig::new(&env.tenant, vec![AppSpec::reviews_daily()?])?;
+    config.extra_toml = format!(
+        "[workflow]\nairflow_url = \"{}\"\nuser = \"mysimbdp\"\npassword_file = \"{}\"\n\
+         group = \"{group}-again\"\nstatus_listen = \"127.0.0.1:{port}\"\n\n\
+         [workflow.tenants.{}]\ncontact = \"{contact}\"\nwebhook = \"{}\"\n",
         mysimbdp_tests::AIRFLOW_URL,
-        &format!("{group}-again"),
-        &contact,
-        &webhook.url(),
-    )?;
-    again.wait("see every alert again", TRIGGER_TIMEOUT, |s| {
+        state_dir().join("airflow/admin.password").display(),
+        env.tenant,
+        webhook.url()
+    );
+    let mut platform = Platform::start(&env, "platform-with-trigger", &config)?;
+    let again = Trigger {
+        child: None,
+        status_url: format!("http://127.0.0.1:{port}/status"),
+    };
+    let seen = again.wait("see every alert again", TRIGGER_TIMEOUT, |s| {
         s["already_triggered"].as_u64() == Some(n)
     })?;
+    platform.stop()?;
     let after = airflow_runs_of(&env.tenant)?.len();
     ensure!(
         after == runs.len(),
@@ -270,8 +284,8 @@ fn an_alert_runs_the_workflow_once_and_the_tenant_gets_the_figures() -> Result<(
         runs.len()
     );
     ensure!(
-        again.status().is_some_and(|s| s["triggered"] == 0),
-        "the second trigger created a run"
+        seen["triggered"] == 0,
+        "the platform's trigger created a run"
     );
 
     // 6. The e-mail per alert, its links, and the figures behind them.

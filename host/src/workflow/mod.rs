@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 pub use airflow::{run_id_of, Airflow, AirflowError, Triggered};
-pub use settings::{SettingsError, TenantContact, TriggerSettings};
+pub use settings::{SettingsError, TenantContact, TriggerSettings, WorkflowConfig};
 
 /// The longest wait between two attempts while Airflow is unreachable.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);

@@ -80,6 +80,39 @@ fn default_from() -> String {
     "aggregated_reviews".into()
 }
 
+/// `[workflow]` in the platform's config (`mysimbdp run`): the platform then triggers the DAG
+/// itself, for each tenant under `[workflow.tenants.<id>]`, as `mysimbdp trigger` would.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowConfig {
+    airflow_url: String,
+    user: String,
+    /// A file holding the password; relative to the config file.
+    password_file: PathBuf,
+    #[serde(default = "default_dag")]
+    dag: String,
+    #[serde(default = "default_group")]
+    group: String,
+    #[serde(default = "default_listen")]
+    status_listen: String,
+    #[serde(default)]
+    tenants: std::collections::BTreeMap<String, WorkflowTenant>,
+}
+
+/// A tenant's contact under `[workflow.tenants.<id>]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkflowTenant {
+    contact: Option<String>,
+    webhook: Option<String>,
+    #[serde(default = "default_from")]
+    history_from: String,
+}
+
+fn default_listen() -> String {
+    StatusSection::default().listen
+}
+
 /// A tenant whose alerts trigger the workflow, and whom it tells.
 #[derive(Debug, Clone)]
 pub struct TenantContact {
@@ -114,66 +147,133 @@ impl TriggerSettings {
         };
         let text = std::fs::read_to_string(path).map_err(|e| refuse(e.to_string()))?;
         let file: File = toml::from_str(&text).map_err(|e| refuse(e.to_string()))?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        let password_path = base.join(&file.airflow.password_file);
-        let password = std::fs::read_to_string(&password_path)
-            .map_err(|e| {
-                refuse(format!(
-                    "`airflow.password_file`: cannot read {}: {e}; start Airflow with `just up` (it writes the password there)",
-                    password_path.display()
-                ))
-            })?
-            .trim()
-            .to_owned();
-        if !file.airflow.url.starts_with("http://") && !file.airflow.url.starts_with("https://") {
-            return Err(refuse(format!(
-                "`airflow.url` `{}` is not an http(s) URL: write e.g. http://127.0.0.1:9480",
-                file.airflow.url
-            )));
-        }
-        if file.tenants.is_empty() {
-            return Err(refuse(
-                "no `[[tenants]]`: name at least one tenant whose alerts trigger the workflow"
-                    .into(),
-            ));
-        }
-        let mut tenants = Vec::new();
-        for (i, t) in file.tenants.into_iter().enumerate() {
-            TenantId::new(&t.id).map_err(|e| refuse(format!("`tenants[{i}].id`: {e}")))?;
-            if let Some(contact) = &t.contact {
-                if !contact.contains('@')
-                    || contact.chars().any(|c| c.is_whitespace() || c.is_control())
-                {
-                    return Err(refuse(format!(
-                        "`tenants[{i}].contact` `{contact}` is not an e-mail address: write e.g. ops@example.com"
-                    )));
-                }
-            }
-            if let Some(hook) = &t.webhook {
-                if !hook.starts_with("http://") && !hook.starts_with("https://") {
-                    return Err(refuse(format!(
-                        "`tenants[{i}].webhook` `{hook}` is not an http(s) URL"
-                    )));
-                }
-            }
-            crate::names::cql_identifier("history table", &t.history_from)
-                .map_err(|e| refuse(format!("`tenants[{i}].history_from`: {e}")))?;
-            tenants.push(TenantContact {
-                id: t.id,
-                contact: t.contact,
-                webhook: t.webhook,
-                history_from: t.history_from,
-            });
-        }
-        Ok(Self {
-            bootstrap: file.kafka.bootstrap,
-            group: file.kafka.group,
-            airflow_url: file.airflow.url,
-            user: file.airflow.user,
-            password,
-            dag: file.airflow.dag,
-            status_listen: file.status.listen,
-            tenants,
-        })
+        let airflow = file.airflow;
+        build(
+            path,
+            file.kafka.bootstrap,
+            file.kafka.group,
+            (
+                airflow.url,
+                airflow.user,
+                airflow.password_file,
+                airflow.dag,
+            ),
+            file.status.listen,
+            file.tenants,
+            ("tenants", "airflow.url", "airflow.password_file"),
+        )
     }
+
+    /// From the `[workflow]` section of the platform's config at `path`.
+    pub fn from_platform(
+        workflow: &WorkflowConfig,
+        bootstrap: &str,
+        path: &Path,
+    ) -> Result<Self, SettingsError> {
+        let tenants = workflow
+            .tenants
+            .iter()
+            .map(|(id, t)| TenantSection {
+                id: id.clone(),
+                contact: t.contact.clone(),
+                webhook: t.webhook.clone(),
+                history_from: t.history_from.clone(),
+            })
+            .collect();
+        build(
+            path,
+            bootstrap.to_owned(),
+            workflow.group.clone(),
+            (
+                workflow.airflow_url.clone(),
+                workflow.user.clone(),
+                workflow.password_file.clone(),
+                workflow.dag.clone(),
+            ),
+            workflow.status_listen.clone(),
+            tenants,
+            (
+                "workflow.tenants",
+                "workflow.airflow_url",
+                "workflow.password_file",
+            ),
+        )
+    }
+}
+
+/// Checks the settings, wherever they were written; `fields` names the tenants list, the URL
+/// and the password file as the file spells them.
+fn build(
+    path: &Path,
+    bootstrap: String,
+    group: String,
+    (url, user, password_file, dag): (String, String, PathBuf, String),
+    status_listen: String,
+    sections: Vec<TenantSection>,
+    (tenants_field, url_field, password_field): (&str, &str, &str),
+) -> Result<TriggerSettings, SettingsError> {
+    let refuse = |reason: String| SettingsError {
+        path: path.display().to_string(),
+        reason,
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    let password_path = base.join(&password_file);
+    let password = std::fs::read_to_string(&password_path)
+        .map_err(|e| {
+            refuse(format!(
+                "`{password_field}`: cannot read {}: {e}; start Airflow with `just up` (it writes the password there)",
+                password_path.display()
+            ))
+        })?
+        .trim()
+        .to_owned();
+    if !url.starts_with("http://") && !url.starts_with("https://") {
+        return Err(refuse(format!(
+            "`{url_field}` `{url}` is not an http(s) URL: write e.g. http://127.0.0.1:9480"
+        )));
+    }
+    if sections.is_empty() {
+        return Err(refuse(format!(
+            "no `{tenants_field}`: name at least one tenant whose alerts trigger the workflow"
+        )));
+    }
+    let mut tenants = Vec::new();
+    for (i, t) in sections.into_iter().enumerate() {
+        let field = format!("{tenants_field}[{i}]");
+        TenantId::new(&t.id).map_err(|e| refuse(format!("`{field}.id`: {e}")))?;
+        if let Some(contact) = &t.contact {
+            if !contact.contains('@')
+                || contact.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(refuse(format!(
+                    "`{field}.contact` `{contact}` is not an e-mail address: write e.g. ops@example.com"
+                )));
+            }
+        }
+        if let Some(hook) = &t.webhook {
+            if !hook.starts_with("http://") && !hook.starts_with("https://") {
+                return Err(refuse(format!(
+                    "`{field}.webhook` `{hook}` is not an http(s) URL"
+                )));
+            }
+        }
+        crate::names::cql_identifier("history table", &t.history_from)
+            .map_err(|e| refuse(format!("`{field}.history_from`: {e}")))?;
+        tenants.push(TenantContact {
+            id: t.id,
+            contact: t.contact,
+            webhook: t.webhook,
+            history_from: t.history_from,
+        });
+    }
+    Ok(TriggerSettings {
+        bootstrap,
+        group,
+        airflow_url: url,
+        user,
+        password,
+        dag,
+        status_listen,
+        tenants,
+    })
 }
