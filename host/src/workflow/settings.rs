@@ -277,3 +277,55 @@ fn build(
         tenants,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("mysimbdp-settings-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a scratch folder");
+        std::fs::write(dir.join("password"), "secret\n").expect("a password file");
+        dir
+    }
+
+    #[test]
+    fn the_platform_section_gives_the_same_settings_and_names_bad_fields() {
+        let dir = scratch("platform");
+        let config = dir.join("mysimbdp.toml");
+        let parse = |text: &str| toml::from_str::<WorkflowConfig>(text).expect("valid TOML");
+        let good = parse(
+            "airflow_url = \"http://127.0.0.1:9480\"\nuser = \"mysimbdp\"\npassword_file = \"password\"\n\
+             [tenants.acme]\ncontact = \"ops@acme.example\"\n",
+        );
+        let settings =
+            TriggerSettings::from_platform(&good, "127.0.0.1:9092", &config).expect("accepted");
+        assert_eq!(settings.password, "secret");
+        assert_eq!(settings.dag, "critical_condition");
+        assert_eq!(settings.tenants[0].history_from, "aggregated_reviews");
+        let bad = parse(
+            "airflow_url = \"http://127.0.0.1:9480\"\nuser = \"mysimbdp\"\npassword_file = \"password\"\n\
+             [tenants.acme]\ncontact = \"ops at acme\"\n",
+        );
+        let err = TriggerSettings::from_platform(&bad, "127.0.0.1:9092", &config)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.contains("`workflow.tenants[0].contact` `ops at acme` is not an e-mail address"),
+            "{err}"
+        );
+        let missing = parse(
+            "airflow_url = \"http://127.0.0.1:9480\"\nuser = \"mysimbdp\"\npassword_file = \"nope\"\n\
+             [tenants.acme]\n",
+        );
+        let err = TriggerSettings::from_platform(&missing, "127.0.0.1:9092", &config)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.contains("`workflow.password_file`: cannot read"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
