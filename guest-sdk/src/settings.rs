@@ -77,6 +77,11 @@ pub mod dsl {
     pub fn session(gap_ms: u64) -> Window {
         Window::Session(gap_ms)
     }
+    /// A composite key, `key: keys(&["product_id", "month"])`: rows are grouped by all of these
+    /// fields together. Only `mysimbdp batch` runs such an app; a stream is keyed by one field.
+    pub fn keys(fields: &[&str]) -> String {
+        fields.join(",")
+    }
     /// Every changed window, at most once per interval: results in near real time.
     pub fn on_update(interval_ms: u64) -> EmitMode {
         EmitMode {
@@ -261,9 +266,10 @@ impl IntoSetting<String> for &str {
 
 /// Exports an app: its aggregate type and its declarations, as `key: value` pairs in any order.
 ///
-/// Keys: `name`, `version`, `table`, `key` (required), `event_time`, `window`,
-/// `watermark_delay`, `allowed_lateness`, `emit`, `state_version`, `enrich` (the enrich stage's
-/// declaration as TOML, e.g. `include_str!("../enrich.toml")`), and `filter` (a function
+/// Keys: `name`, `version`, `table`, `key` (required; a list of fields for a batch app's
+/// composite key), `event_time`, `window`, `watermark_delay`, `allowed_lateness`, `emit`,
+/// `state_version`, `enrich` (the enrich stage's declaration as TOML, e.g.
+/// `include_str!("../enrich.toml")`), and `filter` (a function
 /// from `&Input` to `bool`; rows it rejects never reach the accumulator).
 #[macro_export]
 macro_rules! export_app {

@@ -53,6 +53,9 @@ pub struct Config {
     /// External services apps may call from their enrich stage, by name (`[services.<name>]`).
     #[serde(default)]
     pub services: crate::enrich::Services,
+    /// The alert workflow the platform triggers (`[workflow]`), if any.
+    #[serde(default)]
+    pub workflow: Option<crate::workflow::WorkflowConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -180,6 +183,7 @@ impl LimitsConfig {
     pub fn spec(&self) -> SpecLimits {
         SpecLimits {
             max_windows_per_record: self.max_windows_per_record,
+            ..SpecLimits::default()
         }
     }
 

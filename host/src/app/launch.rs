@@ -160,16 +160,17 @@ impl Launcher {
             None => None,
         };
         let topics = AppTopics::new(tenant, stream, &spec.name);
-        self.runtime.block_on(ensure_topics(
-            &self.bootstrap,
-            &[
-                &topics.input,
-                &topics.results,
-                &topics.late,
-                &topics.dead_letters,
-            ],
-            self.partitions,
-        ))?;
+        let mut names = vec![
+            topics.input.as_str(),
+            &topics.results,
+            &topics.late,
+            &topics.dead_letters,
+        ];
+        if crate::alerts::raises_alerts(&spec) {
+            names.push(&topics.alerts);
+        }
+        self.runtime
+            .block_on(ensure_topics(&self.bootstrap, &names, self.partitions))?;
         let table = self.runtime.block_on(ResultsTable::open(
             self.session.clone(),
             tenant,

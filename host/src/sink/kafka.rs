@@ -14,6 +14,7 @@ use rdkafka::TopicPartitionList;
 use serde_json::{Map, Value};
 
 use super::{Emitted, Output, Refused, Rejected, RowFormat, Sink, SinkError};
+use crate::alerts::AlertFormat;
 use crate::names::AppTopics;
 use crate::plugin::AppSpec;
 use crate::source::kafka::{producer_config, KafkaError};
@@ -83,6 +84,7 @@ pub struct AppOutputs {
     bootstrap: String,
     failures_seen: u64,
     transactional: bool,
+    alerts: Option<AlertFormat>,
 }
 
 /// How long a transaction may stay open before the broker aborts it: after a crash, a
@@ -121,6 +123,7 @@ impl AppOutputs {
         Ok(Self {
             transactional: transactional_id.is_some(),
             producer,
+            alerts: AlertFormat::of(spec, &topics.alerts),
             topics,
             rows: RowFormat::of(spec),
             bootstrap: bootstrap.into(),
@@ -131,6 +134,7 @@ impl AppOutputs {
     /// A new app version took over: its output columns and version from now on.
     pub fn describe(&mut self, spec: &AppSpec) {
         self.rows = RowFormat::of(spec);
+        self.alerts = AlertFormat::of(spec, &self.topics.alerts);
     }
 
     fn send(&self, topic: &str, key: Option<&[u8]>, payload: &[u8], headers: Option<OwnedHeaders>) {
@@ -168,12 +172,21 @@ impl AppOutputs {
         }
     }
 
-    /// Sends each emitted row to the results topic as JSON keyed by the row's key.
+    /// Sends each emitted row to the results topic as JSON keyed by the row's key, and each
+    /// closed window an app flags `alert` to the alerts topic, in the same transaction.
     pub fn results(&self, emitted: &Emitted) {
         let mut buffer = Vec::new();
         for (row, (key, _)) in emitted.windows.iter().enumerate() {
             self.rows.json(emitted, row, &mut buffer);
             self.send(&self.topics.results, Some(key.as_bytes()), &buffer, None);
+        }
+        for alert in self
+            .alerts
+            .iter()
+            .flat_map(|a| a.alerts(&self.rows, emitted))
+        {
+            let id = alert.id.as_bytes();
+            self.send(&self.topics.alerts, Some(id), &alert.payload, None);
         }
     }
 
