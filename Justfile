@@ -33,11 +33,12 @@ fuzz N="10000000": prereqs
 prereqs:
     scripts/prereqs.sh
 
-# Start (or reuse) local Kafka, Cassandra and the sentiment service (services/sentiment).
+# Start (or reuse) local Kafka, Cassandra, the sentiment service (services/sentiment), and the alert
+# workflow's s3proxy, SMTP server and Airflow.
 up:
     deploy/local/up.sh all
 
-# Stop the Kafka, Cassandra and sentiment service that `just up` started.
+# Stop the services that `just up` started.
 down:
     deploy/local/down.sh all
 
@@ -52,6 +53,7 @@ bench: build
     scripts/with-services.sh cargo run --release -q -p mysimbdp-tests --bin bench-delivery
     scripts/with-services.sh scripts/bench-dashboard.sh 60
     scripts/with-services.sh scripts/bench-enrich.sh 30000
+    scripts/with-services.sh scripts/bench-batch.sh 1000000
 
 # Spark Structured Streaming against mysimbdp on the same data and machine: bench/report.md (issue 5).
 bench-spark: build

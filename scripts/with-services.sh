@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs a command with real Kafka, Cassandra and the sentiment service available: starts each one that is not already
+# Runs a command with real Kafka, Cassandra, the sentiment service and the alert workflow's
+# services (s3proxy, SMTP, Airflow) available: starts each one that is not already
 # answering, and stops exactly those (by the pid files deploy/local/up.sh wrote) when the command
 # ends, however it ends. Usage: scripts/with-services.sh CMD [ARGS...]
 set -euo pipefail
@@ -12,7 +13,7 @@ stop_started() {
   done
 }
 trap stop_started EXIT
-for svc in kafka cassandra sentiment; do
+for svc in kafka cassandra sentiment s3proxy smtp airflow; do
   if "$root/deploy/local/status.sh" "$svc" >/dev/null 2>&1; then
     echo "$svc is already running: using it, leaving it running"
   else

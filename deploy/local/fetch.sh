@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Resolve the Kafka and Cassandra runtime jars from Maven Central into <repo>/.state/lib/{kafka,cassandra}.
-# Usage: deploy/local/fetch.sh [kafka|cassandra|all]   (sentiment: nothing to fetch)
+# Resolve the Kafka, Cassandra and s3proxy runtime jars from Maven Central into
+# <repo>/.state/lib/{kafka,cassandra,s3proxy}.
+# Usage: deploy/local/fetch.sh [kafka|cassandra|s3proxy|all]   (Python services: nothing to fetch)
 # Skips a service whose jars are already there for the current pom.xml (the pom's sha256 is kept
 # in .state/lib/<svc>/.fetched). Works on a fresh machine with an empty ~/.m2.
 # MYSIMBDP_M2_REPO=/some/dir uses that local Maven repository instead of ~/.m2/repository.
@@ -46,6 +47,6 @@ fetch_one() {
 
 require_java
 for svc in $(services_from_arg "${1:-all}"); do
-  [[ "$svc" == sentiment ]] && continue   # Python packages, installed by up.sh
+  [[ "$svc" =~ ^(sentiment|smtp|airflow)$ ]] && continue   # Python packages, installed by up.sh
   fetch_one "$svc"
 done

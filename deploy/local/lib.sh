@@ -33,6 +33,17 @@ case "$AUTH" in on|off) ;; *) echo "MYSIMBDP_AUTH must be on or off, not '$AUTH'
 PLATFORM_USER=mysimbdp
 SECRETS_DIR="$STATE_DIR/secrets"
 
+# The workflow's services (issue 14): object storage, e-mail, Airflow.
+S3PROXY_PORT="${MYSIMBDP_S3_PORT:-9400}"
+S3PROXY_MAIN=org.gaul.s3proxy.Main
+SMTP_PORT="${MYSIMBDP_SMTP_PORT:-2525}"
+SMTP_VENV="$STATE_DIR/smtp-venv"
+SMTP_MAIN="aiosmtpd"
+AIRFLOW_PORT="${MYSIMBDP_AIRFLOW_PORT:-9480}"
+AIRFLOW_VENV="$STATE_DIR/airflow-venv"
+AIRFLOW_HOME_DIR="$STATE_DIR/airflow"
+AIRFLOW_MAIN="deploy/local/airflow/run.sh"
+
 KAFKA_MAIN=kafka.Kafka
 CASSANDRA_MAIN=org.apache.cassandra.service.CassandraDaemon
 
@@ -48,13 +59,15 @@ port_open() {
   timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
 }
 
-# services_from_arg ARG: prints the service names that ARG (kafka|cassandra|sentiment|all|"")
-# stands for.
+# services_from_arg ARG: prints the service names that ARG
+# (kafka|cassandra|sentiment|s3proxy|smtp|airflow|workflow|all|"") stands for; `workflow` is the
+# three services of the alert workflow.
 services_from_arg() {
   case "${1:-all}" in
-    all) echo "kafka cassandra sentiment" ;;
-    kafka|cassandra|sentiment) echo "$1" ;;
-    *) die "unknown service '$1' (use kafka, cassandra, sentiment or all)" ;;
+    all) echo "kafka cassandra sentiment s3proxy smtp airflow" ;;
+    workflow) echo "s3proxy smtp airflow" ;;
+    kafka|cassandra|sentiment|s3proxy|smtp|airflow) echo "$1" ;;
+    *) die "unknown service '$1' (use kafka, cassandra, sentiment, s3proxy, smtp, airflow, workflow or all)" ;;
   esac
 }
 
@@ -65,6 +78,9 @@ main_class_of() {
     kafka) echo "$KAFKA_MAIN" ;;
     cassandra) echo "$CASSANDRA_MAIN" ;;
     sentiment) echo "$SENTIMENT_MAIN" ;;
+    s3proxy) echo "$S3PROXY_MAIN" ;;
+    smtp) echo "$SMTP_MAIN" ;;
+    airflow) echo "$AIRFLOW_MAIN" ;;
   esac
 }
 
@@ -196,6 +212,9 @@ service_answers() {
     kafka) kafka_answers ;;
     cassandra) cassandra_answers ;;
     sentiment) sentiment_answers ;;
+    s3proxy) s3proxy_answers ;;
+    smtp) smtp_answers ;;
+    airflow) airflow_answers ;;
   esac
 }
 
@@ -204,5 +223,121 @@ service_port() {
     kafka) echo "$KAFKA_PORT" ;;
     cassandra) echo "$CASSANDRA_PORT" ;;
     sentiment) echo "$SENTIMENT_PORT" ;;
+    s3proxy) echo "$S3PROXY_PORT" ;;
+    smtp) echo "$SMTP_PORT" ;;
+    airflow) echo "$AIRFLOW_PORT" ;;
   esac
+}
+
+# --- The alert workflow's services (issue 14) -----------------------------------------------------
+# Credentials are generated on first start and kept under .state/ (mode 600), never in the repo.
+
+# secret FILE: prints the secret kept in FILE, creating it (48 random hex digits) the first time.
+secret() {
+  local f=$1
+  if [[ ! -s "$f" ]]; then
+    mkdir -p "$(dirname "$f")"
+    (umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$f")
+  fi
+  cat "$f"
+}
+
+# http_status URL: prints the HTTP status code of a GET (000 when nothing answers).
+http_status() {
+  python3 -c 'import sys, urllib.request, urllib.error
+try:
+    print(urllib.request.urlopen(sys.argv[1], timeout=5).status)
+except urllib.error.HTTPError as e:
+    print(e.code)
+except Exception:
+    print("000")' "$1" 2>/dev/null
+}
+
+# s3proxy_answers: an S3 request gets an S3 answer (403 for an unsigned request is an answer).
+s3proxy_answers() {
+  port_open "$S3PROXY_PORT" || return 1
+  [[ "$(http_status "http://127.0.0.1:$S3PROXY_PORT/")" =~ ^(200|403)$ ]]
+}
+
+# smtp_answers: the server greets with 220.
+smtp_answers() {
+  port_open "$SMTP_PORT" || return 1
+  timeout 5 python3 -c 'import smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=4); s.noop(); s.quit()' "$SMTP_PORT" >/dev/null 2>&1
+}
+
+# airflow_answers: the API server answers and reports the metadata database and scheduler healthy.
+airflow_answers() {
+  port_open "$AIRFLOW_PORT" || return 1
+  timeout 10 python3 -c 'import json, sys, urllib.request
+doc = json.load(urllib.request.urlopen(sys.argv[1], timeout=5))
+ok = all(doc.get(k, {}).get("status") == "healthy" for k in ("metadatabase", "scheduler"))
+sys.exit(0 if ok else 1)' "http://127.0.0.1:$AIRFLOW_PORT/api/v2/monitor/health" >/dev/null 2>&1
+}
+
+# ensure_venv DIR REQUIREMENTS [CONSTRAINTS]: DIR holds a venv with REQUIREMENTS installed
+# (under CONSTRAINTS); installed again when either file changes.
+ensure_venv() {
+  local venv=$1 req=$2 constraints=${3:-} want have=""
+  want="$(cat "$req" ${constraints:+"$constraints"} | sha256sum | cut -d' ' -f1)"
+  [[ -f "$venv/.installed" ]] && have="$(cat "$venv/.installed")"
+  [[ "$want" == "$have" && -x "$venv/bin/python" ]] && return 0
+  command -v python3 >/dev/null || die "python3 is needed for ${venv#"$REPO_ROOT"/}"
+  log "installing ${req#"$REPO_ROOT"/} into ${venv#"$REPO_ROOT"/}"
+  local t0=$SECONDS
+  mkdir -p "$STATE_DIR"
+  python3 -m venv "$venv" >/dev/null || die "python3 -m venv failed (apt-get install python3-venv)"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req" \
+    ${constraints:+-c "$constraints"} || die "pip install -r $req failed"
+  echo "$want" >"$venv/.installed"
+  log "installed ${venv#"$REPO_ROOT"/} in $((SECONDS - t0)) s"
+}
+
+# airflow_env: exports the settings Airflow's processes and CLI share: SQLite and everything
+# under .state/airflow, the DAGs in workflows/, no examples, the API on loopback behind the
+# simple auth manager with one admin user `mysimbdp` whose password is generated on first start
+# (.state/airflow/admin.password), and generated JWT and session secrets.
+airflow_env() {
+  mkdir -p "$AIRFLOW_HOME_DIR"
+  local password; password="$(secret "$AIRFLOW_HOME_DIR/admin.password")"
+  (umask 077; printf '{"mysimbdp": "%s"}\n' "$password" >"$AIRFLOW_HOME_DIR/passwords.json")
+  export AIRFLOW_HOME="$AIRFLOW_HOME_DIR"
+  export AIRFLOW__CORE__DAGS_FOLDER="$REPO_ROOT/workflows"
+  export AIRFLOW__CORE__LOAD_EXAMPLES=False
+  export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
+  export AIRFLOW__CORE__EXECUTOR=LocalExecutor
+  export AIRFLOW__CORE__PARALLELISM=2
+  export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="mysimbdp:admin"
+  export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="$AIRFLOW_HOME_DIR/passwords.json"
+  export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:$AIRFLOW_PORT/execution/"
+  export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$AIRFLOW_HOME_DIR/airflow.db"
+  export AIRFLOW__API__HOST=127.0.0.1
+  export AIRFLOW__API__PORT="$AIRFLOW_PORT"
+  export AIRFLOW__API__WORKERS=1
+  export AIRFLOW__API__BASE_URL="http://127.0.0.1:$AIRFLOW_PORT"
+  AIRFLOW__API__SECRET_KEY="$(secret "$AIRFLOW_HOME_DIR/session.secret")"
+  AIRFLOW__API_AUTH__JWT_SECRET="$(secret "$AIRFLOW_HOME_DIR/jwt.secret")"
+  export AIRFLOW__API__SECRET_KEY AIRFLOW__API_AUTH__JWT_SECRET
+  export AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL=10
+  export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=10
+  export MYSIMBDP_WORKFLOW_SETTINGS="$STATE_DIR/workflow/settings.json"
+}
+
+# airflow_settings: what the DAG's tasks need to reach the platform's services, written for them
+# to .state/workflow/settings.json (mode 600: it holds the object store's credential).
+airflow_settings() {
+  mkdir -p "$STATE_DIR/workflow/runs"
+  local credential; credential="$(secret "$STATE_DIR/s3proxy/credential")"
+  (umask 077; python3 - "$STATE_DIR/workflow/settings.json" <<PY
+import json, sys
+json.dump({
+    "mysimbdp": "${MYSIMBDP_BIN:-$REPO_ROOT/target/release/mysimbdp}",
+    "apps": "$REPO_ROOT/target/wasm32-wasip2/release",
+    "cassandra": "127.0.0.1:$CASSANDRA_PORT",
+    "runs": "$STATE_DIR/workflow/runs",
+    "s3": {"endpoint": "http://127.0.0.1:$S3PROXY_PORT", "identity": "mysimbdp", "credential": "$credential"},
+    "smtp": {"host": "127.0.0.1", "port": $SMTP_PORT, "sender": "alerts@mysimbdp.local"},
+}, open(sys.argv[1], "w"), indent=2)
+PY
+  )
 }

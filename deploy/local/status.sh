@@ -13,7 +13,7 @@ for svc in $(services_from_arg "${1:-all}"); do
   pid="$(started_pid "$svc")"
   owner="not started by up.sh"
   [[ -n "$pid" ]] && owner="started by up.sh, pid $pid"
-  if [[ "$svc" != sentiment && ! -d "$LIB_DIR/$svc" ]]; then
+  if [[ "$svc" =~ ^(kafka|cassandra|s3proxy)$ && ! -d "$LIB_DIR/$svc" ]]; then
     if port_open "$port"; then state="port open (jars not fetched, cannot check further)"; else state="DOWN"; rc=3; fi
   elif service_answers "$svc"; then
     state="UP"

@@ -23,6 +23,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 KAFKA_TIMEOUT="${MYSIMBDP_KAFKA_TIMEOUT:-120}"
 CASSANDRA_TIMEOUT="${MYSIMBDP_CASSANDRA_TIMEOUT:-240}"
 SENTIMENT_TIMEOUT="${MYSIMBDP_SENTIMENT_TIMEOUT:-60}"
+S3PROXY_TIMEOUT="${MYSIMBDP_S3_TIMEOUT:-60}"
+SMTP_TIMEOUT="${MYSIMBDP_SMTP_TIMEOUT:-30}"
+AIRFLOW_TIMEOUT="${MYSIMBDP_AIRFLOW_TIMEOUT:-240}"
 
 # launch SVC WORKDIR OUTFILE CMD... : start CMD detached (own session, SIGHUP ignored, stdin closed),
 # stdout+stderr to OUTFILE; the JVM's own pid goes to the pid file (bash writes $$ and then execs).
@@ -160,6 +163,40 @@ start_sentiment() {
     "$SENTIMENT_VENV/bin/python" "$SENTIMENT_MAIN" --host 127.0.0.1 --port "$SENTIMENT_PORT"
 }
 
+# ---------------------------------------------------------------- s3proxy (object storage)
+S3_STATE="$STATE_DIR/s3proxy"
+S3_OUT="$S3_STATE/s3proxy.out"
+
+start_s3proxy() {
+  mkdir -p "$S3_STATE/data"
+  local credential; credential="$(secret "$S3_STATE/credential")"
+  (umask 077; sed -e "s|@S3_DATA_DIR@|$S3_STATE/data|g" -e "s|@S3_PORT@|$S3PROXY_PORT|g" \
+    -e "s|@S3_CREDENTIAL@|$credential|g" "$DEPLOY_DIR/s3proxy/s3proxy.conf" >"$S3_STATE/s3proxy.conf")
+  launch s3proxy "$S3_STATE" "$S3_OUT" \
+    "$JAVA" -Xmx256m -XX:+UseSerialGC -Djava.awt.headless=true \
+    -cp "$LIB_DIR/s3proxy/*" "$S3PROXY_MAIN" --properties "$S3_STATE/s3proxy.conf"
+}
+
+# ---------------------------------------------------------------- SMTP (aiosmtpd, a Maildir store)
+SMTP_STATE="$STATE_DIR/smtp"
+SMTP_OUT="$SMTP_STATE/smtp.out"
+
+start_smtp() {
+  mkdir -p "$SMTP_STATE" "$STATE_DIR/mail"/{tmp,new,cur}
+  launch smtp "$SMTP_STATE" "$SMTP_OUT" \
+    "$SMTP_VENV/bin/python" -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" \
+    -c aiosmtpd.handlers.Mailbox "$STATE_DIR/mail"
+}
+
+# ---------------------------------------------------------------- Airflow (API server, scheduler, DAG processor)
+AIRFLOW_OUT="$AIRFLOW_HOME_DIR/airflow.out"
+
+start_airflow() {
+  airflow_env
+  airflow_settings
+  launch airflow "$REPO_ROOT" "$AIRFLOW_OUT" bash "$DEPLOY_DIR/airflow/run.sh"
+}
+
 # ---------------------------------------------------------------- waiting
 show_logs() {
   local svc=$1 f
@@ -167,6 +204,9 @@ show_logs() {
   case "$svc" in
     kafka) files=("$KAFKA_LOG" "$KAFKA_OUT") ;;
     cassandra) files=("$CASS_LOG" "$CASS_OUT") ;;
+    s3proxy) files=("$S3_OUT") ;;
+    smtp) files=("$SMTP_OUT") ;;
+    airflow) files=("$AIRFLOW_OUT") ;;
     *) files=("$SENT_OUT") ;;
   esac
   for f in "${files[@]}"; do
@@ -189,6 +229,7 @@ wait_ready() {
     case "$svc" in
       kafka) kafka_answers && break ;;
       sentiment) sentiment_answers && break ;;
+      s3proxy|smtp|airflow) service_answers "$svc" && break ;;
       cassandra)
         if [[ -z "$pid" ]] || cassandra_started_in_log; then
           cassandra_setup_roles && cassandra_answers && break
@@ -206,10 +247,13 @@ wait_ready() {
 
 # ---------------------------------------------------------------- main
 services="$(services_from_arg "${1:-all}")"
-if [[ " $services " == *" kafka "* || " $services " == *" cassandra "* ]]; then
+if [[ " $services " == *" kafka "* || " $services " == *" cassandra "* || " $services " == *" s3proxy "* ]]; then
   require_java
   "$DEPLOY_DIR/fetch.sh" "${1:-all}"
 fi
+[[ " $services " == *" smtp "* ]] && ensure_venv "$SMTP_VENV" "$DEPLOY_DIR/smtp/requirements.txt"
+[[ " $services " == *" airflow "* ]] && ensure_venv "$AIRFLOW_VENV" \
+  "$DEPLOY_DIR/airflow/requirements.txt" "$DEPLOY_DIR/airflow/constraints.txt"
 [[ " $services " == *" cassandra "* ]] && ensure_cql_python
 [[ " $services " == *" sentiment "* ]] && ensure_sentiment_venv
 
@@ -234,6 +278,9 @@ for svc in $services; do
   case "$svc" in
     kafka) to=$KAFKA_TIMEOUT ;;
     cassandra) to=$CASSANDRA_TIMEOUT ;;
+    s3proxy) to=$S3PROXY_TIMEOUT ;;
+    smtp) to=$SMTP_TIMEOUT ;;
+    airflow) to=$AIRFLOW_TIMEOUT ;;
     *) to=$SENTIMENT_TIMEOUT ;;
   esac
   wait_ready "$svc" "$to" "${waitpid[$svc]}"

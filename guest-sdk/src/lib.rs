@@ -1,5 +1,5 @@
 //! The guest side of mysimbdp: everything a tenant needs to turn a reducer into a Wasm component
-//! of the `mysimbdp:tenant` contract.
+//! of the `mysimbdp:tenant@0.2.0` contract.
 //!
 //! A tenant writes three things and one macro call:
 //!
@@ -41,7 +41,7 @@ extern crate self as mysimbdp_guest;
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "../wit/v0.2",
         world: "tenant-app",
         pub_export_macro: true,
         default_bindings_module: "mysimbdp_guest::bindings",

@@ -1,12 +1,13 @@
-//! What an app declares about itself, turned into the contract's `app-info`.
+//! What an app declares about itself, turned into the contract's manifest: a TOML document
+//! (`mysimbdp:tenant@0.2.0`), so a new setting is a new key rather than a new call.
 
+use alloc::format;
 use alloc::string::String;
-use alloc::vec::Vec;
 
-use crate::types::{self, AppInfo, Field};
+use crate::types::FieldType;
 use crate::{Aggregate, Fields, Record};
 
-/// Durations are milliseconds, as the contract carries them.
+/// Durations are milliseconds, as the manifest carries them.
 pub const fn seconds(n: u64) -> u64 {
     n * 1000
 }
@@ -21,14 +22,21 @@ pub const fn days(n: u64) -> u64 {
 }
 
 /// Where a record's event time comes from.
-pub struct EventTime(types::EventTime);
+pub enum EventTime {
+    Ingestion,
+    Field { name: String, format: &'static str },
+}
 
 /// How records are grouped in time, per key.
-pub struct Window(types::Window);
+pub enum Window {
+    Tumbling(u64),
+    Sliding { size_ms: u64, slide_ms: u64 },
+    Session(u64),
+}
 
 /// When results are written.
 pub struct EmitMode {
-    mode: types::EmitMode,
+    mode: &'static str,
     interval_ms: u64,
 }
 
@@ -36,58 +44,62 @@ pub struct EmitMode {
 pub mod dsl {
     use super::*;
     pub use super::{days, hours, minutes, seconds};
-    use types::{Sliding, TimeField, TimeFormat};
 
-    fn field(name: &str, format: TimeFormat) -> EventTime {
-        EventTime(types::EventTime::Field(TimeField {
+    fn field(name: &str, format: &'static str) -> EventTime {
+        EventTime::Field {
             name: name.into(),
             format,
-        }))
+        }
     }
     /// `YYYY-MM-DD`, read as UTC midnight.
     pub fn date(name: &str) -> EventTime {
-        field(name, TimeFormat::Date)
+        field(name, "date")
     }
     pub fn rfc3339(name: &str) -> EventTime {
-        field(name, TimeFormat::Rfc3339)
+        field(name, "rfc3339")
     }
     pub fn epoch_millis(name: &str) -> EventTime {
-        field(name, TimeFormat::EpochMillis)
+        field(name, "epoch-millis")
     }
     pub fn epoch_seconds(name: &str) -> EventTime {
-        field(name, TimeFormat::EpochSeconds)
+        field(name, "epoch-seconds")
     }
     /// The Kafka timestamp, for streams without a time of their own.
     pub fn ingestion() -> EventTime {
-        EventTime(types::EventTime::Ingestion)
+        EventTime::Ingestion
     }
     pub fn tumbling(size_ms: u64) -> Window {
-        Window(types::Window::Tumbling(size_ms))
+        Window::Tumbling(size_ms)
     }
     pub fn sliding(size_ms: u64, slide_ms: u64) -> Window {
-        Window(types::Window::Sliding(Sliding { size_ms, slide_ms }))
+        Window::Sliding { size_ms, slide_ms }
     }
     pub fn session(gap_ms: u64) -> Window {
-        Window(types::Window::Session(gap_ms))
+        Window::Session(gap_ms)
+    }
+    /// A composite key, `key: keys(&["product_id", "month"])`: rows are grouped by all of these
+    /// fields together. Only `mysimbdp batch` runs such an app; a stream is keyed by one field.
+    pub fn keys(fields: &[&str]) -> String {
+        fields.join(",")
     }
     /// Every changed window, at most once per interval: results in near real time.
     pub fn on_update(interval_ms: u64) -> EmitMode {
         EmitMode {
-            mode: types::EmitMode::OnUpdate,
+            mode: "on-update",
             interval_ms,
         }
     }
     /// Once per window, when the watermark closes it.
     pub fn on_close() -> EmitMode {
         EmitMode {
-            mode: types::EmitMode::OnClose,
+            mode: "on-close",
             interval_ms: 0,
         }
     }
     /// Updates while the window is open, and a last row when it closes.
     pub fn both(interval_ms: u64) -> EmitMode {
         EmitMode {
-            mode: types::EmitMode::Both,
+            mode: "both",
             interval_ms,
         }
     }
@@ -106,6 +118,8 @@ pub struct Settings {
     pub emit: EmitMode,
     pub state_version: u32,
     pub has_filter: bool,
+    /// The enrich stage's declaration (the `[enrich]` section of the manifest), as TOML.
+    pub enrich: Option<String>,
 }
 
 impl Settings {
@@ -124,37 +138,106 @@ impl Settings {
             emit: dsl::on_update(seconds(1)),
             state_version: 1,
             has_filter: false,
+            enrich: None,
         }
     }
 
-    pub fn into_info<A: Aggregate>(self) -> AppInfo {
-        AppInfo {
-            name: self.name,
-            version: self.version,
-            table: self.table,
-            inputs: fields(A::Input::FIELDS),
-            key_field: self.key,
-            event_time: self.event_time.0,
-            window: self.window.0,
-            watermark_delay_ms: self.watermark_delay,
-            allowed_lateness_ms: self.allowed_lateness,
-            emit: self.emit.mode,
-            update_interval_ms: self.emit.interval_ms,
-            outputs: fields(A::Output::FIELDS),
-            state_version: self.state_version,
-            has_filter: self.has_filter,
+    /// The manifest the platform reads (`host/src/plugin/manifest.rs` is its reader).
+    pub fn into_manifest<A: Aggregate>(self) -> String {
+        let event_time = match self.event_time {
+            EventTime::Ingestion => String::from("{ ingestion = true }"),
+            EventTime::Field { name, format } => {
+                format!("{{ field = {}, format = \"{format}\" }}", quoted(&name))
+            }
+        };
+        let window = match self.window {
+            Window::Tumbling(size) => format!("{{ tumbling_ms = {size} }}"),
+            Window::Sliding { size_ms, slide_ms } => {
+                format!("{{ size_ms = {size_ms}, slide_ms = {slide_ms} }}")
+            }
+            Window::Session(gap) => format!("{{ session_gap_ms = {gap} }}"),
+        };
+        let mut manifest = format!(
+            "name = {}\nversion = {}\ntable = {}\nkey = {}\nstate_version = {}\nfilter = {}\n\
+             inputs = {}\noutputs = {}\nevent_time = {event_time}\nwindow = {window}\n\
+             watermark_delay_ms = {}\nallowed_lateness_ms = {}\n\
+             emit = {{ mode = \"{}\", interval_ms = {} }}\n",
+            quoted(&self.name),
+            quoted(&self.version),
+            quoted(&self.table),
+            quoted(&self.key),
+            self.state_version,
+            self.has_filter,
+            fields(A::Input::FIELDS),
+            fields(A::Output::FIELDS),
+            self.watermark_delay,
+            self.allowed_lateness,
+            self.emit.mode,
+            self.emit.interval_ms,
+        );
+        if let Some(enrich) = &self.enrich {
+            manifest.push_str(&section("enrich", enrich));
         }
+        manifest
     }
 }
 
-fn fields(fields: Fields) -> Vec<Field> {
-    fields
+/// A TOML document as a section of the manifest: its top-level keys under `[name]`, its tables
+/// under `[name.table]`.
+fn section(name: &str, document: &str) -> String {
+    let mut out = format!("\n[{name}]\n");
+    for line in document.lines() {
+        let trimmed = line.trim_start();
+        if let Some(header) = trimmed.strip_prefix("[[") {
+            out.push_str(&format!("[[{name}.{header}\n"));
+        } else if let Some(header) = trimmed.strip_prefix('[') {
+            out.push_str(&format!("[{name}.{header}\n"));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// A TOML basic string: quotes, backslashes and control characters escaped.
+fn quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn type_name(kind: FieldType) -> &'static str {
+    match kind {
+        FieldType::Boolean => "boolean",
+        FieldType::Integer => "integer",
+        FieldType::Double => "double",
+        FieldType::Text => "text",
+        FieldType::Timestamp => "timestamp",
+    }
+}
+
+fn fields(fields: Fields) -> String {
+    let listed: alloc::vec::Vec<String> = fields
         .iter()
-        .map(|(name, kind)| Field {
-            name: (*name).into(),
-            kind: *kind,
+        .map(|(name, kind)| {
+            format!(
+                "{{ name = {}, type = \"{}\" }}",
+                quoted(name),
+                type_name(*kind)
+            )
         })
-        .collect()
+        .collect();
+    format!("[{}]", listed.join(", "))
 }
 
 /// Turns a setting's value into the type its field holds, so `table: "x"` and `key: "k"` read
@@ -169,6 +252,12 @@ impl<T> IntoSetting<T> for T {
     }
 }
 
+impl IntoSetting<Option<String>> for &str {
+    fn into_setting(self) -> Option<String> {
+        Some(self.into())
+    }
+}
+
 impl IntoSetting<String> for &str {
     fn into_setting(self) -> String {
         self.into()
@@ -177,15 +266,17 @@ impl IntoSetting<String> for &str {
 
 /// Exports an app: its aggregate type and its declarations, as `key: value` pairs in any order.
 ///
-/// Keys: `name`, `version`, `table`, `key` (required), `event_time`, `window`,
-/// `watermark_delay`, `allowed_lateness`, `emit`, `state_version`, and `filter` (a function
+/// Keys: `name`, `version`, `table`, `key` (required; a list of fields for a batch app's
+/// composite key), `event_time`, `window`, `watermark_delay`, `allowed_lateness`, `emit`,
+/// `state_version`, `enrich` (the enrich stage's declaration as TOML, e.g.
+/// `include_str!("../enrich.toml")`), and `filter` (a function
 /// from `&Input` to `bool`; rows it rejects never reach the accumulator).
 #[macro_export]
 macro_rules! export_app {
     (aggregate: $acc:ty, $($key:ident : $value:expr),* $(,)?) => {
         const _: () = {
             use $crate::bindings::exports::mysimbdp::tenant::app::Guest;
-            use $crate::types::{AppInfo, Batch, States};
+            use $crate::types::{Batch, States};
 
             type Input = <$acc as $crate::Aggregate>::Input;
 
@@ -206,7 +297,7 @@ macro_rules! export_app {
             }
 
             impl Guest for App {
-                fn describe() -> AppInfo {
+                fn manifest() -> $crate::__String {
                     #[allow(unused_imports)]
                     use $crate::settings_dsl::*;
                     let mut settings = $crate::Settings::new(
@@ -214,7 +305,7 @@ macro_rules! export_app {
                         env!("CARGO_PKG_VERSION"),
                     );
                     $( $crate::__export_setting!(settings, $key, $value); )*
-                    settings.into_info::<$acc>()
+                    settings.into_manifest::<$acc>()
                 }
                 fn filter(input: Batch) -> $crate::__Vec<bool> {
                     $crate::Slots::<$acc>::filter(&input, <App>::keep)

@@ -88,7 +88,9 @@ fn swap(c: &mut Criterion) {
                 || busy_processor(&v1),
                 |mut processor| {
                     let instance = v2.instantiate().expect("instance");
-                    let swapped = processor.swap(v2.spec.clone(), instance).expect("swap");
+                    let swapped = processor
+                        .swap(v2.spec.clone(), instance, false)
+                        .expect("swap");
                     assert_eq!(swapped.windows, OPEN_WINDOWS);
                     processor
                 },

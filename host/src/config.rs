@@ -54,6 +54,9 @@ pub struct Config {
     /// External services apps may call from their enrich stage, by name (`[services.<name>]`).
     #[serde(default)]
     pub services: crate::enrich::Services,
+    /// The alert workflow the platform triggers (`[workflow]`), if any.
+    #[serde(default)]
+    pub workflow: Option<crate::workflow::WorkflowConfig>,
     /// The Kafka and Cassandra settings with their passwords read, once the file is checked.
     #[serde(skip)]
     resolved: Option<(KafkaAccess, CassandraAccess)>,
@@ -323,6 +326,7 @@ impl LimitsConfig {
     pub fn spec(&self) -> SpecLimits {
         SpecLimits {
             max_windows_per_record: self.max_windows_per_record,
+            ..SpecLimits::default()
         }
     }
 

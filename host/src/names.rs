@@ -226,6 +226,8 @@ pub struct AppTopics {
     pub results: String,
     pub late: String,
     pub dead_letters: String,
+    /// Alerts of an app with an `alert` output (see `crate::alerts`).
+    pub alerts: String,
     /// The Kafka consumer group: one per app, so that more hosts share its partitions.
     pub group: String,
 }
@@ -238,6 +240,7 @@ impl AppTopics {
             results: format!("{prefix}.results"),
             late: format!("{prefix}.late"),
             dead_letters: format!("{prefix}.dead-letters"),
+            alerts: format!("{prefix}.alerts"),
             group: format!("mysimbdp.{prefix}"),
         }
     }

@@ -60,8 +60,10 @@ fn new_build_test(lang: &str) {
     );
     let project = dir.0.join(&name);
     let built = check(&mysimbdp(&project, &["app", "build"]), "app build");
+    // The Rust SDK builds the v0.2 contract; the Python and JavaScript SDKs still build v0.1.
+    let contract = if lang == "rust" { "0.2.0" } else { "0.1.0" };
     assert!(
-        built.contains("implements mysimbdp:tenant@0.1.0"),
+        built.contains(&format!("implements mysimbdp:tenant@{contract}")),
         "{built}"
     );
     let wasm = format!("{name}.wasm");

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use mysimbdp_host::admin::metrics::AppMetrics;
 use mysimbdp_host::app::{Message, Output, Processor};
 use mysimbdp_host::plugin::{
-    Batch, Column, EmitMode, EventTimeSource, FieldType, Limits, PluginEngine, TimeFormat,
+    Batch, Column, CompiledApp, EmitMode, EventTimeSource, FieldType, Limits, PluginEngine,
+    TimeFormat,
 };
 use mysimbdp_host::sink::{cell, Cell};
 use mysimbdp_host::time::EventTime;
@@ -25,6 +26,72 @@ fn wasm() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// A component of the workspace's release build, by crate name.
+fn built(crate_name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/wasm32-wasip2/release")
+        .join(format!("{}.wasm", crate_name.replace('-', "_")))
+}
+
+/// reviews-daily as a tenant built it against v0.1, kept as bytes.
+fn frozen_v0_1() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/v0.1/reviews-daily.wasm")
+}
+
+/// The same app built against v0.1 (its `describe` call) and against v0.2 (its manifest)
+/// describes itself the same: one host reads both versions into one spec.
+#[test]
+fn both_contract_versions_describe_the_same_app() {
+    let engine = PluginEngine::new().unwrap();
+    let old = engine.load(&frozen_v0_1(), Limits::default()).unwrap();
+    let new = engine.load(&wasm(), Limits::default()).unwrap();
+    assert_eq!(old.contract(), "mysimbdp:tenant@0.1.0");
+    assert_eq!(new.contract(), "mysimbdp:tenant@0.2.0");
+    let (a, b) = (&old.spec, &new.spec);
+    assert_eq!(
+        (&a.name, &a.table, &a.key_field, a.assigner, &a.event_time),
+        (&b.name, &b.table, &b.key_field, b.assigner, &b.event_time)
+    );
+    assert_eq!((&a.inputs, &a.outputs), (&b.inputs, &b.outputs));
+    assert_eq!(
+        (
+            a.watermark_delay_ms,
+            a.allowed_lateness_ms,
+            a.emit,
+            a.update_interval
+        ),
+        (
+            b.watermark_delay_ms,
+            b.allowed_lateness_ms,
+            b.emit,
+            b.update_interval
+        )
+    );
+    assert_eq!(
+        (a.state_version, a.has_filter),
+        (b.state_version, b.has_filter)
+    );
+}
+
+/// An app's manifest carries its enrich declaration, so an uploaded build needs no file
+/// beside it: what the platform reads is what `enrich.toml` says.
+#[test]
+fn the_manifest_carries_the_enrich_section() {
+    let engine = PluginEngine::new().unwrap();
+    let app = engine
+        .load(&built("reviews-sentiment"), Limits::default())
+        .unwrap();
+    let embedded = mysimbdp_host::enrich::EnrichManifest::embedded(&app.spec)
+        .unwrap()
+        .expect("an [enrich] section");
+    let file = mysimbdp_host::enrich::EnrichManifest::read(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../tenant-apps/reviews-sentiment/enrich.toml"),
+    )
+    .unwrap();
+    assert_eq!(format!("{embedded:?}"), format!("{file:?}"));
 }
 
 fn ints(values: &[i64]) -> Column {
@@ -169,7 +236,9 @@ fn a_component_of_another_contract_version_is_refused() {
         .unwrap()
         .to_string();
     assert!(
-        error.contains("does not implement the contract mysimbdp:tenant@0.1.0"),
+        error.contains("does not implement a contract this platform speaks")
+            && error.contains("mysimbdp:tenant@0.2.0")
+            && error.contains("mysimbdp:tenant@0.1.0"),
         "{error}"
     );
     assert!(error.contains("mysimbdp:tenant/app@0.1.0"), "{error}");
@@ -268,6 +337,25 @@ fn push_all(processor: &mut Processor, jsons: &[String], now: Instant, out: &mut
     processor.flush(out).unwrap();
 }
 
+/// A processor of `app` that has read two reviews of "a" and one of "b" on 2015-01-01.
+fn two_of_a_one_of_b(app: &CompiledApp, now: Instant) -> (Processor, Output) {
+    let mut processor = Processor::new(
+        app.spec.clone(),
+        app.instantiate().unwrap(),
+        Arc::new(AppMetrics::default()),
+        Duration::from_secs(3600),
+        now,
+    );
+    let mut out = Output::default();
+    push_all(
+        &mut processor,
+        &[day_one("a"), day_one("a"), day_one("b")],
+        now,
+        &mut out,
+    );
+    (processor, out)
+}
+
 /// The final count of (product, 2015-01-01) among the closed rows.
 fn final_count(out: &Output, product: &str) -> Option<i64> {
     out.emitted.iter().filter(|e| e.closed).find_map(|e| {
@@ -290,30 +378,17 @@ fn a_swap_carries_open_windows_and_refuses_incompatible_state() {
     );
     assert_eq!(app.digest, again.digest);
     let now = Instant::now();
-    let mut processor = Processor::new(
-        app.spec.clone(),
-        app.instantiate().unwrap(),
-        Arc::new(AppMetrics::default()),
-        Duration::from_secs(3600),
-        now,
-    );
-    let mut out = Output::default();
-    push_all(
-        &mut processor,
-        &[day_one("a"), day_one("a"), day_one("b")],
-        now,
-        &mut out,
-    );
+    let (mut processor, mut out) = two_of_a_one_of_b(&app, now);
 
     let swapped = processor
-        .swap(again.spec.clone(), again.instantiate().unwrap())
+        .swap(again.spec.clone(), again.instantiate().unwrap(), false)
         .unwrap();
     assert_eq!(swapped.windows, 2);
 
     let mut incompatible = (*again.spec).clone();
     incompatible.state_version += 1;
     let error = processor
-        .swap(Arc::new(incompatible), again.instantiate().unwrap())
+        .swap(Arc::new(incompatible), again.instantiate().unwrap(), false)
         .unwrap_err()
         .to_string();
     assert!(
@@ -329,6 +404,52 @@ fn a_swap_carries_open_windows_and_refuses_incompatible_state() {
         "two records before the swap, one after"
     );
     assert_eq!(final_count(&out, "b"), Some(1));
+}
+
+/// `--reset-state` drops the open windows' state when it cannot pass, and a dropped window is
+/// written again only once a record reaches it: never as final from an empty accumulator over
+/// the row its last update wrote. State that can pass is carried even with the flag.
+#[test]
+fn a_reset_never_emits_a_window_no_record_reached() {
+    let engine = PluginEngine::new().unwrap();
+    let app = engine.load(&wasm(), Limits::default()).unwrap();
+    let now = Instant::now();
+    let (mut processor, _) = two_of_a_one_of_b(&app, now);
+
+    let carried = processor
+        .swap(app.spec.clone(), app.instantiate().unwrap(), true)
+        .unwrap();
+    assert!(
+        carried.carried,
+        "compatible state passes even with --reset-state"
+    );
+    assert_eq!(carried.windows, 2);
+
+    let mut incompatible = (*app.spec).clone();
+    incompatible.state_version += 1;
+    let dropped = processor
+        .swap(Arc::new(incompatible), app.instantiate().unwrap(), true)
+        .unwrap();
+    assert!(!dropped.carried);
+    assert_eq!((dropped.windows, dropped.keys), (2, 2));
+
+    let mut after = Output::default();
+    push_all(&mut processor, &[day_one("a")], now, &mut after);
+    processor.finish(&mut after).unwrap();
+    assert_eq!(
+        final_count(&after, "a"),
+        Some(1),
+        "the record after the reset, counted from empty state"
+    );
+    let written: Vec<&str> = after
+        .emitted
+        .iter()
+        .flat_map(|e| e.windows.iter().map(|(key, _)| key.as_str()))
+        .collect();
+    assert!(
+        !written.contains(&"b"),
+        "no record reached b after the reset, so nothing may overwrite its row: {written:?}"
+    );
 }
 
 /// Saved windows go back only into a build that reads them the same way: another state version

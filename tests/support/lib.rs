@@ -4,19 +4,25 @@
 //! any platform code), so that the tests compare the platform with an independent computation.
 
 mod access;
+mod alerts;
 mod cassandra;
 mod checks;
 mod env;
 mod faulty;
+mod history;
 mod kafka;
 mod platform;
 mod reviews;
 mod scenario;
 mod sentiment;
+mod workflow;
 
 pub use access::{
     auth_on, cassandra_builder, cassandra_node, kafka_bootstrap, kafka_client, kafka_client_as,
     produce_command, secret_file, TenantCredentials, PLATFORM_USER,
+};
+pub use alerts::{
+    day_counts, expected_alerts, plant_reviews, DayCounts, DayKey, Plant, ALERT_MIN_REVIEWS,
 };
 pub use cassandra::{
     final_windows, read_aggregated_reviews, read_daily_reviews, sum_column, Services,
@@ -29,6 +35,11 @@ pub use env::{
     workspace_dir, CommandOutput, TestEnv,
 };
 pub use faulty::{Faults, FaultyService};
+pub use history::{
+    all_time_from_csv, all_time_from_parquet, diff_maps, expected_history, month_of, parquet_rows,
+    parse_csv, read_all_time, read_extremes, read_seasonal, seasonal_from_csv, ExpectedHistory,
+    Extremes, Totals,
+};
 pub use kafka::{
     committed_offsets, create_topic, end_offsets_total, produce, read_topic, topic_partitions,
     KafkaRecord,
@@ -46,6 +57,10 @@ pub use sentiment::{
     check_sentiment, diff_sentiment, expected_sentiment, read_review_sentiment, read_reviews,
     score_texts, sentiment_app, sentiment_url, services_toml, shipped_manifest, OwnService,
     SentimentRow, TsvReview, REVIEWS_SENTIMENT, REVIEW_SENTIMENT_TABLE,
+};
+pub use workflow::{
+    airflow_runs_of, airflow_token, check_workflow_services, http_get, mails_to, state_dir, Mail,
+    Relay, Webhook, AIRFLOW_URL,
 };
 
 /// The reference app's name, as its `describe()` declares it.

@@ -182,6 +182,7 @@ pub fn describe(handle: &AppHandle) -> Value {
         "version": deployed.version,
         "state_version": deployed.state_version,
         "digest": deployed.digest,
+        "contract": deployed.contract,
         "swaps": deployed.swaps,
         "state": status.state,
         "caught_up": status.caught_up,

@@ -10,8 +10,9 @@ use std::time::Instant;
 use scylla::client::session::Session;
 use tokio::runtime::Handle;
 
+use super::handle::{AppHandle, AppState, AppStatus, Deployed};
 use super::processor::Processor;
-use super::runner::{AppHandle, AppState, AppStatus, Deployed, Runner, RunnerSettings};
+use super::worker::{Runner, RunnerSettings};
 use crate::access::KafkaAccess;
 use crate::admin::metrics::AppMetrics;
 use crate::admin::recent::Change;
@@ -22,6 +23,7 @@ use crate::names::{AppTopics, StreamName, TenantId};
 use crate::plugin::{CompiledApp, PluginError};
 use crate::sink::cassandra::{CassandraError, ResultsTable};
 use crate::sink::kafka::AppOutputs;
+use crate::sink::{Sinks, TableWriter};
 use crate::source::kafka::{consumer, ensure_topics, KafkaError};
 
 /// The running apps, by (tenant, app).
@@ -147,6 +149,11 @@ impl Launcher {
         }
         let metrics = Arc::new(AppMetrics::default());
         let halt = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // A manifest beside the file takes the place of the one the app carries.
+        let manifest = match manifest {
+            Some(manifest) => Some(manifest),
+            None => EnrichManifest::embedded(&spec)?,
+        };
         let enricher = match &manifest {
             Some(manifest) => {
                 Some(self.enricher(tenant, &spec, manifest, &metrics, halt.clone())?)
@@ -154,16 +161,17 @@ impl Launcher {
             None => None,
         };
         let topics = AppTopics::new(tenant, stream, &spec.name);
-        self.runtime.block_on(ensure_topics(
-            &self.kafka,
-            &[
-                &topics.input,
-                &topics.results,
-                &topics.late,
-                &topics.dead_letters,
-            ],
-            self.partitions,
-        ))?;
+        let mut names = vec![
+            topics.input.as_str(),
+            &topics.results,
+            &topics.late,
+            &topics.dead_letters,
+        ];
+        if crate::alerts::raises_alerts(&spec) {
+            names.push(&topics.alerts);
+        }
+        self.runtime
+            .block_on(ensure_topics(&self.kafka, &names, self.partitions))?;
         let table = self.runtime.block_on(ResultsTable::open(
             self.session.clone(),
             tenant,
@@ -229,14 +237,21 @@ impl Launcher {
             handle: handle.clone(),
             processor,
             consumer: Arc::new(consumer(&self.kafka, &topics.group, &self.instance)?),
-            outputs: AppOutputs::new(
-                &self.kafka,
-                topics.clone(),
-                &spec,
-                transactional_id.as_deref(),
-            )?,
+            sinks: Sinks::new(
+                AppOutputs::new(
+                    &self.kafka,
+                    topics.clone(),
+                    &spec,
+                    transactional_id.as_deref(),
+                )?,
+                vec![Box::new(TableWriter::new(
+                    table,
+                    self.runtime.clone(),
+                    handle.clone(),
+                    self.settings.outage_patience,
+                ))],
+            ),
             topics,
-            table: Arc::new(table),
             runtime: self.runtime.clone(),
             control: receiver,
             settings: self.settings.clone(),

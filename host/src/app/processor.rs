@@ -5,12 +5,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::operator::Operator;
 use crate::admin::metrics::{AppMetrics, PluginCall};
-use crate::checkpoint::{SavedBy, SavedWindow};
+use crate::checkpoint::{Geometry, PartitionCheckpoint, SavedBy, SavedWindow};
 use crate::enrich::Enricher;
 use crate::plugin::{AppInstance, AppSpec, Batch, Column, PluginError};
-use crate::sink::{Emitted, Rejected, RowFormat};
-use crate::source::Decoder;
+use crate::sink::{Emitted, Output, Rejected, RowFormat};
+use crate::source::{Decoder, Offsets};
 use crate::time::{format_rfc3339, format_span, EventTime, Watermarks};
 use crate::window::{Live, SessionChanges, SlotId, SlotTable, Window};
 
@@ -26,45 +27,37 @@ pub struct Message<'a> {
     pub timestamp: Option<i64>,
 }
 
-/// What one step produced for the sinks.
-#[derive(Debug, Default)]
-pub struct Output {
-    pub late: Vec<Rejected>,
-    pub dead_letters: Vec<Rejected>,
-    pub emitted: Vec<Emitted>,
-    /// Sessions merged into another or whose start moved: a row written for one of them, keyed
-    /// by its old start, must go (key, window as it was). Only for apps that emit updates.
-    pub retracted: Vec<(Box<str>, Window)>,
-}
-
-impl Output {
-    pub fn is_empty(&self) -> bool {
-        self.late.is_empty()
-            && self.dead_letters.is_empty()
-            && self.emitted.is_empty()
-            && self.retracted.is_empty()
-    }
-}
-
 /// Why a new version could not take over; the old one keeps running.
 #[derive(Debug, thiserror::Error)]
 pub enum SwapError {
-    #[error("the new version has state version {new}, the running one {old}: their window state is not compatible; deploy with --reset-state to start the open windows fresh")]
+    #[error("state version {new} cannot read the windows of state version {old}: their state is not compatible; deploy or start with --reset-state to drop the open windows' state")]
     StateVersion { old: u32, new: u32 },
-    #[error("the new version changes {0}, which the open windows depend on")]
-    Windows(&'static str),
+    #[error("version {version} opened its windows under another {what}, which this build changes; deploy or start with --reset-state to drop the open windows' state")]
+    Geometry { version: String, what: &'static str },
     #[error("a batch is still being read; swap between batches")]
     MidBatch,
-    #[error("the saved windows were written by version {version} with another key, window or event time ({saved}); this build has {now}: start the app with --reset-state to open them fresh")]
-    Geometry {
-        version: String,
-        saved: String,
-        now: String,
-    },
     #[error(transparent)]
     Plugin(#[from] PluginError),
     #[error("the new version does not fit the app's enrich manifest: {0}")]
     Enrich(#[from] crate::enrich::EnrichError),
+}
+
+/// The one rule for saved or open windows to pass to another build, on a restart and a hot
+/// swap alike: the same key, window and event time, and the same state version.
+pub fn compatible(saved: &SavedBy, spec: &AppSpec) -> Result<(), SwapError> {
+    if let Err(difference) = Geometry::of(spec).check_saved(&saved.geometry) {
+        return Err(SwapError::Geometry {
+            version: saved.version.clone(),
+            what: difference.what(),
+        });
+    }
+    if saved.state_version != spec.state_version {
+        return Err(SwapError::StateVersion {
+            old: saved.state_version,
+            new: spec.state_version,
+        });
+    }
+    Ok(())
 }
 
 /// What a swap carried from the old version to the new one.
@@ -76,6 +69,8 @@ pub struct Swapped {
     pub keys: usize,
     /// The open windows' earliest and latest start: which windows a reset starts fresh.
     pub span: Option<(EventTime, EventTime)>,
+    /// Whether the open windows' state went over (or was dropped under --reset-state).
+    pub carried: bool,
 }
 
 /// What one app may hold on one host, and how far ahead of the wall clock its records may be
@@ -184,6 +179,15 @@ pub struct Processor {
     stalled: Option<Batch>,
 }
 
+/// Where an app's open windows live: sessions need the table that can merge them.
+fn slot_table(spec: &AppSpec) -> SlotTable {
+    if spec.assigner.merges() {
+        SlotTable::for_sessions()
+    } else {
+        SlotTable::new()
+    }
+}
+
 fn reject(message: &Message<'_>, reason: String) -> Rejected {
     Rejected {
         key: message.key.map(<[u8]>::to_vec),
@@ -204,11 +208,7 @@ impl Processor {
         Self {
             decoder: Decoder::new(&spec),
             watermarks: Watermarks::new(spec.watermark_delay_ms, idle_timeout),
-            table: if spec.assigner.merges() {
-                SlotTable::for_sessions()
-            } else {
-                SlotTable::new()
-            },
+            table: slot_table(&spec),
             instance,
             metrics,
             last_update: now,
@@ -724,7 +724,7 @@ impl Processor {
         SavedBy {
             version: self.spec.version.clone(),
             state_version: self.spec.state_version,
-            geometry: self.spec.geometry(),
+            geometry: Geometry::of(&self.spec).encode(),
         }
     }
 
@@ -752,22 +752,10 @@ impl Processor {
         Ok(by_partition)
     }
 
-    /// Whether windows saved by `saved` may be restored into this build: the hot-swap rules.
+    /// Whether windows saved by `saved` may be restored into this build: the one rule for a
+    /// restart and a hot swap alike.
     pub fn check_saved(&self, saved: &SavedBy) -> Result<(), SwapError> {
-        if saved.geometry != self.spec.geometry() {
-            return Err(SwapError::Geometry {
-                version: saved.version.clone(),
-                saved: saved.geometry.clone(),
-                now: self.spec.geometry(),
-            });
-        }
-        if saved.state_version != self.spec.state_version {
-            return Err(SwapError::StateVersion {
-                old: saved.state_version,
-                new: self.spec.state_version,
-            });
-        }
-        Ok(())
+        compatible(saved, &self.spec)
     }
 
     /// Brings a partition's saved windows back, with its clock and the watermark it had: a
@@ -814,23 +802,21 @@ impl Processor {
         Ok(())
     }
 
-    /// Hands every open window's state to a new version's instance, between batches. On any
-    /// failure the running version stays as it was.
+    /// Hands every open window's state to a new version's instance, between batches. A build
+    /// that cannot read it is refused, or with `reset_state` takes over with the open windows
+    /// dropped. On any failure the running version stays as it was.
     pub fn swap(
         &mut self,
         spec: Arc<AppSpec>,
         instance: AppInstance,
+        reset_state: bool,
     ) -> Result<Swapped, SwapError> {
-        self.take_over(spec, instance, true)
-    }
-
-    /// Lets a new version take over with empty state: every open window starts fresh.
-    pub fn reset(
-        &mut self,
-        spec: Arc<AppSpec>,
-        instance: AppInstance,
-    ) -> Result<Swapped, SwapError> {
-        self.take_over(spec, instance, false)
+        let carry_state = match compatible(&self.saved_by(), &spec) {
+            Ok(()) => true,
+            Err(_) if reset_state => false,
+            Err(refused) => return Err(refused),
+        };
+        self.take_over(spec, instance, carry_state)
     }
 
     fn take_over(
@@ -839,24 +825,8 @@ impl Processor {
         mut instance: AppInstance,
         carry_state: bool,
     ) -> Result<Swapped, SwapError> {
-        let old = &self.spec;
         if self.pending() > 0 {
             return Err(SwapError::MidBatch);
-        }
-        if carry_state && spec.state_version != old.state_version {
-            return Err(SwapError::StateVersion {
-                old: old.state_version,
-                new: spec.state_version,
-            });
-        }
-        if spec.key_field != old.key_field {
-            return Err(SwapError::Windows("the key field"));
-        }
-        if spec.assigner != old.assigner {
-            return Err(SwapError::Windows("the window kind or size"));
-        }
-        if spec.event_time != old.event_time {
-            return Err(SwapError::Windows("the event-time field"));
         }
         let plan = match &self.enricher {
             Some(enricher) => Some(enricher.plan_for(&spec)?),
@@ -874,6 +844,10 @@ impl Processor {
             let states = self.timed(PluginCall::Snapshot, |i| i.snapshot(&open))?;
             instance.restore(&open, &states)?;
             state_bytes = states.bytes.len();
+        } else {
+            // Dropped, as on a restart with --reset-state: a window is written again only once a
+            // record reaches it, never from an empty accumulator over its row.
+            self.table = slot_table(&spec);
         }
         self.instance = instance;
         if let (Some(enricher), Some(plan)) = (&mut self.enricher, plan) {
@@ -890,6 +864,7 @@ impl Processor {
             state_bytes,
             keys,
             span,
+            carried: carry_state,
         })
     }
 
@@ -1015,5 +990,100 @@ fn gather(batch: &Batch, rows: &[u32]) -> Batch {
     Batch {
         rows: rows.len() as u32,
         columns,
+    }
+}
+
+impl Operator for Processor {
+    fn push(&mut self, message: &Message<'_>, now: Instant, out: &mut Output) {
+        Processor::push(self, message, now, out);
+    }
+
+    fn quarantine(&mut self, message: &Message<'_>, reason: String, out: &mut Output) {
+        Processor::quarantine(self, message, reason, out);
+    }
+
+    fn clock(&self, partition: i32) -> EventTime {
+        Processor::clock(self, partition)
+    }
+
+    fn flush(&mut self, out: &mut Output) -> Result<(), PluginError> {
+        Processor::flush(self, out)
+    }
+
+    fn pending(&self) -> usize {
+        Processor::pending(self)
+    }
+
+    fn stalled(&self) -> bool {
+        Processor::stalled(self)
+    }
+
+    fn tick(&mut self, now: Instant, out: &mut Output) -> Result<(), PluginError> {
+        Processor::tick(self, now, out)
+    }
+
+    fn emit_changed(&mut self, out: &mut Output) -> Result<(), PluginError> {
+        Processor::emit_changed(self, out)
+    }
+
+    fn assign(&mut self, partition: i32, now: Instant) {
+        self.watermarks.assign(partition, now);
+    }
+
+    fn revoke(&mut self, partition: i32) -> Result<(), PluginError> {
+        self.forget_partition(partition)
+    }
+
+    fn snapshot(&mut self, offsets: &Offsets) -> Result<Vec<PartitionCheckpoint>, PluginError> {
+        let mut windows = self.save_windows()?;
+        let saved_by = self.saved_by();
+        Ok(offsets
+            .iter()
+            .map(|(&partition, &next_offset)| {
+                let at = windows.iter().position(|(p, _)| *p == partition);
+                PartitionCheckpoint {
+                    partition,
+                    next_offset,
+                    clock: self.clock(partition),
+                    watermark: self.closing(partition),
+                    saved_by: saved_by.clone(),
+                    windows: at.map(|i| windows.swap_remove(i).1).unwrap_or_default(),
+                }
+            })
+            .collect())
+    }
+
+    fn restore(
+        &mut self,
+        checkpoint: &PartitionCheckpoint,
+        reset_state: bool,
+        now: Instant,
+    ) -> Result<usize, SwapError> {
+        let windows = match self.check_saved(&checkpoint.saved_by) {
+            Ok(()) => &checkpoint.windows[..],
+            Err(refused) if reset_state => {
+                tracing::warn!(
+                    partition = checkpoint.partition,
+                    windows = checkpoint.windows.len(),
+                    saved_by = %checkpoint.saved_by.version,
+                    %refused,
+                    "--reset-state: the saved open windows of this partition are dropped"
+                );
+                &[]
+            }
+            Err(refused) => return Err(refused),
+        };
+        self.restore_partition(
+            checkpoint.partition,
+            checkpoint.clock,
+            checkpoint.watermark,
+            windows,
+            now,
+        )?;
+        Ok(windows.len())
+    }
+
+    fn finish(&mut self, out: &mut Output) -> Result<(), PluginError> {
+        Processor::finish(self, out)
     }
 }

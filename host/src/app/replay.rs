@@ -12,7 +12,8 @@ use crate::sink::{cell, Cell, Rejected};
 use crate::time::EventTime;
 use crate::window::Window;
 
-use super::processor::{Message, Output, Processor, Quotas};
+use super::processor::{Message, Processor, Quotas};
+use crate::sink::Output;
 
 /// One input record as Kafka would deliver it; `line` says where it came from.
 #[derive(Debug, Clone)]

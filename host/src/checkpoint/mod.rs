@@ -2,16 +2,18 @@
 //! clock and the offset to resume from, saved together so that a restart, a rebalance or a
 //! rebuilt instance resumes exactly where the saved results left off.
 //!
-//! The commit protocol (see `docs/architecture.md` and `app::runner`): the sinks have the
+//! The commit protocol (see `docs/architecture.md` and `app::checkpointing`): the sinks have the
 //! step's output, each partition's checkpoint is saved as a new version, and then the app's
 //! Kafka transaction commits the outputs with the input offsets, whose metadata names that
 //! version. Resuming takes the version Kafka's committed offset names, so a crash before the
 //! commit replays the attempt and a crash after it re-reads nothing.
 
 mod crash;
+mod geometry;
 mod store;
 
 pub use crash::{crash_point, CrashPoint, CRASH_AT_ENV};
+pub use geometry::{Difference, Geometry};
 pub use store::{CheckpointStore, KEYSPACE};
 
 use crate::time::EventTime;

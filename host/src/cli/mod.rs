@@ -2,10 +2,12 @@
 
 mod admin_client;
 mod app_test;
+mod batch;
 pub mod gen;
 pub mod produce;
 mod project;
 mod run;
+mod trigger;
 pub mod tsv;
 
 use std::process::ExitCode;
@@ -34,6 +36,10 @@ enum Command {
     /// Operate apps on a running platform.
     #[command(subcommand)]
     App(admin_client::AppCommand),
+    /// Run a tenant app to completion over a Cassandra results table (history analytics).
+    Batch(batch::BatchArgs),
+    /// Start the Airflow workflow once per alert on the tenants' alerts topics.
+    Trigger(trigger::TriggerArgs),
     /// Manage tenants' admin tokens on a running platform (operator only).
     #[command(subcommand)]
     Tenant(admin_client::TenantCommand),
@@ -59,6 +65,8 @@ pub fn main() -> ExitCode {
         Command::Produce(args) => produce::run(args),
         Command::App(command) => admin_client::run(command),
         Command::Tenant(command) => admin_client::run_tenant(command),
+        Command::Batch(args) => batch::run(args),
+        Command::Trigger(args) => trigger::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

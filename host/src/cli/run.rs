@@ -12,6 +12,7 @@ use crate::checkpoint::CheckpointStore;
 use crate::config::Config;
 use crate::plugin::Limits;
 use crate::sink::cassandra;
+use crate::workflow::TriggerSettings;
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -51,6 +52,11 @@ pub fn init_logging() {
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     init_logging();
     let config = Config::load(&args.config)?;
+    let trigger = config
+        .workflow
+        .as_ref()
+        .map(|w| TriggerSettings::from_platform(w, &config.kafka.bootstrap, &args.config))
+        .transpose()?;
     let token = config.token().map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -126,6 +132,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             compiled,
             manifest,
         )?;
+    }
+    if let Some(settings) = trigger {
+        std::thread::Builder::new()
+            .name("workflow-trigger".into())
+            .spawn(move || {
+                if let Err(error) = crate::workflow::run(settings) {
+                    tracing::error!(%error, "the workflow trigger stopped");
+                }
+            })
+            .context("starting the workflow trigger")?;
     }
     let listen = config.admin.listen;
     let tls = match (&config.admin.tls_cert, &config.admin.tls_key) {

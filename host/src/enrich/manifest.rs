@@ -172,6 +172,20 @@ impl EnrichManifest {
         })
     }
 
+    /// The `[enrich]` section of the app's own (v0.2) manifest, if it has one.
+    pub fn embedded(spec: &AppSpec) -> Result<Option<Self>, EnrichError> {
+        let Some(section) = spec.sections.get("enrich") else {
+            return Ok(None);
+        };
+        toml::Value::Table(section.clone())
+            .try_into()
+            .map(Some)
+            .map_err(|e: toml::de::Error| EnrichError::Parse {
+                path: format!("[enrich] in the manifest of {}", spec.name),
+                message: e.message().to_owned(),
+            })
+    }
+
     pub fn parse(text: &str) -> Result<Self, String> {
         toml::from_str(text).map_err(|e| e.to_string())
     }
@@ -352,6 +366,7 @@ predicted_stars = { from = "stars", type = "integer", default = 0 }
             outputs: vec![],
             state_version: 1,
             has_filter: false,
+            sections: Default::default(),
         }
     }
 

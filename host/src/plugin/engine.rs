@@ -14,9 +14,9 @@ use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::TenantAppPre;
 use super::disk_cache::DiskCache;
 use super::instance::AppInstance;
+use super::instance::Pre;
 use super::sandbox::{self, Budget, StderrTail};
 use super::spec::{AppSpec, SpecLimits};
 use super::PluginError;
@@ -129,7 +129,7 @@ impl Drop for Ticker {
 }
 
 /// An app compiled, linked against the contract and described: all a load needs.
-type Known = (TenantAppPre<GuestState>, Arc<AppSpec>);
+type Known = (Pre, Arc<AppSpec>);
 
 /// The platform's plugin engine: shared by every app on the host.
 pub struct PluginEngine {
@@ -147,7 +147,7 @@ pub struct PluginEngine {
 #[derive(Clone)]
 pub struct CompiledApp {
     pub(super) engine: Engine,
-    pub(super) pre: TenantAppPre<GuestState>,
+    pub(super) pre: Pre,
     pub spec: Arc<AppSpec>,
     /// SHA-256 of the `.wasm`, hex: which build is running.
     pub digest: String,
@@ -272,25 +272,34 @@ impl PluginEngine {
         let linker =
             sandbox::deny_ungranted(&self.linker, &self.engine, &component).map_err(wrong)?;
         let pre = linker.instantiate_pre(&component).map_err(wrong)?;
-        let pre = TenantAppPre::new(pre).map_err(wrong)?;
+        let pre = Pre::new(pre).map_err(|reason| PluginError::WrongContract {
+            path: shown.to_owned(),
+            reason,
+        })?;
         let mut probe = AppInstance::start(&self.engine, &pre, limits).map_err(|e| {
             PluginError::CannotStart {
                 path: shown.to_owned(),
                 reason: e.to_string(),
             }
         })?;
-        let info = probe.describe()?;
-        let spec = AppSpec::from_info(info, &limits.spec).map_err(|reason| {
-            PluginError::BadDescription {
-                path: shown.to_owned(),
-                reason: reason.to_string(),
-            }
-        })?;
+        let bad = |reason: String| PluginError::BadDescription {
+            path: shown.to_owned(),
+            reason,
+        };
+        let manifest = probe.describe()?.map_err(bad)?;
+        let spec = AppSpec::from_info(manifest.info, &limits.spec)
+            .map_err(|reason| bad(reason.to_string()))?
+            .with_sections(manifest.sections);
         Ok((pre, Arc::new(spec)))
     }
 }
 
 impl CompiledApp {
+    /// The contract version the app was built against.
+    pub fn contract(&self) -> &'static str {
+        self.pre.contract()
+    }
+
     /// A fresh instance with empty state.
     pub fn instantiate(&self) -> Result<AppInstance, PluginError> {
         AppInstance::start(&self.engine, &self.pre, &self.limits)

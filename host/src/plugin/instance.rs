@@ -5,30 +5,140 @@ use std::time::Instant;
 
 use wasmtime::{Engine, Store, Trap};
 
-use super::bindings::exports::mysimbdp::tenant::app::Guest;
-use super::bindings::mysimbdp::tenant::types::AppInfo;
-use super::bindings::{TenantApp, TenantAppPre};
 use super::engine::{new_store, ticks, GuestState, Limits};
-use super::{Batch, Column, PluginError, States};
+use super::manifest::{self, Manifest};
+use super::{since_v0_1, since_v0_2, Batch, Column, PluginError, States};
+
+/// The calls every contract version makes, on the host's own types.
+pub(super) trait Calls {
+    fn filter(&self, s: &mut Store<GuestState>, batch: &Batch) -> wasmtime::Result<Vec<bool>>;
+    fn accumulate(
+        &self,
+        s: &mut Store<GuestState>,
+        slots: &[u32],
+        batch: &Batch,
+    ) -> wasmtime::Result<Result<(), String>>;
+    fn merge(&self, s: &mut Store<GuestState>, into: &[u32], from: &[u32]) -> wasmtime::Result<()>;
+    fn emit(&self, s: &mut Store<GuestState>, slots: &[u32]) -> wasmtime::Result<Batch>;
+    fn close(&self, s: &mut Store<GuestState>, slots: &[u32]) -> wasmtime::Result<()>;
+    fn snapshot(&self, s: &mut Store<GuestState>, slots: &[u32]) -> wasmtime::Result<States>;
+    fn restore(
+        &self,
+        s: &mut Store<GuestState>,
+        slots: &[u32],
+        states: &States,
+    ) -> wasmtime::Result<Result<(), String>>;
+}
+
+/// One version's exports, forwarded: the signatures are the same in every version.
+macro_rules! calls {
+    ($guest:ty) => {
+        impl Calls for $guest {
+            fn filter(&self, s: &mut Store<GuestState>, b: &Batch) -> wasmtime::Result<Vec<bool>> {
+                self.call_filter(s, b)
+            }
+            fn accumulate(
+                &self,
+                s: &mut Store<GuestState>,
+                slots: &[u32],
+                b: &Batch,
+            ) -> wasmtime::Result<Result<(), String>> {
+                self.call_accumulate(s, slots, b)
+            }
+            fn merge(
+                &self,
+                s: &mut Store<GuestState>,
+                into: &[u32],
+                from: &[u32],
+            ) -> wasmtime::Result<()> {
+                self.call_merge(s, into, from)
+            }
+            fn emit(&self, s: &mut Store<GuestState>, slots: &[u32]) -> wasmtime::Result<Batch> {
+                self.call_emit(s, slots)
+            }
+            fn close(&self, s: &mut Store<GuestState>, slots: &[u32]) -> wasmtime::Result<()> {
+                self.call_close(s, slots)
+            }
+            fn snapshot(
+                &self,
+                s: &mut Store<GuestState>,
+                slots: &[u32],
+            ) -> wasmtime::Result<States> {
+                self.call_snapshot(s, slots)
+            }
+            fn restore(
+                &self,
+                s: &mut Store<GuestState>,
+                slots: &[u32],
+                states: &States,
+            ) -> wasmtime::Result<Result<(), String>> {
+                self.call_restore(s, slots, states)
+            }
+        }
+    };
+}
+
+calls!(since_v0_1::exports::mysimbdp::tenant::app::Guest);
+calls!(since_v0_2::exports::mysimbdp::tenant::app::Guest);
+
+/// A component linked against the contract version it implements, ready to instantiate.
+#[derive(Clone)]
+pub(super) enum Pre {
+    V0_1(since_v0_1::TenantAppPre<GuestState>),
+    V0_2(since_v0_2::TenantAppPre<GuestState>),
+}
+
+impl Pre {
+    /// The newest version the component implements; the refusal says why it implements none.
+    pub(super) fn new(pre: wasmtime::component::InstancePre<GuestState>) -> Result<Self, String> {
+        let newest = match since_v0_2::TenantAppPre::new(pre.clone()) {
+            Ok(pre) => return Ok(Pre::V0_2(pre)),
+            Err(e) => e,
+        };
+        since_v0_1::TenantAppPre::new(pre)
+            .map(Pre::V0_1)
+            .map_err(|oldest| {
+                format!(
+                    "as {}: {newest:#}; as {}: {oldest:#}",
+                    since_v0_2::CONTRACT,
+                    since_v0_1::CONTRACT
+                )
+            })
+    }
+
+    /// The contract version the component implements.
+    pub(super) fn contract(&self) -> &'static str {
+        match self {
+            Pre::V0_1(_) => since_v0_1::CONTRACT,
+            Pre::V0_2(_) => since_v0_2::CONTRACT,
+        }
+    }
+}
+
+/// An instance's exports, of the version it implements.
+enum Exports {
+    V0_1(since_v0_1::TenantApp),
+    V0_2(since_v0_2::TenantApp),
+}
 
 /// An app instance with its own memory. After a trap it refuses further calls: its memory may
 /// be half-updated, so the platform builds a fresh one from the last snapshot.
 pub struct AppInstance {
     store: Store<GuestState>,
-    app: TenantApp,
+    app: Exports,
     limits: Limits,
     poisoned: Option<String>,
 }
 
 impl AppInstance {
-    pub(super) fn start(
-        engine: &Engine,
-        pre: &TenantAppPre<GuestState>,
-        limits: &Limits,
-    ) -> Result<Self, PluginError> {
+    pub(super) fn start(engine: &Engine, pre: &Pre, limits: &Limits) -> Result<Self, PluginError> {
         let mut store = new_store(engine, limits);
         store.set_epoch_deadline(ticks(limits.call_deadline));
-        let app = pre.instantiate(&mut store).map_err(|e| PluginError::Trap {
+        let app = match pre {
+            Pre::V0_1(pre) => pre.instantiate(&mut store).map(Exports::V0_1),
+            Pre::V0_2(pre) => pre.instantiate(&mut store).map(Exports::V0_2),
+        }
+        .map_err(|e| PluginError::Trap {
             call: "instantiate",
             reason: with_stderr(trap_reason(&e), &store),
         })?;
@@ -43,7 +153,22 @@ impl AppInstance {
     fn call<T>(
         &mut self,
         call: &'static str,
-        f: impl FnOnce(&Guest, &mut Store<GuestState>) -> wasmtime::Result<T>,
+        f: impl FnOnce(&dyn Calls, &mut Store<GuestState>) -> wasmtime::Result<T>,
+    ) -> Result<T, PluginError> {
+        self.call_exports(call, |exports, store| {
+            let calls: &dyn Calls = match exports {
+                Exports::V0_1(app) => app.mysimbdp_tenant_app(),
+                Exports::V0_2(app) => app.mysimbdp_tenant_app(),
+            };
+            f(calls, store)
+        })
+    }
+
+    /// Calls into the instance with its deadline; a trap poisons it.
+    fn call_exports<T>(
+        &mut self,
+        call: &'static str,
+        f: impl FnOnce(&Exports, &mut Store<GuestState>) -> wasmtime::Result<T>,
     ) -> Result<T, PluginError> {
         if let Some(reason) = &self.poisoned {
             return Err(PluginError::Trap {
@@ -56,7 +181,7 @@ impl AppInstance {
         // Only this call's output explains this call's trap.
         self.store.data().stderr.take();
         let started = Instant::now();
-        let result = f(self.app.mysimbdp_tenant_app(), &mut self.store);
+        let result = f(&self.app, &mut self.store);
         result.map_err(|e| {
             let error = match e.downcast_ref::<Trap>() {
                 Some(Trap::Interrupt) => PluginError::Deadline {
@@ -80,14 +205,27 @@ impl AppInstance {
         self.store.data().budget.used()
     }
 
-    pub fn describe(&mut self) -> Result<AppInfo, PluginError> {
-        self.call("describe", |g, s| g.call_describe(s))
+    /// What the app declares about itself: v0.1's `describe`, or v0.2's manifest read.
+    pub(super) fn describe(&mut self) -> Result<Result<Manifest, String>, PluginError> {
+        let described = self.call_exports("describe", |exports, s| match exports {
+            Exports::V0_1(app) => app.mysimbdp_tenant_app().call_describe(s).map(|info| {
+                Ok(Manifest {
+                    info,
+                    sections: Default::default(),
+                })
+            }),
+            Exports::V0_2(app) => app
+                .mysimbdp_tenant_app()
+                .call_manifest(s)
+                .map(|text| manifest::parse(&text)),
+        })?;
+        Ok(described)
     }
 
     /// One flag per row: whether the app wants it.
     pub fn filter(&mut self, batch: &Batch) -> Result<Vec<bool>, PluginError> {
         let rows = batch.rows as usize;
-        let keep = self.call("filter", |g, s| g.call_filter(s, batch))?;
+        let keep = self.call("filter", |g, s| g.filter(s, batch))?;
         if keep.len() != rows {
             return Err(self.garbage("filter", format!("{} flags for {rows} rows", keep.len())));
         }
@@ -95,7 +233,7 @@ impl AppInstance {
     }
 
     pub fn accumulate(&mut self, slots: &[u32], batch: &Batch) -> Result<(), PluginError> {
-        self.call("accumulate", |g, s| g.call_accumulate(s, slots, batch))?
+        self.call("accumulate", |g, s| g.accumulate(s, slots, batch))?
             .map_err(|reason| PluginError::Refused {
                 call: "accumulate",
                 reason,
@@ -108,7 +246,7 @@ impl AppInstance {
         slots: &[u32],
         outputs: &[super::FieldSpec],
     ) -> Result<Batch, PluginError> {
-        let batch = self.call("emit", |g, s| g.call_emit(s, slots))?;
+        let batch = self.call("emit", |g, s| g.emit(s, slots))?;
         if let Err(reason) =
             check_output(&batch, slots.len(), outputs, self.limits.max_output_bytes)
         {
@@ -120,15 +258,15 @@ impl AppInstance {
     /// Folds each `from` slot's state into its `into` slot, pair by pair in order; the `from`
     /// slots are empty after.
     pub fn merge(&mut self, into: &[u32], from: &[u32]) -> Result<(), PluginError> {
-        self.call("merge", |g, s| g.call_merge(s, into, from))
+        self.call("merge", |g, s| g.merge(s, into, from))
     }
 
     pub fn close(&mut self, slots: &[u32]) -> Result<(), PluginError> {
-        self.call("close", |g, s| g.call_close(s, slots))
+        self.call("close", |g, s| g.close(s, slots))
     }
 
     pub fn snapshot(&mut self, slots: &[u32]) -> Result<States, PluginError> {
-        let states = self.call("snapshot", |g, s| g.call_snapshot(s, slots))?;
+        let states = self.call("snapshot", |g, s| g.snapshot(s, slots))?;
         let ok = states.offsets.len() == slots.len() + 1
             && states.offsets.windows(2).all(|w| w[0] <= w[1])
             && states
@@ -142,7 +280,7 @@ impl AppInstance {
     }
 
     pub fn restore(&mut self, slots: &[u32], states: &States) -> Result<(), PluginError> {
-        self.call("restore", |g, s| g.call_restore(s, slots, states))?
+        self.call("restore", |g, s| g.restore(s, slots, states))?
             .map_err(|reason| PluginError::Refused {
                 call: "restore",
                 reason,

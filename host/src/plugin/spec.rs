@@ -1,8 +1,9 @@
 //! What an app says about itself, checked once at load so the hot path can trust it.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::bindings::mysimbdp::tenant::types::{self as wit, AppInfo};
+use super::since_v0_1::types::{self as wit, AppInfo};
 use super::{Column, FieldType, TimeFormat};
 use crate::names::{cql_identifier, AppName, NameError};
 use crate::time::{format_span, TEN_YEARS_MS};
@@ -79,6 +80,8 @@ pub struct AppSpec {
     pub outputs: Vec<FieldSpec>,
     pub state_version: u32,
     pub has_filter: bool,
+    /// Sections of a v0.2 manifest that belong to a stage (`[enrich]`), for that stage.
+    pub sections: BTreeMap<String, toml::Table>,
 }
 
 fn fields(fields: Vec<wit::Field>) -> Vec<FieldSpec> {
@@ -97,15 +100,22 @@ pub struct SpecLimits {
     /// Windows one record may fall in (size / slide, rounded up): each costs the host a slot
     /// lookup and a guest accumulation per record.
     pub max_windows_per_record: u64,
+    /// Whether the key may name several fields (`product_id,month`): `mysimbdp batch` groups
+    /// rows by such a composite key, while a stream's records are keyed by one field.
+    pub composite_keys: bool,
 }
 
 impl Default for SpecLimits {
     fn default() -> Self {
         Self {
             max_windows_per_record: 1000,
+            composite_keys: false,
         }
     }
 }
+
+/// Most fields in a composite key.
+pub const MAX_KEY_FIELDS: usize = 4;
 
 /// The shortest update interval: more often costs a plugin call and writes for no reader.
 pub const MIN_UPDATE_INTERVAL_MS: u64 = 10;
@@ -172,6 +182,10 @@ pub enum SpecError {
     Reserved(String),
     #[error("the event-time field has no name")]
     UnnamedEventTime,
+    #[error("key `{0}` names several fields: a stream's records are keyed by one field, so declare one key field; a composite key is for `mysimbdp batch`")]
+    CompositeKey(String),
+    #[error("key `{key}` names {count} fields; at most {MAX_KEY_FIELDS} are allowed")]
+    TooManyKeyFields { key: String, count: usize },
 }
 
 /// A refused name, with any control character escaped before it reaches a log.
@@ -249,14 +263,37 @@ fn text_bytes(info: &AppInfo) -> usize {
         + fields(&info.outputs)
 }
 
+/// The key: one field, or for batch apps up to [`MAX_KEY_FIELDS`] separated by commas, each a
+/// CQL identifier and none twice.
+fn key_fields(key: &str, limits: &SpecLimits) -> Result<String, SpecError> {
+    let parts: Vec<&str> = key.split(',').collect();
+    if parts.len() > 1 && !limits.composite_keys {
+        return Err(SpecError::CompositeKey(
+            shown(key).escape_debug().to_string(),
+        ));
+    }
+    if parts.len() > MAX_KEY_FIELDS {
+        return Err(SpecError::TooManyKeyFields {
+            key: shown(key),
+            count: parts.len(),
+        });
+    }
+    for (i, part) in parts.iter().enumerate() {
+        cql_identifier("key field", part).map_err(name_error)?;
+        if parts[..i].contains(part) {
+            return Err(SpecError::Twice {
+                what: "key field",
+                name: (*part).to_owned(),
+            });
+        }
+    }
+    Ok(key.to_owned())
+}
+
 impl AppSpec {
-    /// What open windows mean: the key, the window and the event time. A build that changes
-    /// any of them cannot take over saved windows.
-    pub fn geometry(&self) -> String {
-        format!(
-            "key={}; window={:?}; event_time={:?}",
-            self.key_field, self.assigner, self.event_time
-        )
+    /// The fields the key is made of, in order: one for a stream app, one or more in batch.
+    pub fn key_fields(&self) -> impl Iterator<Item = &str> {
+        self.key_field.split(',')
     }
 
     /// Checks what an app says about itself against the platform's bounds and `limits`; the
@@ -289,7 +326,7 @@ impl AppSpec {
         printable("the version string", &info.version)?;
         let name = AppName::new(&info.name).map_err(name_error)?;
         let table = cql_identifier("table", &info.table).map_err(name_error)?;
-        let key_field = cql_identifier("key field", &info.key_field).map_err(name_error)?;
+        let key_field = key_fields(&info.key_field, limits)?;
         for field in &info.inputs {
             bounded(
                 format!("input field `{}…`", shown(&field.name)),
@@ -316,7 +353,9 @@ impl AppSpec {
         }
         for (i, field) in outputs.iter().enumerate() {
             cql_identifier("output column", &field.name).map_err(name_error)?;
-            if RESERVED_COLUMNS.contains(&field.name.as_str()) || field.name == key_field {
+            if RESERVED_COLUMNS.contains(&field.name.as_str())
+                || key_field.split(',').any(|k| k == field.name)
+            {
                 return Err(SpecError::Reserved(field.name.clone()));
             }
             if outputs[..i].iter().any(|f| f.name == field.name) {
@@ -384,7 +423,14 @@ impl AppSpec {
             outputs,
             state_version: info.state_version,
             has_filter: info.has_filter,
+            sections: BTreeMap::new(),
         })
+    }
+
+    /// The stages' sections of the app's manifest.
+    pub fn with_sections(mut self, sections: BTreeMap<String, toml::Table>) -> Self {
+        self.sections = sections;
+        self
     }
 }
 
@@ -485,6 +531,44 @@ mod tests {
             .to_string()
     }
 
+    #[test]
+    fn a_composite_key_is_for_batch_only() {
+        let info = AppInfo {
+            key_field: "product_id,month".into(),
+            ..reviews()
+        };
+        let err = refused(info.clone());
+        assert!(
+            err.contains("a composite key is for `mysimbdp batch`"),
+            "{err}"
+        );
+        let batch = SpecLimits {
+            composite_keys: true,
+            ..SpecLimits::default()
+        };
+        let spec = AppSpec::from_info(info, &batch).expect("a batch app may group by two fields");
+        assert_eq!(
+            spec.key_fields().collect::<Vec<_>>(),
+            ["product_id", "month"]
+        );
+        for (key, needle) in [
+            ("product_id,product_id", "declared twice"),
+            ("a,b,c,d,e", "at most 4"),
+            ("product_id,Month", "key field `Month` is not valid"),
+        ] {
+            let err = AppSpec::from_info(
+                AppInfo {
+                    key_field: key.into(),
+                    ..reviews()
+                },
+                &batch,
+            )
+            .expect_err(key)
+            .to_string();
+            assert!(err.contains(needle), "{key}: {err}");
+        }
+    }
+
     fn sliding(size_ms: u64, slide_ms: u64) -> wit::Window {
         wit::Window::Sliding(wit::Sliding { size_ms, slide_ms })
     }
@@ -517,6 +601,7 @@ mod tests {
         );
         let limits = SpecLimits {
             max_windows_per_record: 30,
+            ..SpecLimits::default()
         };
         let daily = AppInfo {
             window: sliding(30 * DAY, DAY),
@@ -528,6 +613,7 @@ mod tests {
         );
         let limits = SpecLimits {
             max_windows_per_record: 29,
+            ..SpecLimits::default()
         };
         let err = AppSpec::from_info(daily, &limits).unwrap_err();
         assert!(err.to_string().contains("gives 30 windows"), "{err}");

@@ -13,12 +13,14 @@ use rdkafka::ClientContext;
 use rdkafka::TopicPartitionList;
 use serde_json::{Map, Value};
 
-use super::{Emitted, Rejected, RowFormat};
+use super::{Emitted, Output, Refused, Rejected, RowFormat, Sink, SinkError};
 use crate::access::KafkaAccess;
+use crate::alerts::AlertFormat;
 use crate::names::AppTopics;
 use crate::plugin::AppSpec;
 use crate::source::kafka::{producer_config, KafkaError};
 use crate::window::Window;
+use std::sync::Arc;
 
 /// Counts deliveries that failed after the producer's own retries.
 #[derive(Default)]
@@ -83,6 +85,7 @@ pub struct AppOutputs {
     bootstrap: String,
     failures_seen: u64,
     transactional: bool,
+    alerts: Option<AlertFormat>,
 }
 
 /// How long a transaction may stay open before the broker aborts it: after a crash, a
@@ -122,6 +125,7 @@ impl AppOutputs {
         Ok(Self {
             transactional: transactional_id.is_some(),
             producer,
+            alerts: AlertFormat::of(spec, &topics.alerts),
             topics,
             rows: RowFormat::of(spec),
             bootstrap: bootstrap.into(),
@@ -132,6 +136,7 @@ impl AppOutputs {
     /// A new app version took over: its output columns and version from now on.
     pub fn describe(&mut self, spec: &AppSpec) {
         self.rows = RowFormat::of(spec);
+        self.alerts = AlertFormat::of(spec, &self.topics.alerts);
     }
 
     fn send(&self, topic: &str, key: Option<&[u8]>, payload: &[u8], headers: Option<OwnedHeaders>) {
@@ -169,12 +174,21 @@ impl AppOutputs {
         }
     }
 
-    /// Sends each emitted row to the results topic as JSON keyed by the row's key.
+    /// Sends each emitted row to the results topic as JSON keyed by the row's key, and each
+    /// closed window an app flags `alert` to the alerts topic, in the same transaction.
     pub fn results(&self, emitted: &Emitted) {
         let mut buffer = Vec::new();
         for (row, (key, _)) in emitted.windows.iter().enumerate() {
             self.rows.json(emitted, row, &mut buffer);
             self.send(&self.topics.results, Some(key.as_bytes()), &buffer, None);
+        }
+        for alert in self
+            .alerts
+            .iter()
+            .flat_map(|a| a.alerts(&self.rows, emitted))
+        {
+            let id = alert.id.as_bytes();
+            self.send(&self.topics.alerts, Some(id), &alert.payload, None);
         }
     }
 
@@ -257,23 +271,39 @@ impl AppOutputs {
 
     /// Commits the open transaction together with the input offsets it covers, in the app's
     /// consumer group: outputs and offsets become visible at once or not at all. A host that
-    /// lost its partitions in a rebalance has its offsets refused, and so its whole attempt.
+    /// lost its partitions in a rebalance has its offsets refused, and so its whole attempt. A
+    /// step that fails retriably is made again, from where it failed, as long as `again` (the
+    /// retry policy) says so.
     pub fn commit_with_offsets(
         &mut self,
         offsets: &TopicPartitionList,
         group: &ConsumerGroupMetadata,
+        mut again: impl FnMut(&KafkaError) -> bool,
     ) -> Result<(), KafkaError> {
-        self.producer
-            .send_offsets_to_transaction(offsets, group, COMMIT_TIMEOUT)
-            .and_then(|()| self.producer.commit_transaction(COMMIT_TIMEOUT))
-            .and_then(|()| self.producer.begin_transaction())
-            .map_err(|source| {
-                KafkaError::new(
-                    &self.bootstrap,
-                    "committing the outputs' transaction with the input offsets",
-                    source,
-                )
-            })?;
+        let bootstrap = self.bootstrap.clone();
+        let producer = &self.producer;
+        let mut step = |doing: &str, call: &dyn Fn() -> rdkafka::error::KafkaResult<()>| loop {
+            match call() {
+                Ok(()) => return Ok(()),
+                Err(source) => {
+                    let error = KafkaError::new(&bootstrap, doing, source);
+                    if !(error.retriable() && again(&error)) {
+                        return Err(error);
+                    }
+                }
+            }
+        };
+        step(
+            "sending the input offsets to the outputs' transaction",
+            &|| producer.send_offsets_to_transaction(offsets, group, COMMIT_TIMEOUT),
+        )?;
+        step(
+            "committing the outputs' transaction with the input offsets",
+            &|| producer.commit_transaction(COMMIT_TIMEOUT),
+        )?;
+        step("beginning the next transaction", &|| {
+            producer.begin_transaction()
+        })?;
         self.check_deliveries()
     }
 
@@ -319,6 +349,42 @@ impl AppOutputs {
                 rdkafka::error::KafkaError::Canceled,
             ));
         }
+        Ok(())
+    }
+}
+
+impl Sink for AppOutputs {
+    fn write(&mut self, out: &Arc<Output>) -> Result<(), SinkError> {
+        for record in &out.dead_letters {
+            self.dead_letter(record);
+        }
+        for record in &out.late {
+            self.late(record);
+        }
+        for (key, window) in &out.retracted {
+            self.retracted(key, *window);
+        }
+        for emitted in &out.emitted {
+            self.results(emitted);
+        }
+        Ok(())
+    }
+
+    /// Records are acknowledged when the attempt commits.
+    fn flush(&mut self) -> Result<Vec<Refused>, SinkError> {
+        Ok(Vec::new())
+    }
+
+    fn commit(&mut self) -> Result<(), SinkError> {
+        Ok(AppOutputs::commit(self)?)
+    }
+
+    fn abort(&mut self) -> Result<(), SinkError> {
+        Ok(AppOutputs::abort(self)?)
+    }
+
+    fn reopen(&mut self, spec: &AppSpec) -> Result<(), SinkError> {
+        self.describe(spec);
         Ok(())
     }
 }

@@ -2,13 +2,41 @@
 //! and the late and dead-letter topics that keep what the stream could not use.
 
 pub mod cassandra;
+mod fanout;
 pub mod kafka;
+pub mod retry;
+mod table_writer;
+
+pub use fanout::{Counts, Sinks};
+pub use table_writer::TableWriter;
+
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 use crate::plugin::{AppSpec, Batch, Column};
 use crate::time::{format_rfc3339, EventTime};
 use crate::window::Window;
+
+/// What one step produced for the sinks.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub late: Vec<Rejected>,
+    pub dead_letters: Vec<Rejected>,
+    pub emitted: Vec<Emitted>,
+    /// Sessions merged into another or whose start moved: a row written for one of them, keyed
+    /// by its old start, must go (key, window as it was). Only for apps that emit updates.
+    pub retracted: Vec<(Box<str>, Window)>,
+}
+
+impl Output {
+    pub fn is_empty(&self) -> bool {
+        self.late.is_empty()
+            && self.dead_letters.is_empty()
+            && self.emitted.is_empty()
+            && self.retracted.is_empty()
+    }
+}
 
 /// Output rows of one emit: row i belongs to `windows[i]`.
 #[derive(Debug, Clone)]
@@ -163,4 +191,50 @@ pub struct Rejected {
     pub payload: Vec<u8>,
     pub reason: String,
     pub source: String,
+}
+
+/// A place an app's results go. The worker hands every step's output to each sink, waits for
+/// them all before a checkpoint, and commits or aborts them together: a new sink is one type
+/// that implements this, added to [`Sinks`].
+pub trait Sink: Send {
+    /// Takes one step's output; the sink may go on writing it after this returns.
+    fn write(&mut self, out: &Arc<Output>) -> Result<(), SinkError>;
+
+    /// Waits until everything written is durable; rows the sink refused for good come back,
+    /// to go to the dead letters in the same attempt.
+    fn flush(&mut self) -> Result<Vec<Refused>, SinkError>;
+
+    /// Makes the attempt's outputs visible, where the sink holds them back until then.
+    fn commit(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    /// Drops what was written since the last commit, where the sink can; a sink that cannot
+    /// is overwritten by the replay (upserts keyed by window).
+    fn abort(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    /// A new build of the app took over: its outputs from now on.
+    fn reopen(&mut self, spec: &AppSpec) -> Result<(), SinkError>;
+}
+
+/// A result row a sink will never hold, and why.
+pub struct Refused {
+    pub output: Arc<Output>,
+    /// Which emit of the output, and which row of it.
+    pub batch: usize,
+    pub row: usize,
+    pub reason: String,
+}
+
+/// A sink failed for good (or past the outage patience).
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error(transparent)]
+    Kafka(#[from] crate::source::kafka::KafkaError),
+    #[error(transparent)]
+    Cassandra(#[from] cassandra::CassandraError),
+    #[error("{0}")]
+    Stopped(String),
 }

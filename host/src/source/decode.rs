@@ -593,6 +593,7 @@ mod tests {
             outputs: vec![],
             state_version: 1,
             has_filter: false,
+            sections: Default::default(),
         }
     }
 

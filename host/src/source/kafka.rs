@@ -34,6 +34,12 @@ impl KafkaError {
         matches!(&self.0.source, rdkafka::error::KafkaError::Transaction(e) if e.txn_requires_abort())
     }
 
+    /// Whether the same transactional call may succeed when made again (a timeout, a broker
+    /// not reachable for a moment).
+    pub fn retriable(&self) -> bool {
+        matches!(&self.0.source, rdkafka::error::KafkaError::Transaction(e) if e.is_retriable())
+    }
+
     pub fn new(
         bootstrap: &str,
         doing: impl Into<String>,

@@ -3,5 +3,7 @@
 
 mod decode;
 pub mod kafka;
+mod partitions;
 
 pub use decode::{DecodeError, Decoded, Decoder};
+pub use partitions::{Filled, Intake, Lag, Offsets, PartitionReader, Quarantined, ReadError};

@@ -5,7 +5,8 @@ mod parse;
 mod watermark;
 
 pub use parse::{
-    date_days, format_date, format_rfc3339, parse_time, TimeError, EARLIEST_TIME, LATEST_TIME,
+    civil_from_days, date_days, days_from_civil, format_date, format_rfc3339, parse_time,
+    TimeError, EARLIEST_TIME, LATEST_TIME,
 };
 pub use watermark::Watermarks;
 

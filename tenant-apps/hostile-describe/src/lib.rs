@@ -1,4 +1,4 @@
-//! A valid component of the contract except that `describe()` sleeps for an hour before it
+//! A valid component of the contract except that its manifest takes an hour to write before it
 //! answers: loading it must fail at once with the reason, not hold up the platform's start.
 
 use mysimbdp_guest::prelude::*;

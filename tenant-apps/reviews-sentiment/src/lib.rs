@@ -96,4 +96,5 @@ export_app! {
     allowed_lateness: 0,
     emit: on_update(seconds(1)),
     state_version: 1,
+    enrich: include_str!("../enrich.toml"),
 }

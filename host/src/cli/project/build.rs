@@ -10,9 +10,10 @@ use anyhow::{bail, Context};
 
 use super::{
     componentize_js, componentize_py, platform_root, Lang, COMPONENTIZE_JS, COMPONENTIZE_PY,
+    GUEST_WIT,
 };
 use crate::config::LimitsConfig;
-use crate::plugin::{FieldType, Limits};
+use crate::plugin::Limits;
 
 /// `app build`'s options.
 #[derive(clap::Args)]
@@ -126,7 +127,7 @@ pub fn build(args: BuildArgs) -> anyhow::Result<()> {
                     .map_or(default, |v| dir.join(v))
             };
             let sdk = setting("sdk", root.join("sdk/python"));
-            let wit = setting("wit", root.join("wit"));
+            let wit = setting("wit", root.join(GUEST_WIT));
             let tool = componentize_py(&root);
             let version = Command::new(&tool).arg("--version").output().ok();
             let version = version
@@ -171,16 +172,7 @@ pub fn build(args: BuildArgs) -> anyhow::Result<()> {
     let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
     let fields = |list: &[crate::plugin::FieldSpec]| {
         list.iter()
-            .map(|f| {
-                let kind = match f.kind {
-                    FieldType::Boolean => "boolean",
-                    FieldType::Integer => "integer",
-                    FieldType::Double => "double",
-                    FieldType::Text => "text",
-                    FieldType::Timestamp => "timestamp",
-                };
-                format!("{} {kind}", f.name)
-            })
+            .map(|f| format!("{} {}", f.name, f.kind.name()))
             .collect::<Vec<_>>()
             .join(", ")
     };
@@ -192,7 +184,7 @@ pub fn build(args: BuildArgs) -> anyhow::Result<()> {
         size as f64 / 1e6,
         built_in.as_secs_f64(),
         checked.elapsed().as_secs_f64(),
-        crate::plugin::CONTRACT
+        app.contract()
     );
     println!(
         "  key {}, reads {}; writes table {} with {}; state version {}",
@@ -226,7 +218,7 @@ fn build_js(dir: &Path, out: &Path) -> anyhow::Result<()> {
             .map_or(default, |v| dir.join(v))
     };
     let sdk = setting("sdk", root.join("sdk/js"));
-    let wit = setting("wit", root.join("wit"));
+    let wit = setting("wit", root.join(GUEST_WIT));
     let tool = componentize_js(&root);
     let version = version_of(Command::new("node").arg(&tool));
     if version != COMPONENTIZE_JS {

@@ -25,6 +25,10 @@ pub const COMPONENTIZE_PY: &str = "0.25.1";
 /// The componentize-js release the JavaScript SDK is built and tested with.
 pub const COMPONENTIZE_JS: &str = "0.23.0";
 
+/// The contract the Python and JavaScript SDKs build against: apps of every version load, and
+/// those SDKs have not moved to the v0.2 manifest yet (the Rust SDK has).
+pub const GUEST_WIT: &str = "wit/v0.1";
+
 /// The platform's checkout that holds the SDKs and the contract: `MYSIMBDP_ROOT`, else the
 /// one this binary was built from.
 pub fn platform_root() -> anyhow::Result<PathBuf> {
@@ -32,7 +36,7 @@ pub fn platform_root() -> anyhow::Result<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
     let root = root.canonicalize().unwrap_or(root);
-    if !root.join("guest-sdk/Cargo.toml").is_file() || !root.join("wit/tenant.wit").is_file() {
+    if !root.join("guest-sdk/Cargo.toml").is_file() || !root.join(GUEST_WIT).is_dir() {
         bail!(
             "{} holds no mysimbdp SDK (guest-sdk/, wit/): set MYSIMBDP_ROOT to a checkout of the platform",
             root.display()

@@ -49,7 +49,10 @@ pub fn new(args: NewArgs) -> anyhow::Result<()> {
             .replace("{{table}}", &table)
             .replace("{{sdk}}", &root.join("guest-sdk").display().to_string())
             .replace("{{py_sdk}}", &root.join("sdk/python").display().to_string())
-            .replace("{{wit}}", &root.join("wit").display().to_string())
+            .replace(
+                "{{wit}}",
+                &root.join(super::GUEST_WIT).display().to_string(),
+            )
             .replace("{{js_sdk}}", &root.join("sdk/js").display().to_string())
             .replace("{{componentize_py}}", COMPONENTIZE_PY)
             .replace("{{componentize_js}}", COMPONENTIZE_JS)

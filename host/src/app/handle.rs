@@ -1,0 +1,176 @@
+//! The operator's side of a running app: its state, what it reports, and the requests its
+//! worker answers between batches.
+
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::admin::metrics::AppMetrics;
+use crate::admin::recent::Recent;
+use crate::checkpoint::Delivery;
+use crate::names::{StreamName, TenantId};
+use crate::plugin::CompiledApp;
+
+/// Where an app is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppState {
+    Starting,
+    Running,
+    Draining,
+    Drained,
+    /// Held by an operator: its input waits in Kafka until it is resumed.
+    Paused,
+    Failed,
+    Stopped,
+    /// Unloaded by an operator, after its open windows were emitted.
+    Removed,
+}
+
+/// What an operator sees of an app.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppStatus {
+    pub state: AppState,
+    pub caught_up: bool,
+    pub last_error: Option<String>,
+    /// Plugin failures survived by rebuilding the instance from the last checkpoint.
+    pub failures: u64,
+    /// Checkpoints saved since the platform started.
+    pub checkpoints: u64,
+    /// Input partitions this host owns.
+    pub partitions: Vec<i32>,
+    /// What the app is waiting out (a Cassandra outage), while it does.
+    pub waiting: Option<String>,
+    /// The enrich stage, when the app calls a service: its breaker and counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enrich: Option<crate::enrich::EnrichStatus>,
+}
+
+/// The answer to a deploy or rollback: what happened, in words, or why it was refused.
+pub type Reply = std::sync::mpsc::Sender<Result<String, String>>;
+
+/// An operator's request to an app's worker.
+pub enum Control {
+    /// Process everything up to the input's end offsets as of now, then close every window.
+    Drain,
+    /// A compiled new version takes over at the next batch boundary.
+    Deploy {
+        app: Box<CompiledApp>,
+        reset_state: bool,
+        reply: Reply,
+    },
+    /// The version that ran before the last deploy takes over again, under the same rules.
+    Rollback {
+        reset_state: bool,
+        reply: Reply,
+    },
+    /// Emit every open window as final, save, and stop for good.
+    Remove {
+        reply: Reply,
+    },
+    /// Stop reading the input (it waits in Kafka and shows as lag) until `Resume`; open windows,
+    /// checkpoints and the consumer group membership are kept.
+    Pause {
+        reply: Reply,
+    },
+    /// Read the input again after a `Pause`.
+    Resume {
+        reply: Reply,
+    },
+    Stop,
+}
+
+/// Which build of an app is running.
+#[derive(Debug, Clone, Serialize)]
+pub struct Deployed {
+    pub version: String,
+    pub state_version: u32,
+    /// SHA-256 of the running `.wasm`.
+    pub digest: String,
+    /// The contract version it was built against.
+    pub contract: &'static str,
+    /// Versions that took over since the platform started.
+    pub swaps: u64,
+}
+
+impl Deployed {
+    pub fn of(app: &CompiledApp) -> Self {
+        Self {
+            version: app.spec.version.clone(),
+            state_version: app.spec.state_version,
+            digest: app.digest.clone(),
+            contract: app.contract(),
+            swaps: 0,
+        }
+    }
+}
+
+/// The operator's side of a running app.
+pub struct AppHandle {
+    pub tenant: TenantId,
+    pub app: String,
+    /// Where it reads and what it promises: a failed app is started again with the same.
+    pub stream: StreamName,
+    pub delivery: Delivery,
+    pub deployed: Mutex<Deployed>,
+    pub metrics: Arc<AppMetrics>,
+    pub status: Mutex<AppStatus>,
+    pub control: Mutex<std::sync::mpsc::Sender<Control>>,
+    /// Latest results, dead letters and deploys, for the dashboard.
+    pub recent: Arc<Recent>,
+    /// Set on `Stop`: an enrich call waiting for its service gives up, so the app can stop.
+    pub halt: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl AppHandle {
+    pub fn status(&self) -> AppStatus {
+        let mut status = self
+            .status
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_else(|p| p.into_inner().clone());
+        status.enrich = self.metrics.enrich.status();
+        status
+    }
+
+    /// Changes what operators see, even after a thread panicked while holding the status.
+    pub(crate) fn update(&self, f: impl FnOnce(&mut AppStatus)) {
+        match self.status.lock() {
+            Ok(mut s) => f(&mut s),
+            Err(p) => f(&mut p.into_inner()),
+        }
+    }
+
+    /// Whether its worker has ended for good (failed or stopped): it answers no more requests,
+    /// and a deploy starts the app again.
+    pub fn ended(&self) -> bool {
+        matches!(self.status().state, AppState::Failed | AppState::Stopped)
+    }
+
+    pub fn deployed(&self) -> Deployed {
+        self.deployed
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    pub fn send(&self, control: Control) -> bool {
+        if matches!(control, Control::Stop) {
+            self.halt.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.control
+            .lock()
+            .map(|c| c.send(control).is_ok())
+            .unwrap_or(false)
+    }
+}
+
+impl crate::sink::retry::Watcher for AppHandle {
+    fn waiting(&self, what: Option<String>) {
+        self.update(|s| s.waiting = what);
+    }
+
+    fn retried(&self) {
+        AppMetrics::count(&self.metrics.sink_errors, 1);
+    }
+}

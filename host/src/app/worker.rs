@@ -1,0 +1,496 @@
+//! The worker thread of one app: it owns the partition reader, the operator and the sinks,
+//! makes only synchronous calls, and runs one step at a time: read a batch, process it, hand
+//! the results to the sinks, checkpoint when due. Requests from operators are answered between
+//! steps; failures go to the supervisor (`supervisor.rs`), checkpoints to `checkpointing.rs`.
+
+use std::collections::VecDeque;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::CommitMode;
+use tokio::runtime::Handle;
+
+use super::cpu::{CpuBudget, CpuShare};
+use super::handle::{AppHandle, AppState, Control};
+use super::processor::{Processor, Quotas};
+use crate::admin::metrics::AppMetrics;
+use crate::admin::recent::{now_ms, RESULTS_KEPT};
+use crate::checkpoint::CheckpointStore;
+use crate::names::AppTopics;
+use crate::plugin::{CompiledApp, PluginError};
+use crate::sink::{Output, SinkError, Sinks};
+use crate::source::kafka::AppConsumer;
+use crate::source::{Offsets, PartitionReader, ReadError};
+
+/// Tuning of the worker loop.
+#[derive(Debug, Clone)]
+pub struct RunnerSettings {
+    pub batch_max: usize,
+    pub batch_wait: Duration,
+    pub idle_partition_timeout: Duration,
+    pub checkpoint_interval: Duration,
+    /// Saved windows of an incompatible build are dropped (offsets and watermark still resume).
+    pub reset_state: bool,
+    /// This many plugin failures within `failure_window` stop the app.
+    pub max_failures: usize,
+    pub failure_window: Duration,
+    /// What the app may hold and how far ahead of the clock its records may be.
+    pub quotas: Quotas,
+    /// How long a Cassandra outage is waited out before the app stops.
+    pub outage_patience: Duration,
+    /// The worker's priority and CPU cap.
+    pub cpu: CpuShare,
+}
+
+/// Everything the worker owns.
+pub struct Runner {
+    pub handle: Arc<AppHandle>,
+    pub processor: Processor,
+    pub consumer: Arc<AppConsumer>,
+    pub topics: AppTopics,
+    pub sinks: Sinks,
+    pub runtime: Handle,
+    pub control: Receiver<Control>,
+    pub settings: RunnerSettings,
+    /// The running build, and the one before it for a rollback.
+    pub current: CompiledApp,
+    pub previous: Option<CompiledApp>,
+    /// Where checkpoints go; `None` for at-most-once apps.
+    pub store: Option<Arc<CheckpointStore>>,
+}
+
+/// Why a step of the worker did not complete, and so what happens next.
+pub(super) enum StepError {
+    /// The plugin failed: the instance is rebuilt from the last checkpoint.
+    Plugin(PluginError),
+    /// The open attempt cannot be committed (the group rebalanced under it): its outputs are
+    /// aborted and the owned partitions resume from the last committed checkpoint.
+    Replay(String),
+    /// Anything else stops the app, with the reason in its status. Transient trouble with
+    /// the sinks was already waited out under the retry policy (`sink::retry`).
+    Fatal(String),
+}
+
+impl StepError {
+    /// The failure in words, for an answer or a status.
+    pub(super) fn into_reason(self) -> String {
+        match self {
+            StepError::Plugin(error) => error.to_string(),
+            StepError::Replay(reason) | StepError::Fatal(reason) => reason,
+        }
+    }
+}
+
+impl From<String> for StepError {
+    fn from(reason: String) -> Self {
+        StepError::Fatal(reason)
+    }
+}
+
+impl From<PluginError> for StepError {
+    fn from(error: PluginError) -> Self {
+        StepError::Plugin(error)
+    }
+}
+
+impl From<SinkError> for StepError {
+    fn from(error: SinkError) -> Self {
+        StepError::Fatal(error.to_string())
+    }
+}
+
+impl From<ReadError> for StepError {
+    fn from(error: ReadError) -> Self {
+        StepError::Fatal(error.to_string())
+    }
+}
+
+pub(super) struct Worker {
+    pub(super) r: Runner,
+    pub(super) reader: PartitionReader,
+    drain_target: Option<Offsets>,
+    /// Plugin failures rebuilt from the same checkpoint: they slow the next rebuild.
+    pub(super) rebuilds_since_checkpoint: u32,
+    cpu: CpuBudget,
+    last_assignment_check: Instant,
+    last_rate: (Instant, u64, u64, Duration),
+    busy: Duration,
+    pub(super) last_checkpoint: Instant,
+    /// Offsets covered by the last checkpoint.
+    pub(super) checkpointed: Offsets,
+    pub(super) failures: VecDeque<Instant>,
+    drained: bool,
+    /// The state to go back to on `Resume`, while an operator holds the app.
+    paused: Option<AppState>,
+    /// Outputs were handed to the sinks since the last checkpoint: the next one commits them
+    /// even if no input offset moved (windows closed by an idle partition's timeout).
+    pub(super) uncommitted: bool,
+}
+
+impl Runner {
+    /// Runs until stopped or failed; the final state is in the handle's status.
+    pub fn run(self) {
+        let handle = self.handle.clone();
+        let tenant = handle.tenant.to_string();
+        let app = handle.app.clone();
+        let span = tracing::info_span!("app", %tenant, %app);
+        let _entered = span.enter();
+        let result =
+            PartitionReader::open(self.consumer.clone(), &self.topics.input).and_then(|reader| {
+                let mut worker = Worker::new(self, reader);
+                handle.update(|s| s.state = AppState::Running);
+                let result = worker.run();
+                let flushed = worker.r.sinks.flush().map_err(|e| e.to_string());
+                result.and_then(|state| flushed.map(|()| state))
+            });
+        match result {
+            Ok(state) => handle.update(|s| s.state = state),
+            Err(error) => {
+                tracing::error!(%error, "app stopped");
+                handle
+                    .metrics
+                    .failed
+                    .store(1, std::sync::atomic::Ordering::Relaxed);
+                handle.update(|s| {
+                    s.state = AppState::Failed;
+                    s.last_error = Some(error);
+                });
+            }
+        }
+    }
+}
+
+impl Worker {
+    fn new(r: Runner, reader: PartitionReader) -> Self {
+        let cpu = CpuBudget::start(r.settings.cpu);
+        Self {
+            r,
+            reader,
+            drain_target: None,
+            rebuilds_since_checkpoint: 0,
+            cpu,
+            last_assignment_check: Instant::now() - Duration::from_secs(10),
+            last_rate: (Instant::now(), 0, 0, Duration::ZERO),
+            busy: Duration::ZERO,
+            last_checkpoint: Instant::now(),
+            checkpointed: Offsets::default(),
+            failures: VecDeque::new(),
+            drained: false,
+            paused: None,
+            uncommitted: false,
+        }
+    }
+
+    fn run(&mut self) -> Result<AppState, String> {
+        loop {
+            match self.r.control.try_recv() {
+                Ok(Control::Stop) | Err(TryRecvError::Disconnected) => {
+                    return Ok(AppState::Stopped)
+                }
+                Ok(Control::Remove { reply }) => {
+                    let answer = self.remove();
+                    let removed = answer.is_ok();
+                    let _ = reply.send(answer);
+                    if removed {
+                        return Ok(AppState::Removed);
+                    }
+                }
+                Ok(control) => self.answer(control)?,
+                Err(TryRecvError::Empty) => {}
+            }
+            self.sync_assignment();
+            match self.step() {
+                Ok(()) => {}
+                Err(StepError::Fatal(reason)) => return Err(reason),
+                Err(StepError::Plugin(error)) => self.recover(error)?,
+                Err(StepError::Replay(reason)) => {
+                    tracing::warn!(%reason, "replaying from the last committed checkpoint");
+                    self.rebuild()?;
+                }
+            }
+            let owed = self.cpu.overdraft();
+            if !owed.is_zero() {
+                self.cpu.sleep(owed);
+                AppMetrics::count(
+                    &self.r.handle.metrics.cpu_throttled_ms,
+                    owed.as_millis() as usize,
+                );
+            }
+        }
+    }
+
+    /// An operator's request that leaves the app running.
+    fn answer(&mut self, control: Control) -> Result<(), String> {
+        match control {
+            Control::Drain => self.start_drain()?,
+            Control::Deploy {
+                app,
+                reset_state,
+                reply,
+            } => {
+                let to = app.spec.version.clone();
+                let answer = self.take_over(*app, reset_state);
+                let _ = reply.send(self.noted("deploy", to, answer));
+            }
+            Control::Rollback { reset_state, reply } => {
+                let (to, answer) = match self.r.previous.clone() {
+                    Some(previous) => (
+                        previous.spec.version.clone(),
+                        self.take_over(previous, reset_state),
+                    ),
+                    None => (
+                        String::new(),
+                        Err("there is no previous version to roll back to".into()),
+                    ),
+                };
+                let _ = reply.send(self.noted("rollback", to, answer));
+            }
+            Control::Pause { reply } => {
+                let _ = reply.send(self.pause());
+            }
+            Control::Resume { reply } => {
+                let _ = reply.send(self.unpause());
+            }
+            Control::Remove { .. } | Control::Stop => {}
+        }
+        Ok(())
+    }
+
+    /// One batch read and processed, windows closed and updates emitted, results handed to
+    /// the sinks, and a checkpoint when one is due. On a plugin failure nothing of the step
+    /// reaches the sinks: the replay produces it again.
+    fn step(&mut self) -> Result<(), StepError> {
+        let mut out = Output::default();
+        let polled = self.poll_batch(&mut out)?;
+        if self.r.processor.stalled() {
+            // The batch waits for its service: no window closes, nothing is saved, until it
+            // is through. What its records already produced (dead letters) goes out.
+            self.deliver(out)?;
+            return Ok(());
+        }
+        let now = Instant::now();
+        self.r.processor.tick(now, &mut out)?;
+        if !self.drained && self.drain_reached() {
+            self.close_all(out)?;
+            self.drained = true;
+            // The status says caught up with the lag it has now, not two seconds ago.
+            self.last_assignment_check = Instant::now() - Duration::from_secs(10);
+            self.sync_assignment();
+            self.set_state(AppState::Drained);
+            tracing::info!("drained: every open window emitted and closed");
+            return Ok(());
+        }
+        self.deliver(out)?;
+        if self.last_checkpoint.elapsed() >= self.r.settings.checkpoint_interval {
+            self.checkpoint()?;
+        }
+        self.report(now);
+        if polled == 0 && self.drained {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// Reads a batch (see `PartitionReader::fill`) and ends it at the operator; partitions
+    /// gained or lost meanwhile are taken care of before the next. Returns the messages taken.
+    fn poll_batch(&mut self, out: &mut Output) -> Result<usize, StepError> {
+        if self.r.processor.stalled() {
+            self.r.processor.flush(out)?;
+            if !self.r.processor.stalled() {
+                self.reader.intake.batch.clear();
+            }
+            return Ok(0);
+        }
+        let paused = self.paused.is_some();
+        let settings = &self.r.settings;
+        let filled = if paused {
+            self.reader.serve_events(&mut self.r.processor, out)
+        } else {
+            self.reader.fill(
+                &mut self.r.processor,
+                settings.batch_max,
+                settings.batch_wait,
+                out,
+            )
+        };
+        if filled.taken > 0 {
+            let started = Instant::now();
+            self.r.processor.flush(out)?;
+            if !self.r.processor.stalled() {
+                self.reader.intake.batch.clear();
+            }
+            self.busy += started.elapsed();
+        } else if paused {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if !filled.changes.is_empty() {
+            self.rebalance(filled.changes, paused)?;
+        }
+        Ok(filled.taken)
+    }
+
+    /// Holds the input: Kafka stops fetching the owned partitions and nothing more is read.
+    fn pause(&mut self) -> Result<String, String> {
+        if self.paused.is_some() {
+            return Ok("already paused".into());
+        }
+        let owned = self.reader.owned();
+        self.reader.hold(&owned, true).map_err(|e| e.to_string())?;
+        let state = self.r.handle.status().state;
+        self.paused = Some(state);
+        self.r.handle.update(|s| s.state = AppState::Paused);
+        tracing::info!(partitions = ?owned, "paused: the input waits in Kafka");
+        Ok(format!(
+            "paused: the input of {} partitions waits in Kafka",
+            owned.len()
+        ))
+    }
+
+    /// Reads the input again, from where the pause left it.
+    fn unpause(&mut self) -> Result<String, String> {
+        let Some(state) = self.paused.take() else {
+            return Ok("not paused".into());
+        };
+        let owned = self.reader.owned();
+        self.reader.hold(&owned, false).map_err(|e| e.to_string())?;
+        self.r.handle.update(|s| s.state = state);
+        tracing::info!(partitions = ?owned, "resumed");
+        Ok(format!("resumed: reading {} partitions again", owned.len()))
+    }
+
+    /// Moves the app to `state`; while it is paused, to `state` once it resumes.
+    fn set_state(&mut self, state: AppState) {
+        match &mut self.paused {
+            Some(after) => *after = state,
+            None => self.r.handle.update(|s| s.state = state),
+        }
+    }
+
+    /// Hands results to the sinks (see `sink::Sinks`), and keeps the last ones for the
+    /// dashboard.
+    pub(super) fn deliver(&mut self, out: Output) -> Result<(), SinkError> {
+        if let Some(out) = self.r.sinks.deliver(out)? {
+            self.uncommitted = true;
+            self.keep_recent(&out);
+        }
+        Ok(())
+    }
+
+    /// Keeps the step's last result rows and dead letters for the dashboard: a handful of rows
+    /// per step, whoever looks.
+    fn keep_recent(&self, out: &Output) {
+        let recent = &self.r.handle.recent;
+        let at = now_ms();
+        if !out.dead_letters.is_empty() {
+            recent.dead_letters(at, &out.dead_letters);
+        }
+        let mut rows = Vec::new();
+        'newest: for emitted in out.emitted.iter().rev() {
+            for row in (0..emitted.len()).rev() {
+                if rows.len() == RESULTS_KEPT {
+                    break 'newest;
+                }
+                rows.push(self.r.sinks.row(emitted, row));
+            }
+        }
+        if !rows.is_empty() {
+            rows.reverse();
+            recent.results(at, rows);
+        }
+    }
+
+    /// The end of the input or of the app: every open window is emitted as final (with what
+    /// the step already produced), and everything is saved and committed.
+    fn close_all(&mut self, mut out: Output) -> Result<(), StepError> {
+        self.r.processor.finish(&mut out)?;
+        self.deliver(out)?;
+        self.checkpointed.clear();
+        self.checkpoint()?;
+        self.r.sinks.commit()?;
+        if !self.r.sinks.transactional() {
+            self.reader.commit_offsets(CommitMode::Sync);
+        }
+        Ok(())
+    }
+
+    /// The end of an app: every open window is emitted as final and the place in the input is
+    /// saved, so that a later deploy of the app goes on from there.
+    fn remove(&mut self) -> Result<String, String> {
+        if self.r.processor.stalled() {
+            return Err("a batch waits for the app's service: remove the app once the service answers (its state and offsets are not saved meanwhile)".into());
+        }
+        let open = self
+            .r
+            .handle
+            .metrics
+            .open_windows
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.close_all(Output::default())
+            .map_err(StepError::into_reason)?;
+        tracing::info!(windows = open, "removed: open windows emitted as final");
+        Ok(format!(
+            "{open} open windows emitted as final; the app is unloaded"
+        ))
+    }
+
+    fn start_drain(&mut self) -> Result<(), String> {
+        let target = self.reader.end_offsets().map_err(|e| e.to_string())?;
+        tracing::info!(?target, "draining to the input's end offsets");
+        self.drain_target = Some(target);
+        self.set_state(AppState::Draining);
+        Ok(())
+    }
+
+    fn drain_reached(&self) -> bool {
+        self.drain_target
+            .as_ref()
+            .is_some_and(|target| self.reader.reached(target))
+    }
+
+    /// Lag and caught-up state over the partitions this host owns.
+    fn sync_assignment(&mut self) {
+        if self.last_assignment_check.elapsed() < Duration::from_secs(2) {
+            return;
+        }
+        self.last_assignment_check = Instant::now();
+        let Some(lag) = self.reader.lag() else {
+            return;
+        };
+        self.r
+            .handle
+            .metrics
+            .lag
+            .store(lag.records, std::sync::atomic::Ordering::Relaxed);
+        self.r.handle.update(|s| {
+            s.caught_up = lag.caught_up;
+            s.partitions = lag.partitions;
+        });
+    }
+
+    /// Input and process rates over the last second: the report's first two metrics.
+    fn report(&mut self, now: Instant) {
+        let (since, records_in, processed, busy) = self.last_rate;
+        let elapsed = now.duration_since(since);
+        if elapsed < Duration::from_secs(1) {
+            return;
+        }
+        let m = &self.r.handle.metrics;
+        let (now_in, now_processed) = (
+            AppMetrics::get(&m.records_in),
+            AppMetrics::get(&m.records_processed),
+        );
+        AppMetrics::set_rate(
+            &m.input_rate,
+            (now_in - records_in) as f64 / elapsed.as_secs_f64(),
+        );
+        let busy_secs = (self.busy - busy).as_secs_f64();
+        let process_rate = if busy_secs > 0.0 {
+            (now_processed - processed) as f64 / busy_secs
+        } else {
+            0.0
+        };
+        AppMetrics::set_rate(&m.process_rate, process_rate);
+        self.last_rate = (now, now_in, now_processed, self.busy);
+    }
+}

@@ -1,0 +1,490 @@
+//! The partition reader: one queue per input partition, read slowest-first in event time, the
+//! offset each partition resumes from, the offsets set aside as quarantined, and the partitions
+//! this host gains and loses in rebalances. It hands records to an operator and reports
+//! assignment changes; what a change means for state is the worker's business.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::base_consumer::PartitionQueue;
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerGroupMetadata};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message as _};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::kafka::{partition_count, AppConsumer, Assignments, PartitionChange};
+use crate::app::{Message, Operator};
+use crate::sink::Output;
+
+/// The next offset to read per partition: updated for every record, so a cheap hash.
+pub type Offsets = HashMap<i32, i64, foldhash::fast::RandomState>;
+
+/// Messages read from one partition before the slowest partition is chosen again.
+const CHUNK: usize = 32;
+
+/// Kafka refused or did not answer a request of the reader.
+#[derive(Debug, thiserror::Error)]
+#[error("{doing}: {source}")]
+pub struct ReadError {
+    doing: String,
+    source: KafkaError,
+}
+
+fn failed(doing: impl Into<String>) -> impl FnOnce(KafkaError) -> ReadError {
+    let doing = doing.into();
+    move |source| ReadError { doing, source }
+}
+
+/// Offsets the plugin failed on. A suspect range is the batch a failure happened in: replayed
+/// one record per batch, so that the record at fault shows itself; that record is then
+/// quarantined alone and goes to the dead-letter topic with the reason instead of the plugin.
+pub struct Quarantined {
+    pub partition: i32,
+    pub first: i64,
+    pub last: i64,
+    pub reason: String,
+    pub suspect: bool,
+    /// A suspect range whose record at fault was found: another failing record in it is a
+    /// failure of its own.
+    pub found: bool,
+}
+
+/// What the reader has read: where each partition resumes, what the batch being filled spans,
+/// and which offsets are quarantined.
+#[derive(Default)]
+pub struct Intake {
+    pub next_offsets: Offsets,
+    /// First and last offset per partition of the batch being filled: updated for every
+    /// record, so a cheap hash like `Offsets`.
+    pub batch: HashMap<i32, (i64, i64), foldhash::fast::RandomState>,
+    pub quarantine: Vec<Quarantined>,
+}
+
+impl Intake {
+    /// Whether a suspect range lies ahead of the read position: until it is passed, batches
+    /// hold one record.
+    fn isolating(&self) -> bool {
+        self.quarantine.iter().any(|q| {
+            q.suspect
+                && self
+                    .next_offsets
+                    .get(&q.partition)
+                    .is_none_or(|next| *next <= q.last)
+        })
+    }
+
+    /// Hands one message to the operator and notes the offset to resume from. A message below
+    /// that offset is already counted in the state (Kafka re-delivers from its committed
+    /// offset, which may trail the checkpoint), and is skipped.
+    fn take(
+        &mut self,
+        message: &BorrowedMessage<'_>,
+        operator: &mut impl Operator,
+        now: Instant,
+        out: &mut Output,
+    ) {
+        let (partition, offset) = (message.partition(), message.offset());
+        let next = self.next_offsets.entry(partition).or_insert(offset);
+        if offset < *next {
+            return;
+        }
+        *next = offset + 1;
+        let m = Message {
+            topic: message.topic(),
+            partition,
+            offset,
+            key: message.key(),
+            payload: message.payload(),
+            timestamp: message.timestamp().to_millis(),
+        };
+        if let Some(q) = self.quarantine.iter().find(|q| {
+            !q.suspect && q.partition == partition && (q.first..=q.last).contains(&offset)
+        }) {
+            operator.quarantine(&m, q.reason.clone(), out);
+            return;
+        }
+        self.batch
+            .entry(partition)
+            .and_modify(|range| range.1 = offset)
+            .or_insert((offset, offset));
+        operator.push(&m, now, out);
+    }
+
+    /// Forgets a partition this host no longer owns; its new owner finds any record at fault
+    /// on its own.
+    fn forget(&mut self, partition: i32) {
+        self.next_offsets.remove(&partition);
+        self.batch.remove(&partition);
+        self.quarantine.retain(|q| q.partition != partition);
+    }
+}
+
+/// One input partition's own queue of fetched records.
+struct InputQueue {
+    partition: i32,
+    queue: PartitionQueue<Assignments>,
+    assigned: bool,
+    /// Reached the partition's end offset, and nothing arrived since.
+    at_end: bool,
+}
+
+/// How one fill of a batch ended.
+pub struct Filled {
+    /// Messages taken.
+    pub taken: usize,
+    /// Partitions gained or lost while reading: the batch ended there, and rows already taken
+    /// belong to the partitions as they were.
+    pub changes: Vec<PartitionChange>,
+}
+
+/// Lag over the partitions this host owns.
+pub struct Lag {
+    pub records: i64,
+    pub caught_up: bool,
+    pub partitions: Vec<i32>,
+}
+
+/// The app's input, as this host reads it.
+pub struct PartitionReader {
+    consumer: Arc<AppConsumer>,
+    input: String,
+    queues: Vec<InputQueue>,
+    pub intake: Intake,
+}
+
+impl PartitionReader {
+    /// Splits every partition of `input` into its own queue before any record is fetched, so
+    /// that reading is aligned on event time from the very first record, and joins the group.
+    pub fn open(consumer: Arc<AppConsumer>, input: &str) -> Result<Self, String> {
+        let partitions = partition_count(&consumer, input)
+            .ok_or_else(|| format!("cannot read the partitions of {input}"))?;
+        let queues = (0..partitions as i32)
+            .filter_map(|p| {
+                consumer
+                    .split_partition_queue(input, p)
+                    .map(|queue| InputQueue {
+                        partition: p,
+                        queue,
+                        assigned: false,
+                        at_end: false,
+                    })
+            })
+            .collect();
+        consumer
+            .subscribe(&[input])
+            .map_err(|e| format!("subscribing to {input}: {e}"))?;
+        Ok(Self {
+            consumer,
+            input: input.to_owned(),
+            queues,
+            intake: Intake::default(),
+        })
+    }
+
+    /// Fills a batch of at most `max` messages within `wait`, reading first from the partition
+    /// that is furthest behind in event time, so that one partition racing ahead cannot make
+    /// another's on-time records look late. The batch is not flushed here.
+    pub fn fill(
+        &mut self,
+        operator: &mut impl Operator,
+        max: usize,
+        wait: Duration,
+        out: &mut Output,
+    ) -> Filled {
+        let max = if self.intake.isolating() { 1 } else { max };
+        let deadline = Instant::now() + wait;
+        let mut taken = 0;
+        let now = Instant::now();
+        let Self {
+            consumer,
+            queues,
+            intake,
+            ..
+        } = self;
+        loop {
+            while taken < max {
+                match consumer.poll(Duration::ZERO) {
+                    Some(Ok(message)) => {
+                        intake.take(&message, operator, now, out);
+                        taken += 1;
+                    }
+                    Some(Err(KafkaError::PartitionEOF(_))) => {}
+                    Some(Err(error)) => tracing::warn!(%error, "consumer error"),
+                    None => break,
+                }
+            }
+            let changes = consumer.context().take();
+            if !changes.is_empty() {
+                return Filled { taken, changes };
+            }
+            if taken >= max {
+                break;
+            }
+            // A partition that reached its end may have new records: take one to refresh its
+            // clock, so that a stale clock neither holds the watermark back nor starves it.
+            for q in queues.iter_mut().filter(|q| q.assigned && q.at_end) {
+                if let Some(Ok(message)) = q.queue.poll(Duration::ZERO) {
+                    q.at_end = false;
+                    intake.take(&message, operator, now, out);
+                    taken += 1;
+                }
+            }
+            // The slowest partition this host owns that has not reached its end. When its
+            // records have not arrived yet, the batch ends and waits for them rather than
+            // letting the others run ahead.
+            let slowest = queues
+                .iter()
+                .enumerate()
+                .filter(|(_, q)| q.assigned && !q.at_end)
+                .min_by_key(|(_, q)| operator.clock(q.partition))
+                .map(|(i, _)| i);
+            let Some(i) = slowest else {
+                if taken > 0 || Instant::now() >= deadline {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            };
+            let mut waiting = false;
+            for _ in 0..CHUNK.min(max - taken) {
+                match queues[i].queue.poll(Duration::ZERO) {
+                    Some(Ok(message)) => {
+                        intake.take(&message, operator, now, out);
+                        taken += 1;
+                    }
+                    Some(Err(KafkaError::PartitionEOF(_))) => {
+                        queues[i].at_end = true;
+                        break;
+                    }
+                    Some(Err(error)) => {
+                        tracing::warn!(%error, "consumer error");
+                        break;
+                    }
+                    None => {
+                        waiting = true;
+                        break;
+                    }
+                }
+            }
+            if waiting {
+                if taken > 0 || Instant::now() >= deadline {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        Filled {
+            taken,
+            changes: Vec::new(),
+        }
+    }
+
+    /// While paused: nothing is read from the partition queues, but the consumer is still
+    /// polled, so that the group keeps this host as a member and rebalances are seen.
+    pub fn serve_events(&mut self, operator: &mut impl Operator, out: &mut Output) -> Filled {
+        let now = Instant::now();
+        let mut taken = 0;
+        // Partitions never split into their own queue deliver here; they are held like the rest.
+        while let Some(polled) = self.consumer.poll(Duration::ZERO) {
+            if let Ok(message) = polled {
+                self.intake.take(&message, operator, now, out);
+                taken += 1;
+            }
+        }
+        Filled {
+            taken,
+            changes: self.consumer.context().take(),
+        }
+    }
+
+    /// Notes that this host owns `partition` now and reads it from its own queue.
+    pub fn assigned(&mut self, partition: i32) {
+        match self.queues.iter_mut().find(|q| q.partition == partition) {
+            Some(q) => {
+                q.assigned = true;
+                q.at_end = false;
+            }
+            None => {
+                if let Some(queue) = self.consumer.split_partition_queue(&self.input, partition) {
+                    self.queues.push(InputQueue {
+                        partition,
+                        queue,
+                        assigned: true,
+                        at_end: false,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Forgets a partition another host owns now.
+    pub fn revoked(&mut self, partition: i32) {
+        self.intake.forget(partition);
+        if let Some(q) = self.queues.iter_mut().find(|q| q.partition == partition) {
+            q.assigned = false;
+        }
+    }
+
+    /// The input partitions this host owns now.
+    pub fn owned(&self) -> Vec<i32> {
+        self.queues
+            .iter()
+            .filter(|q| q.assigned)
+            .map(|q| q.partition)
+            .collect()
+    }
+
+    /// Stops (`hold = true`) or restarts Kafka's fetching of `partitions`.
+    pub fn hold(&self, partitions: &[i32], hold: bool) -> Result<(), ReadError> {
+        let mut list = TopicPartitionList::new();
+        for &p in partitions {
+            list.add_partition(&self.input, p);
+        }
+        let done = if hold {
+            self.consumer.pause(&list)
+        } else {
+            self.consumer.resume(&list)
+        };
+        done.map_err(failed(format!("pausing or resuming {partitions:?}")))
+    }
+
+    /// Reads every owned partition again from `offsets` (from the beginning where a partition
+    /// has none): the replay after a rebuild.
+    pub fn rewind(&mut self, partitions: &[i32]) -> Result<(), ReadError> {
+        for &p in partitions {
+            let offset = self
+                .intake
+                .next_offsets
+                .get(&p)
+                .map_or(Offset::Beginning, |o| Offset::Offset(*o));
+            self.consumer
+                .seek(&self.input, p, offset, Duration::from_secs(30))
+                .map_err(failed(format!("rewinding partition {p} to {offset:?}")))?;
+        }
+        for q in &mut self.queues {
+            q.at_end = false;
+        }
+        Ok(())
+    }
+
+    /// The metadata the app's group committed with `partition`'s offset (the checkpoint
+    /// epoch, under exactly-once).
+    pub fn committed_metadata(&self, partition: i32) -> Result<Option<String>, ReadError> {
+        let mut list = TopicPartitionList::new();
+        list.add_partition(&self.input, partition);
+        // Longer than the transaction timeout: while a crashed host's commit of this
+        // partition's offsets is pending, the broker answers only once it is committed or
+        // aborted.
+        let committed = self
+            .consumer
+            .committed_offsets(list, Duration::from_secs(60))
+            .map_err(failed(format!(
+                "reading the committed offset of partition {partition}"
+            )))?;
+        Ok(committed
+            .find_partition(&self.input, partition)
+            .map(|element| element.metadata().to_owned()))
+    }
+
+    /// The input offsets read so far, with `metadata` on each: what a transaction commits.
+    pub fn offsets_with(&self, metadata: &str) -> Result<TopicPartitionList, ReadError> {
+        let mut list = TopicPartitionList::new();
+        for (&partition, &next) in &self.intake.next_offsets {
+            list.add_partition_offset(&self.input, partition, Offset::Offset(next))
+                .map_err(failed("listing the offsets to commit"))?;
+            if metadata.is_empty() {
+                continue;
+            }
+            if let Some(mut element) = list.find_partition(&self.input, partition) {
+                element.set_metadata(metadata);
+            }
+        }
+        Ok(list)
+    }
+
+    /// The group's membership, for a transaction that commits input offsets.
+    pub fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        self.consumer.group_metadata()
+    }
+
+    /// Tells Kafka how far the group has read, for tools that show its lag.
+    pub fn commit_offsets(&self, mode: CommitMode) {
+        match self.offsets_with("") {
+            Ok(list) if list.count() > 0 => {
+                if let Err(error) = self.consumer.commit(&list, mode) {
+                    tracing::warn!(%error, "committing offsets to Kafka");
+                }
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "committing offsets to Kafka"),
+        }
+    }
+
+    /// Every partition's end offset as of now: where a drain stops.
+    pub fn end_offsets(&self) -> Result<Offsets, ReadError> {
+        let metadata = self
+            .consumer
+            .fetch_metadata(Some(&self.input), Duration::from_secs(30))
+            .map_err(failed(format!("reading metadata of {}", self.input)))?;
+        let mut ends = Offsets::default();
+        for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+            let (_, high) = self
+                .consumer
+                .fetch_watermarks(&self.input, partition.id(), Duration::from_secs(30))
+                .map_err(failed(format!("reading end offsets of {}", self.input)))?;
+            ends.insert(partition.id(), high);
+        }
+        Ok(ends)
+    }
+
+    /// Whether every owned partition was read up to `ends` (at least one owned).
+    pub fn reached(&self, ends: &Offsets) -> bool {
+        // Only the partitions this host owns: another host drains the others.
+        let mut owned = self.queues.iter().filter(|q| q.assigned).peekable();
+        owned.peek().is_some()
+            && owned.all(|q| {
+                let high = ends.get(&q.partition).copied().unwrap_or(0);
+                high <= 0
+                    || self
+                        .intake
+                        .next_offsets
+                        .get(&q.partition)
+                        .is_some_and(|next| *next >= high)
+            })
+    }
+
+    /// Lag and caught-up state over the partitions the group gave this host.
+    pub fn lag(&self) -> Option<Lag> {
+        let assignment = self.consumer.assignment().ok()?;
+        let mut records = 0i64;
+        let mut caught_up = !assignment.elements().is_empty();
+        for element in assignment.elements() {
+            let high = self
+                .consumer
+                .fetch_watermarks(element.topic(), element.partition(), Duration::from_secs(1))
+                .map(|(_, high)| high)
+                .unwrap_or(-1);
+            let next = self
+                .intake
+                .next_offsets
+                .get(&element.partition())
+                .copied()
+                .unwrap_or(0);
+            if high < 0 || next < high {
+                caught_up = false;
+            }
+            records += (high - next).max(0);
+        }
+        let partitions = assignment
+            .elements()
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        Some(Lag {
+            records,
+            caught_up,
+            partitions,
+        })
+    }
+}
