@@ -232,8 +232,9 @@ service_port() {
 # --- The alert workflow's services (issue 14) -----------------------------------------------------
 # Credentials are generated on first start and kept under .state/ (mode 600), never in the repo.
 
-# secret FILE: prints the secret kept in FILE, creating it (48 random hex digits) the first time.
-secret() {
+# secret_at FILE: prints the secret kept in FILE, creating it (48 random hex digits) the first
+# time (`secret NAME` keeps the platform's own under .state/secrets/).
+secret_at() {
   local f=$1
   if [[ ! -s "$f" ]]; then
     mkdir -p "$(dirname "$f")"
@@ -299,7 +300,7 @@ ensure_venv() {
 # (.state/airflow/admin.password), and generated JWT and session secrets.
 airflow_env() {
   mkdir -p "$AIRFLOW_HOME_DIR"
-  local password; password="$(secret "$AIRFLOW_HOME_DIR/admin.password")"
+  local password; password="$(secret_at "$AIRFLOW_HOME_DIR/admin.password")"
   (umask 077; printf '{"mysimbdp": "%s"}\n' "$password" >"$AIRFLOW_HOME_DIR/passwords.json")
   export AIRFLOW_HOME="$AIRFLOW_HOME_DIR"
   export AIRFLOW__CORE__DAGS_FOLDER="$REPO_ROOT/workflows"
@@ -315,8 +316,8 @@ airflow_env() {
   export AIRFLOW__API__PORT="$AIRFLOW_PORT"
   export AIRFLOW__API__WORKERS=1
   export AIRFLOW__API__BASE_URL="http://127.0.0.1:$AIRFLOW_PORT"
-  AIRFLOW__API__SECRET_KEY="$(secret "$AIRFLOW_HOME_DIR/session.secret")"
-  AIRFLOW__API_AUTH__JWT_SECRET="$(secret "$AIRFLOW_HOME_DIR/jwt.secret")"
+  AIRFLOW__API__SECRET_KEY="$(secret_at "$AIRFLOW_HOME_DIR/session.secret")"
+  AIRFLOW__API_AUTH__JWT_SECRET="$(secret_at "$AIRFLOW_HOME_DIR/jwt.secret")"
   export AIRFLOW__API__SECRET_KEY AIRFLOW__API_AUTH__JWT_SECRET
   export AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL=10
   export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=10
@@ -327,10 +328,18 @@ airflow_env() {
 # to .state/workflow/settings.json (mode 600: it holds the object store's credential).
 airflow_settings() {
   mkdir -p "$STATE_DIR/workflow/runs"
-  local credential; credential="$(secret "$STATE_DIR/s3proxy/credential")"
+  local credential; credential="$(secret_at "$STATE_DIR/s3proxy/credential")"
+  # The history task runs `mysimbdp batch` as the platform's Cassandra role when logins are on.
+  local login=""
+  if [[ "$AUTH" != off ]]; then
+    secret cassandra-platform.password >/dev/null
+    login="$PLATFORM_USER"
+  fi
   (umask 077; python3 - "$STATE_DIR/workflow/settings.json" <<PY
 import json, sys
 json.dump({
+    "cassandra_user": "$login",
+    "cassandra_password_file": "$SECRETS_DIR/cassandra-platform.password",
     "mysimbdp": "${MYSIMBDP_BIN:-$REPO_ROOT/target/release/mysimbdp}",
     "apps": "$REPO_ROOT/target/wasm32-wasip2/release",
     "cassandra": "127.0.0.1:$CASSANDRA_PORT",

@@ -169,7 +169,7 @@ S3_OUT="$S3_STATE/s3proxy.out"
 
 start_s3proxy() {
   mkdir -p "$S3_STATE/data"
-  local credential; credential="$(secret "$S3_STATE/credential")"
+  local credential; credential="$(secret_at "$S3_STATE/credential")"
   (umask 077; sed -e "s|@S3_DATA_DIR@|$S3_STATE/data|g" -e "s|@S3_PORT@|$S3PROXY_PORT|g" \
     -e "s|@S3_CREDENTIAL@|$credential|g" "$DEPLOY_DIR/s3proxy/s3proxy.conf" >"$S3_STATE/s3proxy.conf")
   launch s3proxy "$S3_STATE" "$S3_OUT" \

@@ -134,6 +134,23 @@ pub fn produce_command() -> Result<Command> {
     Ok(command)
 }
 
+/// `mysimbdp batch --cassandra <local node>`, logged in as the platform's role when
+/// authentication is on (its password by file, named in the child's environment).
+pub fn batch_command() -> Result<Command> {
+    let mut command = Command::new(mysimbdp_bin()?);
+    command
+        .arg("batch")
+        .args(["--cassandra", &cassandra_node()]);
+    if auth_on() {
+        secret("cassandra-platform.password")?;
+        command.env("MYSIMBDP_CASSANDRA_USER", PLATFORM_USER).env(
+            "MYSIMBDP_CASSANDRA_PASSWORD_FILE",
+            secret_file("cassandra-platform.password"),
+        );
+    }
+    Ok(command)
+}
+
 /// What `mysimbdp tenant add|rotate` printed: the tenant's admin token and, with authentication
 /// on, its Kafka user and Cassandra role with their passwords.
 #[derive(Debug, Clone)]

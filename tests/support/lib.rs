@@ -18,8 +18,8 @@ mod sentiment;
 mod workflow;
 
 pub use access::{
-    auth_on, cassandra_builder, cassandra_node, kafka_bootstrap, kafka_client, kafka_client_as,
-    produce_command, secret_file, TenantCredentials, PLATFORM_USER,
+    auth_on, batch_command, cassandra_builder, cassandra_node, kafka_bootstrap, kafka_client,
+    kafka_client_as, produce_command, secret_file, TenantCredentials, PLATFORM_USER,
 };
 pub use alerts::{
     day_counts, expected_alerts, plant_reviews, DayCounts, DayKey, Plant, ALERT_MIN_REVIEWS,

@@ -174,11 +174,10 @@ pub fn run(args: BatchArgs) -> anyhow::Result<()> {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     let started = Instant::now();
-    let cassandra = cassandra_access(args)?;
+    let cassandra = cassandra_access(&args)?;
     let summary = runtime.block_on(async {
         let session =
-            crate::sink::cassandra::connect(&cassandra, std::time::Duration::from_secs(30))
-                .await?;
+            crate::sink::cassandra::connect(&cassandra, std::time::Duration::from_secs(30)).await?;
         batch::run(session, job, progress.clone(), now_ms).await
     })?;
     progress.0.finish_and_clear();

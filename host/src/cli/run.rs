@@ -55,7 +55,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let trigger = config
         .workflow
         .as_ref()
-        .map(|w| TriggerSettings::from_platform(w, &config.kafka.bootstrap, &args.config))
+        .map(|w| TriggerSettings::from_platform(w, config.kafka_access(), &args.config))
         .transpose()?;
     let token = config.token().map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
