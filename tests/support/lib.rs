@@ -59,8 +59,8 @@ pub use sentiment::{
     SentimentRow, TsvReview, REVIEWS_SENTIMENT, REVIEW_SENTIMENT_TABLE,
 };
 pub use workflow::{
-    airflow_runs_of, airflow_token, check_workflow_services, http_get, mails_to, state_dir, Mail,
-    Relay, Webhook, AIRFLOW_URL,
+    airflow_runs_of, airflow_token, airflow_url, check_workflow_services, http_get, mails_to,
+    s3_url, smtp_addr, state_dir, Mail, Relay, Webhook,
 };
 
 /// The reference app's name, as its `describe()` declares it.

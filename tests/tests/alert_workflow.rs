@@ -201,7 +201,7 @@ fn an_alert_runs_the_workflow_once_and_the_tenant_gets_the_figures() -> Result<(
 
     // 3. Airflow unreachable when the trigger meets the alerts: it waits and says so.
     let contact = format!("ops-{}@example.com", env.tenant);
-    let relay = Relay::reserve("127.0.0.1:9480")?;
+    let relay = Relay::reserve(mysimbdp_tests::airflow_url().trim_start_matches("http://"))?;
     let group = format!("mysimbdp-tests-{}", env.tenant);
     let webhook = Webhook::start()?;
     let trigger = Trigger::start(
@@ -274,7 +274,7 @@ fn an_alert_runs_the_workflow_once_and_the_tenant_gets_the_figures() -> Result<(
         "[workflow]\nairflow_url = \"{}\"\nuser = \"mysimbdp\"\npassword_file = \"{}\"\n\
          group = \"{group}-again\"\nstatus_listen = \"127.0.0.1:{port}\"\n\n\
          [workflow.tenants.{}]\ncontact = \"{contact}\"\nwebhook = \"{}\"\n",
-        mysimbdp_tests::AIRFLOW_URL,
+        mysimbdp_tests::airflow_url(),
         state_dir().join("airflow/admin.password").display(),
         env.tenant,
         webhook.url()
