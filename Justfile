@@ -47,6 +47,7 @@ bench: build
     cargo bench -p mysimbdp-host --bench pipeline --bench plugin
     cargo bench -p mysimbdp-host --bench languages
     scripts/with-services.sh scripts/bench-e2e.sh 300000
+    scripts/bench-auth.sh 200000
     scripts/with-services.sh scripts/bench-checkpoint.sh 200000
     scripts/with-services.sh cargo run --release -q -p mysimbdp-tests --bin bench-neighbour
     scripts/with-services.sh cargo run --release -q -p mysimbdp-tests --bin bench-delivery

@@ -122,7 +122,10 @@ def mysimbdp_counts(url, tenant):
               "mysimbdp_consumer_lag": "engine_lag"}
     out = {}
     try:
-        text = urllib.request.urlopen(url, timeout=2).read().decode()
+        # /metrics shows a tenant's series only with a token that sees it (the operator's here).
+        token = os.environ.get("MYSIMBDP_ADMIN_TOKEN")
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+        text = urllib.request.urlopen(request, timeout=2).read().decode()
     except OSError:
         return out
     for line in text.splitlines():

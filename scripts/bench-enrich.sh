@@ -18,7 +18,7 @@ echo "enrich bench: $rows reviews ($work)"
 # run LABEL WASM APP_NAME SUFFIX: the input produced into tenant <tenant>_SUFFIX (each run its
 # own topic and table), then a platform started and the app drained; prints the rate.
 run() {
-  local label=$1 wasm_path=$2 app_name=$3 run_tenant="${tenant}_$4"
+  local label=$1 wasm_path=$2 app_name=$3 run_tenant="${tenant}x$4"
   $bin produce --file "$work/reviews.tsv" --tenant "$run_tenant" >/dev/null 2>&1
   local run_work="$work/$4"
   mkdir -p "$run_work"

@@ -43,7 +43,7 @@ cleanup() {
   for pid in $(jobs -pr); do kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   if [[ "${BENCH_KEEP:-0}" != 1 ]]; then
-    "$py" bench/cleanup.py --prefix "simbench_$id" --prefix "sparkbench_$id" || true
+    "$py" bench/cleanup.py --prefix "simbench$id" --prefix "sparkbench$id" || true
   fi
   rm -f "$run/mysimbdp" "$run"/*.tsv "$run"/lat/*.tsv
 }
@@ -152,23 +152,23 @@ gen_reviews "$run/reviews.tsv" "$rows" 42
 for engine in mysimbdp spark; do
   mkdir -p "$run/thr/$engine"
 done
-produce_all "$run/reviews.tsv" "simbench_${id}_thr" "$run/thr/mysimbdp/produce.log"
-produce_all "$run/reviews.tsv" "sparkbench_${id}_thr" "$run/thr/spark/produce.log"
+produce_all "$run/reviews.tsv" "simbench${id}thr" "$run/thr/mysimbdp/produce.log"
+produce_all "$run/reviews.tsv" "sparkbench${id}thr" "$run/thr/spark/produce.log"
 grep -h "rate" "$run"/thr/*/produce.log | sed 's/^/   produce: /'
 
 dir="$run/thr/mysimbdp"
-start_mysimbdp "$dir" "simbench_${id}_thr" 0.25
-app drain --tenant "simbench_${id}_thr" --app reviews-daily --admin "http://$admin" --wait >"$dir/status.json"
+start_mysimbdp "$dir" "simbench${id}thr" 0.25
+app drain --tenant "simbench${id}thr" --app reviews-daily --admin "http://$admin" --wait >"$dir/status.json"
 "$py" -c 'import json,sys,time; p=sys.argv[1]; t=json.load(open(p)); t["drained"]=time.time(); json.dump(t,open(p,"w"))' "$dir/times.json"
 stop_mysimbdp "$dir"
 echo "   mysimbdp: done"
 
 dir="$run/thr/spark"
-start_spark "$dir" "sparkbench_${id}_thr" 0.25 --expect "$rows"
+start_spark "$dir" "sparkbench${id}thr" 0.25 --expect "$rows"
 wait_spark "$dir"
 echo "   spark: done"
 
-"$py" bench/compare.py --left "simbench_${id}_thr" --right "sparkbench_${id}_thr" \
+"$py" bench/compare.py --left "simbench${id}thr" --right "sparkbench${id}thr" \
   --out "$run/correctness.json" | sed 's/^/   /'
 "$py" bench/analyze.py "$run" "$run/results.json" >/dev/null
 "$py" - "$run/results.json" <<'PY'
@@ -186,7 +186,7 @@ latency_run() {
   local engine=$1 rate=$2 file=$3 keys=$4 tenant dir
   dir="$run/lat/$engine-$rate"
   mkdir -p "$dir"
-  if [[ $engine == mysimbdp ]]; then tenant="simbench_${id}_r$rate"; else tenant="sparkbench_${id}_r$rate"; fi
+  if [[ $engine == mysimbdp ]]; then tenant="simbench${id}r$rate"; else tenant="sparkbench${id}r$rate"; fi
   create_topic "$tenant"
   if [[ $engine == mysimbdp ]]; then
     start_mysimbdp "$dir" "$tenant"

@@ -1,11 +1,48 @@
 # Sourced by the demo and the end-to-end benchmark: one tenant's platform on a scratch config.
 bin="$root/target/release/mysimbdp"
+# The local services' ports and MYSIMBDP_AUTH, as deploy/local reads them.
+source "$root/deploy/local/lib.sh"
+# `mysimbdp produce` reaches the local Kafka; with authentication on, as the platform's user
+# (the benchmarks seed data as the operator; the demo sends as its tenant, see tenant_credentials).
+export MYSIMBDP_KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
+if [[ "$AUTH" == on ]]; then
+  export MYSIMBDP_KAFKA_USER="$PLATFORM_USER"
+  MYSIMBDP_KAFKA_PASSWORD="$(secret kafka-platform.password)"
+  export MYSIMBDP_KAFKA_PASSWORD
+fi
 
-# new_tenant KIND: a fresh tenant id ($tenant) and its scratch folder ($work) under .state/KIND/.
+# new_tenant KIND: a fresh tenant id ($tenant, letters and digits) and its scratch folder ($work)
+# under .state/KIND/.
 new_tenant() {
-  tenant="${1}_$(date +%s)"
+  tenant="${1}$(date +%s)"
   work=".state/$1/$tenant"
   mkdir -p "$work"
+}
+
+# services_toml: the [kafka] and [cassandra] tables for the local services, with the platform's
+# login (its passwords by file) unless MYSIMBDP_AUTH=off.
+services_toml() {
+  echo "[kafka]"
+  echo "bootstrap = \"127.0.0.1:$KAFKA_PORT\""
+  if [[ "$AUTH" == on ]]; then
+    echo "sasl_mechanism = \"SCRAM-SHA-256\""
+    echo "user = \"$PLATFORM_USER\""
+    echo "password_file = \"$(secret kafka-platform.password >/dev/null; echo "$SECRETS_DIR/kafka-platform.password")\""
+  fi
+  echo
+  echo "[cassandra]"
+  echo "nodes = [\"127.0.0.1:$CASSANDRA_PORT\"]"
+  if [[ "$AUTH" == on ]]; then
+    echo "user = \"$PLATFORM_USER\""
+    echo "password_file = \"$(secret cassandra-platform.password >/dev/null; echo "$SECRETS_DIR/cassandra-platform.password")\""
+  fi
+}
+
+# tenant_credentials TENANT FILE: `mysimbdp tenant add` as the operator, its credentials (admin
+# token, and with authentication on its Kafka user and Cassandra role) into FILE, readable by
+# this user only: a file to source before acting as the tenant.
+tenant_credentials() {
+  (umask 077 && "$bin" tenant add --tenant "$1" --admin "http://$admin" >"$2")
 }
 
 # write_config WORKDIR TENANT ADMIN_ADDR: WORKDIR/mysimbdp.toml for TENANT's reviews-daily app
@@ -16,6 +53,8 @@ write_config() {
   export MYSIMBDP_ADMIN_TOKEN="${MYSIMBDP_ADMIN_TOKEN:-token-$RANDOM$RANDOM$RANDOM}"
   cat >"$work/mysimbdp.toml" <<TOML
 ${PLATFORM_TOML:-}
+
+$(services_toml)
 
 [admin]
 listen = "$admin"

@@ -117,7 +117,11 @@ def critical_condition():
             ]
             for product in conf["products"]:
                 command += ["--where", f"product_id={product}"]
-            done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+            env = dict(os.environ)
+            if s.get("cassandra_user"):
+                env["MYSIMBDP_CASSANDRA_USER"] = s["cassandra_user"]
+                env["MYSIMBDP_CASSANDRA_PASSWORD_FILE"] = s["cassandra_password_file"]
+            done = subprocess.run(command, capture_output=True, text=True, timeout=1800, env=env)
             if done.returncode != 0:
                 raise RuntimeError(f"mysimbdp batch ({app}) failed: {done.stderr[-2000:]}")
             files += [str(out / f"{name}.csv"), str(out / f"{name}.parquet")]

@@ -10,12 +10,22 @@ import sys
 import time
 
 import pandas as pd
+import os
+
 from cassandra.cluster import Cluster
 from cassandra.query import SimpleStatement
 
 keyspace, out = sys.argv[1], sys.argv[2]
 started = time.monotonic()
-session = Cluster(["127.0.0.1"], port=9042).connect(keyspace)
+host, port = os.environ.get("MYSIMBDP_CASSANDRA_NODE", "127.0.0.1:9042").rsplit(":", 1)
+auth = None
+if os.environ.get("MYSIMBDP_CASSANDRA_USER"):
+    from cassandra.auth import PlainTextAuthProvider
+
+    with open(os.environ["MYSIMBDP_CASSANDRA_PASSWORD_FILE"]) as f:
+        password = f.readline().strip()
+    auth = PlainTextAuthProvider(os.environ["MYSIMBDP_CASSANDRA_USER"], password)
+session = Cluster([host], port=int(port), auth_provider=auth).connect(keyspace)
 statement = SimpleStatement(
     "SELECT product_id, window_start, avg_star_rating, sum_helpful_votes, sum_total_votes, "
     "number_of_reviews FROM aggregated_reviews",

@@ -3,21 +3,35 @@
 
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$DEPLOY_DIR/../.." && pwd)"
-STATE_DIR="$REPO_ROOT/.state"
-LIB_DIR="$STATE_DIR/lib"
+# The services' data, logs, pid files and secrets: <repo>/.state, or MYSIMBDP_STATE_DIR for a
+# second set beside the first (the jars and Python venvs stay shared in <repo>/.state).
+SHARED_STATE="$REPO_ROOT/.state"
+STATE_DIR="${MYSIMBDP_STATE_DIR:-$SHARED_STATE}"
+LIB_DIR="$SHARED_STATE/lib"
 
 # OpenJDK 17 explicitly: the machine also has JDK 25, which cannot run Cassandra 5.0.
 JAVA_HOME="${MYSIMBDP_JAVA_HOME:-/usr/lib/jvm/java-17-openjdk-amd64}"
 JAVA="$JAVA_HOME/bin/java"
 export JAVA_HOME
 
-KAFKA_PORT=9092
-KAFKA_CONTROLLER_PORT=9093
-CASSANDRA_PORT=9042
+# Ports: the defaults, or others so that a second set of services can run beside the first.
+KAFKA_PORT="${MYSIMBDP_KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${MYSIMBDP_KAFKA_CONTROLLER_PORT:-9093}"
+CASSANDRA_PORT="${MYSIMBDP_CASSANDRA_PORT:-9042}"
+CASSANDRA_STORAGE_PORT="${MYSIMBDP_CASSANDRA_STORAGE_PORT:-7000}"
+CASSANDRA_SSL_STORAGE_PORT="${MYSIMBDP_CASSANDRA_SSL_STORAGE_PORT:-7001}"
+CASSANDRA_JMX_PORT="${MYSIMBDP_CASSANDRA_JMX_PORT:-7199}"
 SENTIMENT_PORT="${MYSIMBDP_SENTIMENT_PORT:-9300}"
 SENTIMENT_DIR="$REPO_ROOT/services/sentiment"
 SENTIMENT_MAIN="services/sentiment/sentiment_service.py"
-SENTIMENT_VENV="$STATE_DIR/sentiment-venv"
+SENTIMENT_VENV="$SHARED_STATE/sentiment-venv"
+
+# Authentication (Kafka SASL/SCRAM with ACLs, Cassandra roles): on unless MYSIMBDP_AUTH=off.
+AUTH="${MYSIMBDP_AUTH:-on}"
+case "$AUTH" in on|off) ;; *) echo "MYSIMBDP_AUTH must be on or off, not '$AUTH'" >&2; exit 2 ;; esac
+# The platform's own user in Kafka (a super user) and role in Cassandra (a superuser).
+PLATFORM_USER=mysimbdp
+SECRETS_DIR="$STATE_DIR/secrets"
 
 # The workflow's services (issue 14): object storage, e-mail, Airflow.
 S3PROXY_PORT="${MYSIMBDP_S3_PORT:-9400}"
@@ -96,12 +110,37 @@ KAFKA_TOOL_JAVA=("$JAVA" -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djav
 #   kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server 127.0.0.1:9092 --list
 kafka_tool() { "${KAFKA_TOOL_JAVA[@]}" "$@"; }
 
+# secret NAME: prints the secret kept in <repo>/.state/secrets/NAME, generating it (32 random
+# bytes as hex, readable by this user only) the first time. Secrets never go on a command line.
+secret() {
+  local f="$SECRETS_DIR/$1"
+  if [[ ! -s "$f" ]]; then
+    mkdir -p "$SECRETS_DIR" && chmod 700 "$SECRETS_DIR"
+    (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$f")
+  fi
+  cat "$f"
+}
+
+# kafka_tools_config: the client settings file for Kafka's tools (the platform's user when
+# authentication is on), kept under .state because it holds a password.
+kafka_tools_config() {
+  if [[ "$AUTH" == off ]]; then echo "$DEPLOY_DIR/kafka/tools.properties"; return; fi
+  local f="$SECRETS_DIR/kafka-tools.properties"
+  if [[ ! -s "$f" ]]; then
+    (umask 077 && { cat "$DEPLOY_DIR/kafka/tools.properties"
+      printf 'security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-256\n'
+      printf 'sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="%s" password="%s";\n' \
+        "$PLATFORM_USER" "$(secret kafka-platform.password)"; } >"$f")
+  fi
+  echo "$f"
+}
+
 # kafka_answers: port open and a metadata request (list topics) succeeds within a few seconds.
 kafka_answers() {
   port_open "$KAFKA_PORT" || return 1
   timeout 30 "${KAFKA_TOOL_JAVA[@]}" org.apache.kafka.tools.TopicCommand \
     --bootstrap-server "127.0.0.1:$KAFKA_PORT" \
-    --command-config "$DEPLOY_DIR/kafka/tools.properties" --list >/dev/null 2>&1
+    --command-config "$(kafka_tools_config)" --list >/dev/null 2>&1
 }
 
 # --- Cassandra CQL check (python cassandra-driver) -----------------------------------------------
@@ -110,26 +149,37 @@ CQL_PYTHON=""
 # cassandra-driver package into <repo>/.state/venv when no such python exists yet.
 ensure_cql_python() {
   [[ -n "$CQL_PYTHON" ]] && return 0
-  if [[ -x "$STATE_DIR/venv/bin/python" ]] && "$STATE_DIR/venv/bin/python" -c 'import cassandra' 2>/dev/null; then
-    CQL_PYTHON="$STATE_DIR/venv/bin/python"; return 0
+  if [[ -x "$SHARED_STATE/venv/bin/python" ]] && "$SHARED_STATE/venv/bin/python" -c 'import cassandra' 2>/dev/null; then
+    CQL_PYTHON="$SHARED_STATE/venv/bin/python"; return 0
   fi
   if command -v python3 >/dev/null && python3 -c 'import cassandra' 2>/dev/null; then
     CQL_PYTHON="$(command -v python3)"; return 0
   fi
   command -v python3 >/dev/null || die "python3 is needed for the CQL check"
-  log "installing python cassandra-driver into $STATE_DIR/venv (once)"
-  mkdir -p "$STATE_DIR"
-  python3 -m venv "$STATE_DIR/venv" >/dev/null || die "python3 -m venv failed (apt-get install python3-venv)"
-  "$STATE_DIR/venv/bin/python" -m pip install -q --disable-pip-version-check "cassandra-driver==3.29.2" \
+  log "installing python cassandra-driver into $SHARED_STATE/venv (once)"
+  mkdir -p "$SHARED_STATE"
+  python3 -m venv "$SHARED_STATE/venv" >/dev/null || die "python3 -m venv failed (apt-get install python3-venv)"
+  "$SHARED_STATE/venv/bin/python" -m pip install -q --disable-pip-version-check "cassandra-driver==3.29.2" \
     || die "pip install cassandra-driver failed"
-  CQL_PYTHON="$STATE_DIR/venv/bin/python"
+  CQL_PYTHON="$SHARED_STATE/venv/bin/python"
 }
 
 # cassandra_answers: port open and SELECT release_version FROM system.local succeeds.
 cassandra_answers() {
   port_open "$CASSANDRA_PORT" || return 1
   ensure_cql_python
-  timeout 30 "$CQL_PYTHON" "$DEPLOY_DIR/cassandra/cql_check.py" 127.0.0.1 "$CASSANDRA_PORT" >/dev/null 2>&1
+  cql_env timeout 30 "$CQL_PYTHON" "$DEPLOY_DIR/cassandra/cql_check.py" 127.0.0.1 "$CASSANDRA_PORT" >/dev/null 2>&1
+}
+
+# cql_env CMD...: runs CMD with the platform's Cassandra role in CQL_USER/CQL_PASSWORD_FILE when
+# authentication is on (the CQL scripts read them; no password on a command line).
+cql_env() {
+  if [[ "$AUTH" == on ]]; then
+    secret cassandra-platform.password >/dev/null
+    CQL_USER="$PLATFORM_USER" CQL_PASSWORD_FILE="$SECRETS_DIR/cassandra-platform.password" "$@"
+  else
+    "$@"
+  fi
 }
 
 # --- The sentiment inference service (services/sentiment, Python) --------------------------------
@@ -142,7 +192,7 @@ ensure_sentiment_venv() {
   [[ "$want" == "$have" && -x "$SENTIMENT_VENV/bin/python" ]] && return 0
   command -v python3 >/dev/null || die "python3 is needed for the sentiment service"
   log "sentiment: installing the pinned packages of ${req#"$REPO_ROOT"/} into ${SENTIMENT_VENV#"$REPO_ROOT"/}"
-  mkdir -p "$STATE_DIR"
+  mkdir -p "$SHARED_STATE"
   python3 -m venv "$SENTIMENT_VENV" >/dev/null || die "python3 -m venv failed (apt-get install python3-venv)"
   "$SENTIMENT_VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$req" \
     || die "pip install -r $req failed"
@@ -182,8 +232,9 @@ service_port() {
 # --- The alert workflow's services (issue 14) -----------------------------------------------------
 # Credentials are generated on first start and kept under .state/ (mode 600), never in the repo.
 
-# secret FILE: prints the secret kept in FILE, creating it (48 random hex digits) the first time.
-secret() {
+# secret_at FILE: prints the secret kept in FILE, creating it (48 random hex digits) the first
+# time (`secret NAME` keeps the platform's own under .state/secrets/).
+secret_at() {
   local f=$1
   if [[ ! -s "$f" ]]; then
     mkdir -p "$(dirname "$f")"
@@ -249,7 +300,7 @@ ensure_venv() {
 # (.state/airflow/admin.password), and generated JWT and session secrets.
 airflow_env() {
   mkdir -p "$AIRFLOW_HOME_DIR"
-  local password; password="$(secret "$AIRFLOW_HOME_DIR/admin.password")"
+  local password; password="$(secret_at "$AIRFLOW_HOME_DIR/admin.password")"
   (umask 077; printf '{"mysimbdp": "%s"}\n' "$password" >"$AIRFLOW_HOME_DIR/passwords.json")
   export AIRFLOW_HOME="$AIRFLOW_HOME_DIR"
   export AIRFLOW__CORE__DAGS_FOLDER="$REPO_ROOT/workflows"
@@ -265,8 +316,8 @@ airflow_env() {
   export AIRFLOW__API__PORT="$AIRFLOW_PORT"
   export AIRFLOW__API__WORKERS=1
   export AIRFLOW__API__BASE_URL="http://127.0.0.1:$AIRFLOW_PORT"
-  AIRFLOW__API__SECRET_KEY="$(secret "$AIRFLOW_HOME_DIR/session.secret")"
-  AIRFLOW__API_AUTH__JWT_SECRET="$(secret "$AIRFLOW_HOME_DIR/jwt.secret")"
+  AIRFLOW__API__SECRET_KEY="$(secret_at "$AIRFLOW_HOME_DIR/session.secret")"
+  AIRFLOW__API_AUTH__JWT_SECRET="$(secret_at "$AIRFLOW_HOME_DIR/jwt.secret")"
   export AIRFLOW__API__SECRET_KEY AIRFLOW__API_AUTH__JWT_SECRET
   export AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL=10
   export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=10
@@ -277,10 +328,18 @@ airflow_env() {
 # to .state/workflow/settings.json (mode 600: it holds the object store's credential).
 airflow_settings() {
   mkdir -p "$STATE_DIR/workflow/runs"
-  local credential; credential="$(secret "$STATE_DIR/s3proxy/credential")"
+  local credential; credential="$(secret_at "$STATE_DIR/s3proxy/credential")"
+  # The history task runs `mysimbdp batch` as the platform's Cassandra role when logins are on.
+  local login=""
+  if [[ "$AUTH" != off ]]; then
+    secret cassandra-platform.password >/dev/null
+    login="$PLATFORM_USER"
+  fi
   (umask 077; python3 - "$STATE_DIR/workflow/settings.json" <<PY
 import json, sys
 json.dump({
+    "cassandra_user": "$login",
+    "cassandra_password_file": "$SECRETS_DIR/cassandra-platform.password",
     "mysimbdp": "${MYSIMBDP_BIN:-$REPO_ROOT/target/release/mysimbdp}",
     "apps": "$REPO_ROOT/target/wasm32-wasip2/release",
     "cassandra": "127.0.0.1:$CASSANDRA_PORT",

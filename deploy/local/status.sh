@@ -18,7 +18,7 @@ for svc in $(services_from_arg "${1:-all}"); do
   elif service_answers "$svc"; then
     state="UP"
     if [[ "$svc" == cassandra ]]; then
-      state="UP (release_version $("$CQL_PYTHON" "$DEPLOY_DIR/cassandra/cql_check.py" 2>/dev/null || echo '?'))"
+      state="UP (release_version $(cql_env "$CQL_PYTHON" "$DEPLOY_DIR/cassandra/cql_check.py" 127.0.0.1 "$port" 2>/dev/null || echo '?'))"
     fi
   elif port_open "$port"; then
     state="STARTING (port open, not answering yet)"; rc=3

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Start the local Kafka (KRaft, 127.0.0.1:9092), Cassandra (127.0.0.1:9042) and/or the sentiment
 # inference service (services/sentiment, 127.0.0.1:9300) in the background and wait until each
-# really answers.
+# really answers. Ports: MYSIMBDP_KAFKA_PORT, MYSIMBDP_KAFKA_CONTROLLER_PORT, MYSIMBDP_CASSANDRA_PORT,
+# MYSIMBDP_CASSANDRA_STORAGE_PORT, MYSIMBDP_CASSANDRA_SSL_STORAGE_PORT, MYSIMBDP_CASSANDRA_JMX_PORT,
+# MYSIMBDP_SENTIMENT_PORT. Kafka runs with SASL/SCRAM and ACLs and Cassandra with roles unless
+# MYSIMBDP_AUTH=off; their generated passwords are kept under <repo>/.state/secrets/.
 # Usage: deploy/local/up.sh [kafka|cassandra|sentiment|all]      (default: all)
 #
 # - fetches the jars first if needed (deploy/local/fetch.sh);
@@ -43,17 +46,45 @@ KAFKA_DIR="$STATE_DIR/kafka"
 KAFKA_LOG="$KAFKA_DIR/logs/server.log"
 KAFKA_OUT="$KAFKA_DIR/logs/kafka.out"
 
+# The broker's settings: the template with this run's ports and data folder, plus the listeners
+# (with SCRAM, ACLs and the generated passwords unless MYSIMBDP_AUTH=off). Written readable by this
+# user only, as it may hold passwords.
+write_kafka_properties() {
+  local data=$1 listeners=listeners-plain.properties
+  [[ "$AUTH" == on ]] && listeners=listeners-auth.properties
+  (umask 077 && cat "$DEPLOY_DIR/kafka/server.properties" "$DEPLOY_DIR/kafka/$listeners" | sed \
+    -e "s|@KAFKA_DATA_DIR@|$data|g" -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
+    -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" -e "s|@PLATFORM_USER@|$PLATFORM_USER|g" \
+    -e "s|@PLATFORM_PASSWORD@|$( [[ "$AUTH" == on ]] && secret kafka-platform.password)|g" \
+    -e "s|@CONTROLLER_PASSWORD@|$( [[ "$AUTH" == on ]] && secret kafka-controller.password)|g" \
+    >"$KAFKA_DIR/server.properties")
+}
+
 start_kafka() {
-  mkdir -p "$KAFKA_DIR/data" "$KAFKA_DIR/logs"
-  sed "s|@KAFKA_DATA_DIR@|$KAFKA_DIR/data|g" "$DEPLOY_DIR/kafka/server.properties" >"$KAFKA_DIR/server.properties"
-  if [[ ! -f "$KAFKA_DIR/data/meta.properties" ]]; then
+  # With authentication the log is formatted with the platform's SCRAM user, so it has its own
+  # folder: switching MYSIMBDP_AUTH never reuses a log formatted the other way.
+  local data="$KAFKA_DIR/data"
+  [[ "$AUTH" == on ]] && data="$KAFKA_DIR/data-auth"
+  mkdir -p "$data" "$KAFKA_DIR/logs"
+  write_kafka_properties "$data"
+  if [[ ! -f "$data/meta.properties" ]]; then
     # KRaft needs the log dir formatted once with a cluster id (22 chars of url-safe base64).
     [[ -s "$KAFKA_DIR/cluster.id" ]] ||
       head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$KAFKA_DIR/cluster.id"
-    log "kafka: formatting $KAFKA_DIR/data (cluster id $(cat "$KAFKA_DIR/cluster.id"))"
-    kafka_tool kafka.tools.StorageTool format -t "$(cat "$KAFKA_DIR/cluster.id")" \
-      -c "$KAFKA_DIR/server.properties" --ignore-formatted >>"$KAFKA_OUT" 2>&1 ||
-      { tail -n 40 "$KAFKA_OUT" >&2; die "kafka: storage format failed"; }
+    log "kafka: formatting $data (cluster id $(cat "$KAFKA_DIR/cluster.id"))"
+    # The main class and its arguments go in an argument file for the java launcher: with
+    # authentication they hold the platform's first SCRAM user, which must be in the log before
+    # the broker starts, and its password stays off the command line.
+    local args="$KAFKA_DIR/format.args"
+    (umask 077 && {
+      printf '%s\n' kafka.tools.StorageTool format -t "$(cat "$KAFKA_DIR/cluster.id")" \
+        -c "$KAFKA_DIR/server.properties" --ignore-formatted
+      [[ "$AUTH" == off ]] || printf -- '--add-scram\nSCRAM-SHA-256=[name=%s,password=%s]\n' \
+        "$PLATFORM_USER" "$(secret kafka-platform.password)"
+    } >"$args")
+    "${KAFKA_TOOL_JAVA[@]}" "@$args" >>"$KAFKA_OUT" 2>&1 ||
+      { rm -f "$args"; tail -n 40 "$KAFKA_OUT" >&2; die "kafka: storage format failed"; }
+    rm -f "$args"
   fi
   launch kafka "$KAFKA_DIR" "$KAFKA_OUT" \
     "$JAVA" -Xmx512m -Xms512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \
@@ -71,7 +102,13 @@ CASS_LOG_OFFSET=0   # bytes of system.log written before this start: only newer 
 
 start_cassandra() {
   mkdir -p "$CASS_DIR"/{data,commitlog,hints,saved_caches,cdc_raw,logs}
-  sed "s|@CASSANDRA_DIR@|$CASS_DIR|g" "$DEPLOY_DIR/cassandra/cassandra.yaml" >"$CASS_DIR/cassandra.yaml"
+  local authn=AllowAllAuthenticator authz=AllowAllAuthorizer
+  [[ "$AUTH" == on ]] && authn=PasswordAuthenticator authz=CassandraAuthorizer
+  sed -e "s|@CASSANDRA_DIR@|$CASS_DIR|g" -e "s|@CASSANDRA_PORT@|$CASSANDRA_PORT|g" \
+    -e "s|@CASSANDRA_STORAGE_PORT@|$CASSANDRA_STORAGE_PORT|g" \
+    -e "s|@CASSANDRA_SSL_STORAGE_PORT@|$CASSANDRA_SSL_STORAGE_PORT|g" \
+    -e "s|@CASSANDRA_AUTHENTICATOR@|$authn|g" -e "s|@CASSANDRA_AUTHORIZER@|$authz|g" \
+    "$DEPLOY_DIR/cassandra/cassandra.yaml" >"$CASS_DIR/cassandra.yaml"
   local jamm
   jamm="$(ls "$LIB_DIR"/cassandra/jamm-*.jar 2>/dev/null | head -n1)"
   [[ -n "$jamm" ]] || die "cassandra: no jamm-*.jar in $LIB_DIR/cassandra (run fetch.sh)"
@@ -94,13 +131,26 @@ start_cassandra() {
     -Dcassandra.logdir="$CASS_DIR/logs" \
     -Dlogback.configurationFile="$DEPLOY_DIR/cassandra/logback.xml" \
     -Dcassandra.skip_wait_for_gossip_to_settle=0 -Dcassandra.initial_token=0 \
-    -Dcassandra.jmx.local.port=7199 \
+    -Dcassandra.jmx.local.port="$CASSANDRA_JMX_PORT" -Dcassandra.superuser_setup_delay_ms=0 \
     -cp "$LIB_DIR/cassandra/*" "$CASSANDRA_MAIN"
 }
 
 cassandra_started_in_log() {
   [[ -f "$CASS_LOG" ]] || return 1
   tail -c +"$((CASS_LOG_OFFSET + 1))" "$CASS_LOG" | grep -q "Startup complete"
+}
+
+# cassandra_setup_roles: with authentication on, makes sure the platform's superuser role exists
+# with its generated password, and gives the default `cassandra` superuser a generated password
+# too (both kept under .state/secrets/). Does nothing when authentication is off.
+cassandra_setup_roles() {
+  [[ "$AUTH" == on ]] || return 0
+  port_open "$CASSANDRA_PORT" || return 1
+  secret cassandra-platform.password >/dev/null
+  secret cassandra-superuser.password >/dev/null
+  CQL_USER="$PLATFORM_USER" CQL_PASSWORD_FILE="$SECRETS_DIR/cassandra-platform.password" \
+    CQL_SUPERUSER_PASSWORD_FILE="$SECRETS_DIR/cassandra-superuser.password" \
+    timeout 60 "$CQL_PYTHON" "$DEPLOY_DIR/cassandra/setup_roles.py" 127.0.0.1 "$CASSANDRA_PORT" >>"$CASS_OUT" 2>&1
 }
 
 # ---------------------------------------------------------------- sentiment service
@@ -119,7 +169,7 @@ S3_OUT="$S3_STATE/s3proxy.out"
 
 start_s3proxy() {
   mkdir -p "$S3_STATE/data"
-  local credential; credential="$(secret "$S3_STATE/credential")"
+  local credential; credential="$(secret_at "$S3_STATE/credential")"
   (umask 077; sed -e "s|@S3_DATA_DIR@|$S3_STATE/data|g" -e "s|@S3_PORT@|$S3PROXY_PORT|g" \
     -e "s|@S3_CREDENTIAL@|$credential|g" "$DEPLOY_DIR/s3proxy/s3proxy.conf" >"$S3_STATE/s3proxy.conf")
   launch s3proxy "$S3_STATE" "$S3_OUT" \
@@ -181,10 +231,13 @@ wait_ready() {
       sentiment) sentiment_answers && break ;;
       s3proxy|smtp|airflow) service_answers "$svc" && break ;;
       cassandra)
-        if [[ -z "$pid" ]] || cassandra_started_in_log; then cassandra_answers && break; fi ;;
+        if [[ -z "$pid" ]] || cassandra_started_in_log; then
+          cassandra_setup_roles && cassandra_answers && break
+        fi ;;
     esac
     if (( SECONDS - t0 >= timeout )); then
       show_logs "$svc"
+      [[ -z "$pid" && "$svc" != sentiment ]] && log "$svc: something listens on 127.0.0.1:$(service_port "$svc") but does not answer with MYSIMBDP_AUTH=$AUTH: services started with the other setting? Stop them (deploy/local/down.sh, or whoever started them) and start again, or run with MYSIMBDP_AUTH=$([[ $AUTH == on ]] && echo off || echo on)"
       die "$svc: did not answer within ${timeout}s${pid:+ (still running as pid $pid: deploy/local/down.sh $svc stops it)}"
     fi
     sleep 2

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::access::{CassandraAccess, KafkaAccess, PasswordSource, SaslMechanism};
 use crate::app::Quotas;
 use crate::checkpoint::Delivery;
 use crate::names::{StreamName, TenantId};
@@ -56,6 +57,9 @@ pub struct Config {
     /// The alert workflow the platform triggers (`[workflow]`), if any.
     #[serde(default)]
     pub workflow: Option<crate::workflow::WorkflowConfig>,
+    /// The Kafka and Cassandra settings with their passwords read, once the file is checked.
+    #[serde(skip)]
+    resolved: Option<(KafkaAccess, CassandraAccess)>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -64,13 +68,117 @@ pub struct KafkaConfig {
     pub bootstrap: String,
     /// Partitions of the topics the platform creates.
     pub partitions: i32,
+    /// `SCRAM-SHA-256`, `SCRAM-SHA-512` or `PLAIN`: how `user` logs in (SASL); unset: no login.
+    pub sasl_mechanism: Option<SaslMechanism>,
+    /// The platform's Kafka user (a super user, or one allowed to manage users and ACLs).
+    pub user: Option<String>,
+    /// An environment variable holding the user's password.
+    pub password_env: Option<String>,
+    /// A file holding the user's password (relative to this file).
+    pub password_file: Option<PathBuf>,
+    /// The CA certificate (PEM) the brokers' certificates are checked against: TLS on.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// `127.0.0.1:<port>`, the port from `var` when set (as `deploy/local` reads it too).
+fn local_address(var: &str, port: u16) -> String {
+    let port = std::env::var(var)
+        .ok()
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or(port);
+    format!("127.0.0.1:{port}")
 }
 
 impl Default for KafkaConfig {
     fn default() -> Self {
         Self {
-            bootstrap: "127.0.0.1:9092".into(),
+            bootstrap: local_address("MYSIMBDP_KAFKA_PORT", 9092),
             partitions: 4,
+            sasl_mechanism: None,
+            user: None,
+            password_env: None,
+            password_file: None,
+            ca_file: None,
+        }
+    }
+}
+
+/// A refused security setting: the field, the problem, the fix.
+type Refusal = (&'static str, String, &'static str);
+
+/// The login settings of one service, checked: the user, its password, the CA file.
+fn login(
+    section: &'static str,
+    user: &Option<String>,
+    password: PasswordSource,
+    ca_file: &Option<PathBuf>,
+) -> Result<Option<(String, crate::access::Password)>, Refusal> {
+    if let Some(ca) = ca_file.as_ref().filter(|f| !f.is_file()) {
+        return Err((
+            if section == "kafka" {
+                "kafka.ca_file"
+            } else {
+                "cassandra.ca_file"
+            },
+            format!("{} is not a file", ca.display()),
+            "give the CA certificate (PEM) that signed the servers' certificates, or leave it out",
+        ));
+    }
+    let Some(user) = user else {
+        if password.password_env.is_some() || password.password_file.is_some() {
+            return Err((
+                if section == "kafka" {
+                    "kafka.user"
+                } else {
+                    "cassandra.user"
+                },
+                "a password is set but no user".into(),
+                "set the user the password belongs to",
+            ));
+        }
+        return Ok(None);
+    };
+    let password = password.read().map_err(|problem| {
+        (
+            if section == "kafka" {
+                "kafka.password_file"
+            } else {
+                "cassandra.password_file"
+            },
+            problem,
+            "set exactly one of password_env (a variable holding it) or password_file",
+        )
+    })?;
+    Ok(Some((user.clone(), password)))
+}
+
+impl KafkaConfig {
+    fn password_source(&self) -> PasswordSource {
+        PasswordSource {
+            password_env: self.password_env.clone(),
+            password_file: self.password_file.clone(),
+        }
+    }
+
+    /// How the platform reaches Kafka, with its password read.
+    fn access(&self) -> Result<KafkaAccess, Refusal> {
+        let login = login("kafka", &self.user, self.password_source(), &self.ca_file)?;
+        let access = KafkaAccess::plain(&self.bootstrap).with_ca_file(self.ca_file.clone());
+        match (login, self.sasl_mechanism) {
+            (None, None) => Ok(access),
+            (Some((user, password)), Some(mechanism)) => {
+                Ok(access.with_login(mechanism, &user, password))
+            }
+            (Some(_), None) => Err((
+                "kafka.sasl_mechanism",
+                "a user is set but no mechanism".into(),
+                "set sasl_mechanism = \"SCRAM-SHA-256\" (or SCRAM-SHA-512, PLAIN)",
+            )),
+            (None, Some(_)) => Err((
+                "kafka.user",
+                "a SASL mechanism is set but no user".into(),
+                "set user and password_env or password_file",
+            )),
         }
     }
 }
@@ -86,16 +194,44 @@ pub struct CassandraConfig {
     pub outage_patience_ms: u64,
     /// How long one request may take before it counts as failed (and is retried).
     pub request_timeout_ms: u64,
+    /// The platform's role (a superuser, or one that may create keyspaces and roles).
+    pub user: Option<String>,
+    /// An environment variable holding the role's password.
+    pub password_env: Option<String>,
+    /// A file holding the role's password (relative to this file).
+    pub password_file: Option<PathBuf>,
+    /// The CA certificate (PEM) the nodes' certificates are checked against: TLS on.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for CassandraConfig {
     fn default() -> Self {
         Self {
-            nodes: vec!["127.0.0.1:9042".into()],
+            nodes: vec![local_address("MYSIMBDP_CASSANDRA_PORT", 9042)],
             replication: 1,
             outage_patience_ms: 600_000,
             request_timeout_ms: 10_000,
+            user: None,
+            password_env: None,
+            password_file: None,
+            ca_file: None,
         }
+    }
+}
+
+impl CassandraConfig {
+    /// How the platform reaches Cassandra, with its password read.
+    fn access(&self) -> Result<CassandraAccess, Refusal> {
+        let source = PasswordSource {
+            password_env: self.password_env.clone(),
+            password_file: self.password_file.clone(),
+        };
+        let login = login("cassandra", &self.user, source, &self.ca_file)?;
+        let access = CassandraAccess::plain(&self.nodes).with_ca_file(self.ca_file.clone());
+        Ok(match login {
+            Some((role, password)) => access.with_login(&role, password),
+            None => access,
+        })
     }
 }
 
@@ -111,6 +247,11 @@ pub struct AdminConfig {
     pub apps_dir: Option<PathBuf>,
     /// The largest `.wasm` accepted, uploaded or read from a file.
     pub max_upload_mb: usize,
+    /// The admin API's certificate chain (PEM): with `tls_key`, it serves HTTPS. Required on
+    /// any address but loopback.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for AdminConfig {
@@ -121,6 +262,8 @@ impl Default for AdminConfig {
             token_env: None,
             apps_dir: None,
             max_upload_mb: 64,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -275,8 +418,18 @@ impl Config {
             message: e.to_string(),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        if let Some(dir) = config.admin.apps_dir.as_mut().filter(|d| d.is_relative()) {
-            *dir = base.join(&*dir);
+        for file in [
+            &mut config.admin.apps_dir,
+            &mut config.kafka.password_file,
+            &mut config.kafka.ca_file,
+            &mut config.cassandra.password_file,
+            &mut config.cassandra.ca_file,
+            &mut config.admin.tls_cert,
+            &mut config.admin.tls_key,
+        ] {
+            if let Some(path) = file.as_mut().filter(|d| d.is_relative()) {
+                *path = base.join(&*path);
+            }
         }
         for tenant in &mut config.tenants {
             for app in &mut tenant.apps {
@@ -286,6 +439,9 @@ impl Config {
             }
         }
         config.check(&shown)?;
+        if let (Ok(kafka), Ok(cassandra)) = (config.kafka.access(), config.cassandra.access()) {
+            config.resolved = Some((kafka, cassandra));
+        }
         Ok(config)
     }
 
@@ -301,6 +457,9 @@ impl Config {
                 return Err(invalid(format!("services.{name}.{field}"), problem, fix));
             }
         }
+        let refused = |(field, problem, fix): Refusal| invalid(field.into(), problem, fix);
+        self.kafka.access().map_err(refused)?;
+        self.cassandra.access().map_err(refused)?;
         if self.kafka.partitions < 1 {
             return Err(invalid(
                 "kafka.partitions".into(),
@@ -344,6 +503,34 @@ impl Config {
             if value == 0 {
                 return Err(invalid(field.into(), "is 0".into(), fix));
             }
+        }
+        match (&self.admin.tls_cert, &self.admin.tls_key) {
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(invalid(
+                    "admin.tls_key".into(),
+                    "only one of tls_cert and tls_key is set".into(),
+                    "give both the certificate chain and its private key (PEM files)",
+                ))
+            }
+            (Some(cert), Some(key)) => {
+                for (field, file) in [("admin.tls_cert", cert), ("admin.tls_key", key)] {
+                    if !file.is_file() {
+                        return Err(invalid(
+                            field.into(),
+                            format!("{} is not a file", file.display()),
+                            "give a PEM file",
+                        ));
+                    }
+                }
+            }
+            (None, None) if !self.admin.listen.ip().is_loopback() => {
+                return Err(invalid(
+                    "admin.listen".into(),
+                    format!("{} is not a loopback address and no certificate is given", self.admin.listen),
+                    "set admin.tls_cert and admin.tls_key (tokens must not cross a network in clear), or listen on 127.0.0.1",
+                ))
+            }
+            (None, None) => {}
         }
         if self.admin.max_upload_mb == 0 || self.admin.max_upload_mb > 4096 {
             return Err(invalid(
@@ -466,6 +653,23 @@ impl Config {
         })
     }
 
+    /// How the platform reaches Kafka, as the file says (its password read when it was loaded).
+    pub fn kafka_access(&self) -> KafkaAccess {
+        self.resolved
+            .as_ref()
+            .map(|(kafka, _)| kafka.clone())
+            .unwrap_or_else(|| KafkaAccess::plain(&self.kafka.bootstrap))
+    }
+
+    /// How the platform reaches Cassandra, as the file says (its password read when it was
+    /// loaded).
+    pub fn cassandra_access(&self) -> CassandraAccess {
+        self.resolved
+            .as_ref()
+            .map(|(_, cassandra)| cassandra.clone())
+            .unwrap_or_else(|| CassandraAccess::plain(&self.cassandra.nodes))
+    }
+
     /// The operator token, from the file or the environment.
     pub fn token(&self) -> Result<String, String> {
         let token = match (&self.admin.token, &self.admin.token_env) {
@@ -506,7 +710,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mysimbdp-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("app.wasm"), b"").unwrap();
-        let path = dir.join(format!("c{}.toml", text.len()));
+        // One file per call: tests run in parallel, and two writing one file race.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = dir.join(format!("c{n}.toml"));
         std::fs::write(&path, text).unwrap();
         Config::load(&path).map_err(|e| e.to_string())
     }
@@ -565,6 +772,62 @@ mod tests {
                 max_result_bytes: 3,
             }
         );
+    }
+
+    #[test]
+    fn security_settings_name_the_field_and_the_fix() {
+        let with = |section: &str, lines: &str| {
+            GOOD.replace("[admin]\n", &format!("[{section}]\n{lines}\n[admin]\n"))
+        };
+        let err = load(&with(
+            "kafka",
+            "user = \"mysimbdp\"\nsasl_mechanism = \"SCRAM-SHA-256\"",
+        ))
+        .unwrap_err();
+        assert!(
+            err.contains("`kafka.password_file`") && err.contains("password_env"),
+            "{err}"
+        );
+        let err = load(&with("kafka", "user = \"u\"\npassword_env = \"MYSIMBDP_TEST_NO_SUCH_VAR\"\nsasl_mechanism = \"PLAIN\"")).unwrap_err();
+        assert!(
+            err.contains("MYSIMBDP_TEST_NO_SUCH_VAR is not set"),
+            "{err}"
+        );
+        let err = load(&with("kafka", "sasl_mechanism = \"SCRAM-SHA-1\"")).unwrap_err();
+        assert!(err.contains("SCRAM-SHA-1"), "{err}");
+        let err = load(&with("cassandra", "password_file = \"app.wasm\"")).unwrap_err();
+        assert!(err.contains("`cassandra.user`"), "{err}");
+        let err = load(&with("cassandra", "ca_file = \"nowhere.pem\"")).unwrap_err();
+        assert!(
+            err.contains("`cassandra.ca_file`") && err.contains("not a file"),
+            "{err}"
+        );
+        let err =
+            load(&GOOD.replace("[admin]\n", "[admin]\nlisten = \"0.0.0.0:9180\"\n")).unwrap_err();
+        assert!(
+            err.contains("`admin.listen`") && err.contains("tls_cert"),
+            "{err}"
+        );
+        let err =
+            load(&GOOD.replace("[admin]\n", "[admin]\ntls_cert = \"app.wasm\"\n")).unwrap_err();
+        assert!(err.contains("`admin.tls_key`"), "{err}");
+    }
+
+    #[test]
+    fn a_password_file_logs_the_platform_in() {
+        let dir = std::env::temp_dir().join(format!("mysimbdp-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("kafka.password"), "s3cret\n").unwrap();
+        let text = GOOD.replace(
+            "[admin]\n",
+            "[kafka]\nsasl_mechanism = \"SCRAM-SHA-256\"\nuser = \"mysimbdp\"\npassword_file = \"kafka.password\"\n[admin]\n",
+        );
+        let config = load(&text).unwrap();
+        let client = config.kafka_access().client_config();
+        assert_eq!(client.get("sasl.username"), Some("mysimbdp"));
+        assert_eq!(client.get("sasl.password"), Some("s3cret"));
+        assert_eq!(client.get("security.protocol"), Some("sasl_plaintext"));
+        assert_eq!(config.cassandra_access().role(), None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! `sink`; `batch` runs an app over a stored table to completion; `enrich` calls a tenant's declared service between decoding and the app; `app` runs
 //! that flow for one tenant app, `admin` lets operators steer it.
 
+pub mod access;
 pub mod admin;
 pub mod alerts;
 pub mod app;

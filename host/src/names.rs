@@ -15,6 +15,88 @@ pub struct NameError {
 const CQL_RULE: &str =
     "use 1 to 48 characters: a lowercase letter, then lowercase letters, digits or `_`";
 
+const TENANT_RULE: &str = "use 1 to 48 characters: a lowercase letter, then lowercase letters or \
+     digits (no `_`: Kafka treats `.` and `_` in topic names as the same, so `a_b.c` and `a.b_c` \
+     would collide)";
+
+const RESERVED_RULE: &str = "the name is reserved (the platform's own `mysimbdp`, Cassandra's \
+     `system*` keyspaces and `cassandra` role, or a CQL reserved word): choose another";
+
+/// CQL's reserved words (Cassandra 5.0): none can name a keyspace or a role unquoted.
+const CQL_RESERVED: &[&str] = &[
+    "add",
+    "aggregate",
+    "all",
+    "allow",
+    "alter",
+    "and",
+    "apply",
+    "asc",
+    "authorize",
+    "batch",
+    "begin",
+    "by",
+    "columnfamily",
+    "create",
+    "default",
+    "delete",
+    "desc",
+    "describe",
+    "drop",
+    "entries",
+    "execute",
+    "from",
+    "full",
+    "function",
+    "grant",
+    "if",
+    "in",
+    "index",
+    "infinity",
+    "insert",
+    "into",
+    "is",
+    "keyspace",
+    "limit",
+    "materialized",
+    "mbean",
+    "mbeans",
+    "modify",
+    "nan",
+    "norecursive",
+    "not",
+    "null",
+    "of",
+    "on",
+    "or",
+    "order",
+    "primary",
+    "rename",
+    "replace",
+    "revoke",
+    "schema",
+    "select",
+    "set",
+    "table",
+    "to",
+    "token",
+    "truncate",
+    "unlogged",
+    "unset",
+    "update",
+    "use",
+    "using",
+    "view",
+    "where",
+    "with",
+];
+
+/// Names no tenant may take: the platform's own keyspace, user and role, Cassandra's system
+/// keyspaces and default role, and CQL's reserved words.
+fn is_reserved(s: &str) -> bool {
+    s == "mysimbdp" || s == "cassandra" || s.starts_with("system") || CQL_RESERVED.contains(&s)
+}
+
 fn is_cql_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some('a'..='z'))
@@ -22,20 +104,27 @@ fn is_cql_identifier(s: &str) -> bool {
         && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
 }
 
-/// A tenant id; it is also the tenant's Cassandra keyspace, so it must be a CQL identifier.
+/// A tenant id; it is also the tenant's Cassandra keyspace and role and its Kafka user, so it
+/// is a CQL identifier without `_` (which would let two tenants' topics collide) and never a
+/// reserved name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TenantId(String);
 
 impl TenantId {
     pub fn new(value: &str) -> Result<Self, NameError> {
-        if is_cql_identifier(value) {
-            Ok(Self(value.to_owned()))
-        } else {
+        let refuse = |rule| {
             Err(NameError {
                 what: "tenant id",
                 value: value.into(),
-                rule: CQL_RULE,
+                rule,
             })
+        };
+        if !is_cql_identifier(value) || value.contains('_') {
+            refuse(TENANT_RULE)
+        } else if is_reserved(value) {
+            refuse(RESERVED_RULE)
+        } else {
+            Ok(Self(value.to_owned()))
         }
     }
 
@@ -55,15 +144,17 @@ impl fmt::Display for TenantId {
     }
 }
 
-/// Letters, digits, `-` and `_`: safe inside a Kafka topic name and a URL path.
+/// Letters, digits and `-`: safe inside a Kafka topic name and a URL path, and free of `.` and
+/// `_`, which Kafka treats as the same character when it checks topic names for collisions.
 fn is_plain_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
-const PLAIN_RULE: &str = "use 1 to 64 characters among lowercase letters, digits, `-` and `_`";
+const PLAIN_RULE: &str = "use 1 to 64 characters among lowercase letters, digits and `-` (no \
+     `_`: Kafka treats `.` and `_` in topic names as the same)";
 
 /// A tenant's stream, such as `reviews`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -161,11 +252,87 @@ mod tests {
 
     #[test]
     fn tenant_ids_are_cql_identifiers() {
-        assert!(TenantId::new("acme_2").is_ok());
-        for bad in ["", "2acme", "Acme", "ac-me", "a.b", &"a".repeat(49)] {
+        assert!(TenantId::new("acme2").is_ok());
+        for bad in [
+            "",
+            "2acme",
+            "Acme",
+            "ac-me",
+            "a.b",
+            "acme_2",
+            &"a".repeat(49),
+        ] {
             let err = TenantId::new(bad).unwrap_err().to_string();
             assert!(err.contains("tenant id"), "{err}");
         }
+    }
+
+    #[test]
+    fn reserved_tenant_ids_are_refused() {
+        for reserved in [
+            "mysimbdp",
+            "system",
+            "system_auth",
+            "systemx",
+            "cassandra",
+            "select",
+            "keyspace",
+        ] {
+            let err = TenantId::new(reserved).unwrap_err().to_string();
+            assert!(
+                err.contains("reserved") || err.contains("no `_`"),
+                "{reserved}: {err}"
+            );
+        }
+        assert!(TenantId::new("selector").is_ok());
+    }
+
+    /// Kafka refuses a topic whose name equals an existing one once every `.` is read as `_`.
+    fn kafka_collision_key(topic: &str) -> String {
+        topic.replace('.', "_")
+    }
+
+    #[test]
+    fn no_two_tenants_or_apps_topics_collide_in_kafka() {
+        // Every name the rules accept over a small alphabet that includes `-`, `_` and `.`.
+        let words: Vec<String> = {
+            let alphabet = ['a', 'b', '1', '-', '_', '.'];
+            let mut words: Vec<String> = alphabet.iter().map(|c| c.to_string()).collect();
+            for _ in 0..2 {
+                let longer: Vec<String> = words
+                    .iter()
+                    .flat_map(|w| alphabet.iter().map(move |c| format!("{w}{c}")))
+                    .collect();
+                words.extend(longer);
+            }
+            words
+        };
+        let tenants: Vec<TenantId> = words.iter().filter_map(|w| TenantId::new(w).ok()).collect();
+        let streams: Vec<StreamName> = words
+            .iter()
+            .filter_map(|w| StreamName::new(w).ok())
+            .collect();
+        let apps: Vec<AppName> = words.iter().filter_map(|w| AppName::new(w).ok()).collect();
+        assert!(tenants.len() > 10 && streams.len() > 10 && apps.len() > 10);
+        let mut seen: std::collections::HashMap<String, String> = Default::default();
+        let mut check = |topic: String| {
+            if let Some(other) = seen.insert(kafka_collision_key(&topic), topic.clone()) {
+                assert_eq!(other, topic, "two distinct topics collide in Kafka");
+            }
+        };
+        for tenant in &tenants {
+            for stream in &streams {
+                check(tenant.stream_topic(stream));
+            }
+            for app in &apps {
+                let topics = AppTopics::new(tenant, &streams[0], app);
+                check(topics.results);
+                check(topics.late);
+                check(topics.dead_letters);
+            }
+        }
+        // What the old rules allowed: tenant `a_b`'s stream `c` and tenant `a`'s stream `b_c`.
+        assert!(TenantId::new("a_b").is_err() && StreamName::new("b_c").is_err());
     }
 
     #[test]

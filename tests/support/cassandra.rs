@@ -7,16 +7,15 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::ClientConfig;
 use scylla::client::session::Session;
-use scylla::client::session_builder::SessionBuilder;
 use scylla::deserialize::row::DeserializeRow;
 use scylla::response::PagingState;
 use scylla::statement::unprepared::Statement;
 use scylla::value::CqlTimestamp;
 
+use crate::access::{cassandra_builder, cassandra_node, kafka_bootstrap, kafka_client};
 use crate::reviews::{DailyAggregate, WindowKey};
-use crate::{block_on, AGGREGATED_REVIEWS, CASSANDRA_NODE, KAFKA_BOOTSTRAP};
+use crate::{block_on, AGGREGATED_REVIEWS};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -45,9 +44,11 @@ impl Services {
                 };
                 bail!(
                     "the integration tests need real Kafka and Cassandra; start them with \
-                     `just up` (or run `just test`, which starts them)\n  Kafka at {KAFKA_BOOTSTRAP}: \
-                     {}\n  Cassandra at {CASSANDRA_NODE}: {}",
+                     `just up` (or run `just test`, which starts them)\n  Kafka at {}: \
+                     {}\n  Cassandra at {}: {}",
+                    kafka_bootstrap(),
                     describe(kafka.map(|n| format!("{n} broker(s)"))),
+                    cassandra_node(),
                     describe(cassandra.map(|v| format!("release {v}")))
                 )
             }
@@ -56,8 +57,7 @@ impl Services {
 }
 
 fn check_kafka() -> Result<usize> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", KAFKA_BOOTSTRAP)
+    let consumer: BaseConsumer = kafka_client()?
         .set("socket.connection.setup.timeout.ms", "10000")
         .create()
         .context("cannot create a Kafka client")?;
@@ -87,14 +87,11 @@ fn check_cassandra() -> Result<String> {
 }
 
 async fn connect() -> Result<Session> {
-    let mut builder = SessionBuilder::new();
-    builder = builder
-        .known_node(CASSANDRA_NODE)
-        .connection_timeout(CONNECT_TIMEOUT);
+    let builder = cassandra_builder()?.connection_timeout(CONNECT_TIMEOUT);
     tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(5), builder.build())
         .await
         .map_err(|_| anyhow!("no session within {CONNECT_TIMEOUT:?}"))?
-        .with_context(|| format!("cannot connect to Cassandra at {CASSANDRA_NODE}"))
+        .with_context(|| format!("cannot connect to Cassandra at {}", cassandra_node()))
 }
 
 fn is_cql_identifier(s: &str) -> bool {

@@ -65,8 +65,8 @@ pub fn tenant_app_wasm(crate_name: &str) -> Result<PathBuf> {
     )
 }
 
-/// A tenant id no earlier run used (`t<unix ms>_<pid>_<n>`), so that runs never share topics,
-/// keyspaces or consumer groups; it is a valid CQL identifier of at most 48 characters.
+/// A tenant id no earlier run used (`t<unix ms>x<pid>x<n>`), so that runs never share topics,
+/// keyspaces or consumer groups; it is a valid tenant id (letters and digits, at most 48).
 pub fn unique_tenant_id() -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let millis = SystemTime::now()
@@ -74,7 +74,7 @@ pub fn unique_tenant_id() -> String {
         .map(|d| d.as_millis())
         .unwrap_or_default();
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("t{millis}_{}_{n}", std::process::id())
+    format!("t{millis}x{}x{n}", std::process::id())
 }
 
 /// One test's world: its own tenant and a scratch folder `target/e2e/<tenant>/` for the

@@ -9,9 +9,10 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Headers, Message};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
-use crate::{block_on, unique_tenant_id, KAFKA_BOOTSTRAP};
+use crate::access::kafka_client;
+use crate::{block_on, unique_tenant_id};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
 const READ_TIMEOUT: Duration = Duration::from_secs(300);
@@ -55,8 +56,7 @@ fn consumer(group: &str) -> Result<BaseConsumer> {
 }
 
 fn consumer_with(group: &str, isolation: &str) -> Result<BaseConsumer> {
-    ClientConfig::new()
-        .set("bootstrap.servers", KAFKA_BOOTSTRAP)
+    kafka_client()?
         .set("group.id", group)
         .set("isolation.level", isolation)
         .set("enable.auto.commit", "false")
@@ -99,8 +99,7 @@ fn partitions_of(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>> {
 /// Creates `topic` with `partitions` partitions (replication 1), or accepts it if it exists, and
 /// waits until its metadata shows it, so that a producer started next finds every partition.
 pub fn create_topic(topic: &str, partitions: i32) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", KAFKA_BOOTSTRAP)
+    let admin: AdminClient<DefaultClientContext> = kafka_client()?
         .create()
         .context("cannot create a Kafka admin client")?;
     let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
@@ -260,8 +259,7 @@ pub fn committed_offsets(group: &str, topic: &str) -> Result<BTreeMap<i32, i64>>
 /// Sends `(key, value)` messages to `topic` and waits until all are acknowledged.
 pub fn produce(topic: &str, messages: impl IntoIterator<Item = (String, String)>) -> Result<usize> {
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", KAFKA_BOOTSTRAP)
+    let producer: ThreadedProducer<DefaultProducerContext> = kafka_client()?
         .set("linger.ms", "5")
         .set("queue.buffering.max.messages", "1000000")
         .create()

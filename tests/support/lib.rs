@@ -3,6 +3,7 @@
 //! tables, and an expectation of the reviews app's results computed from the TSV alone (without
 //! any platform code), so that the tests compare the platform with an independent computation.
 
+mod access;
 mod alerts;
 mod cassandra;
 mod checks;
@@ -16,6 +17,10 @@ mod scenario;
 mod sentiment;
 mod workflow;
 
+pub use access::{
+    auth_on, batch_command, cassandra_builder, cassandra_node, kafka_bootstrap, kafka_client,
+    kafka_client_as, produce_command, secret_file, TenantCredentials, PLATFORM_USER,
+};
 pub use alerts::{
     day_counts, expected_alerts, plant_reviews, DayCounts, DayKey, Plant, ALERT_MIN_REVIEWS,
 };
@@ -54,14 +59,10 @@ pub use sentiment::{
     SentimentRow, TsvReview, REVIEWS_SENTIMENT, REVIEW_SENTIMENT_TABLE,
 };
 pub use workflow::{
-    airflow_runs_of, airflow_token, check_workflow_services, http_get, mails_to, state_dir, Mail,
-    Relay, Webhook, AIRFLOW_URL,
+    airflow_runs_of, airflow_token, airflow_url, check_workflow_services, http_get, mails_to,
+    s3_url, smtp_addr, state_dir, Mail, Relay, Webhook,
 };
 
-/// Kafka's bootstrap address as `just up` starts it.
-pub const KAFKA_BOOTSTRAP: &str = "127.0.0.1:9092";
-/// Cassandra's native-protocol address as `just up` starts it.
-pub const CASSANDRA_NODE: &str = "127.0.0.1:9042";
 /// The reference app's name, as its `describe()` declares it.
 pub const REVIEWS_DAILY: &str = "reviews-daily";
 /// The reference app's Cassandra table, as its `describe()` declares it.

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
+use crate::access::{cassandra_node, kafka_bootstrap, platform_login_toml};
 use crate::env::{mysimbdp_bin, reviews_daily_wasm, run_command, CommandOutput, TestEnv};
-use crate::{CASSANDRA_NODE, KAFKA_BOOTSTRAP};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 const STOP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -58,6 +58,8 @@ pub struct PlatformConfig {
     pub delivery: Option<String>,
     /// More `[cassandra]` keys, one `key = value` per line.
     pub cassandra_toml: String,
+    /// `[admin] tls_cert` and `tls_key`: the admin API serves HTTPS.
+    pub admin_tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl PlatformConfig {
@@ -72,6 +74,7 @@ impl PlatformConfig {
             extra_toml: String::new(),
             delivery: None,
             cassandra_toml: String::new(),
+            admin_tls: None,
         })
     }
 
@@ -82,19 +85,30 @@ impl PlatformConfig {
             toml.push_str(&self.extra_toml);
             toml.push_str("\n\n");
         }
+        let (kafka_login, cassandra_login) = platform_login_toml();
         toml.push_str(&format!(
-            "[kafka]\nbootstrap = {}\npartitions = {}\n\n\
-             [cassandra]\nnodes = [{}]\nreplication = 1\n{}\n\
+            "[kafka]\nbootstrap = {}\npartitions = {}\n{kafka_login}\n\
+             [cassandra]\nnodes = [{}]\nreplication = 1\n{cassandra_login}{}\n\
              [admin]\nlisten = {}\ntoken = {}\n\n\
              [[tenants]]\nid = {}\n",
-            toml_string(KAFKA_BOOTSTRAP),
+            toml_string(&kafka_bootstrap()),
             self.partitions,
-            toml_string(CASSANDRA_NODE),
+            toml_string(&cassandra_node()),
             self.cassandra_toml,
             toml_string(&self.admin_listen),
             toml_string(&self.token),
             toml_string(&self.tenant),
         ));
+        if let Some((cert, key)) = &self.admin_tls {
+            toml = toml.replace(
+                "[[tenants]]\n",
+                &format!(
+                    "tls_cert = {}\ntls_key = {}\n\n[[tenants]]\n",
+                    toml_string(&cert.to_string_lossy()),
+                    toml_string(&key.to_string_lossy())
+                ),
+            );
+        }
         for app in &self.apps {
             toml.push_str(&format!(
                 "\n[[tenants.apps]]\npath = {}\nstream = {}\n",

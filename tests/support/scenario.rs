@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use crate::access::produce_command;
 use crate::checks::{
     check_cassandra, check_dead_letters, check_late_topic, check_results_topic, Repeats,
 };
 use crate::env::{mysimbdp_bin, run_command, TestEnv};
 use crate::reviews::{expected_from_tsv, ExpectedReviews};
-use crate::KAFKA_BOOTSTRAP;
 
 /// `mysimbdp gen --rows ROWS --seed SEED EXTRA…` into the scratch folder, and what the reviews
 /// app must make of it, computed from the file alone.
@@ -36,13 +36,11 @@ pub fn generate_reviews(
 }
 
 fn producer(env: &TestEnv, tsv: &PathBuf) -> Result<Command> {
-    let mut command = Command::new(mysimbdp_bin()?);
-    command.arg("produce").arg("--file").arg(tsv).args([
-        "--tenant",
-        &env.tenant,
-        "--bootstrap",
-        KAFKA_BOOTSTRAP,
-    ]);
+    let mut command = produce_command()?;
+    command
+        .arg("--file")
+        .arg(tsv)
+        .args(["--tenant", &env.tenant]);
     Ok(command)
 }
 

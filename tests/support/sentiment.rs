@@ -19,12 +19,16 @@ use crate::env::{tenant_app_wasm, workspace_dir, TestEnv};
 use crate::platform::AppSpec;
 use crate::reviews::{parse_iso_date, WindowKey, MS_PER_DAY};
 
-/// The service `just up` starts: `$MYSIMBDP_SENTIMENT_URL`, else `http://127.0.0.1:9300`.
+/// The service `just up` starts: `$MYSIMBDP_SENTIMENT_URL`, else
+/// `http://127.0.0.1:$MYSIMBDP_SENTIMENT_PORT` (9300 by default, as `deploy/local` reads it).
 pub fn sentiment_url() -> String {
     std::env::var("MYSIMBDP_SENTIMENT_URL")
         .ok()
         .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "http://127.0.0.1:9300".into())
+        .unwrap_or_else(|| {
+            let port = std::env::var("MYSIMBDP_SENTIMENT_PORT").unwrap_or_else(|_| "9300".into());
+            format!("http://127.0.0.1:{port}")
+        })
 }
 
 /// The app's name and table.

@@ -14,10 +14,30 @@ use serde_json::{json, Value};
 
 use crate::env::workspace_dir;
 
-/// Where `just up` runs Airflow's API, the object store and the SMTP server.
-pub const AIRFLOW_URL: &str = "http://127.0.0.1:9480";
-pub const S3_URL: &str = "http://127.0.0.1:9400";
-pub const SMTP_ADDR: &str = "127.0.0.1:2525";
+fn local_port(var: &str, default: u16) -> u16 {
+    std::env::var(var)
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Where `just up` runs Airflow's API (`MYSIMBDP_AIRFLOW_PORT` moves it, as in `deploy/local`).
+pub fn airflow_url() -> String {
+    format!(
+        "http://127.0.0.1:{}",
+        local_port("MYSIMBDP_AIRFLOW_PORT", 9480)
+    )
+}
+
+/// Where `just up` runs the object store (`MYSIMBDP_S3_PORT`).
+pub fn s3_url() -> String {
+    format!("http://127.0.0.1:{}", local_port("MYSIMBDP_S3_PORT", 9400))
+}
+
+/// Where `just up` runs the SMTP server (`MYSIMBDP_SMTP_PORT`).
+pub fn smtp_addr() -> String {
+    format!("127.0.0.1:{}", local_port("MYSIMBDP_SMTP_PORT", 2525))
+}
 
 /// The `.state` folder of the checkout whose `just up` started the services
 /// (`MYSIMBDP_STATE_DIR`, else this workspace's).
@@ -38,31 +58,29 @@ fn agent() -> ureq::Agent {
 /// Checks that Airflow, the object store and the SMTP server answer; fails (never skips) with
 /// a pointer to `just up` when one does not.
 pub fn check_workflow_services() -> Result<()> {
+    let (airflow, s3, smtp_at) = (airflow_url(), s3_url(), smtp_addr());
     let mut down = Vec::new();
     match agent()
-        .get(&format!("{AIRFLOW_URL}/api/v2/monitor/health"))
+        .get(&format!("{airflow}/api/v2/monitor/health"))
         .call()
     {
         Ok(r) if r.status().is_success() => {}
         other => down.push(format!(
-            "Airflow at {AIRFLOW_URL}: {:?}",
+            "Airflow at {airflow}: {:?}",
             other.map(|r| r.status())
         )),
     }
-    match agent().get(&format!("{S3_URL}/")).call() {
+    match agent().get(&format!("{s3}/")).call() {
         Ok(r) if [200, 403].contains(&r.status().as_u16()) => {}
-        other => down.push(format!(
-            "s3proxy at {S3_URL}: {:?}",
-            other.map(|r| r.status())
-        )),
+        other => down.push(format!("s3proxy at {s3}: {:?}", other.map(|r| r.status()))),
     }
     let mut greeting = [0u8; 3];
-    let smtp = TcpStream::connect(SMTP_ADDR).and_then(|mut s| {
+    let smtp = TcpStream::connect(&smtp_at).and_then(|mut s| {
         s.set_read_timeout(Some(Duration::from_secs(5)))?;
         s.read_exact(&mut greeting)
     });
     if smtp.is_err() || &greeting != b"220" {
-        down.push(format!("SMTP at {SMTP_ADDR}: {smtp:?}"));
+        down.push(format!("SMTP at {smtp_at}: {smtp:?}"));
     }
     if !down.is_empty() {
         bail!(
@@ -84,7 +102,7 @@ pub fn airflow_token() -> Result<String> {
     let password = std::fs::read_to_string(airflow_password_file())
         .context("reading Airflow's generated password (start it with `just up`)")?;
     let mut response = agent()
-        .post(&format!("{AIRFLOW_URL}/auth/token"))
+        .post(&format!("{}/auth/token", airflow_url()))
         .send_json(json!({"username": "mysimbdp", "password": password.trim()}))
         .context("asking Airflow for a token")?;
     let body: Value = response.body_mut().read_json()?;
@@ -102,7 +120,8 @@ pub fn airflow_runs_of(tenant: &str) -> Result<Vec<Value>> {
     loop {
         let mut response = agent()
             .get(&format!(
-                "{AIRFLOW_URL}/api/v2/dags/critical_condition/dagRuns?limit=100&offset={offset}"
+                "{}/api/v2/dags/critical_condition/dagRuns?limit=100&offset={offset}",
+                airflow_url()
             ))
             .header("Authorization", &format!("Bearer {token}"))
             .call()

@@ -14,11 +14,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use mysimbdp_tests::{
-    airflow_runs_of, all_time_from_csv, all_time_from_parquet, check_workflow_services, diff_maps,
-    expected_alerts, expected_from_tsv, expected_history, format_iso_date, generate_reviews,
-    http_get, mails_to, mysimbdp_bin, plant_reviews, produce_reviews, seasonal_from_csv, state_dir,
-    tenant_app_wasm, AppSpec, Plant, Platform, PlatformConfig, Relay, Services, TestEnv, Totals,
-    Webhook, KAFKA_BOOTSTRAP, MS_PER_DAY, REVIEWS_DAILY,
+    airflow_runs_of, all_time_from_csv, all_time_from_parquet, auth_on, check_workflow_services,
+    diff_maps, expected_alerts, expected_from_tsv, expected_history, format_iso_date,
+    generate_reviews, http_get, kafka_bootstrap, mails_to, mysimbdp_bin, plant_reviews,
+    produce_reviews, seasonal_from_csv, secret_file, state_dir, tenant_app_wasm, AppSpec, Plant,
+    Platform, PlatformConfig, Relay, Services, TestEnv, Totals, Webhook, MS_PER_DAY, PLATFORM_USER,
+    REVIEWS_DAILY,
 };
 use serde_json::Value;
 
@@ -46,13 +47,23 @@ impl Trigger {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let config = env.path(&format!("{name}.toml"));
         let password = state_dir().join("airflow/admin.password");
+        // The trigger reads the tenants' alerts topics as the platform.
+        let login = if auth_on() {
+            format!(
+                "user = \"{PLATFORM_USER}\"\npassword_file = \"{}\"\n",
+                secret_file("kafka-platform.password").display()
+            )
+        } else {
+            String::new()
+        };
         std::fs::write(
             &config,
             format!(
-                "[kafka]\nbootstrap = \"{KAFKA_BOOTSTRAP}\"\ngroup = \"{group}\"\n\n\
+                "[kafka]\nbootstrap = \"{}\"\ngroup = \"{group}\"\n{login}\n\
                  [airflow]\nurl = \"{airflow_url}\"\nuser = \"mysimbdp\"\npassword_file = \"{}\"\n\n\
                  [status]\nlisten = \"127.0.0.1:{port}\"\n\n\
                  [[tenants]]\nid = \"{}\"\ncontact = \"{contact}\"\nwebhook = \"{webhook}\"\n",
+                kafka_bootstrap(),
                 password.display(),
                 env.tenant
             ),
@@ -190,7 +201,7 @@ fn an_alert_runs_the_workflow_once_and_the_tenant_gets_the_figures() -> Result<(
 
     // 3. Airflow unreachable when the trigger meets the alerts: it waits and says so.
     let contact = format!("ops-{}@example.com", env.tenant);
-    let relay = Relay::reserve("127.0.0.1:9480")?;
+    let relay = Relay::reserve(mysimbdp_tests::airflow_url().trim_start_matches("http://"))?;
     let group = format!("mysimbdp-tests-{}", env.tenant);
     let webhook = Webhook::start()?;
     let trigger = Trigger::start(
@@ -263,7 +274,7 @@ fn an_alert_runs_the_workflow_once_and_the_tenant_gets_the_figures() -> Result<(
         "[workflow]\nairflow_url = \"{}\"\nuser = \"mysimbdp\"\npassword_file = \"{}\"\n\
          group = \"{group}-again\"\nstatus_listen = \"127.0.0.1:{port}\"\n\n\
          [workflow.tenants.{}]\ncontact = \"{contact}\"\nwebhook = \"{}\"\n",
-        mysimbdp_tests::AIRFLOW_URL,
+        mysimbdp_tests::airflow_url(),
         state_dir().join("airflow/admin.password").display(),
         env.tenant,
         webhook.url()

@@ -6,13 +6,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use mysimbdp_tests::{
-    all_time_from_csv, all_time_from_parquet, days_from_civil, diff_maps, expected_history,
-    generate_reviews, mysimbdp_bin, produce_reviews, read_aggregated_reviews, read_all_time,
+    all_time_from_csv, all_time_from_parquet, batch_command, days_from_civil, diff_maps,
+    expected_history, generate_reviews, produce_reviews, read_aggregated_reviews, read_all_time,
     read_extremes, read_seasonal, run_command, seasonal_from_csv, tenant_app_wasm, AppSpec,
     CommandOutput, DailyAggregate, Platform, PlatformConfig, Services, TestEnv, WindowKey,
     MS_PER_DAY, REVIEWS_DAILY,
@@ -30,9 +29,8 @@ fn batch(
     from: &str,
     extra: &[&str],
 ) -> Result<CommandOutput> {
-    let mut command = Command::new(mysimbdp_bin()?);
+    let mut command = batch_command()?;
     command
-        .arg("batch")
         .args(["--tenant", &env.tenant, "--from", from, "--json"])
         .arg("--app")
         .arg(tenant_app_wasm(app)?)
@@ -249,9 +247,8 @@ fn history_analytics_equal_an_independent_computation() -> Result<()> {
 
 /// `mysimbdp batch` as the test gives it, expected to fail; returns its stderr.
 fn refused(env: &TestEnv, name: &str, app: &str, from: &str) -> Result<String> {
-    let mut command = Command::new(mysimbdp_bin()?);
+    let mut command = batch_command()?;
     command
-        .arg("batch")
         .args(["--tenant", &env.tenant, "--from", from])
         .arg("--app")
         .arg(tenant_app_wasm(app)?);

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use mysimbdp_tests::{
-    create_topic, days_from_civil, final_windows, mysimbdp_bin, run_command, sum_column, AppSpec,
-    Platform, PlatformConfig, Services, TestEnv, KAFKA_BOOTSTRAP, MS_PER_DAY, REVIEWS_DAILY,
+    create_topic, days_from_civil, final_windows, mysimbdp_bin, produce_command, run_command,
+    sum_column, AppSpec, Platform, PlatformConfig, Services, TestEnv, MS_PER_DAY, REVIEWS_DAILY,
 };
 
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5 * 60);
@@ -103,13 +103,11 @@ fn a_new_tenant_goes_from_an_empty_folder_to_rows_in_cassandra_in_each_language(
     let mut platform = Platform::start(&env, "platform", &config)?;
     platform.wait_ready(REVIEWS_DAILY)?;
     let sample = built[0].2.clone();
-    let mut produce = Command::new(&bin);
-    produce.arg("produce").arg("--file").arg(&sample).args([
-        "--tenant",
-        &env.tenant,
-        "--bootstrap",
-        KAFKA_BOOTSTRAP,
-    ]);
+    let mut produce = produce_command()?;
+    produce
+        .arg("--file")
+        .arg(&sample)
+        .args(["--tenant", &env.tenant]);
     run_command(&env, "produce", &mut produce, Duration::from_secs(120))?
         .ensure_success("produce")?;
     let (windows, rows) = expected(&sample)?;

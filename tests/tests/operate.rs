@@ -60,7 +60,15 @@ fn operators_need_the_token_and_deploy_refuse_reset_start_and_remove_apps() -> R
         "a refused drain changed nothing: {status}"
     );
 
-    // A state-incompatible version: refused, then taken over with --reset-state.
+    // A state-incompatible version: refused, then taken over with --reset-state. Refused only
+    // when there is state to lose, so first wait until the app holds open windows.
+    platform.wait_for_app(
+        &env.tenant,
+        REVIEWS_DAILY,
+        "open windows",
+        Duration::from_secs(120),
+        |s| s["open_windows"].as_u64().unwrap_or(0) > 0,
+    )?;
     let v3 = tenant_app_wasm("reviews-daily-v3")?.display().to_string();
     let deploy = ["deploy", "--tenant", &env.tenant, "--path", &v3];
     let refused = platform.operate(&env, "deploy-v3", &deploy)?;

@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::{ensure, Result};
 use mysimbdp_tests::{
     create_topic, end_offsets_total, expected_from_tsv, generate_reviews, mysimbdp_bin,
-    read_aggregated_reviews, read_daily_reviews, reviews_daily_wasm, run_command, send_part,
-    split_tsv, tenant_app_wasm, workspace_dir, AppSpec, Platform, PlatformConfig, Services,
-    TestEnv, KAFKA_BOOTSTRAP, REVIEWS_DAILY,
+    produce_command, read_aggregated_reviews, read_daily_reviews, reviews_daily_wasm, run_command,
+    send_part, split_tsv, tenant_app_wasm, workspace_dir, AppSpec, Platform, PlatformConfig,
+    Services, TestEnv, REVIEWS_DAILY,
 };
 
 const ROWS: u32 = 20_000;
@@ -44,12 +44,11 @@ fn rust_python_and_javascript_reviews_daily_write_identical_rows() -> Result<()>
     ensure!(!expected.late.is_empty() && !expected.malformed.is_empty());
 
     create_topic(&env.topic("reviews"), PARTITIONS)?;
-    let mut produce = Command::new(&bin);
+    let mut produce = produce_command()?;
     produce
-        .arg("produce")
         .arg("--file")
         .arg(&tsv)
-        .args(["--tenant", &env.tenant, "--bootstrap", KAFKA_BOOTSTRAP])
+        .args(["--tenant", &env.tenant])
         .args(["--partitions", &PARTITIONS.to_string()]);
     run_command(&env, "produce", &mut produce, Duration::from_secs(300))?
         .ensure_success("produce")?;

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use mysimbdp_tests::{
-    check_reviews_outputs, create_topic, expected_from_tsv, mysimbdp_bin, run_command, AppSpec,
-    ExpectedReviews, Platform, PlatformConfig, Repeats, Services, TestEnv, KAFKA_BOOTSTRAP,
+    check_reviews_outputs, create_topic, expected_from_tsv, mysimbdp_bin, produce_command,
+    run_command, AppSpec, ExpectedReviews, Platform, PlatformConfig, Repeats, Services, TestEnv,
     REVIEWS_DAILY,
 };
 use serde_json::Value;
@@ -77,18 +77,12 @@ fn reviews_daily_exact_results() -> Result<()> {
     // 2. Produce it into a topic with 4 partitions.
     let input_topic = env.topic("reviews");
     create_topic(&input_topic, PARTITIONS)?;
-    let mut produce = Command::new(&bin);
+    let mut produce = produce_command()?;
     produce
-        .arg("produce")
         .arg("--file")
         .arg(&tsv)
-        .args(["--tenant", &env.tenant]);
-    produce.args([
-        "--bootstrap",
-        KAFKA_BOOTSTRAP,
-        "--partitions",
-        &PARTITIONS.to_string(),
-    ]);
+        .args(["--tenant", &env.tenant])
+        .args(["--partitions", &PARTITIONS.to_string()]);
     run_command(&env, "produce", &mut produce, Duration::from_secs(600))?
         .ensure_success("mysimbdp produce")?;
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::{bail, ensure, Context, Result};
 use mysimbdp_tests::{
     create_topic, parse_iso_date, produce, read_daily_reviews, tenant_app_wasm, AppSpec,
-    CommandOutput, Platform, PlatformConfig, Services, TestEnv, AGGREGATED_REVIEWS, MS_PER_DAY,
-    REVIEWS_DAILY,
+    CommandOutput, Platform, PlatformConfig, Services, TenantCredentials, TestEnv,
+    AGGREGATED_REVIEWS, MS_PER_DAY, REVIEWS_DAILY,
 };
 use serde_json::Value;
 
@@ -27,9 +27,10 @@ fn tenant(env: &TestEnv, platform: &Platform, action: &str, tenant: &str) -> Res
 }
 
 fn token_of(output: &CommandOutput) -> Result<String> {
-    let token = output.stdout.trim().to_owned();
+    ensure!(output.status.success(), "{}", output.describe());
+    let token = TenantCredentials::parse(&output.stdout)?.token;
     ensure!(
-        output.status.success() && !token.is_empty() && !token.contains(' '),
+        !token.is_empty() && !token.contains(' '),
         "{}",
         output.describe()
     );

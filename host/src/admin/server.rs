@@ -1,5 +1,5 @@
-//! The admin HTTP API: Prometheus metrics for anyone on the admin address; app status and
-//! actions with the operator token, or a tenant's token for that tenant's apps only.
+//! The admin HTTP API: Prometheus metrics, app status and actions with the operator token, or
+//! a tenant's token for that tenant's apps only (metrics without a token show no tenant's data).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 
 use super::metrics::{preamble, AppMetrics};
 use super::tokens::{same_token, TenantTokens};
+use crate::access::TenantAccess;
 use crate::app::{AppHandle, Control, Launcher, Reply};
 use crate::checkpoint::Delivery;
 use crate::names::{StreamName, TenantId};
@@ -36,6 +37,7 @@ struct Admin {
     launcher: Arc<Launcher>,
     token: String,
     tokens: Arc<TenantTokens>,
+    access: Arc<TenantAccess>,
     plugins: Plugins,
 }
 
@@ -48,18 +50,22 @@ pub async fn serve(
     launcher: Arc<Launcher>,
     token: String,
     tokens: Arc<TenantTokens>,
+    access: Arc<TenantAccess>,
     plugins: Plugins,
+    tls: Option<Arc<openssl::ssl::SslAcceptor>>,
 ) -> std::io::Result<()> {
     let admin = Arc::new(Admin {
         launcher,
         token,
         tokens,
+        access,
         plugins,
     });
     let router = Router::new()
         .route("/metrics", get(metrics))
         .route("/apps", get(list))
         .route("/scope", get(whoami))
+        .route("/tenants", get(list_tenants))
         .route(
             "/tenants/{tenant}/token",
             post(issue_token).delete(revoke_token),
@@ -75,8 +81,16 @@ pub async fn serve(
         .merge(super::ui::routes())
         .with_state(admin);
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    tracing::info!(%listen, "admin API listening");
-    axum::serve(listener, router).await
+    match tls {
+        Some(acceptor) => {
+            tracing::info!(%listen, "admin API listening (HTTPS)");
+            axum::serve(super::tls::TlsListener::new(listener, acceptor)?, router).await
+        }
+        None => {
+            tracing::info!(%listen, "admin API listening");
+            axum::serve(listener, router).await
+        }
+    }
 }
 
 fn error(code: StatusCode, message: impl Into<String>) -> Response {
@@ -214,9 +228,25 @@ fn nonzero(ms: i64) -> Value {
     }
 }
 
-async fn metrics(State(admin): State<Arc<Admin>>) -> Response {
+/// Prometheus metrics: with a token, the series of the apps it sees (the operator's: every
+/// app; a tenant's: its own); without one, only the descriptions, no tenant's data, so a probe
+/// that carries no token still gets an answer and learns nothing about any tenant.
+async fn metrics(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Response {
+    let scope = if headers.contains_key(header::AUTHORIZATION) {
+        match scope(&admin, &headers).await {
+            Ok(scope) => Some(scope),
+            Err(denied) => return *denied,
+        }
+    } else {
+        None
+    };
     let mut out = String::from(preamble());
-    for handle in admin.launcher.all() {
+    let visible = admin
+        .launcher
+        .all()
+        .into_iter()
+        .filter(|h| scope.as_ref().is_some_and(|s| s.sees(h.tenant.as_str())));
+    for handle in visible {
         handle
             .metrics
             .render(&mut out, handle.tenant.as_str(), &handle.app);
@@ -237,7 +267,9 @@ async fn whoami(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Response
 }
 
 /// A new admin token for a tenant, replacing any it had (operator only); `?replace=false`
-/// refuses when it has one. The token is in the answer once and kept only as a digest.
+/// refuses when it has one. The token is in the answer once and kept only as a digest. Where
+/// the platform logs in to Kafka and Cassandra, the tenant also gets (new passwords for) its
+/// Kafka user and ACLs and its Cassandra role, in the answer once and kept nowhere.
 async fn issue_token(
     State(admin): State<Arc<Admin>>,
     headers: HeaderMap,
@@ -260,11 +292,40 @@ async fn issue_token(
             Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         }
     }
+    let credentials = match admin.access.grant(&tenant).await {
+        Ok(credentials) => credentials,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    };
     match admin.tokens.issue(&tenant, super::recent::now_ms()).await {
         Ok(token) => {
             tracing::info!(%tenant, "tenant token issued");
-            Json(json!({ "tenant": tenant.as_str(), "token": token })).into_response()
+            let mut answer = json!({ "tenant": tenant.as_str(), "token": token });
+            if let Some(kafka) = credentials.kafka {
+                answer["kafka"] = json!(kafka);
+            }
+            if let Some(cassandra) = credentials.cassandra {
+                answer["cassandra"] = json!(cassandra);
+            }
+            Json(answer).into_response()
         }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// The tenants that have an admin token (operator only).
+async fn list_tenants(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Response {
+    match scope(&admin, &headers).await {
+        Ok(Scope::Operator) => {}
+        Ok(Scope::Tenant(_)) => {
+            return error(
+                StatusCode::FORBIDDEN,
+                "only the operator token lists tenants",
+            )
+        }
+        Err(denied) => return *denied,
+    }
+    match admin.tokens.list().await {
+        Ok(tenants) => Json(json!({ "tenants": tenants })).into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }
@@ -278,6 +339,9 @@ async fn revoke_token(
         Ok(tenant) => tenant,
         Err(denied) => return *denied,
     };
+    if let Err(e) = admin.access.revoke(&tenant).await {
+        return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+    }
     match admin.tokens.revoke(&tenant).await {
         Ok(()) => {
             tracing::info!(%tenant, "tenant token revoked");

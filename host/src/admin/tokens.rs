@@ -45,6 +45,7 @@ pub struct TenantTokens {
     session: Arc<Session>,
     insert: PreparedStatement,
     select: PreparedStatement,
+    list: PreparedStatement,
     delete: PreparedStatement,
     /// tenant → (digest if it has a token, when looked up).
     seen: Mutex<HashMap<String, (Option<TokenDigest>, Instant)>>,
@@ -71,6 +72,7 @@ impl TenantTokens {
             ))
             .await?,
             select: prepare(format!("SELECT digest FROM {table} WHERE tenant = ?")).await?,
+            list: prepare(format!("SELECT tenant FROM {table}")).await?,
             delete: prepare(format!("DELETE FROM {table} WHERE tenant = ?")).await?,
             session,
             seen: Mutex::new(HashMap::new()),
@@ -96,6 +98,24 @@ impl TenantTokens {
             .map_err(failed(format!("storing the token of {tenant}")))?;
         self.forget(tenant.as_str());
         Ok(token)
+    }
+
+    /// The tenants that have a token, in order.
+    pub async fn list(&self) -> Result<Vec<String>, CassandraError> {
+        let rows = self
+            .session
+            .execute_unpaged(&self.list, &[])
+            .await
+            .map_err(failed("listing the tenants' tokens"))?
+            .into_rows_result()
+            .map_err(|e| CassandraError::new("listing the tenants' tokens", e.to_string()))?;
+        let mut tenants = rows
+            .rows::<(String,)>()
+            .map_err(|e| CassandraError::new("listing the tenants' tokens", e.to_string()))?
+            .filter_map(|row| row.ok().map(|(t,)| t))
+            .collect::<Vec<_>>();
+        tenants.sort();
+        Ok(tenants)
     }
 
     /// Whether `tenant` has a token.

@@ -13,6 +13,7 @@ use tokio::runtime::Handle;
 use super::handle::{AppHandle, AppState, AppStatus, Deployed};
 use super::processor::Processor;
 use super::worker::{Runner, RunnerSettings};
+use crate::access::KafkaAccess;
 use crate::admin::metrics::AppMetrics;
 use crate::admin::recent::Change;
 use crate::checkpoint::{CheckpointStore, Delivery};
@@ -48,7 +49,7 @@ pub enum LaunchError {
 /// Where the platform's apps get their connections and settings from.
 pub struct Launcher {
     runtime: Handle,
-    bootstrap: String,
+    kafka: KafkaAccess,
     partitions: i32,
     session: Arc<Session>,
     replication: u32,
@@ -76,7 +77,7 @@ impl Launcher {
     ) -> Self {
         Self {
             runtime,
-            bootstrap: config.kafka.bootstrap.clone(),
+            kafka: config.kafka_access(),
             partitions: config.kafka.partitions,
             session,
             replication: config.cassandra.replication,
@@ -170,7 +171,7 @@ impl Launcher {
             names.push(&topics.alerts);
         }
         self.runtime
-            .block_on(ensure_topics(&self.bootstrap, &names, self.partitions))?;
+            .block_on(ensure_topics(&self.kafka, &names, self.partitions))?;
         let table = self.runtime.block_on(ResultsTable::open(
             self.session.clone(),
             tenant,
@@ -235,10 +236,10 @@ impl Launcher {
         let runner = Runner {
             handle: handle.clone(),
             processor,
-            consumer: Arc::new(consumer(&self.bootstrap, &topics.group, &self.instance)?),
+            consumer: Arc::new(consumer(&self.kafka, &topics.group, &self.instance)?),
             sinks: Sinks::new(
                 AppOutputs::new(
-                    &self.bootstrap,
+                    &self.kafka,
                     topics.clone(),
                     &spec,
                     transactional_id.as_deref(),

@@ -43,13 +43,18 @@ pub struct TenantTarget {
 
 #[derive(clap::Subcommand)]
 pub enum TenantCommand {
-    /// Issue a tenant's admin token (operator only): it sees and steers that tenant's apps
-    /// only. Printed once; the platform keeps only its digest.
+    /// Give a tenant its credentials (operator only): an admin token that sees and steers that
+    /// tenant's apps only, and, where the platform logs in to them, a Kafka user with ACLs on
+    /// its own topics and groups and a Cassandra role that reads its own keyspace. Printed once
+    /// as `KEY=value` lines (a file the tenant can source); the platform keeps only digests.
     Add(TenantTarget),
-    /// Replace a tenant's token: the old one stops working within seconds on every host.
+    /// Replace all of a tenant's secrets: the old ones stop working (the token within seconds
+    /// on every host).
     Rotate(TenantTarget),
-    /// Revoke a tenant's token.
+    /// Revoke a tenant's token, Kafka user and ACLs and Cassandra role; its data stays.
     Remove(TenantTarget),
+    /// The tenants that have credentials.
+    List(#[command(flatten)] Admin),
 }
 
 #[derive(clap::Args)]
@@ -231,21 +236,51 @@ pub fn run_tenant(command: TenantCommand) -> anyhow::Result<()> {
         TenantCommand::Add(target) => (target, "POST", "?replace=false"),
         TenantCommand::Rotate(target) => (target, "POST", "?replace=true"),
         TenantCommand::Remove(target) => (target, "DELETE", ""),
+        TenantCommand::List(admin) => {
+            let answer = request(admin, "GET", "/tenants", None)?;
+            for tenant in answer["tenants"].as_array().into_iter().flatten() {
+                println!("{}", tenant.as_str().unwrap_or_default());
+            }
+            return Ok(());
+        }
     };
     let path = format!("/tenants/{}/token{query}", target.tenant);
     let answer = request(&target.admin, method, &path, None)?;
-    match answer["token"].as_str() {
-        Some(token) => {
-            eprintln!(
-                "the admin token of tenant `{}` (shown once; give it to the tenant as \
-                 MYSIMBDP_ADMIN_TOKEN or a --token-file):",
-                target.tenant
-            );
-            println!("{token}");
-        }
-        None => println!("the token of tenant `{}` is revoked", target.tenant),
+    if answer["token"].is_string() {
+        eprintln!(
+            "the credentials of tenant `{}` (shown once; give them to the tenant, e.g. as a \
+             file to source: `set -a; . <file>`):",
+            target.tenant
+        );
+        print!("{}", credentials_env(&answer));
+    } else {
+        println!("the credentials of tenant `{}` are revoked", target.tenant);
     }
     Ok(())
+}
+
+/// A tenant's credentials from the admin API's answer, as `KEY=value` lines: the variables
+/// `mysimbdp app`, `mysimbdp produce` and the tenant's own clients read.
+fn credentials_env(answer: &Value) -> String {
+    let fields = [
+        ("MYSIMBDP_ADMIN_TOKEN", &answer["token"]),
+        ("MYSIMBDP_KAFKA_BOOTSTRAP", &answer["kafka"]["bootstrap"]),
+        (
+            "MYSIMBDP_KAFKA_SASL_MECHANISM",
+            &answer["kafka"]["mechanism"],
+        ),
+        ("MYSIMBDP_KAFKA_USER", &answer["kafka"]["user"]),
+        ("MYSIMBDP_KAFKA_PASSWORD", &answer["kafka"]["password"]),
+        ("MYSIMBDP_CASSANDRA_USER", &answer["cassandra"]["role"]),
+        (
+            "MYSIMBDP_CASSANDRA_PASSWORD",
+            &answer["cassandra"]["password"],
+        ),
+    ];
+    fields
+        .iter()
+        .filter_map(|(key, value)| value.as_str().map(|v| format!("{key}={v}\n")))
+        .collect()
 }
 
 pub fn run(command: AppCommand) -> anyhow::Result<()> {

@@ -8,6 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::access::{CassandraAccess, PasswordSource};
 use crate::batch::{self, Job, Progress};
 use crate::names::{cql_identifier, TenantId};
 use crate::plugin::{Limits, SpecLimits};
@@ -44,6 +45,17 @@ pub struct BatchArgs {
     /// Cassandra contact points.
     #[arg(long, default_value = "127.0.0.1:9042")]
     pub cassandra: Vec<String>,
+    /// The Cassandra role to log in as (it must read the source table and write the app's own);
+    /// its password comes from MYSIMBDP_CASSANDRA_PASSWORD or --cassandra-password-file, never
+    /// from the command line.
+    #[arg(long, env = "MYSIMBDP_CASSANDRA_USER")]
+    pub cassandra_user: Option<String>,
+    /// A file holding the role's password (instead of MYSIMBDP_CASSANDRA_PASSWORD).
+    #[arg(long, env = "MYSIMBDP_CASSANDRA_PASSWORD_FILE")]
+    pub cassandra_password_file: Option<PathBuf>,
+    /// A CA certificate (PEM) to reach Cassandra over TLS.
+    #[arg(long, env = "MYSIMBDP_CASSANDRA_CA_FILE")]
+    pub cassandra_ca_file: Option<PathBuf>,
     /// Token ranges the table is split into (units of work).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub ranges: u32,
@@ -162,10 +174,10 @@ pub fn run(args: BatchArgs) -> anyhow::Result<()> {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     let started = Instant::now();
+    let cassandra = cassandra_access(&args)?;
     let summary = runtime.block_on(async {
         let session =
-            crate::sink::cassandra::connect(&args.cassandra, std::time::Duration::from_secs(30))
-                .await?;
+            crate::sink::cassandra::connect(&cassandra, std::time::Duration::from_secs(30)).await?;
         batch::run(session, job, progress.clone(), now_ms).await
     })?;
     progress.0.finish_and_clear();
@@ -204,4 +216,24 @@ pub fn run(args: BatchArgs) -> anyhow::Result<()> {
         summary.units
     );
     Ok(())
+}
+
+/// Cassandra as the arguments and the environment say: with a login when a role is given.
+fn cassandra_access(args: &BatchArgs) -> anyhow::Result<CassandraAccess> {
+    let access =
+        CassandraAccess::plain(&args.cassandra).with_ca_file(args.cassandra_ca_file.clone());
+    let Some(role) = &args.cassandra_user else {
+        return Ok(access);
+    };
+    let source = PasswordSource {
+        password_env: args
+            .cassandra_password_file
+            .is_none()
+            .then(|| "MYSIMBDP_CASSANDRA_PASSWORD".to_owned()),
+        password_file: args.cassandra_password_file.clone(),
+    };
+    let password = source
+        .read()
+        .map_err(|problem| anyhow::anyhow!("the password of Cassandra role {role}: {problem}"))?;
+    Ok(access.with_login(role, password))
 }

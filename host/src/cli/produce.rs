@@ -14,12 +14,12 @@ use flate2::bufread::MultiGzDecoder;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
 
 use super::tsv;
+use crate::access::{KafkaAccess, PasswordSource, SaslMechanism};
 use crate::names::{StreamName, TenantId};
 
 /// Which file goes to which topic, and how fast.
@@ -35,8 +35,29 @@ pub struct ProduceArgs {
     #[arg(long, default_value = "reviews")]
     pub stream: String,
     /// Kafka bootstrap servers.
-    #[arg(long, default_value = "127.0.0.1:9092")]
+    #[arg(
+        long,
+        env = "MYSIMBDP_KAFKA_BOOTSTRAP",
+        default_value = "127.0.0.1:9092"
+    )]
     pub bootstrap: String,
+    /// The tenant's Kafka user, as `mysimbdp tenant add` issued it; its password comes from
+    /// MYSIMBDP_KAFKA_PASSWORD or --password-file, never from the command line.
+    #[arg(long, env = "MYSIMBDP_KAFKA_USER")]
+    pub user: Option<String>,
+    /// How the user logs in.
+    #[arg(
+        long,
+        env = "MYSIMBDP_KAFKA_SASL_MECHANISM",
+        default_value = "SCRAM-SHA-256"
+    )]
+    pub sasl_mechanism: SaslMechanism,
+    /// A file holding the user's password (instead of MYSIMBDP_KAFKA_PASSWORD).
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    /// The CA certificate (PEM) of the brokers: TLS on.
+    #[arg(long, env = "MYSIMBDP_KAFKA_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Partitions of the topic if this command creates it; an existing topic is left as it is.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..))]
     pub partitions: i32,
@@ -79,8 +100,9 @@ pub fn run(args: ProduceArgs) -> anyhow::Result<()> {
     let topic = tenant.stream_topic(&StreamName::new(&args.stream)?);
     let bar = progress_bar();
     let input = open_input(&args.file, &bar)?;
-    let topic_note = ensure_topic(&args.bootstrap, &topic, args.partitions)?;
-    let producer = create_producer(&args.bootstrap)?;
+    let kafka = kafka_access(&args)?;
+    let topic_note = ensure_topic(&kafka, &topic, args.partitions)?;
+    let producer = create_producer(&kafka)?;
     let mut sender = Sender::new(&producer, &topic, bar);
     let started = sender.send_all(input, &args)?;
     sender.bar.finish_and_clear();
@@ -140,11 +162,31 @@ fn open_input(path: &Path, bar: &ProgressBar) -> anyhow::Result<Box<dyn BufRead>
     }
 }
 
+/// Kafka as the arguments and the environment say: with a login when a user is given.
+fn kafka_access(args: &ProduceArgs) -> anyhow::Result<KafkaAccess> {
+    let access = KafkaAccess::plain(&args.bootstrap).with_ca_file(args.ca_file.clone());
+    let Some(user) = &args.user else {
+        return Ok(access);
+    };
+    let source = PasswordSource {
+        password_env: args
+            .password_file
+            .is_none()
+            .then(|| "MYSIMBDP_KAFKA_PASSWORD".to_owned()),
+        password_file: args.password_file.clone(),
+    };
+    let password = source
+        .read()
+        .map_err(|problem| anyhow::anyhow!("the password of Kafka user {user}: {problem}"))?;
+    Ok(access.with_login(args.sasl_mechanism, user, password))
+}
+
 /// Creates the topic with `partitions` partitions unless it exists (then it is left as it is);
 /// returns a note for the summary saying which.
-fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result<String> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+fn ensure_topic(kafka: &KafkaAccess, topic: &str, partitions: i32) -> anyhow::Result<String> {
+    let bootstrap = &kafka.bootstrap;
+    let admin: AdminClient<DefaultClientContext> = kafka
+        .client_config()
         .create()
         .with_context(|| format!("cannot create a Kafka admin client for {bootstrap}"))?;
     // All topics' metadata: asking for the one topic could make the broker auto-create it.
@@ -181,9 +223,10 @@ fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> anyhow::Result
 }
 
 /// An idempotent producer: retries inside the client never duplicate or reorder a partition.
-fn create_producer(bootstrap: &str) -> anyhow::Result<BaseProducer<Deliveries>> {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+fn create_producer(kafka: &KafkaAccess) -> anyhow::Result<BaseProducer<Deliveries>> {
+    let bootstrap = &kafka.bootstrap;
+    kafka
+        .client_config()
         .set("client.id", "mysimbdp-produce")
         .set("enable.idempotence", "true")
         .set("acks", "all")

@@ -55,7 +55,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let trigger = config
         .workflow
         .as_ref()
-        .map(|w| TriggerSettings::from_platform(w, &config.kafka.bootstrap, &args.config))
+        .map(|w| TriggerSettings::from_platform(w, config.kafka_access(), &args.config))
         .transpose()?;
     let token = config.token().map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -87,7 +87,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         loaded.push((entry, compiled, manifest));
     }
     let session = runtime.block_on(cassandra::connect(
-        &config.cassandra.nodes,
+        &config.cassandra_access(),
         Duration::from_millis(config.cassandra.request_timeout_ms),
     ))?;
     let settings = RunnerSettings {
@@ -110,6 +110,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         config.cassandra.replication,
     ))?;
     let tokens = Arc::new(runtime.block_on(crate::admin::TenantTokens::open(session.clone()))?);
+    let access = Arc::new(crate::access::TenantAccess::new(
+        &config.kafka_access(),
+        &config.cassandra_access(),
+        session.clone(),
+        config.cassandra.replication,
+    ));
     let launcher = Arc::new(Launcher::new(
         runtime.handle().clone(),
         &config,
@@ -138,6 +144,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             .context("starting the workflow trigger")?;
     }
     let listen = config.admin.listen;
+    let tls = match (&config.admin.tls_cert, &config.admin.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::admin::tls::acceptor(cert, key)?),
+        _ => None,
+    };
     let admin_launcher = launcher.clone();
     runtime.block_on(async move {
         let apps_dir = config.admin.apps_dir.clone();
@@ -146,7 +156,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             limits,
             apps_dir,
         };
-        let server = crate::admin::serve(listen, admin_launcher, token, tokens, plugins);
+        let server =
+            crate::admin::serve(listen, admin_launcher, token, tokens, access, plugins, tls);
         tokio::select! {
             result = server => result.with_context(|| format!("admin API on {listen}")),
             _ = shutdown_signal() => {

@@ -7,12 +7,12 @@ use std::time::Duration;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
-use scylla::client::session_builder::SessionBuilder;
 use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlTimestamp, CqlValue};
 
 use super::{cell, Cell, Emitted};
+use crate::access::CassandraAccess;
 use crate::names::TenantId;
 use crate::plugin::{AppSpec, FieldSpec, FieldType};
 use crate::window::Window;
@@ -87,14 +87,16 @@ pub(crate) async fn prepare(
 /// longer than `request_timeout` fails as transient, so a stalled node is retried rather than
 /// waited on for ever.
 pub async fn connect(
-    nodes: &[String],
+    access: &CassandraAccess,
     request_timeout: Duration,
 ) -> Result<Arc<Session>, CassandraError> {
+    let nodes = &access.nodes;
     let profile = ExecutionProfile::builder()
         .request_timeout(Some(request_timeout))
         .build();
-    SessionBuilder::new()
-        .known_nodes(nodes)
+    access
+        .session_builder()
+        .map_err(|e| CassandraError::new(format!("connecting to {nodes:?}"), e.to_string()))?
         .default_execution_profile_handle(profile.into_handle())
         .build()
         .await

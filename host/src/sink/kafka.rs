@@ -14,6 +14,7 @@ use rdkafka::TopicPartitionList;
 use serde_json::{Map, Value};
 
 use super::{Emitted, Output, Refused, Rejected, RowFormat, Sink, SinkError};
+use crate::access::KafkaAccess;
 use crate::alerts::AlertFormat;
 use crate::names::AppTopics;
 use crate::plugin::AppSpec;
@@ -97,12 +98,13 @@ impl AppOutputs {
     /// transaction; the id stays the same across restarts, so a restarted host fences off and
     /// aborts what its crashed predecessor left open.
     pub fn new(
-        bootstrap: &str,
+        kafka: &KafkaAccess,
         topics: AppTopics,
         spec: &AppSpec,
         transactional_id: Option<&str>,
     ) -> Result<Self, KafkaError> {
-        let mut config = producer_config(bootstrap);
+        let bootstrap = kafka.bootstrap.as_str();
+        let mut config = producer_config(kafka);
         if let Some(id) = transactional_id {
             config
                 .set("transactional.id", id)

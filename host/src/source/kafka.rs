@@ -12,6 +12,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 
+use crate::access::KafkaAccess;
+
 /// Kafka failed, with what we were doing at the time.
 #[derive(Debug, thiserror::Error)]
 #[error("Kafka at {}: {}: {}", .0.bootstrap, .0.doing, .0.source)]
@@ -51,11 +53,9 @@ impl KafkaError {
     }
 }
 
-fn client(bootstrap: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", bootstrap)
-        .set("client.id", "mysimbdp");
+fn client(kafka: &KafkaAccess) -> ClientConfig {
+    let mut config = kafka.client_config();
+    config.set("client.id", "mysimbdp");
     config
 }
 
@@ -115,8 +115,12 @@ pub type AppConsumer = BaseConsumer<Assignments>;
 /// A consumer in the app's group that commits only when told to: offsets are committed when the
 /// results they produced are safely written. It is a static member named after the host, so a
 /// host that restarts gets its partitions back at once instead of after the session timeout.
-pub fn consumer(bootstrap: &str, group: &str, instance: &str) -> Result<AppConsumer, KafkaError> {
-    client(bootstrap)
+pub fn consumer(
+    kafka: &KafkaAccess,
+    group: &str,
+    instance: &str,
+) -> Result<AppConsumer, KafkaError> {
+    client(kafka)
         .set("group.id", group)
         .set("group.instance.id", instance)
         .set("enable.auto.commit", "false")
@@ -134,7 +138,7 @@ pub fn consumer(bootstrap: &str, group: &str, instance: &str) -> Result<AppConsu
         .create_with_context(Assignments::default())
         .map_err(|source| {
             KafkaError::new(
-                bootstrap,
+                &kafka.bootstrap,
                 format!("creating a consumer in group {group}"),
                 source,
             )
@@ -142,8 +146,8 @@ pub fn consumer(bootstrap: &str, group: &str, instance: &str) -> Result<AppConsu
 }
 
 /// Settings for a producer that neither loses nor duplicates what it was handed.
-pub fn producer_config(bootstrap: &str) -> ClientConfig {
-    let mut config = client(bootstrap);
+pub fn producer_config(kafka: &KafkaAccess) -> ClientConfig {
+    let mut config = client(kafka);
     config
         .set("enable.idempotence", "true")
         .set("acks", "all")
@@ -156,15 +160,16 @@ pub fn producer_config(bootstrap: &str) -> ClientConfig {
 
 /// Creates the topics that do not exist yet, with `partitions` partitions each.
 pub async fn ensure_topics(
-    bootstrap: &str,
+    kafka: &KafkaAccess,
     topics: &[&str],
     partitions: i32,
 ) -> Result<(), KafkaError> {
+    let bootstrap = kafka.bootstrap.as_str();
     let err = |doing: String| {
         let bootstrap = bootstrap.to_owned();
         move |source| KafkaError::new(&bootstrap, doing, source)
     };
-    let admin: AdminClient<DefaultClientContext> = client(bootstrap)
+    let admin: AdminClient<DefaultClientContext> = client(kafka)
         .create()
         .map_err(err("creating an admin client".into()))?;
     let new: Vec<NewTopic> = topics

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
-use rdkafka::ClientConfig;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -111,7 +110,7 @@ pub enum TriggerError {
 /// partition, becomes one DAG run.
 pub fn run(settings: TriggerSettings) -> Result<(), TriggerError> {
     let kafka = |doing: &str, e: rdkafka::error::KafkaError| TriggerError::Kafka {
-        bootstrap: settings.bootstrap.clone(),
+        bootstrap: settings.kafka.bootstrap.clone(),
         doing: doing.to_owned(),
         reason: e.to_string(),
     };
@@ -120,8 +119,9 @@ pub fn run(settings: TriggerSettings) -> Result<(), TriggerError> {
         listen: settings.status_listen.clone(),
         reason: e.to_string(),
     })?;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &settings.bootstrap)
+    let consumer: BaseConsumer = settings
+        .kafka
+        .client_config()
         .set("client.id", "mysimbdp-trigger")
         .set("group.id", &settings.group)
         .set("enable.auto.commit", "false")

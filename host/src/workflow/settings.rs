@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::access::{KafkaAccess, PasswordSource, SaslMechanism};
 use crate::names::TenantId;
 
 /// A refused settings file: the field and the fix.
@@ -31,6 +32,38 @@ struct KafkaSection {
     bootstrap: String,
     #[serde(default = "default_group")]
     group: String,
+    /// The Kafka user the trigger reads the alerts topics as; unset: no login.
+    user: Option<String>,
+    #[serde(default = "default_mechanism")]
+    sasl_mechanism: SaslMechanism,
+    /// A file holding the user's password (relative to this file).
+    password_file: Option<PathBuf>,
+    /// The CA certificate (PEM) of the brokers: TLS on.
+    ca_file: Option<PathBuf>,
+}
+
+fn default_mechanism() -> SaslMechanism {
+    SaslMechanism::ScramSha256
+}
+
+impl KafkaSection {
+    /// How the trigger reaches Kafka; relative files are relative to `base`.
+    fn access(&self, base: &Path) -> Result<KafkaAccess, String> {
+        let access = KafkaAccess::plain(&self.bootstrap)
+            .with_ca_file(self.ca_file.as_ref().map(|f| base.join(f)));
+        let Some(user) = &self.user else {
+            return Ok(access);
+        };
+        let mut source = PasswordSource {
+            password_env: None,
+            password_file: self.password_file.clone(),
+        };
+        source.rebase(base);
+        let password = source
+            .read()
+            .map_err(|problem| format!("`kafka.password_file`: {problem}"))?;
+        Ok(access.with_login(self.sasl_mechanism, user, password))
+    }
 }
 
 fn default_group() -> String {
@@ -128,7 +161,7 @@ pub struct TenantContact {
 /// The checked settings.
 #[derive(Debug, Clone)]
 pub struct TriggerSettings {
-    pub bootstrap: String,
+    pub kafka: KafkaAccess,
     pub group: String,
     pub airflow_url: String,
     pub user: String,
@@ -148,9 +181,13 @@ impl TriggerSettings {
         let text = std::fs::read_to_string(path).map_err(|e| refuse(e.to_string()))?;
         let file: File = toml::from_str(&text).map_err(|e| refuse(e.to_string()))?;
         let airflow = file.airflow;
+        let kafka = file
+            .kafka
+            .access(path.parent().unwrap_or(Path::new(".")))
+            .map_err(refuse)?;
         build(
             path,
-            file.kafka.bootstrap,
+            kafka,
             file.kafka.group,
             (
                 airflow.url,
@@ -167,7 +204,7 @@ impl TriggerSettings {
     /// From the `[workflow]` section of the platform's config at `path`.
     pub fn from_platform(
         workflow: &WorkflowConfig,
-        bootstrap: &str,
+        kafka: KafkaAccess,
         path: &Path,
     ) -> Result<Self, SettingsError> {
         let tenants = workflow
@@ -182,7 +219,7 @@ impl TriggerSettings {
             .collect();
         build(
             path,
-            bootstrap.to_owned(),
+            kafka,
             workflow.group.clone(),
             (
                 workflow.airflow_url.clone(),
@@ -205,7 +242,7 @@ impl TriggerSettings {
 /// and the password file as the file spells them.
 fn build(
     path: &Path,
-    bootstrap: String,
+    kafka: KafkaAccess,
     group: String,
     (url, user, password_file, dag): (String, String, PathBuf, String),
     status_listen: String,
@@ -267,7 +304,7 @@ fn build(
         });
     }
     Ok(TriggerSettings {
-        bootstrap,
+        kafka,
         group,
         airflow_url: url,
         user,
@@ -300,7 +337,8 @@ mod tests {
              [tenants.acme]\ncontact = \"ops@acme.example\"\n",
         );
         let settings =
-            TriggerSettings::from_platform(&good, "127.0.0.1:9092", &config).expect("accepted");
+            TriggerSettings::from_platform(&good, KafkaAccess::plain("127.0.0.1:9092"), &config)
+                .expect("accepted");
         assert_eq!(settings.password, "secret");
         assert_eq!(settings.dag, "critical_condition");
         assert_eq!(settings.tenants[0].history_from, "aggregated_reviews");
@@ -308,9 +346,10 @@ mod tests {
             "airflow_url = \"http://127.0.0.1:9480\"\nuser = \"mysimbdp\"\npassword_file = \"password\"\n\
              [tenants.acme]\ncontact = \"ops at acme\"\n",
         );
-        let err = TriggerSettings::from_platform(&bad, "127.0.0.1:9092", &config)
-            .expect_err("refused")
-            .to_string();
+        let err =
+            TriggerSettings::from_platform(&bad, KafkaAccess::plain("127.0.0.1:9092"), &config)
+                .expect_err("refused")
+                .to_string();
         assert!(
             err.contains("`workflow.tenants[0].contact` `ops at acme` is not an e-mail address"),
             "{err}"
@@ -319,9 +358,10 @@ mod tests {
             "airflow_url = \"http://127.0.0.1:9480\"\nuser = \"mysimbdp\"\npassword_file = \"nope\"\n\
              [tenants.acme]\n",
         );
-        let err = TriggerSettings::from_platform(&missing, "127.0.0.1:9092", &config)
-            .expect_err("refused")
-            .to_string();
+        let err =
+            TriggerSettings::from_platform(&missing, KafkaAccess::plain("127.0.0.1:9092"), &config)
+                .expect_err("refused")
+                .to_string();
         assert!(
             err.contains("`workflow.password_file`: cannot read"),
             "{err}"

@@ -12,11 +12,11 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use futures_like::run_all;
 use mysimbdp_tests::{
-    all_time_from_csv, diff_maps, expected_history, mysimbdp_bin, read_all_time, read_seasonal,
-    seasonal_from_csv, tenant_app_wasm, DailyAggregate, Services, TestEnv, Totals, WindowKey,
-    MS_PER_DAY,
+    all_time_from_csv, auth_on, batch_command, cassandra_builder, cassandra_node, diff_maps,
+    expected_history, read_all_time, read_seasonal, seasonal_from_csv, secret_file,
+    tenant_app_wasm, DailyAggregate, Services, TestEnv, Totals, WindowKey, MS_PER_DAY,
+    PLATFORM_USER,
 };
-use scylla::client::session_builder::SessionBuilder;
 use scylla::value::CqlTimestamp;
 
 /// 2010-01-01 as days since the epoch.
@@ -96,7 +96,7 @@ fn main() -> Result<()> {
         .build()?;
     let write_started = Instant::now();
     runtime.block_on(async {
-        let session = Arc::new(SessionBuilder::new().known_node("127.0.0.1:9042").build().await?);
+        let session = Arc::new(cassandra_builder()?.build().await?);
         session
             .query_unpaged(format!("CREATE KEYSPACE {ks} WITH replication = {{'class': 'SimpleStrategy', 'replication_factor': 1}}"), &[])
             .await?;
@@ -152,9 +152,8 @@ fn main() -> Result<()> {
     let same = |a: &Totals, b: &Totals| a.matches(b);
     for app in ["product-all-time", "product-seasonality"] {
         let started = Instant::now();
-        let output = Command::new(mysimbdp_bin()?)
+        let output = batch_command()?
             .args([
-                "batch",
                 "--tenant",
                 &ks,
                 "--from",
@@ -193,11 +192,19 @@ fn main() -> Result<()> {
         5,
     ));
     let script = mysimbdp_tests::workspace_dir().join("bench/batch/pandas_history.py");
-    let output = Command::new(&venv_python)
+    let mut pandas = Command::new(&venv_python);
+    pandas
         .arg(&script)
         .arg(&ks)
         .arg(&env.scratch)
-        .output()?;
+        .env("MYSIMBDP_CASSANDRA_NODE", cassandra_node());
+    if auth_on() {
+        pandas.env("MYSIMBDP_CASSANDRA_USER", PLATFORM_USER).env(
+            "MYSIMBDP_CASSANDRA_PASSWORD_FILE",
+            secret_file("cassandra-platform.password"),
+        );
+    }
+    let output = pandas.output()?;
     if !output.status.success() {
         bail!("pandas: {}", String::from_utf8_lossy(&output.stderr));
     }
@@ -246,10 +253,7 @@ fn main() -> Result<()> {
         want.seasonal.len()
     );
     runtime.block_on(async {
-        let session = SessionBuilder::new()
-            .known_node("127.0.0.1:9042")
-            .build()
-            .await?;
+        let session = cassandra_builder()?.build().await?;
         session
             .query_unpaged(format!("DROP KEYSPACE {ks}"), &[])
             .await?;

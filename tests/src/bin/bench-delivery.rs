@@ -13,13 +13,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use mysimbdp_tests::{
-    create_topic, format_iso_date, AppSpec, Platform, PlatformConfig, Services, TestEnv,
-    KAFKA_BOOTSTRAP, REVIEWS_DAILY,
+    create_topic, format_iso_date, kafka_client, AppSpec, Platform, PlatformConfig, Services,
+    TestEnv, REVIEWS_DAILY,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::ClientConfig;
 
 const RATE: u64 = 5_000;
 const SECONDS: u64 = 30;
@@ -31,8 +30,7 @@ const FIRST_DAY: i64 = 16_436;
 type Seen = Arc<Mutex<HashMap<String, Instant>>>;
 
 fn watch(topic: String, seen: Seen, stop: Arc<AtomicBool>) -> Result<std::thread::JoinHandle<()>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", KAFKA_BOOTSTRAP)
+    let consumer: BaseConsumer = kafka_client()?
         .set("group.id", format!("bench-delivery-{topic}"))
         .set("isolation.level", "read_committed")
         .set("auto.offset.reset", "earliest")
@@ -79,8 +77,7 @@ fn run(delivery: &str) -> Result<Vec<f64>> {
     let seen: Seen = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = watch(results, seen.clone(), stop.clone())?;
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", KAFKA_BOOTSTRAP)
+    let producer: ThreadedProducer<DefaultProducerContext> = kafka_client()?
         .set("linger.ms", "5")
         .create()
         .context("a producer")?;
