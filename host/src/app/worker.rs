@@ -136,10 +136,10 @@ impl Runner {
         let app = handle.app.clone();
         let span = tracing::info_span!("app", %tenant, %app);
         let _entered = span.enter();
+        handle.update(|s| s.state = AppState::Running);
         let result =
             PartitionReader::open(self.consumer.clone(), &self.topics.input).and_then(|reader| {
                 let mut worker = Worker::new(self, reader);
-                handle.update(|s| s.state = AppState::Running);
                 let result = worker.run();
                 let flushed = worker.r.sinks.flush().map_err(|e| e.to_string());
                 result.and_then(|state| flushed.map(|()| state))
