@@ -57,16 +57,6 @@ impl Columns {
     }
 }
 
-fn cql_type(kind: FieldType) -> &'static str {
-    match kind {
-        FieldType::Boolean => "boolean",
-        FieldType::Integer => "bigint",
-        FieldType::Double => "double",
-        FieldType::Text => "text",
-        FieldType::Timestamp => "timestamp",
-    }
-}
-
 fn key_type(kind: KeyKind) -> &'static str {
     match kind {
         KeyKind::Text => "text",
@@ -103,7 +93,7 @@ pub async fn write_table(
         columns
             .outputs
             .iter()
-            .map(|(n, k)| format!("{n} {}", cql_type(*k))),
+            .map(|(n, k)| format!("{n} {}", crate::sink::cassandra::cql_type(*k))),
     );
     let key_names: Vec<&str> = columns.key.iter().map(|(n, _)| n.as_str()).collect();
     let clustering = if key_names.len() > 1 {

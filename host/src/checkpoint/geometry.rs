@@ -47,15 +47,6 @@ impl Difference {
 
 const VERSION: u64 = 1;
 
-fn format_name(format: TimeFormat) -> &'static str {
-    match format {
-        TimeFormat::Date => "date",
-        TimeFormat::Rfc3339 => "rfc3339",
-        TimeFormat::EpochMillis => "epoch-millis",
-        TimeFormat::EpochSeconds => "epoch-seconds",
-    }
-}
-
 /// The spelling of the earlier release, which rendered the generated type's `Debug`.
 fn legacy_format_name(format: &str) -> &'static str {
     match format {
@@ -76,7 +67,7 @@ impl Geometry {
                 EventTimeSource::Ingestion => Time::Ingestion,
                 EventTimeSource::Field { name, format } => Time::Field {
                     name: name.clone(),
-                    format: format_name(*format),
+                    format: format.name(),
                 },
             },
         }
@@ -120,13 +111,7 @@ impl Geometry {
         let event_time = match time.first()?.as_str()? {
             "ingestion" => Time::Ingestion,
             "field" => {
-                let format = match time.get(2)?.as_str()? {
-                    "date" => "date",
-                    "rfc3339" => "rfc3339",
-                    "epoch-millis" => "epoch-millis",
-                    "epoch-seconds" => "epoch-seconds",
-                    _ => return None,
-                };
+                let format = TimeFormat::named(time.get(2)?.as_str()?)?.name();
                 Time::Field {
                     name: time.get(1)?.as_str()?.to_owned(),
                     format,

@@ -104,7 +104,8 @@ pub async fn connect(
         .map_err(|e| CassandraError::new(format!("connecting to {nodes:?}"), e.to_string()))
 }
 
-fn cql_type(kind: FieldType) -> &'static str {
+/// The CQL column type a field of this type is stored as.
+pub(crate) fn cql_type(kind: FieldType) -> &'static str {
     match kind {
         FieldType::Boolean => "boolean",
         FieldType::Integer => "bigint",
