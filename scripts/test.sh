@@ -14,6 +14,8 @@ cargo clippy --release --target wasm32-wasip2 -p mysimbdp-guest $apps -- -D warn
 cargo build --release -p mysimbdp-host
 cargo build --release --target wasm32-wasip2 $apps
 scripts/build-guest-apps.sh
+# A restarted authenticated Kafka still knows the platform after tenants were removed.
+deploy/local/restart-check.sh
 # Tenant apps are Wasm components: they are built for wasm32-wasip2 above, not tested natively.
 mkdir -p .state
 log=.state/test.log

@@ -60,11 +60,23 @@ write_kafka_properties() {
     >"$KAFKA_DIR/server.properties")
 }
 
+# With authentication the log is formatted with the platform's SCRAM user, so it has its own
+# folder: switching MYSIMBDP_AUTH never reuses a log formatted the other way.
+KAFKA_DATA="$KAFKA_DIR/data"
+[[ "$AUTH" == on ]] && KAFKA_DATA="$KAFKA_DIR/data-auth"
+
+# kafka_has_snapshot: the metadata log holds a snapshot, so a restart rebuilds the credentials
+# from it and not from the log alone (see metadata.log.max.snapshot.interval.ms in
+# kafka/server.properties: Kafka 4.1 can lose the platform's SCRAM user in that rebuild).
+kafka_has_snapshot() {
+  compgen -G "$KAFKA_DATA/__cluster_metadata-0/*.checkpoint" >/dev/null
+}
+
+KAFKA_LOG_OFFSET=0   # bytes of server.log written before this start: only newer lines count
+
 start_kafka() {
-  # With authentication the log is formatted with the platform's SCRAM user, so it has its own
-  # folder: switching MYSIMBDP_AUTH never reuses a log formatted the other way.
-  local data="$KAFKA_DIR/data"
-  [[ "$AUTH" == on ]] && data="$KAFKA_DIR/data-auth"
+  local data="$KAFKA_DATA"
+  KAFKA_LOG_OFFSET=$(stat -c %s "$KAFKA_LOG" 2>/dev/null || echo 0)
   mkdir -p "$data" "$KAFKA_DIR/logs"
   write_kafka_properties "$data"
   if [[ ! -f "$data/meta.properties" ]]; then
@@ -237,12 +249,39 @@ wait_ready() {
     esac
     if (( SECONDS - t0 >= timeout )); then
       show_logs "$svc"
+      [[ "$svc" == kafka ]] && kafka_lost_platform_user
       [[ -z "$pid" && "$svc" != sentiment ]] && log "$svc: something listens on 127.0.0.1:$(service_port "$svc") but does not answer with MYSIMBDP_AUTH=$AUTH: services started with the other setting? Stop them (deploy/local/down.sh, or whoever started them) and start again, or run with MYSIMBDP_AUTH=$([[ $AUTH == on ]] && echo off || echo on)"
       die "$svc: did not answer within ${timeout}s${pid:+ (still running as pid $pid: deploy/local/down.sh $svc stops it)}"
     fi
     sleep 2
   done
   log "$svc: ready on 127.0.0.1:$(service_port "$svc") after $((SECONDS - t0)) s"
+  [[ "$svc" == kafka && -n "$pid" ]] && wait_kafka_snapshot "$((timeout - (SECONDS - t0)))"
+  return 0
+}
+
+# wait_kafka_snapshot TIMEOUT: with authentication, waits until the metadata log has its first
+# snapshot (seconds after a fresh format), so that no later restart depends on rebuilding the
+# platform's credential from the log alone.
+wait_kafka_snapshot() {
+  [[ "$AUTH" == on ]] || return 0
+  kafka_has_snapshot && return 0
+  local t0=$SECONDS
+  log "kafka: waiting for the first metadata snapshot"
+  until kafka_has_snapshot; do
+    (( SECONDS - t0 >= $1 )) && die "kafka: no metadata snapshot in $KAFKA_DATA after ${1}s"
+    sleep 1
+  done
+  log "kafka: metadata snapshot written after $((SECONDS - t0)) s"
+}
+
+# kafka_lost_platform_user: explains a broker that refuses the platform's login (a log written
+# before metadata snapshots were on may have lost its SCRAM user).
+kafka_lost_platform_user() {
+  [[ "$AUTH" == on && -f "$KAFKA_LOG" ]] || return 0
+  tail -c +"$((KAFKA_LOG_OFFSET + 1))" "$KAFKA_LOG" |
+    grep -q "invalid credentials with SASL mechanism" || return 0
+  log "kafka: the broker refuses the platform's login. If $KAFKA_DATA was formatted by an older mysimbdp (without metadata snapshots) and a tenant was removed since, Kafka 4.1 lost the platform's SCRAM user rebuilding its metadata. Stop it (deploy/local/down.sh kafka), move $KAFKA_DATA aside (it holds the local topics) and start again. Otherwise check .state/secrets/kafka-platform.password against the one the log was formatted with." >&2
 }
 
 # ---------------------------------------------------------------- main
