@@ -121,3 +121,15 @@ impl TimeFormat {
         .find(|t| t.name() == name)
     }
 }
+
+/// One value of a column, owned: a decoded input field before it joins its column, or an
+/// output read back row by row (a replay's result, a batch run's row).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+    Text(String),
+    /// Ms since the epoch, UTC.
+    Time(i64),
+}

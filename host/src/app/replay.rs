@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::admin::metrics::AppMetrics;
+pub use crate::model::Value;
 use crate::plugin::{CompiledApp, PluginError};
-use crate::sink::{cell, Cell, Rejected};
+use crate::sink::{cell, Rejected};
 use crate::time::EventTime;
 use crate::window::Window;
 
@@ -41,28 +42,6 @@ impl Default for ReplaySettings {
             batch_max: 4096,
             quotas: Quotas::default(),
             max_failures: 3,
-        }
-    }
-}
-
-/// One output value, owned.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Bool(bool),
-    Int(i64),
-    Double(f64),
-    Text(String),
-    Time(i64),
-}
-
-impl From<Cell<'_>> for Value {
-    fn from(cell: Cell<'_>) -> Self {
-        match cell {
-            Cell::Bool(v) => Value::Bool(v),
-            Cell::Int(v) => Value::Int(v),
-            Cell::Double(v) => Value::Double(v),
-            Cell::Text(v) => Value::Text(v.to_owned()),
-            Cell::Time(v) => Value::Time(v),
         }
     }
 }

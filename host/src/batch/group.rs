@@ -9,34 +9,12 @@ use scylla::value::{CqlValue, Row};
 
 use super::plan::{as_text, KeyPart, Plan, Source};
 use super::BatchError;
+pub use crate::model::Value;
 use crate::plugin::{AppInstance, AppSpec, Batch, Column, FieldType};
-use crate::sink::{cell, Cell};
+use crate::sink::cell;
 
 /// Slots emitted per call at the end.
 const EMIT_CHUNK: usize = 1024;
-
-/// A value of the output, owned.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Bool(bool),
-    Int(i64),
-    Double(f64),
-    Text(String),
-    /// Ms since the epoch, UTC.
-    Time(i64),
-}
-
-impl From<Cell<'_>> for Value {
-    fn from(cell: Cell<'_>) -> Self {
-        match cell {
-            Cell::Bool(v) => Value::Bool(v),
-            Cell::Int(v) => Value::Int(v),
-            Cell::Double(v) => Value::Double(v),
-            Cell::Text(v) => Value::Text(v.to_owned()),
-            Cell::Time(v) => Value::Time(v),
-        }
-    }
-}
 
 /// One row of the result: a key, the span of event time its input rows covered, the outputs.
 #[derive(Debug, Clone, PartialEq)]

@@ -82,6 +82,19 @@ pub enum Cell<'a> {
     Time(i64),
 }
 
+impl From<Cell<'_>> for crate::model::Value {
+    fn from(cell: Cell<'_>) -> Self {
+        use crate::model::Value;
+        match cell {
+            Cell::Bool(v) => Value::Bool(v),
+            Cell::Int(v) => Value::Int(v),
+            Cell::Double(v) => Value::Double(v),
+            Cell::Text(v) => Value::Text(v.to_owned()),
+            Cell::Time(v) => Value::Time(v),
+        }
+    }
+}
+
 /// The value of a column at a row; `None` when the column is shorter (checked at emit).
 pub fn cell(column: &Column, row: usize) -> Option<Cell<'_>> {
     Some(match column {

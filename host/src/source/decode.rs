@@ -3,6 +3,7 @@
 
 use memchr::memchr2;
 
+use crate::model::Value;
 use crate::plugin::{AppSpec, Batch, Column, EventTimeSource, FieldType, TimeFormat};
 use crate::time::{parse_time, EventTime, TimeError};
 
@@ -89,15 +90,6 @@ pub struct Decoder {
     rows: usize,
     /// Inputs another stage fills: their placeholder values are pushed again for every row.
     supplied: Vec<usize>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Value {
-    Bool(bool),
-    Int(i64),
-    Double(f64),
-    Text(String),
-    Time(i64),
 }
 
 impl Decoder {
