@@ -60,12 +60,8 @@ fn new_build_test(lang: &str) {
     );
     let project = dir.0.join(&name);
     let built = check(&mysimbdp(&project, &["app", "build"]), "app build");
-    // The Rust SDK builds the v0.2 contract; the Python and JavaScript SDKs still build v0.1.
-    let contract = if lang == "rust" { "0.2.0" } else { "0.1.0" };
-    assert!(
-        built.contains(&format!("implements mysimbdp:tenant@{contract}")),
-        "{built}"
-    );
+    // Every SDK builds the newest contract.
+    assert!(built.contains("implements mysimbdp:tenant@0.2.0"), "{built}");
     let wasm = format!("{name}.wasm");
     let with_expect = mysimbdp(
         &project,
@@ -221,5 +217,58 @@ fn a_javascript_error_names_the_apps_line() {
         "app.js",
         "add(s, r) {\n",
         "    if (r.star_rating === 1) throw new Error('one star is not allowed');\n",
+    );
+}
+
+#[test]
+fn a_project_pinned_to_the_old_contract_is_told_how_to_move() {
+    let dir = Dir(std::env::temp_dir().join(format!("mysimbdp-new-old-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    check(
+        &mysimbdp(&dir.0, &["app", "new", "old", "--lang", "python"]),
+        "app new",
+    );
+    let project = dir.0.join("old");
+    let settings = project.join("pyproject.toml");
+    let text = std::fs::read_to_string(&settings).unwrap();
+    assert!(text.contains("wit/v0.2"), "{text}");
+    std::fs::write(&settings, text.replace("wit/v0.2", "wit/v0.1")).unwrap();
+    let out = mysimbdp(&project, &["app", "build"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("pyproject.toml's [tool.mysimbdp] wit")
+            && stderr.contains("(mysimbdp:tenant@0.1.0), but the SDK builds mysimbdp:tenant@0.2.0")
+            && stderr.contains("wit/v0.2"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_python_app_declares_session_windows() {
+    let dir = Dir(std::env::temp_dir().join(format!("mysimbdp-new-keys-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    check(
+        &mysimbdp(&dir.0, &["app", "new", "keys", "--lang", "python"]),
+        "app new",
+    );
+    let project = dir.0.join("keys");
+    let app = project.join("app.py");
+    let text = std::fs::read_to_string(&app)
+        .unwrap()
+        .replace(
+            "on_update, seconds, tumbling",
+            "on_update, seconds, session",
+        )
+        .replace("window=tumbling(days(1))", "window=session(days(3))");
+    std::fs::write(&app, text).unwrap();
+    let stdout = check(&mysimbdp(&project, &["app", "build"]), "app build");
+    assert!(
+        stdout.contains("implements mysimbdp:tenant@0.2.0"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("key product_id, window session after a 259200000 ms gap"),
+        "{stdout}"
     );
 }

@@ -1,7 +1,7 @@
 // Write a mysimbdp tenant app in JavaScript: declare the fields you read and the columns you
 // write with their types, a fresh state, and add / merge / finish, in one `aggregate({...})`.
 // The platform decodes, keys, windows, checkpoints and stores; this SDK snapshots and restores
-// the state (plain JSON) and speaks the contract `mysimbdp:tenant@0.1.0` as `export const app`.
+// the state (plain JSON) and speaks the contract `mysimbdp:tenant@0.2.0` as `export const app`.
 // `mysimbdp app build` puts this file before the tenant's app.js in one module; integers reach
 // the app as JavaScript numbers (exact up to 2^53).
 
@@ -16,17 +16,21 @@ export const minutes = (n) => seconds(n * 60);
 export const hours = (n) => minutes(n * 60);
 export const days = (n) => hours(n * 24);
 
-export const date = (name) => ({ tag: "field", val: { name, format: "date" } });
-export const rfc3339 = (name) => ({ tag: "field", val: { name, format: "rfc3339" } });
-export const epochMillis = (name) => ({ tag: "field", val: { name, format: "epoch-millis" } });
-export const epochSeconds = (name) => ({ tag: "field", val: { name, format: "epoch-seconds" } });
-export const ingestion = () => ({ tag: "ingestion" });
+// A TOML basic string (JSON's escapes are TOML's).
+const toml = (text) => JSON.stringify(String(text));
+const whole = (n) => String(Math.trunc(Number(n)));
 
-export const tumbling = (size) => ({ tag: "tumbling", val: BigInt(size) });
-export const sliding = (size, slide) => ({
-  tag: "sliding",
-  val: { sizeMs: BigInt(size), slideMs: BigInt(slide) },
-});
+// Settings are written as the manifest's values (docs/interfaces.md).
+export const date = (name) => `{ field = ${toml(name)}, format = "date" }`;
+export const rfc3339 = (name) => `{ field = ${toml(name)}, format = "rfc3339" }`;
+export const epochMillis = (name) => `{ field = ${toml(name)}, format = "epoch-millis" }`;
+export const epochSeconds = (name) => `{ field = ${toml(name)}, format = "epoch-seconds" }`;
+export const ingestion = () => "{ ingestion = true }";
+
+export const tumbling = (size) => `{ tumbling_ms = ${whole(size)} }`;
+export const sliding = (size, slide) => `{ size_ms = ${whole(size)}, slide_ms = ${whole(slide)} }`;
+/** A window per key that closes after `gap` ms without records for that key. */
+export const session = (gap) => `{ session_gap_ms = ${whole(gap)} }`;
 
 export const onUpdate = (interval) => ({ mode: "on-update", interval });
 export const onClose = () => ({ mode: "on-close", interval: 0 });
@@ -49,7 +53,20 @@ function app_() {
   return declared;
 }
 
-const fields = (types) => Object.entries(types).map(([name, kind]) => ({ name, kind }));
+const fields = (types) =>
+  `[${Object.entries(types).map(([name, kind]) => `{ name = ${toml(name)}, type = ${toml(kind)} }`).join(", ")}]`;
+
+// A TOML document as a section of the manifest: its keys under `[name]`, its tables under
+// `[name.table]`.
+function section(name, document) {
+  const lines = String(document).split("\n").map((line) => {
+    const t = line.trimStart();
+    if (t.startsWith("[[")) return `[[${name}.${t.slice(2)}`;
+    if (t.startsWith("[")) return `[${name}.${t.slice(1)}`;
+    return line;
+  });
+  return `\n[${name}]\n${lines.join("\n")}\n`;
+}
 
 function rows(batch) {
   const spec = app_();
@@ -102,24 +119,27 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 export const app = {
-  describe() {
+  manifest() {
     const s = app_();
-    return {
-      name: s.name,
-      version: s.version ?? "1.0.0",
-      table: s.table ?? s.name.replaceAll("-", "_"),
-      inputs: fields(s.input),
-      keyField: s.key,
-      eventTime: s.eventTime,
-      window: s.window,
-      watermarkDelayMs: BigInt(s.watermarkDelay ?? 0),
-      allowedLatenessMs: BigInt(s.allowedLateness ?? 0),
-      emit: s.emit.mode,
-      updateIntervalMs: BigInt(s.emit.interval),
-      outputs: fields(s.output),
-      stateVersion: s.stateVersion ?? 1,
-      hasFilter: typeof s.filter === "function",
-    };
+    const key = Array.isArray(s.key) ? s.key.join(",") : s.key;
+    const lines = [
+      `name = ${toml(s.name)}`,
+      `version = ${toml(s.version ?? "1.0.0")}`,
+      `table = ${toml(s.table ?? s.name.replaceAll("-", "_"))}`,
+      `key = ${toml(key)}`,
+      `state_version = ${whole(s.stateVersion ?? 1)}`,
+      `filter = ${typeof s.filter === "function"}`,
+      `inputs = ${fields(s.input)}`,
+      `outputs = ${fields(s.output)}`,
+      `event_time = ${s.eventTime}`,
+      `window = ${s.window}`,
+      `watermark_delay_ms = ${whole(s.watermarkDelay ?? 0)}`,
+      `allowed_lateness_ms = ${whole(s.allowedLateness ?? 0)}`,
+      `emit = { mode = ${toml(s.emit.mode)}, interval_ms = ${whole(s.emit.interval)} }`,
+    ];
+    let manifest = `${lines.join("\n")}\n`;
+    if (s.enrich) manifest += section("enrich", s.enrich);
+    return manifest;
   },
   filter(batch) {
     const s = app_();

@@ -12,41 +12,87 @@ from wit_world import exports
 from wit_world.imports import types
 
 _KINDS = {
-    bool: types.FieldType.BOOLEAN,
-    int: types.FieldType.INTEGER,
-    float: types.FieldType.DOUBLE,
-    str: types.FieldType.TEXT,
-    mysimbdp.Timestamp: types.FieldType.TIMESTAMP,
+    bool: "boolean",
+    int: "integer",
+    float: "double",
+    str: "text",
+    mysimbdp.Timestamp: "timestamp",
 }
 _COLUMNS = {
-    types.FieldType.BOOLEAN: types.Column_Booleans,
-    types.FieldType.INTEGER: types.Column_Integers,
-    types.FieldType.DOUBLE: types.Column_Doubles,
-    types.FieldType.TEXT: types.Column_Texts,
-    types.FieldType.TIMESTAMP: types.Column_Timestamps,
-}
-_FORMATS = {
-    "date": types.TimeFormat.DATE,
-    "rfc3339": types.TimeFormat.RFC3339,
-    "epoch-millis": types.TimeFormat.EPOCH_MILLIS,
-    "epoch-seconds": types.TimeFormat.EPOCH_SECONDS,
-}
-_EMIT = {
-    "on-update": types.EmitMode.ON_UPDATE,
-    "on-close": types.EmitMode.ON_CLOSE,
-    "both": types.EmitMode.BOTH,
+    "boolean": types.Column_Booleans,
+    "integer": types.Column_Integers,
+    "double": types.Column_Doubles,
+    "text": types.Column_Texts,
+    "timestamp": types.Column_Timestamps,
 }
 
 
-def _fields(cls) -> typing.List[types.Field]:
+def _fields(cls) -> typing.List[typing.Tuple[str, str]]:
+    """(name, type) of a dataclass's fields, in order."""
     hints = typing.get_type_hints(cls)
     out = []
     for f in dataclasses.fields(cls):
         kind = _KINDS.get(hints[f.name])
         if kind is None:
             raise TypeError(f"{cls.__name__}.{f.name}: use int, float, bool, str or Timestamp")
-        out.append(types.Field(name=f.name, kind=kind))
+        out.append((f.name, kind))
     return out
+
+
+def _text(value: str) -> str:
+    """A TOML basic string (JSON's escapes are TOML's; non-ASCII stays as it is)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _section(name: str, document: str) -> str:
+    """A TOML document as a section of the manifest: its keys under `[name]`, its tables
+    under `[name.table]`."""
+    out = [f"\n[{name}]"]
+    for line in document.splitlines():
+        stripped = line.lstrip()
+        if stripped.startswith("[["):
+            out.append(f"[[{name}.{stripped[2:]}")
+        elif stripped.startswith("["):
+            out.append(f"[{name}.{stripped[1:]}")
+        else:
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _manifest(r: mysimbdp.Registered) -> str:
+    """The contract's manifest (docs/interfaces.md) for the registered app."""
+    if r.event_time[0] == "ingestion":
+        event_time = "{ ingestion = true }"
+    else:
+        event_time = f"{{ field = {_text(r.event_time[1])}, format = {_text(r.event_time[2])} }}"
+    window = {
+        "tumbling": lambda w: f"{{ tumbling_ms = {w[1]} }}",
+        "sliding": lambda w: f"{{ size_ms = {w[1]}, slide_ms = {w[2]} }}",
+        "session": lambda w: f"{{ session_gap_ms = {w[1]} }}",
+    }[r.window[0]](r.window)
+
+    def fields(cls) -> str:
+        return "[" + ", ".join(f"{{ name = {_text(n)}, type = {_text(k)} }}" for n, k in _fields(cls)) + "]"
+
+    lines = [
+        f"name = {_text(r.name)}",
+        f"version = {_text(r.version)}",
+        f"table = {_text(r.table)}",
+        f"key = {_text(','.join(r.key))}",
+        f"state_version = {int(r.state_version)}",
+        f"filter = {'true' if r.filter is not None else 'false'}",
+        f"inputs = {fields(r.input)}",
+        f"outputs = {fields(r.output)}",
+        f"event_time = {event_time}",
+        f"window = {window}",
+        f"watermark_delay_ms = {int(r.watermark_delay)}",
+        f"allowed_lateness_ms = {int(r.allowed_lateness)}",
+        f"emit = {{ mode = {_text(r.emit[0])}, interval_ms = {int(r.emit[1])} }}",
+    ]
+    manifest = "\n".join(lines) + "\n"
+    if r.enrich:
+        manifest += _section("enrich", r.enrich)
+    return manifest
 
 
 def _describe(error: Exception) -> str:
@@ -80,22 +126,8 @@ _SLOTS: typing.Dict[int, typing.Any] = {}
 class App(exports.App):
     """The contract's calls, each over `_SLOTS`."""
 
-    def describe(self) -> types.AppInfo:
-        r = _registered()
-        if r.event_time[0] == "ingestion":
-            event_time = types.EventTime_Ingestion()
-        else:
-            event_time = types.EventTime_Field(types.TimeField(r.event_time[1], _FORMATS[r.event_time[2]]))
-        if r.window[0] == "tumbling":
-            window = types.Window_Tumbling(r.window[1])
-        else:
-            window = types.Window_Sliding(types.Sliding(r.window[1], r.window[2]))
-        return types.AppInfo(
-            name=r.name, version=r.version, table=r.table, inputs=_fields(r.input),
-            key_field=r.key, event_time=event_time, window=window,
-            watermark_delay_ms=r.watermark_delay, allowed_lateness_ms=r.allowed_lateness,
-            emit=_EMIT[r.emit[0]], update_interval_ms=r.emit[1], outputs=_fields(r.output),
-            state_version=r.state_version, has_filter=r.filter is not None)
+    def manifest(self) -> str:
+        return _manifest(_registered())
 
     def filter(self, input: types.Batch) -> typing.List[bool]:
         r = _registered()
@@ -124,9 +156,9 @@ class App(exports.App):
         values = [[] for _ in fields]
         for slot in slots:
             out = (_SLOTS.get(slot) or r.state()).finish()
-            for i, f in enumerate(fields):
-                values[i].append(getattr(out, f.name))
-        columns = [_COLUMNS[f.kind](v) for f, v in zip(fields, values)]
+            for i, (name, _) in enumerate(fields):
+                values[i].append(getattr(out, name))
+        columns = [_COLUMNS[kind](v) for (_, kind), v in zip(fields, values)]
         return types.Batch(rows=len(slots), columns=columns)
 
     def close(self, slots: typing.List[int]) -> None:

@@ -54,6 +54,19 @@ pub enum Assigner {
     },
 }
 
+/// How a tenant reads its app's windows back (`app build`): the sizes in ms, as declared.
+impl std::fmt::Display for Assigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Assigner::Tumbling { size_ms } => write!(f, "tumbling {size_ms} ms"),
+            Assigner::Sliding { size_ms, slide_ms } => {
+                write!(f, "sliding {size_ms} ms every {slide_ms} ms")
+            }
+            Assigner::Session { gap_ms } => write!(f, "session after a {gap_ms} ms gap"),
+        }
+    }
+}
+
 /// A window length or slide as the `i64` arithmetic of event times needs it: above zero, and at
 /// most `i64::MAX` (the spec bounds them far lower; this keeps the assigner total regardless).
 #[inline]

@@ -31,7 +31,7 @@ import typing
 __all__ = [
     "Timestamp", "aggregate", "seconds", "minutes", "hours", "days",
     "date", "rfc3339", "epoch_millis", "epoch_seconds", "ingestion",
-    "tumbling", "sliding", "on_update", "on_close", "both",
+    "tumbling", "sliding", "session", "on_update", "on_close", "both",
 ]
 
 
@@ -86,6 +86,11 @@ def sliding(size_ms: int, slide_ms: int):
     return ("sliding", size_ms, slide_ms)
 
 
+def session(gap_ms: int):
+    """A window per key that closes after `gap_ms` without records for that key."""
+    return ("session", gap_ms)
+
+
 def on_update(interval_ms: int):
     """Every changed window, at most once per interval."""
     return ("on-update", interval_ms)
@@ -110,7 +115,7 @@ class Registered:
     name: str
     version: str
     table: str
-    key: str
+    key: typing.List[str]
     event_time: tuple
     window: tuple
     watermark_delay: int
@@ -118,17 +123,21 @@ class Registered:
     emit: tuple
     state_version: int
     filter: typing.Optional[typing.Callable]
+    enrich: typing.Optional[str]
 
 
 REGISTERED: typing.Optional[Registered] = None
 
 
-def aggregate(*, name: str, key: str, event_time, window, emit, table: typing.Optional[str] = None,
-              watermark_delay: int = 0, allowed_lateness: int = 0, state_version: int = 1,
-              version: str = "1.0.0", filter: typing.Optional[typing.Callable] = None):
+def aggregate(*, name: str, key: typing.Union[str, typing.List[str]], event_time, window, emit,
+              table: typing.Optional[str] = None, watermark_delay: int = 0,
+              allowed_lateness: int = 0, state_version: int = 1, version: str = "1.0.0",
+              filter: typing.Optional[typing.Callable] = None, enrich: typing.Optional[str] = None):
     """Declares the app: the class below is its accumulator (made a dataclass: its fields are
     the state the platform checkpoints); `add`'s argument type names the input fields and
-    `finish`'s return type the output columns. `filter(record) -> bool` keeps records."""
+    `finish`'s return type the output columns. `filter(record) -> bool` keeps records. `key`
+    is a field or a list of fields (a composite key). `enrich` is the text of an enrich
+    declaration (README, "Calling a service from an app"); the component carries it."""
     def register(cls):
         global REGISTERED
         if not dataclasses.is_dataclass(cls):
@@ -143,9 +152,10 @@ def aggregate(*, name: str, key: str, event_time, window, emit, table: typing.Op
                 raise TypeError(f"{cls.__name__}: {what} must be annotated with a dataclass")
         REGISTERED = Registered(
             state=cls, input=input_type, output=output_type, name=name, version=version,
-            table=table or name.replace("-", "_"), key=key, event_time=event_time,
-            window=window, watermark_delay=watermark_delay, allowed_lateness=allowed_lateness,
-            emit=emit, state_version=state_version, filter=filter)
+            table=table or name.replace("-", "_"), key=[key] if isinstance(key, str) else list(key),
+            event_time=event_time, window=window, watermark_delay=watermark_delay,
+            allowed_lateness=allowed_lateness, emit=emit, state_version=state_version,
+            filter=filter, enrich=enrich)
         return cls
     return register
 

@@ -128,6 +128,7 @@ pub fn build(args: BuildArgs) -> anyhow::Result<()> {
             };
             let sdk = setting("sdk", root.join("sdk/python"));
             let wit = setting("wit", root.join(GUEST_WIT));
+            same_contract(&wit, &root, "pyproject.toml's [tool.mysimbdp] wit")?;
             let tool = componentize_py(&root);
             let version = Command::new(&tool).arg("--version").output().ok();
             let version = version
@@ -187,13 +188,40 @@ pub fn build(args: BuildArgs) -> anyhow::Result<()> {
         app.contract()
     );
     println!(
-        "  key {}, reads {}; writes table {} with {}; state version {}",
+        "  key {}, window {}, reads {}; writes table {} with {}; state version {}",
         spec.key_field,
+        spec.assigner,
         fields(&spec.inputs),
         spec.table,
         fields(&spec.outputs),
         spec.state_version
     );
+    Ok(())
+}
+
+/// The contract package a WIT folder declares (`mysimbdp:tenant@0.2.0`).
+fn contract_of(wit: &Path) -> anyhow::Result<String> {
+    let path = wit.join("tenant.wit");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .find_map(|line| line.trim().strip_prefix("package "))
+        .map(|package| package.trim_end_matches(';').trim().to_owned())
+        .with_context(|| format!("{} declares no package", path.display()))
+}
+
+/// Refuses a project pinned to another contract than the one the SDKs write: the SDK's calls
+/// would not match it. Components built before still load; only building again needs the fix.
+fn same_contract(wit: &Path, root: &Path, setting: &str) -> anyhow::Result<()> {
+    let (found, wanted) = (contract_of(wit)?, contract_of(&root.join(GUEST_WIT))?);
+    if found != wanted {
+        bail!(
+            "{setting} is {} ({found}), but the SDK builds {wanted}: set it to the platform's {} \
+             (components built before keep loading)",
+            wit.display(),
+            root.join(GUEST_WIT).display()
+        );
+    }
     Ok(())
 }
 
@@ -219,6 +247,7 @@ fn build_js(dir: &Path, out: &Path) -> anyhow::Result<()> {
     };
     let sdk = setting("sdk", root.join("sdk/js"));
     let wit = setting("wit", root.join(GUEST_WIT));
+    same_contract(&wit, &root, "package.json's mysimbdp.wit")?;
     let tool = componentize_js(&root);
     let version = version_of(Command::new("node").arg(&tool));
     if version != COMPONENTIZE_JS {

@@ -25,9 +25,9 @@ pub const COMPONENTIZE_PY: &str = "0.25.1";
 /// The componentize-js release the JavaScript SDK is built and tested with.
 pub const COMPONENTIZE_JS: &str = "0.23.0";
 
-/// The contract the Python and JavaScript SDKs build against: apps of every version load, and
-/// those SDKs have not moved to the v0.2 manifest yet (the Rust SDK has).
-pub const GUEST_WIT: &str = "wit/v0.1";
+/// The contract the Python and JavaScript SDKs build against, as the Rust SDK does: the
+/// newest. Apps built against an older version still load.
+pub const GUEST_WIT: &str = "wit/v0.2";
 
 /// The platform's checkout that holds the SDKs and the contract: `MYSIMBDP_ROOT`, else the
 /// one this binary was built from.
