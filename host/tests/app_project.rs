@@ -61,7 +61,10 @@ fn new_build_test(lang: &str) {
     let project = dir.0.join(&name);
     let built = check(&mysimbdp(&project, &["app", "build"]), "app build");
     // Every SDK builds the newest contract.
-    assert!(built.contains("implements mysimbdp:tenant@0.2.0"), "{built}");
+    assert!(
+        built.contains("implements mysimbdp:tenant@0.2.0"),
+        "{built}"
+    );
     let wasm = format!("{name}.wasm");
     let with_expect = mysimbdp(
         &project,

@@ -12,8 +12,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use flate2::bufread::MultiGzDecoder;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
@@ -21,6 +19,7 @@ use rdkafka::ClientContext;
 use super::tsv;
 use crate::access::{KafkaAccess, PasswordSource, SaslMechanism};
 use crate::names::{StreamName, TenantId};
+use crate::source::kafka::{ensure_topics, TopicState};
 
 /// Which file goes to which topic, and how fast.
 #[derive(clap::Args, Debug)]
@@ -90,8 +89,6 @@ fn parse_positive(text: &str) -> Result<f64, String> {
 
 /// How long `flush` may wait for the last deliveries before they count as failed.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long topic creation may take before the broker counts as unreachable.
-const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 const SECONDS_PER_DAY: f64 = 86_400.0;
 
 /// Sends the file and prints a summary; fails if any message was not delivered.
@@ -184,42 +181,15 @@ fn kafka_access(args: &ProduceArgs) -> anyhow::Result<KafkaAccess> {
 /// Creates the topic with `partitions` partitions unless it exists (then it is left as it is);
 /// returns a note for the summary saying which.
 fn ensure_topic(kafka: &KafkaAccess, topic: &str, partitions: i32) -> anyhow::Result<String> {
-    let bootstrap = &kafka.bootstrap;
-    let admin: AdminClient<DefaultClientContext> = kafka
-        .client_config()
-        .create()
-        .with_context(|| format!("cannot create a Kafka admin client for {bootstrap}"))?;
-    // All topics' metadata: asking for the one topic could make the broker auto-create it.
-    let metadata = admin
-        .inner()
-        .fetch_metadata(None, ADMIN_TIMEOUT)
-        .with_context(|| format!("cannot reach Kafka at {bootstrap}"))?;
-    if let Some(existing) = metadata.topics().iter().find(|t| t.name() == topic) {
-        return Ok(format!(
-            "existing topic, {} partitions",
-            existing.partitions().len()
-        ));
-    }
-    // -1: the broker's default replication factor.
-    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
-    let options = AdminOptions::new().request_timeout(Some(ADMIN_TIMEOUT));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start a runtime for the Kafka admin client")?;
-    let results = runtime
-        .block_on(admin.create_topics([&new_topic], &options))
-        .with_context(|| format!("cannot create topic {topic} at {bootstrap}"))?;
-    for result in results {
-        match result {
-            Ok(_) => {}
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                return Ok("existing topic".to_owned());
-            }
-            Err((name, code)) => anyhow::bail!("cannot create topic {name} at {bootstrap}: {code}"),
-        }
-    }
-    Ok(format!("created with {partitions} partitions"))
+    let states = runtime.block_on(ensure_topics(kafka, &[topic], partitions))?;
+    Ok(match states.first() {
+        Some(TopicState::Created) => format!("created with {partitions} partitions"),
+        _ => "existing topic".to_owned(),
+    })
 }
 
 /// An idempotent producer: retries inside the client never duplicate or reorder a partition.

@@ -158,12 +158,20 @@ pub fn producer_config(kafka: &KafkaAccess) -> ClientConfig {
     config
 }
 
-/// Creates the topics that do not exist yet, with `partitions` partitions each.
+/// Whether `ensure_topics` made a topic or found it there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicState {
+    Created,
+    Existed,
+}
+
+/// Creates the topics that do not exist yet, with `partitions` partitions each and the
+/// cluster's default replication factor; says for each topic, in order, which it was.
 pub async fn ensure_topics(
     kafka: &KafkaAccess,
     topics: &[&str],
     partitions: i32,
-) -> Result<(), KafkaError> {
+) -> Result<Vec<TopicState>, KafkaError> {
     let bootstrap = kafka.bootstrap.as_str();
     let err = |doing: String| {
         let bootstrap = bootstrap.to_owned();
@@ -172,18 +180,21 @@ pub async fn ensure_topics(
     let admin: AdminClient<DefaultClientContext> = client(kafka)
         .create()
         .map_err(err("creating an admin client".into()))?;
+    // -1: the broker's default replication factor (1 on the local single broker).
     let new: Vec<NewTopic> = topics
         .iter()
-        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(-1)))
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = admin
         .create_topics(&new, &options)
         .await
         .map_err(err(format!("creating topics {topics:?}")))?;
+    let mut existed = Vec::new();
     for result in results {
         match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Ok(_) => {}
+            Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => existed.push(topic),
             Err((topic, code)) => {
                 return Err(KafkaError::new(
                     bootstrap,
@@ -193,7 +204,16 @@ pub async fn ensure_topics(
             }
         }
     }
-    Ok(())
+    Ok(topics
+        .iter()
+        .map(|t| {
+            if existed.iter().any(|e| e == t) {
+                TopicState::Existed
+            } else {
+                TopicState::Created
+            }
+        })
+        .collect())
 }
 
 /// How many partitions a topic has, asking the broker.
