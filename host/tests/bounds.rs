@@ -2,7 +2,8 @@
 //! refused without moving a watermark, and records over a quota go to the dead letters. Through
 //! the real compiled reviews-daily and hostile components (`just build-apps` builds them).
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,20 +18,11 @@ const DAY: i64 = 86_400_000;
 /// 2015-01-10T00:00:00Z: 16_445 days after 1970-01-01.
 const JAN_10: i64 = 16_445 * DAY;
 
-fn wasm(name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("../target/wasm32-wasip2/release/{name}.wasm"));
-    assert!(
-        path.is_file(),
-        "{} is missing: run `just build-apps`",
-        path.display()
-    );
-    path
-}
-
 fn processor(app: &str, quotas: Quotas, clock: WallClock) -> (Processor, Arc<AppMetrics>) {
     let engine = PluginEngine::new().unwrap();
-    let app = engine.load(&wasm(app), Limits::default()).unwrap();
+    let app = engine
+        .load(&common::component(app), Limits::default())
+        .unwrap();
     let metrics = Arc::new(AppMetrics::default());
     let now = Instant::now();
     let mut processor = Processor::new(

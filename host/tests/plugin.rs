@@ -1,6 +1,8 @@
 //! The SDK, the contract and the processor, through the real compiled reviews-daily component
 //! (`just build-apps` builds it; `just test` does so first).
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,24 +19,6 @@ use mysimbdp_host::window::Assigner;
 
 const DAY: i64 = 86_400_000;
 
-fn wasm() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/wasm32-wasip2/release/reviews_daily.wasm");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `just build-apps`",
-        path.display()
-    );
-    path
-}
-
-/// A component of the workspace's release build, by crate name.
-fn built(crate_name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/wasm32-wasip2/release")
-        .join(format!("{}.wasm", crate_name.replace('-', "_")))
-}
-
 /// reviews-daily as a tenant built it against v0.1, kept as bytes.
 fn frozen_v0_1() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/v0.1/reviews-daily.wasm")
@@ -46,7 +30,9 @@ fn frozen_v0_1() -> PathBuf {
 fn both_contract_versions_describe_the_same_app() {
     let engine = PluginEngine::new().unwrap();
     let old = engine.load(&frozen_v0_1(), Limits::default()).unwrap();
-    let new = engine.load(&wasm(), Limits::default()).unwrap();
+    let new = engine
+        .load(&common::component("reviews-daily"), Limits::default())
+        .unwrap();
     assert_eq!(old.contract(), "mysimbdp:tenant@0.1.0");
     assert_eq!(new.contract(), "mysimbdp:tenant@0.2.0");
     let (a, b) = (&old.spec, &new.spec);
@@ -81,7 +67,7 @@ fn both_contract_versions_describe_the_same_app() {
 fn the_manifest_carries_the_enrich_section() {
     let engine = PluginEngine::new().unwrap();
     let app = engine
-        .load(&built("reviews-sentiment"), Limits::default())
+        .load(&common::component("reviews-sentiment"), Limits::default())
         .unwrap();
     let embedded = mysimbdp_host::enrich::EnrichManifest::embedded(&app.spec)
         .unwrap()
@@ -101,7 +87,9 @@ fn ints(values: &[i64]) -> Column {
 #[test]
 fn the_component_describes_itself() {
     let engine = PluginEngine::new().unwrap();
-    let app = engine.load(&wasm(), Limits::default()).unwrap();
+    let app = engine
+        .load(&common::component("reviews-daily"), Limits::default())
+        .unwrap();
     let spec = &app.spec;
     assert_eq!(spec.name.as_str(), "reviews-daily");
     assert_eq!(spec.version, "1.0.0");
@@ -164,7 +152,9 @@ fn row(batch: &Batch, row: usize) -> Vec<Cell<'_>> {
 #[test]
 fn state_survives_a_snapshot_into_a_fresh_instance() {
     let engine = PluginEngine::new().unwrap();
-    let app = engine.load(&wasm(), Limits::default()).unwrap();
+    let app = engine
+        .load(&common::component("reviews-daily"), Limits::default())
+        .unwrap();
     let mut first = app.instantiate().unwrap();
     let batch = Batch {
         rows: 3,
@@ -191,7 +181,9 @@ fn state_survives_a_snapshot_into_a_fresh_instance() {
 #[test]
 fn a_batch_of_the_wrong_shape_is_refused_with_the_field_named() {
     let engine = PluginEngine::new().unwrap();
-    let app = engine.load(&wasm(), Limits::default()).unwrap();
+    let app = engine
+        .load(&common::component("reviews-daily"), Limits::default())
+        .unwrap();
     let mut instance = app.instantiate().unwrap();
     let batch = Batch {
         rows: 1,
@@ -257,7 +249,9 @@ fn review(partition: i32, offset: i64, product: &str, date: &str) -> (String, i3
 #[test]
 fn lateness_is_decided_at_the_boundary_with_a_fixed_interleaving() {
     let engine = PluginEngine::new().unwrap();
-    let app = engine.load(&wasm(), Limits::default()).unwrap();
+    let app = engine
+        .load(&common::component("reviews-daily"), Limits::default())
+        .unwrap();
     let metrics = Arc::new(AppMetrics::default());
     let now = Instant::now();
     let mut processor = Processor::new(
@@ -370,8 +364,12 @@ fn final_count(out: &Output, product: &str) -> Option<i64> {
 #[test]
 fn a_swap_carries_open_windows_and_refuses_incompatible_state() {
     let engine = PluginEngine::new().unwrap();
-    let app = engine.load(&wasm(), Limits::default()).unwrap();
-    let again = engine.load(&wasm(), Limits::default()).unwrap();
+    let app = engine
+        .load(&common::component("reviews-daily"), Limits::default())
+        .unwrap();
+    let again = engine
+        .load(&common::component("reviews-daily"), Limits::default())
+        .unwrap();
     assert!(
         !app.from_cache && again.from_cache,
         "the second load reuses the compiled code"
@@ -412,7 +410,9 @@ fn a_swap_carries_open_windows_and_refuses_incompatible_state() {
 #[test]
 fn a_reset_never_emits_a_window_no_record_reached() {
     let engine = PluginEngine::new().unwrap();
-    let app = engine.load(&wasm(), Limits::default()).unwrap();
+    let app = engine
+        .load(&common::component("reviews-daily"), Limits::default())
+        .unwrap();
     let now = Instant::now();
     let (mut processor, _) = two_of_a_one_of_b(&app, now);
 
@@ -457,7 +457,9 @@ fn a_reset_never_emits_a_window_no_record_reached() {
 #[test]
 fn saved_windows_are_restored_only_under_the_hot_swap_rules() {
     let engine = PluginEngine::new().unwrap();
-    let app = engine.load(&wasm(), Limits::default()).unwrap();
+    let app = engine
+        .load(&common::component("reviews-daily"), Limits::default())
+        .unwrap();
     let metrics = Arc::new(AppMetrics::default());
     let now = Instant::now();
     let new_processor = || {
