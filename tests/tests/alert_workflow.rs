@@ -18,8 +18,8 @@ use mysimbdp_tests::{
     diff_maps, expected_alerts, expected_from_tsv, expected_history, format_iso_date,
     generate_reviews, http_get, kafka_bootstrap, mails_to, mysimbdp_bin, plant_reviews,
     produce_reviews, seasonal_from_csv, secret_file, state_dir, tenant_app_wasm, AppSpec, Plant,
-    Platform, PlatformConfig, Relay, Services, TestEnv, Totals, Webhook, MS_PER_DAY, PLATFORM_USER,
-    REVIEWS_DAILY,
+    Platform, PlatformConfig, Relay, Services, TenantCredentials, TestEnv, Totals, Webhook,
+    MS_PER_DAY, PLATFORM_USER, REVIEWS_DAILY,
 };
 use serde_json::Value;
 
@@ -27,6 +27,18 @@ const ALERTS_APP: &str = "reviews-alerts";
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 const TRIGGER_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 const RUNS_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+
+/// A new admin token for `tenant`, issued by the operator with `mysimbdp tenant add`.
+fn tenant_token(env: &TestEnv, platform: &Platform, tenant: &str) -> Result<String> {
+    let output = platform.command_as(
+        env,
+        &format!("tenant-add-{tenant}"),
+        platform.token(),
+        &["tenant", "add", "--tenant", tenant],
+    )?;
+    ensure!(output.status.success(), "{}", output.describe());
+    Ok(TenantCredentials::parse(&output.stdout)?.token)
+}
 
 /// A trigger process of this test, stopped when dropped.
 struct Trigger {
@@ -287,6 +299,36 @@ fn an_alert_runs_the_workflow_once_and_the_tenant_gets_the_figures() -> Result<(
     let seen = again.wait("see every alert again", TRIGGER_TIMEOUT, |s| {
         s["already_triggered"].as_u64() == Some(n)
     })?;
+    // The same status through the admin API: all of it for the operator, a tenant's own
+    // alerts for its token, nothing of them for another tenant's.
+    let (code, body) = platform.admin_request("GET", "/workflow")?;
+    ensure!(code == 200, "GET /workflow as the operator: {code} {body}");
+    let through_admin: Value = serde_json::from_str(&body)?;
+    ensure!(
+        through_admin["already_triggered"] == seen["already_triggered"]
+            && through_admin["recent"] == seen["recent"],
+        "the admin API's workflow status {through_admin} differs from the trigger's {seen}"
+    );
+    let own_token = tenant_token(&env, &platform, &env.tenant)?;
+    let other_token = tenant_token(&env, &platform, &format!("{}x", env.tenant))?;
+    let (code, body) = platform.admin_request_as(&own_token, "GET", "/workflow")?;
+    ensure!(code == 200, "GET /workflow as the tenant: {code} {body}");
+    let own: Value = serde_json::from_str(&body)?;
+    ensure!(
+        own["recent"] == seen["recent"] && own.get("triggered").is_none(),
+        "the tenant's view {own} is not its alerts {} without the counts",
+        seen["recent"]
+    );
+    let (code, body) = platform.admin_request_as(&other_token, "GET", "/workflow")?;
+    ensure!(
+        code == 200,
+        "GET /workflow as another tenant: {code} {body}"
+    );
+    let other: Value = serde_json::from_str(&body)?;
+    ensure!(
+        other["recent"] == serde_json::json!([]) && other["waiting"].is_null(),
+        "another tenant sees {other}"
+    );
     platform.stop()?;
     let after = airflow_runs_of(&env.tenant)?.len();
     ensure!(

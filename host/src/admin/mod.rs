@@ -8,5 +8,5 @@ pub mod tls;
 pub mod tokens;
 mod ui;
 
-pub use server::{serve, Plugins};
+pub use server::{serve, Admin, Plugins};
 pub use tokens::TenantTokens;

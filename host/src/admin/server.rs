@@ -23,6 +23,7 @@ use crate::app::{AppHandle, Control, Launcher, Reply};
 use crate::checkpoint::Delivery;
 use crate::names::{StreamName, TenantId};
 use crate::plugin::{Limits, PluginEngine};
+use crate::workflow::SharedStatus;
 
 /// What the admin API needs to compile a new version off the hot path.
 pub struct Plugins {
@@ -33,12 +34,16 @@ pub struct Plugins {
     pub apps_dir: Option<PathBuf>,
 }
 
-struct Admin {
-    launcher: Arc<Launcher>,
-    token: String,
-    tokens: Arc<TenantTokens>,
-    access: Arc<TenantAccess>,
-    plugins: Plugins,
+/// Everything the admin API answers from.
+pub struct Admin {
+    pub launcher: Arc<Launcher>,
+    /// The operator's token.
+    pub token: String,
+    pub tokens: Arc<TenantTokens>,
+    pub access: Arc<TenantAccess>,
+    pub plugins: Plugins,
+    /// The alert workflow's trigger, when this host runs it (`[workflow]`).
+    pub workflow: Option<SharedStatus>,
 }
 
 /// How long a deploy or rollback waits for the app's worker to reach a batch boundary.
@@ -47,25 +52,16 @@ const TAKE_OVER_TIMEOUT: Duration = Duration::from_secs(120);
 /// Serves the admin API until the listener fails.
 pub async fn serve(
     listen: SocketAddr,
-    launcher: Arc<Launcher>,
-    token: String,
-    tokens: Arc<TenantTokens>,
-    access: Arc<TenantAccess>,
-    plugins: Plugins,
+    admin: Admin,
     tls: Option<Arc<openssl::ssl::SslAcceptor>>,
 ) -> std::io::Result<()> {
-    let admin = Arc::new(Admin {
-        launcher,
-        token,
-        tokens,
-        access,
-        plugins,
-    });
+    let admin = Arc::new(admin);
     let router = Router::new()
         .route("/metrics", get(metrics))
         .route("/apps", get(list))
         .route("/scope", get(whoami))
         .route("/tenants", get(list_tenants))
+        .route("/workflow", get(workflow_status))
         .route(
             "/tenants/{tenant}/token",
             post(issue_token).delete(revoke_token),
@@ -252,6 +248,30 @@ async fn metrics(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Respons
             .render(&mut out, handle.tenant.as_str(), &handle.app);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// The alert workflow's trigger on this host: its counts, the alert it waits on and the last
+/// runs it started; a tenant's token sees only the alerts of that tenant's apps.
+async fn workflow_status(State(admin): State<Arc<Admin>>, headers: HeaderMap) -> Response {
+    let scope = match scope(&admin, &headers).await {
+        Ok(scope) => scope,
+        Err(denied) => return *denied,
+    };
+    let Some(shared) = &admin.workflow else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "this host runs no workflow trigger: add a [workflow] section to its config, or run \
+             `mysimbdp trigger` on its own (its status is on its [status] listen address)",
+        );
+    };
+    let status = match shared.lock() {
+        Ok(status) => status.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    };
+    match scope {
+        Scope::Operator => Json(status).into_response(),
+        Scope::Tenant(tenant) => Json(status.of_tenant(tenant.as_str())).into_response(),
+    }
 }
 
 /// What the request's token may see: `{"scope": "operator"}` or

@@ -133,11 +133,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             manifest,
         )?;
     }
-    if let Some(settings) = trigger {
+    let workflow = trigger
+        .as_ref()
+        .map(|_| crate::workflow::SharedStatus::default());
+    if let (Some(settings), Some(status)) = (trigger, workflow.clone()) {
         std::thread::Builder::new()
             .name("workflow-trigger".into())
             .spawn(move || {
-                if let Err(error) = crate::workflow::run(settings) {
+                if let Err(error) = crate::workflow::run(settings, status) {
                     tracing::error!(%error, "the workflow trigger stopped");
                 }
             })
@@ -151,13 +154,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let admin_launcher = launcher.clone();
     runtime.block_on(async move {
         let apps_dir = config.admin.apps_dir.clone();
-        let plugins = crate::admin::Plugins {
-            engine,
-            limits,
-            apps_dir,
+        let admin = crate::admin::Admin {
+            launcher: admin_launcher,
+            token,
+            tokens,
+            access,
+            plugins: crate::admin::Plugins {
+                engine,
+                limits,
+                apps_dir,
+            },
+            workflow,
         };
-        let server =
-            crate::admin::serve(listen, admin_launcher, token, tokens, access, plugins, tls);
+        let server = crate::admin::serve(listen, admin, tls);
         tokio::select! {
             result = server => result.with_context(|| format!("admin API on {listen}")),
             _ = shutdown_signal() => {

@@ -16,6 +16,6 @@ pub struct TriggerArgs {
 pub fn run(args: TriggerArgs) -> anyhow::Result<()> {
     super::run::init_logging();
     let settings = TriggerSettings::load(&args.config)?;
-    workflow::run(settings)?;
+    workflow::run(settings, workflow::SharedStatus::default())?;
     Ok(())
 }

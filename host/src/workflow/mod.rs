@@ -39,6 +39,23 @@ pub struct Status {
     pub recent: Vec<(String, String)>,
 }
 
+/// The trigger's status, shared with what shows it: its own endpoint and, when the platform
+/// runs the trigger, the admin API.
+pub type SharedStatus = Arc<Mutex<Status>>;
+
+impl Status {
+    /// What a tenant may see: its own apps' alerts (their ids start with `<tenant>.`), without
+    /// the counts that cover every tenant.
+    pub fn of_tenant(&self, tenant: &str) -> Value {
+        let prefix = format!("{tenant}.");
+        let own = |alert_id: &str| alert_id.starts_with(&prefix);
+        json!({
+            "waiting": self.waiting.as_ref().filter(|w| own(&w.alert_id)),
+            "recent": self.recent.iter().filter(|(alert, _)| own(alert)).collect::<Vec<_>>(),
+        })
+    }
+}
+
 /// An alert whose trigger failed and is being retried.
 #[derive(Debug, Clone, Serialize)]
 pub struct Waiting {
@@ -62,7 +79,7 @@ fn conf_of(alert: &Value, tenant: &TenantContact) -> Option<Value> {
 }
 
 /// Serves `GET /status` on `listen` from a thread: the JSON of `status`.
-fn serve_status(listen: &str, status: Arc<Mutex<Status>>) -> std::io::Result<()> {
+fn serve_status(listen: &str, status: SharedStatus) -> std::io::Result<()> {
     let listener = TcpListener::bind(listen)?;
     std::thread::Builder::new()
         .name("trigger-status".into())
@@ -108,13 +125,12 @@ pub enum TriggerError {
 
 /// Runs until the process is stopped: every alert of the configured tenants, in order per
 /// partition, becomes one DAG run.
-pub fn run(settings: TriggerSettings) -> Result<(), TriggerError> {
+pub fn run(settings: TriggerSettings, status: SharedStatus) -> Result<(), TriggerError> {
     let kafka = |doing: &str, e: rdkafka::error::KafkaError| TriggerError::Kafka {
         bootstrap: settings.kafka.bootstrap.clone(),
         doing: doing.to_owned(),
         reason: e.to_string(),
     };
-    let status = Arc::new(Mutex::new(Status::default()));
     serve_status(&settings.status_listen, status.clone()).map_err(|e| TriggerError::Status {
         listen: settings.status_listen.clone(),
         reason: e.to_string(),
