@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use flate2::bufread::MultiGzDecoder;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
@@ -89,6 +90,8 @@ fn parse_positive(text: &str) -> Result<f64, String> {
 
 /// How long `flush` may wait for the last deliveries before they count as failed.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long reading the cluster's topics may take before the broker counts as unreachable.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
 const SECONDS_PER_DAY: f64 = 86_400.0;
 
 /// Sends the file and prints a summary; fails if any message was not delivered.
@@ -179,8 +182,24 @@ fn kafka_access(args: &ProduceArgs) -> anyhow::Result<KafkaAccess> {
 }
 
 /// Creates the topic with `partitions` partitions unless it exists (then it is left as it is);
-/// returns a note for the summary saying which.
+/// returns a note for the summary saying which. An existing topic is found in the cluster's
+/// metadata first: a tenant may write its stream without the right to create topics.
 fn ensure_topic(kafka: &KafkaAccess, topic: &str, partitions: i32) -> anyhow::Result<String> {
+    let bootstrap = &kafka.bootstrap;
+    let client: BaseConsumer = kafka
+        .client_config()
+        .create()
+        .with_context(|| format!("cannot create a Kafka client for {bootstrap}"))?;
+    // All topics' metadata: asking for the one topic could make the broker auto-create it.
+    let metadata = client
+        .fetch_metadata(None, METADATA_TIMEOUT)
+        .with_context(|| format!("cannot reach Kafka at {bootstrap}"))?;
+    if let Some(existing) = metadata.topics().iter().find(|t| t.name() == topic) {
+        return Ok(format!(
+            "existing topic, {} partitions",
+            existing.partitions().len()
+        ));
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
