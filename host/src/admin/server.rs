@@ -280,33 +280,18 @@ async fn issue_token(
         Ok(tenant) => tenant,
         Err(denied) => return *denied,
     };
-    if !query.replace {
-        match admin.tokens.exists(&tenant).await {
-            Ok(false) => {}
-            Ok(true) => {
-                return error(
-                    StatusCode::CONFLICT,
-                    format!("tenant `{tenant}` has a token: use `tenant rotate` to replace it"),
-                )
-            }
-            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-        }
-    }
-    let credentials = match admin.access.grant(&tenant).await {
-        Ok(credentials) => credentials,
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    };
-    match admin.tokens.issue(&tenant, super::recent::now_ms()).await {
-        Ok(token) => {
-            tracing::info!(%tenant, "tenant token issued");
-            let mut answer = json!({ "tenant": tenant.as_str(), "token": token });
-            if let Some(kafka) = credentials.kafka {
-                answer["kafka"] = json!(kafka);
-            }
-            if let Some(cassandra) = credentials.cassandra {
-                answer["cassandra"] = json!(cassandra);
-            }
-            Json(answer).into_response()
+    match super::tenants::issue(
+        &admin.tokens,
+        &admin.access,
+        &tenant,
+        query.replace,
+        super::recent::now_ms(),
+    )
+    .await
+    {
+        Ok(answer) => Json(answer).into_response(),
+        Err(e @ super::tenants::TenantError::Exists(_)) => {
+            error(StatusCode::CONFLICT, e.to_string())
         }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
@@ -339,14 +324,8 @@ async fn revoke_token(
         Ok(tenant) => tenant,
         Err(denied) => return *denied,
     };
-    if let Err(e) = admin.access.revoke(&tenant).await {
-        return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-    }
-    match admin.tokens.revoke(&tenant).await {
-        Ok(()) => {
-            tracing::info!(%tenant, "tenant token revoked");
-            Json(json!({ "tenant": tenant.as_str(), "revoked": true })).into_response()
-        }
+    match super::tenants::revoke(&admin.tokens, &admin.access, &tenant).await {
+        Ok(()) => Json(json!({ "tenant": tenant.as_str(), "revoked": true })).into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }

@@ -216,6 +216,15 @@ fn ensure_topic(kafka: &KafkaAccess, topic: &str, partitions: i32) -> anyhow::Re
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {
                 return Ok("existing topic".to_owned());
             }
+            Err((
+                name,
+                RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed,
+            )) => anyhow::bail!(
+                "topic {name} does not exist and this Kafka user may not create topics: the \
+                 operator creates a tenant's stream (`mysimbdp tenant stream --tenant … --stream \
+                 …`), or an app reading it creates it when it starts"
+            ),
             Err((name, code)) => anyhow::bail!("cannot create topic {name} at {bootstrap}: {code}"),
         }
     }
