@@ -18,8 +18,9 @@ mod sentiment;
 mod workflow;
 
 pub use access::{
-    auth_on, batch_command, cassandra_builder, cassandra_node, kafka_bootstrap, kafka_client,
-    kafka_client_as, produce_command, secret_file, TenantCredentials, PLATFORM_USER,
+    auth_on, batch_command, cassandra_builder, cassandra_builder_for, cassandra_node,
+    kafka_bootstrap, kafka_client, kafka_client_as, kafka_client_for, owner, produce_command,
+    remember_tenant, secret_file, tenant_credentials, TenantCredentials, PLATFORM_USER,
 };
 pub use alerts::{
     day_counts, expected_alerts, plant_reviews, DayCounts, DayKey, Plant, ALERT_MIN_REVIEWS,

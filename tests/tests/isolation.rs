@@ -6,8 +6,10 @@
 //! keyspace or the platform's `mysimbdp` keyspace is refused by Cassandra; with A's admin token,
 //! every request about B's app is answered 403, and `/metrics` shows none of B's series. B's
 //! results stay exact, read with B's own credentials. A's own topic answers A, so the refusals
-//! are about B, not about A. `tenant rotate` retires A's old passwords and `tenant remove` its
-//! new ones, in Kafka and Cassandra.
+//! are about B, not about A. B reads its app's results topic, but writing any of its app's
+//! outputs (results, late, dead letters, alerts) or creating a topic is refused by the broker,
+//! while B still writes its input. `tenant rotate` retires A's old passwords and `tenant remove`
+//! its new ones, in Kafka and Cassandra.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -147,6 +149,26 @@ fn describe(client: &ClientConfig, topic: &str) -> Result<Option<RDKafkaErrorCod
         .map(RDKafkaErrorCode::from))
 }
 
+/// The broker's answer when `client` creates `topic` (one partition).
+fn create_as(client: &ClientConfig, topic: &str) -> Result<Result<(), RDKafkaErrorCode>> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        client.create().context("cannot create an admin client")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let results = runtime.block_on(admin.create_topics(
+        [&NewTopic::new(topic, 1, TopicReplication::Fixed(1))],
+        &AdminOptions::new().request_timeout(Some(ANSWER_WITHIN)),
+    ))?;
+    Ok(results
+        .into_iter()
+        .next()
+        .context("no answer for the topic")?
+        .map(|_| ())
+        .map_err(|(_, code)| code))
+}
+
 /// Whether the broker refuses `client`'s login (SASL authentication fails) rather than
 /// answering a metadata request.
 fn kafka_login_refused(client: &ClientConfig) -> Result<bool> {
@@ -274,6 +296,7 @@ fn tenants_are_walled_off_in_kafka_cassandra_and_the_admin_api() -> Result<()> {
 
     let mut failures = Vec::new();
     // Kafka, as A: its own topic works; every one of B's is refused.
+    create_topic(&format!("{a}.reviews"), 1)?;
     let own = send(&kafka_a, &format!("{a}.reviews"), &reviews[..1])?;
     if own != [None] {
         failures.push(format!("A could not write its own topic: {own:?}"));
@@ -416,6 +439,40 @@ fn tenants_are_walled_off_in_kafka_cassandra_and_the_admin_api() -> Result<()> {
     let results = results.map(|_| 1);
     if results != Ok(1) {
         failures.push(format!("B reading its own results topic: {results:?}"));
+    }
+
+    // B's app's outputs are the platform's to write: B reads them, but writing (or creating)
+    // one is refused by the broker, while B still writes its input; nor may B create a topic
+    // an app of its could use later.
+    for topic in &app_topics {
+        let wrote = send(&kafka_b, &topic, &forged)?;
+        if wrote != [Some(RDKafkaErrorCode::TopicAuthorizationFailed)] {
+            failures.push(format!(
+                "B writing its own app's {topic}: {wrote:?}, expected TopicAuthorizationFailed"
+            ));
+        }
+    }
+    let input = send(&kafka_b, &env.topic("reviews"), &reviews[..1])?;
+    if input != [None] {
+        failures.push(format!(
+            "B writing its own input after the walls: {input:?}"
+        ));
+    }
+    for topic in [
+        format!("{b}.{REVIEWS_DAILY}.alerts"),
+        format!("{b}.later.results"),
+        format!("{b}.newstream"),
+    ] {
+        let created = create_as(&kafka_b, &topic)?;
+        if !matches!(
+            created,
+            Err(RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed)
+        ) {
+            failures.push(format!(
+                "B creating {topic}: {created:?}, expected an authorization failure"
+            ));
+        }
     }
 
     // Rotating A's secrets retires the old ones at once; removing A retires the new ones too.

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use mysimbdp_tests::{
-    create_topic, parse_iso_date, produce, read_daily_reviews, tenant_app_wasm, AppSpec,
-    CommandOutput, Platform, PlatformConfig, Services, TenantCredentials, TestEnv,
+    create_topic, parse_iso_date, produce, read_daily_reviews, remember_tenant, tenant_app_wasm,
+    AppSpec, CommandOutput, Platform, PlatformConfig, Services, TenantCredentials, TestEnv,
     AGGREGATED_REVIEWS, MS_PER_DAY, REVIEWS_DAILY,
 };
 use serde_json::Value;
@@ -74,7 +74,11 @@ fn a_tenant_token_reaches_only_its_own_apps() -> Result<()> {
         .ensure_success("deploy b")?;
 
     let token_a = token_of(&tenant(&env, &platform, "add", &a)?)?;
-    let token_b = token_of(&tenant(&env, &platform, "add", &b)?)?;
+    // B has credentials already: the harness issued them (`tenant add --config`) to send B's
+    // reviews as B; through the API the operator gives it new ones, which the harness then uses.
+    let rotated_b = tenant(&env, &platform, "rotate", &b)?;
+    let token_b = token_of(&rotated_b)?;
+    remember_tenant(&b, TenantCredentials::parse(&rotated_b.stdout)?);
     let mut failures = Vec::new();
     // A failure unless `token`'s request answers `code`.
     let answer = |platform: &Platform, what: &str, token: &str, method: &str, path: &str, code| {
