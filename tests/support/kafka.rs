@@ -106,6 +106,15 @@ fn partitions_of(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>> {
     Ok(ids)
 }
 
+/// Whether `topic` exists, as the operator sees it.
+pub fn topic_exists(topic: &str) -> Result<bool> {
+    let operator = consumer(&format!("mysimbdp-tests-meta-{}", unique_tenant_id()))?;
+    let metadata = operator
+        .fetch_metadata(None, METADATA_TIMEOUT)
+        .context("cannot fetch the topics' metadata")?;
+    Ok(metadata.topics().iter().any(|t| t.name() == topic))
+}
+
 /// Creates `topic` with `partitions` partitions (replication 1), or accepts it if it exists, and
 /// waits until its metadata shows it, so that a producer started next finds every partition.
 /// As the platform: the operator creates a tenant's streams (`mysimbdp tenant stream`), since
@@ -126,8 +135,9 @@ pub fn create_topic(topic: &str, partitions: i32) -> Result<()> {
         }
     }
     let deadline = Instant::now() + METADATA_TIMEOUT;
+    let operator = consumer(&format!("mysimbdp-tests-meta-{}", unique_tenant_id()))?;
     loop {
-        match topic_partitions(topic) {
+        match partitions_of(&operator, topic) {
             Ok(ids) if ids.len() >= partitions as usize => return Ok(()),
             result if Instant::now() >= deadline => {
                 bail!("topic {topic} did not show {partitions} partitions in time: {result:?}")

@@ -42,8 +42,8 @@ pub use history::{
     Extremes, Totals,
 };
 pub use kafka::{
-    committed_offsets, create_topic, end_offsets_total, produce, read_topic, topic_partitions,
-    KafkaRecord,
+    committed_offsets, create_topic, end_offsets_total, produce, read_topic, topic_exists,
+    topic_partitions, KafkaRecord,
 };
 pub use platform::{AppSpec, Platform, PlatformConfig};
 pub use reviews::{

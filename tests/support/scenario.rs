@@ -13,7 +13,7 @@ use crate::checks::{
     check_cassandra, check_dead_letters, check_late_topic, check_results_topic, Repeats,
 };
 use crate::env::{mysimbdp_bin, run_command, TestEnv};
-use crate::kafka::{create_topic, topic_partitions};
+use crate::kafka::{create_topic, topic_exists};
 use crate::reviews::{expected_from_tsv, ExpectedReviews};
 
 /// `mysimbdp gen --rows ROWS --seed SEED EXTRA…` into the scratch folder, and what the reviews
@@ -41,7 +41,7 @@ pub fn generate_reviews(
 /// since a tenant may not create topics.
 fn producer(env: &TestEnv, tsv: &PathBuf) -> Result<Command> {
     let topic = env.topic("reviews");
-    if topic_partitions(&topic).is_err() {
+    if !topic_exists(&topic)? {
         create_topic(&topic, 4)?;
     }
     let mut command = produce_command(&env.tenant)?;

@@ -445,7 +445,7 @@ fn tenants_are_walled_off_in_kafka_cassandra_and_the_admin_api() -> Result<()> {
     // one is refused by the broker, while B still writes its input; nor may B create a topic
     // an app of its could use later.
     for topic in &app_topics {
-        let wrote = send(&kafka_b, &topic, &forged)?;
+        let wrote = send(&kafka_b, topic, &forged)?;
         if wrote != [Some(RDKafkaErrorCode::TopicAuthorizationFailed)] {
             failures.push(format!(
                 "B writing its own app's {topic}: {wrote:?}, expected TopicAuthorizationFailed"
