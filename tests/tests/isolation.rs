@@ -296,7 +296,24 @@ fn tenants_are_walled_off_in_kafka_cassandra_and_the_admin_api() -> Result<()> {
 
     let mut failures = Vec::new();
     // Kafka, as A: its own topic works; every one of B's is refused.
-    create_topic(&format!("{a}.reviews"), 1)?;
+    // The operator creates A's stream through the admin API (a tenant may not create topics).
+    platform
+        .command_as(
+            &env,
+            "tenant-stream-a",
+            platform.token(),
+            &[
+                "tenant",
+                "stream",
+                "--tenant",
+                &a,
+                "--stream",
+                "reviews",
+                "--partitions",
+                "1",
+            ],
+        )?
+        .ensure_success("mysimbdp tenant stream")?;
     let own = send(&kafka_a, &format!("{a}.reviews"), &reviews[..1])?;
     if own != [None] {
         failures.push(format!("A could not write its own topic: {own:?}"));
@@ -379,6 +396,8 @@ fn tenants_are_walled_off_in_kafka_cassandra_and_the_admin_api() -> Result<()> {
         ("POST", format!("{app_b}/remove")),
         ("POST", format!("/apps/{b}/deploy")),
         ("POST", format!("/tenants/{b}/token")),
+        ("POST", format!("/tenants/{b}/streams/other")),
+        ("POST", format!("/tenants/{a}/streams/other")),
     ] {
         let (code, body) = platform.admin_request_as(&cred_a.token, method, &path)?;
         if code != 403 {

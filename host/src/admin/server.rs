@@ -70,6 +70,7 @@ pub async fn serve(
             "/tenants/{tenant}/token",
             post(issue_token).delete(revoke_token),
         )
+        .route("/tenants/{tenant}/streams/{stream}", post(create_stream))
         .route("/apps/{tenant}/deploy", post(deploy))
         .route("/apps/{tenant}/{app}", get(status))
         .route("/apps/{tenant}/{app}/drain", post(drain))
@@ -292,6 +293,52 @@ async fn issue_token(
         Ok(answer) => Json(answer).into_response(),
         Err(e @ super::tenants::TenantError::Exists(_)) => {
             error(StatusCode::CONFLICT, e.to_string())
+        }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamRequest {
+    partitions: Option<i32>,
+}
+
+/// The most partitions a stream created through the API may have.
+const MAX_STREAM_PARTITIONS: i32 = 1024;
+
+/// Creates a tenant's input stream topic unless it exists (operator only): tenants may write
+/// their streams but not create topics.
+async fn create_stream(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Path((tenant, stream)): Path<(String, String)>,
+    query: Query<StreamRequest>,
+) -> Response {
+    let tenant = match operator_for(&admin, &headers, &tenant).await {
+        Ok(tenant) => tenant,
+        Err(denied) => return *denied,
+    };
+    let stream = match StreamName::new(&stream) {
+        Ok(stream) => stream,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    if let Some(p) = query
+        .partitions
+        .filter(|p| !(1..=MAX_STREAM_PARTITIONS).contains(p))
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("{p} partitions: use 1 to {MAX_STREAM_PARTITIONS}"),
+        );
+    }
+    match admin
+        .launcher
+        .create_stream(&tenant, &stream, query.partitions)
+        .await
+    {
+        Ok(topic) => {
+            tracing::info!(%tenant, %topic, "stream created");
+            Json(json!({ "tenant": tenant.as_str(), "topic": topic })).into_response()
         }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }

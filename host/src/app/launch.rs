@@ -276,6 +276,24 @@ impl Launcher {
         Ok(handle)
     }
 
+    /// Creates a tenant's input stream topic unless it exists (`partitions`, else the
+    /// platform's default): tenants may write their streams but not create topics.
+    pub async fn create_stream(
+        &self,
+        tenant: &TenantId,
+        stream: &StreamName,
+        partitions: Option<i32>,
+    ) -> Result<String, KafkaError> {
+        let topic = tenant.stream_topic(stream);
+        ensure_topics(
+            &self.kafka,
+            &[topic.as_str()],
+            partitions.unwrap_or(self.partitions),
+        )
+        .await?;
+        Ok(topic)
+    }
+
     /// The running app, if any.
     pub fn get(&self, tenant: &str, app: &str) -> Option<Arc<AppHandle>> {
         self.apps

@@ -76,19 +76,20 @@ pub enum TenantCommand {
     /// The tenants that have credentials.
     List(TenantList),
     /// Create a tenant's input stream (topic `<tenant>.<stream>`) unless it exists, as the
-    /// platform: tenants may write their streams but not create topics. An app's start creates
-    /// its stream too.
+    /// platform (operator only): tenants may write their streams but not create topics. An
+    /// app's start creates its stream too.
     Stream {
         #[arg(long)]
         tenant: String,
         #[arg(long)]
         stream: String,
         /// Partitions of the new topic; an existing topic is left as it is.
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..))]
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=1024))]
         partitions: i32,
-        /// The platform's config file (its Kafka login).
-        #[arg(long)]
-        config: std::path::PathBuf,
+        #[command(flatten)]
+        direct: Direct,
+        #[command(flatten)]
+        admin: Admin,
     },
 }
 
@@ -287,9 +288,18 @@ pub fn run_tenant(command: TenantCommand) -> anyhow::Result<()> {
             tenant,
             stream,
             partitions,
-            config,
+            direct: Direct { config },
+            admin,
         } => {
-            let topic = direct::create_stream(config, tenant, stream, *partitions)?;
+            let topic = match config {
+                Some(config) => direct::create_stream(config, tenant, stream, *partitions)?,
+                None => {
+                    let path =
+                        format!("/tenants/{tenant}/streams/{stream}?partitions={partitions}");
+                    let answer = request(admin, "POST", &path, None)?;
+                    answer["topic"].as_str().unwrap_or_default().to_owned()
+                }
+            };
             println!("{topic}");
             return Ok(());
         }
