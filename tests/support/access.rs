@@ -210,7 +210,7 @@ pub fn remember_tenant(tenant: &str, credentials: TenantCredentials) {
 
 /// Waits until the broker accepts the new user's login: SCRAM credentials reach the broker
 /// through the metadata log, a moment after the controller accepted them.
-fn wait_for_kafka_login(credentials: &TenantCredentials) -> Result<()> {
+pub fn wait_for_kafka_login(credentials: &TenantCredentials) -> Result<()> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let Some(client) = credentials
         .kafka

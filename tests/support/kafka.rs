@@ -304,3 +304,51 @@ pub fn produce(topic: &str, messages: impl IntoIterator<Item = (String, String)>
         .with_context(|| format!("cannot flush to {topic}"))?;
     Ok(sent)
 }
+
+/// Delivery outcomes, as the broker reported them.
+#[derive(Default)]
+struct Deliveries(std::sync::Mutex<Vec<Option<RDKafkaErrorCode>>>);
+
+impl rdkafka::ClientContext for Deliveries {}
+
+impl rdkafka::producer::ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &rdkafka::producer::DeliveryResult<'_>, _: ()) {
+        let outcome = result
+            .as_ref()
+            .err()
+            .and_then(|(e, _)| e.rdkafka_error_code());
+        if let Ok(mut all) = self.0.lock() {
+            all.push(outcome);
+        }
+    }
+}
+
+/// Sends `messages` to `topic` with `client` (a tenant's login, say); the broker's answer for
+/// each (None: delivered), so that a test can show a refusal.
+pub fn send_as(
+    client: &rdkafka::ClientConfig,
+    topic: &str,
+    messages: &[(String, String)],
+) -> Result<Vec<Option<RDKafkaErrorCode>>> {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer<Deliveries> = client
+        .clone()
+        .set("message.timeout.ms", "30000")
+        .create_with_context(Deliveries::default())
+        .context("cannot create a producer")?;
+    for (key, value) in messages {
+        producer
+            .send(BaseRecord::to(topic).key(key).payload(value))
+            .map_err(|(e, _)| e)
+            .with_context(|| format!("cannot queue a message for {topic}"))?;
+    }
+    let _ = producer.flush(Duration::from_secs(60));
+    let outcomes = producer
+        .context()
+        .0
+        .lock()
+        .map(|o| o.clone())
+        .unwrap_or_default();
+    Ok(outcomes)
+}

@@ -20,7 +20,8 @@ mod workflow;
 pub use access::{
     auth_on, batch_command, cassandra_builder, cassandra_builder_for, cassandra_node,
     kafka_bootstrap, kafka_client, kafka_client_as, kafka_client_for, owner, produce_command,
-    remember_tenant, secret_file, tenant_credentials, TenantCredentials, PLATFORM_USER,
+    remember_tenant, secret_file, tenant_credentials, wait_for_kafka_login, TenantCredentials,
+    PLATFORM_USER,
 };
 pub use alerts::{
     day_counts, expected_alerts, plant_reviews, DayCounts, DayKey, Plant, ALERT_MIN_REVIEWS,
@@ -42,7 +43,7 @@ pub use history::{
     Extremes, Totals,
 };
 pub use kafka::{
-    committed_offsets, create_topic, end_offsets_total, produce, read_topic, topic_exists,
+    committed_offsets, create_topic, end_offsets_total, produce, read_topic, send_as, topic_exists,
     topic_partitions, KafkaRecord,
 };
 pub use platform::{AppSpec, Platform, PlatformConfig};

@@ -16,64 +16,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use mysimbdp_tests::{
-    auth_on, create_topic, parse_iso_date, AppSpec, CommandOutput, Platform, PlatformConfig,
-    Services, TenantCredentials, TestEnv, AGGREGATED_REVIEWS, MS_PER_DAY, REVIEWS_DAILY,
+    auth_on, create_topic, parse_iso_date, send_as, AppSpec, CommandOutput, Platform,
+    PlatformConfig, Services, TenantCredentials, TestEnv, AGGREGATED_REVIEWS, MS_PER_DAY,
+    REVIEWS_DAILY,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientConfig, ClientContext};
 use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 
 const DAYS: i64 = 20;
 /// How long a refusal may take to come back before it counts as missing.
 const ANSWER_WITHIN: Duration = Duration::from_secs(60);
-
-/// Delivery outcomes, as the broker reported them.
-#[derive(Default)]
-struct Deliveries(Mutex<Vec<Option<RDKafkaErrorCode>>>);
-
-impl ClientContext for Deliveries {}
-
-impl ProducerContext for Deliveries {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        let outcome = result
-            .as_ref()
-            .err()
-            .and_then(|(e, _)| e.rdkafka_error_code());
-        if let Ok(mut all) = self.0.lock() {
-            all.push(outcome);
-        }
-    }
-}
-
-/// Sends `messages` to `topic` with `client`; the broker's answer for each (None: delivered).
-fn send(
-    client: &ClientConfig,
-    topic: &str,
-    messages: &[(String, String)],
-) -> Result<Vec<Option<RDKafkaErrorCode>>> {
-    let producer: BaseProducer<Deliveries> = client
-        .clone()
-        .set("message.timeout.ms", "30000")
-        .create_with_context(Deliveries::default())
-        .context("cannot create a producer")?;
-    for (key, value) in messages {
-        producer
-            .send(BaseRecord::to(topic).key(key).payload(value))
-            .map_err(|(e, _)| e)
-            .with_context(|| format!("cannot queue a message for {topic}"))?;
-    }
-    let _ = producer.flush(Duration::from_secs(60));
-    let outcomes = producer
-        .context()
-        .0
-        .lock()
-        .map(|o| o.clone())
-        .unwrap_or_default();
-    Ok(outcomes)
-}
 
 /// Errors the client reports outside of `poll` (librdkafka hands some refusals, such as a
 /// topic's metadata being denied, to the client's error callback).
@@ -289,7 +243,7 @@ fn tenants_are_walled_off_in_kafka_cassandra_and_the_admin_api() -> Result<()> {
             )
         })
         .collect();
-    let sent = send(&kafka_b, &env.topic("reviews"), &reviews)?;
+    let sent = send_as(&kafka_b, &env.topic("reviews"), &reviews)?;
     if sent.iter().any(Option::is_some) || sent.len() != reviews.len() {
         bail!("B could not send its own reviews: {sent:?}");
     }
@@ -314,7 +268,7 @@ fn tenants_are_walled_off_in_kafka_cassandra_and_the_admin_api() -> Result<()> {
             ],
         )?
         .ensure_success("mysimbdp tenant stream")?;
-    let own = send(&kafka_a, &format!("{a}.reviews"), &reviews[..1])?;
+    let own = send_as(&kafka_a, &format!("{a}.reviews"), &reviews[..1])?;
     if own != [None] {
         failures.push(format!("A could not write its own topic: {own:?}"));
     }
@@ -322,7 +276,7 @@ fn tenants_are_walled_off_in_kafka_cassandra_and_the_admin_api() -> Result<()> {
         "P1".to_owned(),
         r#"{"review_id":"X","product_id":"P1","review_date":"2015-03-01","star_rating":1,"helpful_votes":0,"total_votes":0}"#.to_owned(),
     )];
-    let wrote = send(&kafka_a, &env.topic("reviews"), &forged)?;
+    let wrote = send_as(&kafka_a, &env.topic("reviews"), &forged)?;
     if wrote != [Some(RDKafkaErrorCode::TopicAuthorizationFailed)] {
         failures.push(format!(
             "A writing B's input: {wrote:?}, expected TopicAuthorizationFailed"
@@ -464,14 +418,14 @@ fn tenants_are_walled_off_in_kafka_cassandra_and_the_admin_api() -> Result<()> {
     // one is refused by the broker, while B still writes its input; nor may B create a topic
     // an app of its could use later.
     for topic in &app_topics {
-        let wrote = send(&kafka_b, topic, &forged)?;
+        let wrote = send_as(&kafka_b, topic, &forged)?;
         if wrote != [Some(RDKafkaErrorCode::TopicAuthorizationFailed)] {
             failures.push(format!(
                 "B writing its own app's {topic}: {wrote:?}, expected TopicAuthorizationFailed"
             ));
         }
     }
-    let input = send(&kafka_b, &env.topic("reviews"), &reviews[..1])?;
+    let input = send_as(&kafka_b, &env.topic("reviews"), &reviews[..1])?;
     if input != [None] {
         failures.push(format!(
             "B writing its own input after the walls: {input:?}"
