@@ -408,6 +408,17 @@ pub struct AppEntry {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::read(path, true)
+    }
+
+    /// The file for an operator's command that only logs in to Kafka and Cassandra as the
+    /// platform (`mysimbdp tenant … --config`): checked as for a start, except that it may
+    /// configure no tenant yet and needs no admin token.
+    pub fn load_logins(path: &Path) -> Result<Self, ConfigError> {
+        Self::read(path, false)
+    }
+
+    fn read(path: &Path, for_start: bool) -> Result<Self, ConfigError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: shown.clone(),
@@ -438,14 +449,14 @@ impl Config {
                 }
             }
         }
-        config.check(&shown)?;
+        config.check(&shown, for_start)?;
         if let (Ok(kafka), Ok(cassandra)) = (config.kafka.access(), config.cassandra.access()) {
             config.resolved = Some((kafka, cassandra));
         }
         Ok(config)
     }
 
-    fn check(&self, path: &str) -> Result<(), ConfigError> {
+    fn check(&self, path: &str, for_start: bool) -> Result<(), ConfigError> {
         let invalid = |field: String, problem: String, fix: &str| ConfigError::Invalid {
             path: path.into(),
             field,
@@ -611,7 +622,7 @@ impl Config {
                 "use 0 (the platform's own priority) to 19 (the lowest); 5 is the default",
             ));
         }
-        if self.tenants.is_empty() {
+        if for_start && self.tenants.is_empty() {
             return Err(invalid(
                 "tenants".into(),
                 "no tenant is configured".into(),
@@ -643,6 +654,9 @@ impl Config {
                     ));
                 }
             }
+        }
+        if !for_start {
+            return Ok(());
         }
         self.token().map(|_| ()).map_err(|problem| {
             invalid(

@@ -1,12 +1,19 @@
 //! Where the local services listen and, when they run with authentication (the default;
 //! `MYSIMBDP_AUTH=off` as `deploy/local` reads it too), how the harness logs in: as the platform's
 //! own Kafka user and Cassandra role, whose passwords `deploy/local/up.sh` generated under
-//! `.state/secrets/`. Tenants' credentials come from `mysimbdp tenant add` instead.
+//! `.state/secrets/`, for what only the platform or the operator does (creating a tenant's
+//! streams, its own keyspace, its consumer groups); as a tenant, with the credentials that
+//! `mysimbdp tenant add` issued, for what a tenant does (sending its input, reading its results
+//! topics and tables): [`tenant_credentials`] issues them once per tenant and test process,
+//! straight against the services (`tenant add --config`), before any platform runs.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use rdkafka::ClientConfig;
 use scylla::client::session_builder::SessionBuilder;
 
@@ -118,20 +125,144 @@ pub fn platform_login_toml() -> (String, String) {
     )
 }
 
-/// `mysimbdp produce --bootstrap <local Kafka>`, logged in as the platform when authentication
-/// is on (the password in the child's environment, never on its command line).
-pub fn produce_command() -> Result<Command> {
+/// `mysimbdp produce --bootstrap <local Kafka>`, logged in as `tenant` with the credentials
+/// `tenant add` issued when authentication is on (the password in the child's environment,
+/// never on its command line). The topic must exist: tenants cannot create topics.
+pub fn produce_command(tenant: &str) -> Result<Command> {
     let mut command = Command::new(mysimbdp_bin()?);
     command
         .arg("produce")
         .args(["--bootstrap", &kafka_bootstrap()]);
     if auth_on() {
-        command.env("MYSIMBDP_KAFKA_USER", PLATFORM_USER).env(
-            "MYSIMBDP_KAFKA_PASSWORD",
-            secret("kafka-platform.password")?,
-        );
+        let credentials = tenant_credentials(tenant)?;
+        let (user, password) = credentials
+            .kafka
+            .as_ref()
+            .context("tenant add issued no Kafka user")?;
+        command
+            .env("MYSIMBDP_KAFKA_USER", user)
+            .env("MYSIMBDP_KAFKA_PASSWORD", password);
     }
     Ok(command)
+}
+
+/// The tenants' credentials this test process has: issued by [`tenant_credentials`] or handed
+/// over by a test that issued them through the admin API ([`remember_tenant`]).
+static TENANTS: Mutex<Option<HashMap<String, TenantCredentials>>> = Mutex::new(None);
+
+/// `tenant`'s credentials, as `mysimbdp tenant add --tenant <tenant> --config <the platform's
+/// logins>` issued them; issued on first use in this process, then remembered. Only with
+/// authentication on (without it there is nothing to issue).
+pub fn tenant_credentials(tenant: &str) -> Result<TenantCredentials> {
+    // One issue at a time, so two threads never issue (and so rotate) the same tenant's.
+    static ISSUING: Mutex<()> = Mutex::new(());
+    let _issuing = ISSUING.lock();
+    if let Some(known) = TENANTS
+        .lock()
+        .ok()
+        .and_then(|t| t.as_ref()?.get(tenant).cloned())
+    {
+        return Ok(known);
+    }
+    let config = crate::env::target_dir()
+        .join("e2e")
+        .join(format!("operator-{}.toml", std::process::id()));
+    let (kafka_login, cassandra_login) = platform_login_toml();
+    std::fs::create_dir_all(config.parent().unwrap_or(&config))
+        .with_context(|| format!("cannot create the folder of {}", config.display()))?;
+    std::fs::write(
+        &config,
+        format!(
+            "[kafka]\nbootstrap = {:?}\n{kafka_login}\n[cassandra]\nnodes = [{:?}]\n{cassandra_login}",
+            kafka_bootstrap(),
+            cassandra_node()
+        ),
+    )
+    .with_context(|| format!("cannot write {}", config.display()))?;
+    let output = Command::new(mysimbdp_bin()?)
+        .args(["tenant", "add", "--tenant", tenant, "--config"])
+        .arg(&config)
+        .output()
+        .context("cannot run mysimbdp tenant add")?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!(
+            "mysimbdp tenant add --tenant {tenant} --config {} failed: {}",
+            config.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let credentials = TenantCredentials::parse(&stdout)?;
+    wait_for_kafka_login(&credentials)?;
+    remember_tenant(tenant, credentials.clone());
+    Ok(credentials)
+}
+
+/// Hands the harness a tenant's credentials that a test issued itself (through the admin API,
+/// or new ones from `tenant rotate`), so that its readers and producers log in with them.
+pub fn remember_tenant(tenant: &str, credentials: TenantCredentials) {
+    if let Ok(mut tenants) = TENANTS.lock() {
+        tenants
+            .get_or_insert_with(HashMap::new)
+            .insert(tenant.to_owned(), credentials);
+    }
+}
+
+/// Waits until the broker accepts the new user's login: SCRAM credentials reach the broker
+/// through the metadata log, a moment after the controller accepted them.
+pub fn wait_for_kafka_login(credentials: &TenantCredentials) -> Result<()> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let Some(client) = credentials
+        .kafka
+        .as_ref()
+        .map(|(u, p)| kafka_client_as(u, p))
+    else {
+        return Ok(());
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let consumer: BaseConsumer = client.create().context("cannot create a Kafka client")?;
+        match consumer.fetch_metadata(None, Duration::from_secs(5)) {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => {
+                bail!("the broker did not accept a new tenant's login: {e}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// The tenant a topic or keyspace belongs to (`<tenant>.…` or `<tenant>`), if any: not the
+/// platform's own `mysimbdp`, and not a name the platform's readers use for themselves.
+pub fn owner(name: &str) -> Option<&str> {
+    let tenant = name.split('.').next()?;
+    let valid = tenant.starts_with(|c: char| c.is_ascii_lowercase())
+        && tenant
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    (valid && tenant != PLATFORM_USER).then_some(tenant)
+}
+
+/// A Kafka client for reading or writing `topic` as a tenant would: logged in as its owner with
+/// authentication on, or as the platform for a topic no tenant owns. The second value is the
+/// prefix its consumer groups take (a tenant may join only groups under its own).
+pub fn kafka_client_for(topic: &str) -> Result<(ClientConfig, String)> {
+    match owner(topic).filter(|_| auth_on()) {
+        Some(tenant) => Ok((
+            tenant_credentials(tenant)?.kafka_client()?,
+            format!("{tenant}.tests"),
+        )),
+        None => Ok((kafka_client()?, "mysimbdp-tests".to_owned())),
+    }
+}
+
+/// A Cassandra session builder for reading `keyspace`: as its tenant's role with
+/// authentication on, as the platform for `mysimbdp` (checkpoints, token digests).
+pub fn cassandra_builder_for(keyspace: &str) -> Result<SessionBuilder> {
+    match owner(keyspace).filter(|_| auth_on()) {
+        Some(tenant) => tenant_credentials(tenant)?.cassandra_builder(),
+        None => cassandra_builder(),
+    }
 }
 
 /// `mysimbdp batch --cassandra <local node>`, logged in as the platform's role when

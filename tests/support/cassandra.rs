@@ -13,7 +13,9 @@ use scylla::response::PagingState;
 use scylla::statement::unprepared::Statement;
 use scylla::value::CqlTimestamp;
 
-use crate::access::{cassandra_builder, cassandra_node, kafka_bootstrap, kafka_client};
+use crate::access::{
+    cassandra_builder, cassandra_builder_for, cassandra_node, kafka_bootstrap, kafka_client,
+};
 use crate::reviews::{DailyAggregate, WindowKey};
 use crate::{block_on, AGGREGATED_REVIEWS};
 
@@ -86,8 +88,13 @@ fn check_cassandra() -> Result<String> {
     })?
 }
 
+/// A session as the platform (the services check).
 async fn connect() -> Result<Session> {
-    let builder = cassandra_builder()?.connection_timeout(CONNECT_TIMEOUT);
+    connect_with(cassandra_builder()?).await
+}
+
+async fn connect_with(builder: scylla::client::session_builder::SessionBuilder) -> Result<Session> {
+    let builder = builder.connection_timeout(CONNECT_TIMEOUT);
     tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(5), builder.build())
         .await
         .map_err(|_| anyhow!("no session within {CONNECT_TIMEOUT:?}"))?
@@ -148,7 +155,9 @@ pub fn read_daily_reviews(
     Ok(rows)
 }
 
-/// Runs `cql` (a SELECT over `table`) page by page and hands every row to `each`.
+/// Runs `cql` (a SELECT over `table`, `<keyspace>.<name>`) page by page and hands every row to
+/// `each`; as the keyspace's tenant (its own role) with authentication on, as the platform for
+/// the platform's keyspace.
 pub(crate) fn each_row<R>(
     table: &str,
     cql: &str,
@@ -157,8 +166,10 @@ pub(crate) fn each_row<R>(
 where
     R: for<'frame, 'metadata> DeserializeRow<'frame, 'metadata>,
 {
+    let keyspace = table.split('.').next().unwrap_or(table);
+    let builder = cassandra_builder_for(keyspace)?;
     block_on(async {
-        let session = connect().await?;
+        let session = connect_with(builder).await?;
         let mut statement = Statement::new(cql);
         statement.set_page_size(5000);
         let mut paging_state = PagingState::start();

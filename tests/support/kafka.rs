@@ -11,7 +11,7 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::access::kafka_client;
+use crate::access::{kafka_client, kafka_client_for};
 use crate::{block_on, unique_tenant_id};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
@@ -51,12 +51,25 @@ impl KafkaRecord {
     }
 }
 
+/// A consumer in the platform's `group` (to read what the platform committed).
 fn consumer(group: &str) -> Result<BaseConsumer> {
-    consumer_with(group, "read_committed")
+    configure(kafka_client()?, group, "read_committed")
 }
 
-fn consumer_with(group: &str, isolation: &str) -> Result<BaseConsumer> {
-    kafka_client()?
+/// A consumer of `topic` as its tenant would read it, in a new group of its own (`purpose`
+/// names it) under the tenant's prefix.
+fn reader(topic: &str, purpose: &str, isolation: &str) -> Result<BaseConsumer> {
+    let (client, prefix) = kafka_client_for(topic)?;
+    let group = format!("{prefix}-{purpose}-{}", unique_tenant_id());
+    configure(client, &group, isolation)
+}
+
+fn configure(
+    mut client: rdkafka::ClientConfig,
+    group: &str,
+    isolation: &str,
+) -> Result<BaseConsumer> {
+    client
         .set("group.id", group)
         .set("isolation.level", isolation)
         .set("enable.auto.commit", "false")
@@ -70,10 +83,7 @@ fn consumer_with(group: &str, isolation: &str) -> Result<BaseConsumer> {
 /// The partition ids of `topic`; fails when the topic does not exist, so that a topic the
 /// platform should have created is reported as missing rather than read as empty.
 pub fn topic_partitions(topic: &str) -> Result<Vec<i32>> {
-    partitions_of(
-        &consumer(&format!("mysimbdp-tests-meta-{}", unique_tenant_id()))?,
-        topic,
-    )
+    partitions_of(&reader(topic, "meta", "read_committed")?, topic)
 }
 
 fn partitions_of(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>> {
@@ -96,8 +106,19 @@ fn partitions_of(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>> {
     Ok(ids)
 }
 
+/// Whether `topic` exists, as the operator sees it.
+pub fn topic_exists(topic: &str) -> Result<bool> {
+    let operator = consumer(&format!("mysimbdp-tests-meta-{}", unique_tenant_id()))?;
+    let metadata = operator
+        .fetch_metadata(None, METADATA_TIMEOUT)
+        .context("cannot fetch the topics' metadata")?;
+    Ok(metadata.topics().iter().any(|t| t.name() == topic))
+}
+
 /// Creates `topic` with `partitions` partitions (replication 1), or accepts it if it exists, and
 /// waits until its metadata shows it, so that a producer started next finds every partition.
+/// As the platform: the operator creates a tenant's streams (`mysimbdp tenant stream`), since
+/// tenants may not create topics.
 pub fn create_topic(topic: &str, partitions: i32) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = kafka_client()?
         .create()
@@ -114,8 +135,9 @@ pub fn create_topic(topic: &str, partitions: i32) -> Result<()> {
         }
     }
     let deadline = Instant::now() + METADATA_TIMEOUT;
+    let operator = consumer(&format!("mysimbdp-tests-meta-{}", unique_tenant_id()))?;
     loop {
-        match topic_partitions(topic) {
+        match partitions_of(&operator, topic) {
             Ok(ids) if ids.len() >= partitions as usize => return Ok(()),
             result if Instant::now() >= deadline => {
                 bail!("topic {topic} did not show {partitions} partitions in time: {result:?}")
@@ -130,13 +152,10 @@ pub fn create_topic(topic: &str, partitions: i32) -> Result<()> {
 /// Completion is judged by the consumer's position, which also steps over transaction markers;
 /// a transaction still open holds the read back until it commits or the broker aborts it.
 pub fn read_topic(topic: &str) -> Result<Vec<KafkaRecord>> {
-    let consumer = consumer(&format!("mysimbdp-tests-read-{}", unique_tenant_id()))?;
+    let consumer = reader(topic, "read", "read_committed")?;
     // The end is the high watermark, which a read_committed client would not report: it
     // answers with the last stable offset, which stops short of any open transaction.
-    let ends_reader = consumer_with(
-        &format!("mysimbdp-tests-ends-{}", unique_tenant_id()),
-        "read_uncommitted",
-    )?;
+    let ends_reader = reader(topic, "ends", "read_uncommitted")?;
     let partitions = partitions_of(&consumer, topic)?;
     let mut ends = BTreeMap::new();
     let mut assignment = TopicPartitionList::new();
@@ -221,10 +240,7 @@ pub fn read_topic(topic: &str) -> Result<Vec<KafkaRecord>> {
 /// How many messages `topic` holds in all its partitions (the sum of its end offsets, read
 /// uncommitted): a reader that has read this many has read everything sent so far.
 pub fn end_offsets_total(topic: &str) -> Result<i64> {
-    let reader = consumer_with(
-        &format!("mysimbdp-tests-ends-{}", unique_tenant_id()),
-        "read_uncommitted",
-    )?;
+    let reader = reader(topic, "ends", "read_uncommitted")?;
     let mut total = 0;
     for partition in partitions_of(&reader, topic)? {
         let (_, high) = reader
@@ -256,10 +272,11 @@ pub fn committed_offsets(group: &str, topic: &str) -> Result<BTreeMap<i32, i64>>
         .collect())
 }
 
-/// Sends `(key, value)` messages to `topic` and waits until all are acknowledged.
+/// Sends `(key, value)` messages to `topic` as its tenant and waits until all are acknowledged.
 pub fn produce(topic: &str, messages: impl IntoIterator<Item = (String, String)>) -> Result<usize> {
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-    let producer: ThreadedProducer<DefaultProducerContext> = kafka_client()?
+    let producer: ThreadedProducer<DefaultProducerContext> = kafka_client_for(topic)?
+        .0
         .set("linger.ms", "5")
         .set("queue.buffering.max.messages", "1000000")
         .create()
@@ -286,4 +303,52 @@ pub fn produce(topic: &str, messages: impl IntoIterator<Item = (String, String)>
         .flush(Duration::from_secs(120))
         .with_context(|| format!("cannot flush to {topic}"))?;
     Ok(sent)
+}
+
+/// Delivery outcomes, as the broker reported them.
+#[derive(Default)]
+struct Deliveries(std::sync::Mutex<Vec<Option<RDKafkaErrorCode>>>);
+
+impl rdkafka::ClientContext for Deliveries {}
+
+impl rdkafka::producer::ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &rdkafka::producer::DeliveryResult<'_>, _: ()) {
+        let outcome = result
+            .as_ref()
+            .err()
+            .and_then(|(e, _)| e.rdkafka_error_code());
+        if let Ok(mut all) = self.0.lock() {
+            all.push(outcome);
+        }
+    }
+}
+
+/// Sends `messages` to `topic` with `client` (a tenant's login, say); the broker's answer for
+/// each (None: delivered), so that a test can show a refusal.
+pub fn send_as(
+    client: &rdkafka::ClientConfig,
+    topic: &str,
+    messages: &[(String, String)],
+) -> Result<Vec<Option<RDKafkaErrorCode>>> {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer<Deliveries> = client
+        .clone()
+        .set("message.timeout.ms", "30000")
+        .create_with_context(Deliveries::default())
+        .context("cannot create a producer")?;
+    for (key, value) in messages {
+        producer
+            .send(BaseRecord::to(topic).key(key).payload(value))
+            .map_err(|(e, _)| e)
+            .with_context(|| format!("cannot queue a message for {topic}"))?;
+    }
+    let _ = producer.flush(Duration::from_secs(60));
+    let outcomes = producer
+        .context()
+        .0
+        .lock()
+        .map(|o| o.clone())
+        .unwrap_or_default();
+    Ok(outcomes)
 }

@@ -18,8 +18,10 @@ mod sentiment;
 mod workflow;
 
 pub use access::{
-    auth_on, batch_command, cassandra_builder, cassandra_node, kafka_bootstrap, kafka_client,
-    kafka_client_as, produce_command, secret_file, TenantCredentials, PLATFORM_USER,
+    auth_on, batch_command, cassandra_builder, cassandra_builder_for, cassandra_node,
+    kafka_bootstrap, kafka_client, kafka_client_as, kafka_client_for, owner, produce_command,
+    remember_tenant, secret_file, tenant_credentials, wait_for_kafka_login, TenantCredentials,
+    PLATFORM_USER,
 };
 pub use alerts::{
     day_counts, expected_alerts, plant_reviews, DayCounts, DayKey, Plant, ALERT_MIN_REVIEWS,
@@ -41,8 +43,8 @@ pub use history::{
     Extremes, Totals,
 };
 pub use kafka::{
-    committed_offsets, create_topic, end_offsets_total, produce, read_topic, topic_partitions,
-    KafkaRecord,
+    committed_offsets, create_topic, end_offsets_total, produce, read_topic, send_as, topic_exists,
+    topic_partitions, KafkaRecord,
 };
 pub use platform::{AppSpec, Platform, PlatformConfig};
 pub use reviews::{

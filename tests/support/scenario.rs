@@ -13,6 +13,7 @@ use crate::checks::{
     check_cassandra, check_dead_letters, check_late_topic, check_results_topic, Repeats,
 };
 use crate::env::{mysimbdp_bin, run_command, TestEnv};
+use crate::kafka::{create_topic, topic_exists};
 use crate::reviews::{expected_from_tsv, ExpectedReviews};
 
 /// `mysimbdp gen --rows ROWS --seed SEED EXTRA…` into the scratch folder, and what the reviews
@@ -35,8 +36,15 @@ pub fn generate_reviews(
     Ok((tsv, expected))
 }
 
+/// `mysimbdp produce` of the file to `<tenant>.reviews`, as the tenant; the stream is created
+/// first (as the operator would, with `produce`'s default of 4 partitions) unless it exists,
+/// since a tenant may not create topics.
 fn producer(env: &TestEnv, tsv: &PathBuf) -> Result<Command> {
-    let mut command = produce_command()?;
+    let topic = env.topic("reviews");
+    if !topic_exists(&topic)? {
+        create_topic(&topic, 4)?;
+    }
+    let mut command = produce_command(&env.tenant)?;
     command
         .arg("--file")
         .arg(tsv)

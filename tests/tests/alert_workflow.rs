@@ -17,9 +17,9 @@ use mysimbdp_tests::{
     airflow_runs_of, all_time_from_csv, all_time_from_parquet, auth_on, check_workflow_services,
     diff_maps, expected_alerts, expected_from_tsv, expected_history, format_iso_date,
     generate_reviews, http_get, kafka_bootstrap, mails_to, mysimbdp_bin, plant_reviews,
-    produce_reviews, seasonal_from_csv, secret_file, state_dir, tenant_app_wasm, AppSpec, Plant,
-    Platform, PlatformConfig, Relay, Services, TenantCredentials, TestEnv, Totals, Webhook,
-    MS_PER_DAY, PLATFORM_USER, REVIEWS_DAILY,
+    produce_reviews, seasonal_from_csv, secret_file, state_dir, tenant_app_wasm,
+    tenant_credentials, AppSpec, Plant, Platform, PlatformConfig, Relay, Services, TestEnv, Totals,
+    Webhook, MS_PER_DAY, PLATFORM_USER, REVIEWS_DAILY,
 };
 use serde_json::Value;
 
@@ -27,18 +27,6 @@ const ALERTS_APP: &str = "reviews-alerts";
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 const TRIGGER_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 const RUNS_TIMEOUT: Duration = Duration::from_secs(20 * 60);
-
-/// A new admin token for `tenant`, issued by the operator with `mysimbdp tenant add`.
-fn tenant_token(env: &TestEnv, platform: &Platform, tenant: &str) -> Result<String> {
-    let output = platform.command_as(
-        env,
-        &format!("tenant-add-{tenant}"),
-        platform.token(),
-        &["tenant", "add", "--tenant", tenant],
-    )?;
-    ensure!(output.status.success(), "{}", output.describe());
-    Ok(TenantCredentials::parse(&output.stdout)?.token)
-}
 
 /// A trigger process of this test, stopped when dropped.
 struct Trigger {
@@ -309,8 +297,9 @@ fn an_alert_runs_the_workflow_once_and_the_tenant_gets_the_figures() -> Result<(
             && through_admin["recent"] == seen["recent"],
         "the admin API's workflow status {through_admin} differs from the trigger's {seen}"
     );
-    let own_token = tenant_token(&env, &platform, &env.tenant)?;
-    let other_token = tenant_token(&env, &platform, &format!("{}x", env.tenant))?;
+    // Tokens `tenant add` issued (once per tenant in this process).
+    let own_token = tenant_credentials(&env.tenant)?.token;
+    let other_token = tenant_credentials(&format!("{}x", env.tenant))?.token;
     let (code, body) = platform.admin_request_as(&own_token, "GET", "/workflow")?;
     ensure!(code == 200, "GET /workflow as the tenant: {code} {body}");
     let own: Value = serde_json::from_str(&body)?;

@@ -103,7 +103,7 @@ fn a_new_tenant_goes_from_an_empty_folder_to_rows_in_cassandra_in_each_language(
     let mut platform = Platform::start(&env, "platform", &config)?;
     platform.wait_ready(REVIEWS_DAILY)?;
     let sample = built[0].2.clone();
-    let mut produce = produce_command()?;
+    let mut produce = produce_command(&env.tenant)?;
     produce
         .arg("--file")
         .arg(&sample)

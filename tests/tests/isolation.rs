@@ -6,72 +6,28 @@
 //! keyspace or the platform's `mysimbdp` keyspace is refused by Cassandra; with A's admin token,
 //! every request about B's app is answered 403, and `/metrics` shows none of B's series. B's
 //! results stay exact, read with B's own credentials. A's own topic answers A, so the refusals
-//! are about B, not about A. `tenant rotate` retires A's old passwords and `tenant remove` its
-//! new ones, in Kafka and Cassandra.
+//! are about B, not about A. B reads its app's results topic, but writing any of its app's
+//! outputs (results, late, dead letters, alerts) or creating a topic is refused by the broker,
+//! while B still writes its input. `tenant rotate` retires A's old passwords and `tenant remove`
+//! its new ones, in Kafka and Cassandra.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use mysimbdp_tests::{
-    auth_on, create_topic, parse_iso_date, AppSpec, CommandOutput, Platform, PlatformConfig,
-    Services, TenantCredentials, TestEnv, AGGREGATED_REVIEWS, MS_PER_DAY, REVIEWS_DAILY,
+    auth_on, create_topic, parse_iso_date, send_as, AppSpec, CommandOutput, Platform,
+    PlatformConfig, Services, TenantCredentials, TestEnv, AGGREGATED_REVIEWS, MS_PER_DAY,
+    REVIEWS_DAILY,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientConfig, ClientContext};
 use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
 
 const DAYS: i64 = 20;
 /// How long a refusal may take to come back before it counts as missing.
 const ANSWER_WITHIN: Duration = Duration::from_secs(60);
-
-/// Delivery outcomes, as the broker reported them.
-#[derive(Default)]
-struct Deliveries(Mutex<Vec<Option<RDKafkaErrorCode>>>);
-
-impl ClientContext for Deliveries {}
-
-impl ProducerContext for Deliveries {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        let outcome = result
-            .as_ref()
-            .err()
-            .and_then(|(e, _)| e.rdkafka_error_code());
-        if let Ok(mut all) = self.0.lock() {
-            all.push(outcome);
-        }
-    }
-}
-
-/// Sends `messages` to `topic` with `client`; the broker's answer for each (None: delivered).
-fn send(
-    client: &ClientConfig,
-    topic: &str,
-    messages: &[(String, String)],
-) -> Result<Vec<Option<RDKafkaErrorCode>>> {
-    let producer: BaseProducer<Deliveries> = client
-        .clone()
-        .set("message.timeout.ms", "30000")
-        .create_with_context(Deliveries::default())
-        .context("cannot create a producer")?;
-    for (key, value) in messages {
-        producer
-            .send(BaseRecord::to(topic).key(key).payload(value))
-            .map_err(|(e, _)| e)
-            .with_context(|| format!("cannot queue a message for {topic}"))?;
-    }
-    let _ = producer.flush(Duration::from_secs(60));
-    let outcomes = producer
-        .context()
-        .0
-        .lock()
-        .map(|o| o.clone())
-        .unwrap_or_default();
-    Ok(outcomes)
-}
 
 /// Errors the client reports outside of `poll` (librdkafka hands some refusals, such as a
 /// topic's metadata being denied, to the client's error callback).
@@ -145,6 +101,26 @@ fn describe(client: &ClientConfig, topic: &str) -> Result<Option<RDKafkaErrorCod
         .find(|t| t.name() == topic)
         .and_then(|t| t.error())
         .map(RDKafkaErrorCode::from))
+}
+
+/// The broker's answer when `client` creates `topic` (one partition).
+fn create_as(client: &ClientConfig, topic: &str) -> Result<Result<(), RDKafkaErrorCode>> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        client.create().context("cannot create an admin client")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let results = runtime.block_on(admin.create_topics(
+        [&NewTopic::new(topic, 1, TopicReplication::Fixed(1))],
+        &AdminOptions::new().request_timeout(Some(ANSWER_WITHIN)),
+    ))?;
+    Ok(results
+        .into_iter()
+        .next()
+        .context("no answer for the topic")?
+        .map(|_| ())
+        .map_err(|(_, code)| code))
 }
 
 /// Whether the broker refuses `client`'s login (SASL authentication fails) rather than
@@ -267,14 +243,32 @@ fn tenants_are_walled_off_in_kafka_cassandra_and_the_admin_api() -> Result<()> {
             )
         })
         .collect();
-    let sent = send(&kafka_b, &env.topic("reviews"), &reviews)?;
+    let sent = send_as(&kafka_b, &env.topic("reviews"), &reviews)?;
     if sent.iter().any(Option::is_some) || sent.len() != reviews.len() {
         bail!("B could not send its own reviews: {sent:?}");
     }
 
     let mut failures = Vec::new();
     // Kafka, as A: its own topic works; every one of B's is refused.
-    let own = send(&kafka_a, &format!("{a}.reviews"), &reviews[..1])?;
+    // The operator creates A's stream through the admin API (a tenant may not create topics).
+    platform
+        .command_as(
+            &env,
+            "tenant-stream-a",
+            platform.token(),
+            &[
+                "tenant",
+                "stream",
+                "--tenant",
+                &a,
+                "--stream",
+                "reviews",
+                "--partitions",
+                "1",
+            ],
+        )?
+        .ensure_success("mysimbdp tenant stream")?;
+    let own = send_as(&kafka_a, &format!("{a}.reviews"), &reviews[..1])?;
     if own != [None] {
         failures.push(format!("A could not write its own topic: {own:?}"));
     }
@@ -282,7 +276,7 @@ fn tenants_are_walled_off_in_kafka_cassandra_and_the_admin_api() -> Result<()> {
         "P1".to_owned(),
         r#"{"review_id":"X","product_id":"P1","review_date":"2015-03-01","star_rating":1,"helpful_votes":0,"total_votes":0}"#.to_owned(),
     )];
-    let wrote = send(&kafka_a, &env.topic("reviews"), &forged)?;
+    let wrote = send_as(&kafka_a, &env.topic("reviews"), &forged)?;
     if wrote != [Some(RDKafkaErrorCode::TopicAuthorizationFailed)] {
         failures.push(format!(
             "A writing B's input: {wrote:?}, expected TopicAuthorizationFailed"
@@ -356,6 +350,8 @@ fn tenants_are_walled_off_in_kafka_cassandra_and_the_admin_api() -> Result<()> {
         ("POST", format!("{app_b}/remove")),
         ("POST", format!("/apps/{b}/deploy")),
         ("POST", format!("/tenants/{b}/token")),
+        ("POST", format!("/tenants/{b}/streams/other")),
+        ("POST", format!("/tenants/{a}/streams/other")),
     ] {
         let (code, body) = platform.admin_request_as(&cred_a.token, method, &path)?;
         if code != 403 {
@@ -416,6 +412,40 @@ fn tenants_are_walled_off_in_kafka_cassandra_and_the_admin_api() -> Result<()> {
     let results = results.map(|_| 1);
     if results != Ok(1) {
         failures.push(format!("B reading its own results topic: {results:?}"));
+    }
+
+    // B's app's outputs are the platform's to write: B reads them, but writing (or creating)
+    // one is refused by the broker, while B still writes its input; nor may B create a topic
+    // an app of its could use later.
+    for topic in &app_topics {
+        let wrote = send_as(&kafka_b, topic, &forged)?;
+        if wrote != [Some(RDKafkaErrorCode::TopicAuthorizationFailed)] {
+            failures.push(format!(
+                "B writing its own app's {topic}: {wrote:?}, expected TopicAuthorizationFailed"
+            ));
+        }
+    }
+    let input = send_as(&kafka_b, &env.topic("reviews"), &reviews[..1])?;
+    if input != [None] {
+        failures.push(format!(
+            "B writing its own input after the walls: {input:?}"
+        ));
+    }
+    for topic in [
+        format!("{b}.{REVIEWS_DAILY}.alerts"),
+        format!("{b}.later.results"),
+        format!("{b}.newstream"),
+    ] {
+        let created = create_as(&kafka_b, &topic)?;
+        if !matches!(
+            created,
+            Err(RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed)
+        ) {
+            failures.push(format!(
+                "B creating {topic}: {created:?}, expected an authorization failure"
+            ));
+        }
     }
 
     // Rotating A's secrets retires the old ones at once; removing A retires the new ones too.

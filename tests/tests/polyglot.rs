@@ -44,7 +44,7 @@ fn rust_python_and_javascript_reviews_daily_write_identical_rows() -> Result<()>
     ensure!(!expected.late.is_empty() && !expected.malformed.is_empty());
 
     create_topic(&env.topic("reviews"), PARTITIONS)?;
-    let mut produce = produce_command()?;
+    let mut produce = produce_command(&env.tenant)?;
     produce
         .arg("--file")
         .arg(&tsv)

@@ -77,7 +77,7 @@ fn reviews_daily_exact_results() -> Result<()> {
     // 2. Produce it into a topic with 4 partitions.
     let input_topic = env.topic("reviews");
     create_topic(&input_topic, PARTITIONS)?;
-    let mut produce = produce_command()?;
+    let mut produce = produce_command(&env.tenant)?;
     produce
         .arg("--file")
         .arg(&tsv)

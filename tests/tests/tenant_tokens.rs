@@ -1,17 +1,19 @@
 //! Tenants' admin tokens on a running platform: the operator issues one per tenant with
 //! `mysimbdp tenant add`; with tenant A's token every request about tenant B's apps is answered
 //! 403 and changes nothing, A sees and steers only its own apps, and cannot issue tokens; a
-//! rotated or removed token stops working; B, with its own token, drains its app and its rows
-//! are exact.
+//! rotated or removed token stops working; A added again still cannot write its app's results
+//! topic (the walls outlive `tenant remove`) but writes its input; B, with its own token, drains
+//! its app and its rows are exact.
 
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use mysimbdp_tests::{
-    create_topic, parse_iso_date, produce, read_daily_reviews, tenant_app_wasm, AppSpec,
-    CommandOutput, Platform, PlatformConfig, Services, TenantCredentials, TestEnv,
-    AGGREGATED_REVIEWS, MS_PER_DAY, REVIEWS_DAILY,
+    auth_on, create_topic, parse_iso_date, produce, read_daily_reviews, remember_tenant, send_as,
+    tenant_app_wasm, wait_for_kafka_login, AppSpec, CommandOutput, Platform, PlatformConfig,
+    Services, TenantCredentials, TestEnv, AGGREGATED_REVIEWS, MS_PER_DAY, REVIEWS_DAILY,
 };
+use rdkafka::error::RDKafkaErrorCode;
 use serde_json::Value;
 
 const DAYS: i64 = 20;
@@ -74,7 +76,11 @@ fn a_tenant_token_reaches_only_its_own_apps() -> Result<()> {
         .ensure_success("deploy b")?;
 
     let token_a = token_of(&tenant(&env, &platform, "add", &a)?)?;
-    let token_b = token_of(&tenant(&env, &platform, "add", &b)?)?;
+    // B has credentials already: the harness issued them (`tenant add --config`) to send B's
+    // reviews as B; through the API the operator gives it new ones, which the harness then uses.
+    let rotated_b = tenant(&env, &platform, "rotate", &b)?;
+    let token_b = token_of(&rotated_b)?;
+    remember_tenant(&b, TenantCredentials::parse(&rotated_b.stdout)?);
     let mut failures = Vec::new();
     // A failure unless `token`'s request answers `code`.
     let answer = |platform: &Platform, what: &str, token: &str, method: &str, path: &str, code| {
@@ -187,6 +193,33 @@ fn a_tenant_token_reaches_only_its_own_apps() -> Result<()> {
         &app_a,
         401,
     ));
+
+    // A added again: its app's outputs stay walled off (the walls outlive `tenant remove`),
+    // while it writes its input again.
+    if auth_on() {
+        let readded = tenant(&env, &platform, "add", &a)?;
+        ensure!(readded.status.success(), "{}", readded.describe());
+        let credentials = TenantCredentials::parse(&readded.stdout)?;
+        wait_for_kafka_login(&credentials)?;
+        let kafka_a = credentials.kafka_client()?;
+        let record = [(
+            "P1".to_owned(),
+            r#"{"review_id":"X","product_id":"P1","review_date":"2015-03-01","star_rating":1,"helpful_votes":0,"total_votes":0}"#.to_owned(),
+        )];
+        let results = send_as(&kafka_a, &format!("{a}.{REVIEWS_DAILY}.results"), &record)?;
+        if results != [Some(RDKafkaErrorCode::TopicAuthorizationFailed)] {
+            failures.push(format!(
+                "A added again wrote its app's results: {results:?}, expected \
+                 TopicAuthorizationFailed"
+            ));
+        }
+        let input = send_as(&kafka_a, &env.topic("reviews"), &record)?;
+        if input != [None] {
+            failures.push(format!(
+                "A added again could not write its input: {input:?}"
+            ));
+        }
+    }
 
     // B steers its own app with its own token; its rows are exact.
     let drained = platform.command_as(

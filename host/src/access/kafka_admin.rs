@@ -40,13 +40,21 @@ pub enum Operation {
     Describe,
 }
 
-/// One ALLOW rule for `principal` on every resource of a kind whose name starts with `prefix`.
+/// Whether an ACL allows or denies; a DENY wins over every ALLOW that matches too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    Allow,
+    Deny,
+}
+
+/// One rule for `principal` on every resource of a kind whose name starts with `prefix`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrefixAcl {
     pub resource: Resource,
     pub prefix: String,
     pub principal: String,
     pub operation: Operation,
+    pub permission: Permission,
 }
 
 /// An admin client of one cluster, logged in as the platform.
@@ -301,9 +309,13 @@ impl KafkaAdmin {
         )
     }
 
-    /// Deletes every ACL whose principal is `principal`.
-    pub fn delete_acls_of(&self, principal: &str) -> Result<(), KafkaAdminError> {
-        let doing = format!("deleting the ACLs of {principal}");
+    /// Deletes every ACL of `permission` whose principal is `principal`.
+    pub fn delete_acls_of(
+        &self,
+        principal: &str,
+        permission: Permission,
+    ) -> Result<(), KafkaAdminError> {
+        let doing = format!("deleting the {permission:?} ACLs of {principal}");
         let who = c_string(principal).map_err(|m| self.error(&doing, m))?;
         let mut errstr = [0 as c_char; 256];
         // SAFETY: valid strings and buffer; the filter is freed on drop.
@@ -316,7 +328,7 @@ impl KafkaAdmin {
                     who.as_ptr(),
                     std::ptr::null(),
                     rd::rd_kafka_AclOperation_t::RD_KAFKA_ACL_OPERATION_ANY,
-                    rd::rd_kafka_AclPermissionType_t::RD_KAFKA_ACL_PERMISSION_TYPE_ANY,
+                    permission_type(permission),
                     errstr.as_mut_ptr(),
                     errstr.len(),
                 )
@@ -380,7 +392,7 @@ impl KafkaAdmin {
                     principal.as_ptr(),
                     c"*".as_ptr(),
                     operation,
-                    rd::rd_kafka_AclPermissionType_t::RD_KAFKA_ACL_PERMISSION_TYPE_ALLOW,
+                    permission_type(acl.permission),
                     errstr.as_mut_ptr(),
                     errstr.len(),
                 )
@@ -391,6 +403,13 @@ impl KafkaAdmin {
             return Err(self.error(doing, text(errstr.as_ptr())));
         }
         Ok(binding)
+    }
+}
+
+fn permission_type(permission: Permission) -> rd::rd_kafka_AclPermissionType_t {
+    match permission {
+        Permission::Allow => rd::rd_kafka_AclPermissionType_t::RD_KAFKA_ACL_PERMISSION_TYPE_ALLOW,
+        Permission::Deny => rd::rd_kafka_AclPermissionType_t::RD_KAFKA_ACL_PERMISSION_TYPE_DENY,
     }
 }
 

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use scylla::client::session::Session;
 use serde::Serialize;
 
-use super::kafka_admin::{KafkaAdmin, KafkaAdminError, Operation, PrefixAcl, Resource};
+use super::kafka_admin::{KafkaAdmin, KafkaAdminError, Operation, Permission, PrefixAcl, Resource};
 use super::{cassandra_roles, CassandraAccess, KafkaAccess, Password, SaslMechanism};
-use crate::names::TenantId;
+use crate::names::{AppName, TenantId};
 use crate::sink::cassandra::CassandraError;
 
 /// Why a tenant's access could not be granted or revoked.
@@ -78,16 +78,15 @@ impl TenantAccess {
     }
 
     /// The ACLs a tenant gets: its topics (`<tenant>.` prefix: its input streams to write, its
-    /// results, late and dead-letter topics to read) and its consumer groups (same prefix).
+    /// apps' results, late, dead-letter and alerts topics to read) and its consumer groups (same
+    /// prefix). No Create: a tenant cannot make topics, so it can neither fill the cluster with
+    /// partitions nor make an output topic of an app before the platform does; the operator or
+    /// the platform creates input streams, and [`output_walls`] keep the tenant from writing
+    /// its apps' outputs.
     pub fn acls(tenant: &TenantId) -> Vec<PrefixAcl> {
         let prefix = format!("{tenant}.");
         let principal = format!("User:{tenant}");
-        let topic = [
-            Operation::Read,
-            Operation::Write,
-            Operation::Create,
-            Operation::Describe,
-        ];
+        let topic = [Operation::Read, Operation::Write, Operation::Describe];
         let group = [Operation::Read, Operation::Describe];
         topic
             .iter()
@@ -98,6 +97,7 @@ impl TenantAccess {
                 prefix: prefix.clone(),
                 principal: principal.clone(),
                 operation,
+                permission: Permission::Allow,
             })
             .collect()
     }
@@ -112,6 +112,8 @@ impl TenantAccess {
                 tokio::task::spawn_blocking(move || -> Result<(), KafkaAdminError> {
                     let admin = KafkaAdmin::new(&admin_access)?;
                     admin.upsert_scram_user(t.as_str(), mechanism, &p)?;
+                    // The current set only: a grant of an older release may have allowed more.
+                    admin.delete_acls_of(&format!("User:{t}"), Permission::Allow)?;
                     admin.create_acls(&Self::acls(&t))
                 })
                 .await
@@ -146,7 +148,9 @@ impl TenantAccess {
             let (access, mechanism, t) = (access.clone(), *mechanism, tenant.clone());
             tokio::task::spawn_blocking(move || -> Result<(), KafkaAdminError> {
                 let admin = KafkaAdmin::new(&access)?;
-                admin.delete_acls_of(&format!("User:{t}"))?;
+                // The DENY walls of its apps' outputs stay: a tenant added again is still
+                // kept from writing the outputs of the apps it ran.
+                admin.delete_acls_of(&format!("User:{t}"), Permission::Allow)?;
                 admin.delete_scram_user(t.as_str(), mechanism)
             })
             .await
@@ -157,5 +161,72 @@ impl TenantAccess {
         }
         tracing::info!(%tenant, "tenant access revoked");
         Ok(())
+    }
+}
+
+/// The DENY rules that keep `tenant` from writing (or creating) the topics of its app `app`:
+/// every topic named `<tenant>.<app>.…` (results, late, dead letters, alerts, and any output a
+/// later version adds). Stream and app names hold no `.`, so no input stream `<tenant>.<stream>`
+/// starts with that prefix.
+pub fn output_walls(tenant: &TenantId, app: &AppName) -> Vec<PrefixAcl> {
+    [Operation::Write, Operation::Create]
+        .into_iter()
+        .map(|operation| PrefixAcl {
+            resource: Resource::Topic,
+            prefix: format!("{tenant}.{app}."),
+            principal: format!("User:{tenant}"),
+            operation,
+            permission: Permission::Deny,
+        })
+        .collect()
+}
+
+/// Places [`output_walls`] for `app` before the platform creates or writes its topics, where
+/// the platform manages tenants' Kafka users (it logs in with SCRAM); creating rules that exist
+/// is a no-op, so every host does it at every start of the app.
+pub fn wall_off_outputs(
+    kafka: &KafkaAccess,
+    tenant: &TenantId,
+    app: &AppName,
+) -> Result<(), KafkaAdminError> {
+    if !matches!(
+        kafka.mechanism(),
+        Some(SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512)
+    ) {
+        return Ok(());
+    }
+    KafkaAdmin::new(kafka)?.create_acls(&output_walls(tenant, app))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tenant_may_not_create_topics_nor_write_its_apps_outputs() {
+        let tenant = TenantId::new("acme").expect("a tenant id");
+        let app = AppName::new("reviews-daily").expect("an app name");
+        let allowed = TenantAccess::acls(&tenant);
+        assert!(allowed
+            .iter()
+            .all(|a| a.permission == Permission::Allow && a.operation != Operation::Create));
+        let walls = output_walls(&tenant, &app);
+        assert!(walls.iter().all(|w| w.permission == Permission::Deny
+            && w.prefix == "acme.reviews-daily."
+            && w.principal == "User:acme"));
+        let topics = crate::names::AppTopics::new(
+            &tenant,
+            &crate::names::StreamName::new("reviews").expect("a stream"),
+            &app,
+        );
+        for output in [
+            &topics.results,
+            &topics.late,
+            &topics.dead_letters,
+            &topics.alerts,
+        ] {
+            assert!(output.starts_with(&walls[0].prefix), "{output}");
+        }
+        assert!(!topics.input.starts_with(&walls[0].prefix));
     }
 }

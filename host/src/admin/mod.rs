@@ -4,6 +4,7 @@
 pub mod metrics;
 pub mod recent;
 mod server;
+pub mod tenants;
 pub mod tls;
 pub mod tokens;
 mod ui;

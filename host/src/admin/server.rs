@@ -66,6 +66,7 @@ pub async fn serve(
             "/tenants/{tenant}/token",
             post(issue_token).delete(revoke_token),
         )
+        .route("/tenants/{tenant}/streams/{stream}", post(create_stream))
         .route("/apps/{tenant}/deploy", post(deploy))
         .route("/apps/{tenant}/{app}", get(status))
         .route("/apps/{tenant}/{app}/drain", post(drain))
@@ -300,33 +301,64 @@ async fn issue_token(
         Ok(tenant) => tenant,
         Err(denied) => return *denied,
     };
-    if !query.replace {
-        match admin.tokens.exists(&tenant).await {
-            Ok(false) => {}
-            Ok(true) => {
-                return error(
-                    StatusCode::CONFLICT,
-                    format!("tenant `{tenant}` has a token: use `tenant rotate` to replace it"),
-                )
-            }
-            Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    match super::tenants::issue(
+        &admin.tokens,
+        &admin.access,
+        &tenant,
+        query.replace,
+        super::recent::now_ms(),
+    )
+    .await
+    {
+        Ok(answer) => Json(answer).into_response(),
+        Err(e @ super::tenants::TenantError::Exists(_)) => {
+            error(StatusCode::CONFLICT, e.to_string())
         }
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
-    let credentials = match admin.access.grant(&tenant).await {
-        Ok(credentials) => credentials,
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamRequest {
+    partitions: Option<i32>,
+}
+
+/// The most partitions a stream created through the API may have.
+const MAX_STREAM_PARTITIONS: i32 = 1024;
+
+/// Creates a tenant's input stream topic unless it exists (operator only): tenants may write
+/// their streams but not create topics.
+async fn create_stream(
+    State(admin): State<Arc<Admin>>,
+    headers: HeaderMap,
+    Path((tenant, stream)): Path<(String, String)>,
+    query: Query<StreamRequest>,
+) -> Response {
+    let tenant = match operator_for(&admin, &headers, &tenant).await {
+        Ok(tenant) => tenant,
+        Err(denied) => return *denied,
     };
-    match admin.tokens.issue(&tenant, super::recent::now_ms()).await {
-        Ok(token) => {
-            tracing::info!(%tenant, "tenant token issued");
-            let mut answer = json!({ "tenant": tenant.as_str(), "token": token });
-            if let Some(kafka) = credentials.kafka {
-                answer["kafka"] = json!(kafka);
-            }
-            if let Some(cassandra) = credentials.cassandra {
-                answer["cassandra"] = json!(cassandra);
-            }
-            Json(answer).into_response()
+    let stream = match StreamName::new(&stream) {
+        Ok(stream) => stream,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    if let Some(p) = query
+        .partitions
+        .filter(|p| !(1..=MAX_STREAM_PARTITIONS).contains(p))
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("{p} partitions: use 1 to {MAX_STREAM_PARTITIONS}"),
+        );
+    }
+    match admin
+        .launcher
+        .create_stream(&tenant, &stream, query.partitions)
+        .await
+    {
+        Ok(topic) => {
+            tracing::info!(%tenant, %topic, "stream created");
+            Json(json!({ "tenant": tenant.as_str(), "topic": topic })).into_response()
         }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
@@ -359,14 +391,8 @@ async fn revoke_token(
         Ok(tenant) => tenant,
         Err(denied) => return *denied,
     };
-    if let Err(e) = admin.access.revoke(&tenant).await {
-        return error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-    }
-    match admin.tokens.revoke(&tenant).await {
-        Ok(()) => {
-            tracing::info!(%tenant, "tenant token revoked");
-            Json(json!({ "tenant": tenant.as_str(), "revoked": true })).into_response()
-        }
+    match super::tenants::revoke(&admin.tokens, &admin.access, &tenant).await {
+        Ok(()) => Json(json!({ "tenant": tenant.as_str(), "revoked": true })).into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }

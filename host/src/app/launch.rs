@@ -13,7 +13,7 @@ use tokio::runtime::Handle;
 use super::handle::{AppHandle, AppState, AppStatus, Deployed};
 use super::processor::Processor;
 use super::worker::{Runner, RunnerSettings};
-use crate::access::KafkaAccess;
+use crate::access::{wall_off_outputs, KafkaAccess, KafkaAdminError};
 use crate::admin::metrics::AppMetrics;
 use crate::admin::recent::Change;
 use crate::checkpoint::{CheckpointStore, Delivery};
@@ -44,6 +44,8 @@ pub enum LaunchError {
     Thread(std::io::Error),
     #[error(transparent)]
     Enrich(#[from] EnrichError),
+    #[error("walling the app's outputs off from its tenant: {0}")]
+    Walls(#[from] KafkaAdminError),
 }
 
 /// Where the platform's apps get their connections and settings from.
@@ -170,6 +172,8 @@ impl Launcher {
         if crate::alerts::raises_alerts(&spec) {
             names.push(&topics.alerts);
         }
+        // Before the topics exist, so the tenant never has a moment to write its outputs.
+        wall_off_outputs(&self.kafka, tenant, &spec.name)?;
         self.runtime
             .block_on(ensure_topics(&self.kafka, &names, self.partitions))?;
         let table = self.runtime.block_on(ResultsTable::open(
@@ -270,6 +274,24 @@ impl Launcher {
             apps.insert(key, handle.clone());
         }
         Ok(handle)
+    }
+
+    /// Creates a tenant's input stream topic unless it exists (`partitions`, else the
+    /// platform's default): tenants may write their streams but not create topics.
+    pub async fn create_stream(
+        &self,
+        tenant: &TenantId,
+        stream: &StreamName,
+        partitions: Option<i32>,
+    ) -> Result<String, KafkaError> {
+        let topic = tenant.stream_topic(stream);
+        ensure_topics(
+            &self.kafka,
+            &[topic.as_str()],
+            partitions.unwrap_or(self.partitions),
+        )
+        .await?;
+        Ok(topic)
     }
 
     /// The running app, if any.

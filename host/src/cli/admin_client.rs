@@ -38,6 +38,26 @@ pub struct TenantTarget {
     #[arg(long)]
     tenant: String,
     #[command(flatten)]
+    direct: Direct,
+    #[command(flatten)]
+    admin: Admin,
+}
+
+/// Straight to Kafka and Cassandra instead of through the admin API.
+#[derive(clap::Args)]
+pub struct Direct {
+    /// The platform's config file: with it, the command logs in to Kafka and Cassandra as the
+    /// platform does (its passwords from the environment or files, as the file says) and needs
+    /// no running platform or admin token; an operator sets tenants up before the first start.
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct TenantList {
+    #[command(flatten)]
+    direct: Direct,
+    #[command(flatten)]
     admin: Admin,
 }
 
@@ -54,7 +74,23 @@ pub enum TenantCommand {
     /// Revoke a tenant's token, Kafka user and ACLs and Cassandra role; its data stays.
     Remove(TenantTarget),
     /// The tenants that have credentials.
-    List(#[command(flatten)] Admin),
+    List(TenantList),
+    /// Create a tenant's input stream (topic `<tenant>.<stream>`) unless it exists, as the
+    /// platform (operator only): tenants may write their streams but not create topics. An
+    /// app's start creates its stream too.
+    Stream {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        stream: String,
+        /// Partitions of the new topic; an existing topic is left as it is.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=1024))]
+        partitions: i32,
+        #[command(flatten)]
+        direct: Direct,
+        #[command(flatten)]
+        admin: Admin,
+    },
 }
 
 #[derive(clap::Args)]
@@ -230,22 +266,51 @@ fn print(value: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs a `mysimbdp tenant` command.
+/// Runs a `mysimbdp tenant` command: through the admin API, or with `--config` straight
+/// against Kafka and Cassandra.
 pub fn run_tenant(command: TenantCommand) -> anyhow::Result<()> {
-    let (target, method, query) = match &command {
-        TenantCommand::Add(target) => (target, "POST", "?replace=false"),
-        TenantCommand::Rotate(target) => (target, "POST", "?replace=true"),
-        TenantCommand::Remove(target) => (target, "DELETE", ""),
-        TenantCommand::List(admin) => {
-            let answer = request(admin, "GET", "/tenants", None)?;
+    use super::tenant::{self as direct, Action};
+    let (target, method, query, action) = match &command {
+        TenantCommand::Add(t) => (t, "POST", "?replace=false", issue(t, false)),
+        TenantCommand::Rotate(t) => (t, "POST", "?replace=true", issue(t, true)),
+        TenantCommand::Remove(t) => (t, "DELETE", "", Action::Revoke { tenant: &t.tenant }),
+        TenantCommand::List(list) => {
+            let answer = match &list.direct.config {
+                Some(config) => direct::run(config, Action::List)?,
+                None => request(&list.admin, "GET", "/tenants", None)?,
+            };
             for tenant in answer["tenants"].as_array().into_iter().flatten() {
                 println!("{}", tenant.as_str().unwrap_or_default());
             }
             return Ok(());
         }
+        TenantCommand::Stream {
+            tenant,
+            stream,
+            partitions,
+            direct: Direct { config },
+            admin,
+        } => {
+            let topic = match config {
+                Some(config) => direct::create_stream(config, tenant, stream, *partitions)?,
+                None => {
+                    let path =
+                        format!("/tenants/{tenant}/streams/{stream}?partitions={partitions}");
+                    let answer = request(admin, "POST", &path, None)?;
+                    answer["topic"].as_str().unwrap_or_default().to_owned()
+                }
+            };
+            println!("{topic}");
+            return Ok(());
+        }
     };
-    let path = format!("/tenants/{}/token{query}", target.tenant);
-    let answer = request(&target.admin, method, &path, None)?;
+    let answer = match &target.direct.config {
+        Some(config) => direct::run(config, action)?,
+        None => {
+            let path = format!("/tenants/{}/token{query}", target.tenant);
+            request(&target.admin, method, &path, None)?
+        }
+    };
     if answer["token"].is_string() {
         eprintln!(
             "the credentials of tenant `{}` (shown once; give them to the tenant, e.g. as a \
@@ -257,6 +322,13 @@ pub fn run_tenant(command: TenantCommand) -> anyhow::Result<()> {
         println!("the credentials of tenant `{}` are revoked", target.tenant);
     }
     Ok(())
+}
+
+fn issue(target: &TenantTarget, replace: bool) -> super::tenant::Action<'_> {
+    super::tenant::Action::Issue {
+        tenant: &target.tenant,
+        replace,
+    }
 }
 
 /// A tenant's credentials from the admin API's answer, as `KEY=value` lines: the variables

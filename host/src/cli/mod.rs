@@ -7,6 +7,7 @@ pub mod gen;
 pub mod produce;
 mod project;
 mod run;
+mod tenant;
 mod trigger;
 pub mod tsv;
 
@@ -40,7 +41,8 @@ enum Command {
     Batch(batch::BatchArgs),
     /// Start the Airflow workflow once per alert on the tenants' alerts topics.
     Trigger(trigger::TriggerArgs),
-    /// Manage tenants' admin tokens on a running platform (operator only).
+    /// Manage tenants' credentials and streams (operator only): through a running platform's
+    /// admin API, or with `--config` straight against Kafka and Cassandra.
     #[command(subcommand)]
     Tenant(admin_client::TenantCommand),
 }

@@ -204,7 +204,19 @@ fn ensure_topic(kafka: &KafkaAccess, topic: &str, partitions: i32) -> anyhow::Re
         .enable_all()
         .build()
         .context("cannot start a runtime for the Kafka admin client")?;
-    let states = runtime.block_on(ensure_topics(kafka, &[topic], partitions))?;
+    let states = runtime
+        .block_on(ensure_topics(kafka, &[topic], partitions))
+        .map_err(|e| {
+            if e.not_authorized() {
+                anyhow::anyhow!(
+                    "topic {topic} does not exist and this Kafka user may not create topics: the \
+                     operator creates a tenant's stream (`mysimbdp tenant stream --tenant … \
+                     --stream …`), or an app reading it creates it when it starts"
+                )
+            } else {
+                e.into()
+            }
+        })?;
     Ok(match states.first() {
         Some(TopicState::Created) => format!("created with {partitions} partitions"),
         _ => "existing topic".to_owned(),

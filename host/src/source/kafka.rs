@@ -40,6 +40,18 @@ impl KafkaError {
         matches!(&self.0.source, rdkafka::error::KafkaError::Transaction(e) if e.is_retriable())
     }
 
+    /// Whether the broker refused the client's user the operation (an ACL), so that a caller
+    /// can say whose right is missing.
+    pub fn not_authorized(&self) -> bool {
+        matches!(
+            self.0.source.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::TopicAuthorizationFailed
+                    | RDKafkaErrorCode::ClusterAuthorizationFailed
+            )
+        )
+    }
+
     pub fn new(
         bootstrap: &str,
         doing: impl Into<String>,
