@@ -14,7 +14,7 @@ use crate::plugin::{AppSpec, FieldType};
 pub const MAX_BATCH: usize = 4096;
 
 /// The manifest as written.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnrichManifest {
     /// The service's name in the platform's `[services.<name>]`.
@@ -47,7 +47,7 @@ pub enum OnFailure {
 }
 
 /// One returned field.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Receive {
     /// The key in each result object; the field's own name when absent.
