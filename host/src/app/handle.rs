@@ -39,7 +39,8 @@ pub struct AppStatus {
     pub checkpoints: u64,
     /// Input partitions this host owns.
     pub partitions: Vec<i32>,
-    /// What the app is waiting out (a Cassandra outage), while it does.
+    /// What the app is waiting out (a Cassandra outage, a take-over waiting for its service),
+    /// while it does.
     pub waiting: Option<String>,
     /// The enrich stage, when the app calls a service: its breaker and counts.
     #[serde(skip_serializing_if = "Option::is_none")]

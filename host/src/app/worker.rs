@@ -23,12 +23,12 @@ use super::processor::{Processor, Quotas};
 use crate::admin::metrics::AppMetrics;
 use crate::admin::recent::{now_ms, RESULTS_KEPT};
 use crate::checkpoint::CheckpointStore;
+use crate::enrich::BreakerState;
 use crate::enrich::{EnrichManifest, Services};
 use crate::names::AppTopics;
 use crate::plugin::{CompiledApp, PluginError};
 use crate::sink::{Output, SinkError, Sinks};
 use crate::source::kafka::AppConsumer;
-use crate::enrich::BreakerState;
 use crate::source::{BatchRanges, Offsets, PartitionReader, ReadError};
 
 /// Tuning of the worker loop.
@@ -252,6 +252,15 @@ impl Worker {
         if quiet && self.r.processor.queued() > 0 {
             let breaker = self.r.handle.metrics.enrich.breaker();
             if breaker == BreakerState::Closed {
+                let what = match control {
+                    Control::Remove { .. } => "a remove",
+                    _ => "a take-over",
+                };
+                let waiting = format!(
+                    "{what} waits for {} batches at the app's service; nothing more is read meanwhile",
+                    self.r.processor.queued()
+                );
+                self.r.handle.update(|s| s.waiting = Some(waiting));
                 self.deferred = Some(control);
             } else {
                 refuse(
@@ -260,6 +269,9 @@ impl Worker {
                 );
             }
             return Ok(None);
+        }
+        if quiet {
+            self.r.handle.update(|s| s.waiting = None);
         }
         if let Control::Remove { reply } = control {
             let answer = self.remove();

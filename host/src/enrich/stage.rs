@@ -456,7 +456,10 @@ mod tests {
         let calls = e.submit(&b);
         let deadline = Instant::now() + Duration::from_secs(30);
         while fake.in_progress.load(Ordering::SeqCst) < 2 {
-            assert!(Instant::now() < deadline, "the calls never reached the service");
+            assert!(
+                Instant::now() < deadline,
+                "the calls never reached the service"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
         assert!(!calls.ready());
