@@ -302,6 +302,15 @@ impl Processor {
         self.queue.len() < MAX_QUEUED && unanswered < enricher.max_in_flight()
     }
 
+    /// The most records one batch of an enriched app takes from Kafka: what fills every slot
+    /// in flight once (`batch_size` × `max_in_flight`). More would wait in memory rather than
+    /// in Kafka, and add to every record's latency.
+    pub fn read_limit(&self) -> Option<usize> {
+        self.enricher
+            .as_ref()
+            .map(|e| (e.plan().batch_size * e.max_in_flight()).max(1))
+    }
+
     /// Waits at most `timeout` for one of the waiting batches' calls to be answered.
     pub fn wait_for_answers(&self, timeout: Duration) {
         match &self.enricher {

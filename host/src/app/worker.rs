@@ -412,12 +412,13 @@ impl Worker {
         let filled = if paused {
             self.reader.serve_events(&mut self.r.processor, out)
         } else {
-            self.reader.fill(
-                &mut self.r.processor,
-                settings.batch_max,
-                settings.batch_wait,
-                out,
-            )
+            let max = self
+                .r
+                .processor
+                .read_limit()
+                .map_or(settings.batch_max, |limit| limit.min(settings.batch_max));
+            self.reader
+                .fill(&mut self.r.processor, max, settings.batch_wait, out)
         };
         if filled.taken > 0 {
             let started = Instant::now();
