@@ -307,7 +307,7 @@ impl Plan {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -337,7 +337,8 @@ predicted_stars = { from = "stars", type = "integer", default = 0 }
         assert!(EnrichManifest::parse(&format!("url = \"http://x\"\n{base}")).is_err());
     }
 
-    fn spec() -> AppSpec {
+    /// An app with a text to send and fields of each returned type.
+    pub(crate) fn spec() -> AppSpec {
         use crate::plugin::{EmitMode, EventTimeSource, FieldSpec, TimeFormat};
         let field = |name: &str, kind| FieldSpec {
             name: name.into(),

@@ -516,4 +516,37 @@ mod tests {
         assert!(!calls.ready());
         assert_eq!(doubles(&b), vec![0.0, 0.0]);
     }
+
+    #[test]
+    fn the_stage_is_built_only_for_a_defined_service_the_tenant_may_call() {
+        let manifest = EnrichManifest::parse(
+            "service = \"sentiment\"\non_failure = \"dead-letter\"\n[send]\ntexts = \"review_body\"\n[receive]\nsentiment = { type = \"double\" }\n",
+        )
+        .unwrap();
+        let spec = crate::enrich::manifest::tests::spec();
+        let build = |services: &Services, tenant: &str| {
+            Enricher::build(
+                tenant,
+                &spec,
+                &manifest,
+                services,
+                Arc::new(EnrichMetrics::default()),
+                runtime(),
+            )
+            .map(|_| ())
+        };
+        let mut services = Services::new();
+        assert!(matches!(
+            build(&services, "acme"),
+            Err(EnrichError::UnknownService { .. })
+        ));
+        let config: ServiceConfig =
+            toml::from_str("url = \"http://127.0.0.1:9/v1\"\ntenants = [\"acme\"]").unwrap();
+        services.insert("sentiment".into(), config);
+        assert!(matches!(
+            build(&services, "other"),
+            Err(EnrichError::NotAllowed { .. })
+        ));
+        assert!(build(&services, "acme").is_ok());
+    }
 }
