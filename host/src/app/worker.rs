@@ -251,7 +251,12 @@ impl Worker {
         );
         if quiet && self.r.processor.queued() > 0 {
             let breaker = self.r.handle.metrics.enrich.breaker();
-            if breaker == BreakerState::Closed {
+            if self.deferred.is_some() {
+                refuse(
+                    control,
+                    "another take-over or remove waits for the app's service; try again once it is done",
+                );
+            } else if breaker == BreakerState::Closed {
                 let what = match control {
                     Control::Remove { .. } => "a remove",
                     _ => "a take-over",
