@@ -89,7 +89,7 @@ fn swap(c: &mut Criterion) {
                 |mut processor| {
                     let instance = v2.instantiate().expect("instance");
                     let swapped = processor
-                        .swap(v2.spec.clone(), instance, false)
+                        .swap(v2.spec.clone(), instance, false, None)
                         .expect("swap");
                     assert_eq!(swapped.windows, OPEN_WINDOWS);
                     processor

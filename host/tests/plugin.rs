@@ -379,14 +379,24 @@ fn a_swap_carries_open_windows_and_refuses_incompatible_state() {
     let (mut processor, mut out) = two_of_a_one_of_b(&app, now);
 
     let swapped = processor
-        .swap(again.spec.clone(), again.instantiate().unwrap(), false)
+        .swap(
+            again.spec.clone(),
+            again.instantiate().unwrap(),
+            false,
+            None,
+        )
         .unwrap();
     assert_eq!(swapped.windows, 2);
 
     let mut incompatible = (*again.spec).clone();
     incompatible.state_version += 1;
     let error = processor
-        .swap(Arc::new(incompatible), again.instantiate().unwrap(), false)
+        .swap(
+            Arc::new(incompatible),
+            again.instantiate().unwrap(),
+            false,
+            None,
+        )
         .unwrap_err()
         .to_string();
     assert!(
@@ -417,7 +427,7 @@ fn a_reset_never_emits_a_window_no_record_reached() {
     let (mut processor, _) = two_of_a_one_of_b(&app, now);
 
     let carried = processor
-        .swap(app.spec.clone(), app.instantiate().unwrap(), true)
+        .swap(app.spec.clone(), app.instantiate().unwrap(), true, None)
         .unwrap();
     assert!(
         carried.carried,
@@ -428,7 +438,12 @@ fn a_reset_never_emits_a_window_no_record_reached() {
     let mut incompatible = (*app.spec).clone();
     incompatible.state_version += 1;
     let dropped = processor
-        .swap(Arc::new(incompatible), app.instantiate().unwrap(), true)
+        .swap(
+            Arc::new(incompatible),
+            app.instantiate().unwrap(),
+            true,
+            None,
+        )
         .unwrap();
     assert!(!dropped.carried);
     assert_eq!((dropped.windows, dropped.keys), (2, 2));

@@ -1,8 +1,8 @@
 //! A faulty front of the sentiment service, for the enrich fault tests: an HTTP/1.1 server of
 //! the test's own that forwards each batch to the real service, except that it answers 500 for
 //! a batch holding a text with one marker, garbage for a text with another, and may delay every
-//! answer. The decision depends on the texts alone, so a test knows in advance which records
-//! are refused, whatever the batching.
+//! answer, or hold every answer until the test lets it go. The decision depends on the texts
+//! alone, so a test knows in advance which records are refused, whatever the batching.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -22,6 +22,12 @@ pub struct Faults {
     pub garbage_marker: Option<String>,
     /// Every answer waits this long first.
     pub delay_ms: AtomicU64,
+    /// While set, every answer waits until it is cleared: a service as slow as the test wants.
+    pub hold: AtomicBool,
+    /// Requests waiting for `hold` to clear.
+    pub held: AtomicU64,
+    /// The most texts one request carried.
+    pub largest: AtomicU64,
     /// Requests answered.
     pub requests: AtomicU64,
 }
@@ -100,10 +106,6 @@ fn serve(stream: TcpStream, faults: &Faults, url: &str) -> Result<()> {
         }
         let mut body = vec![0; length];
         reader.read_exact(&mut body)?;
-        let delay = faults.delay_ms.load(Ordering::Relaxed);
-        if delay > 0 {
-            std::thread::sleep(Duration::from_millis(delay));
-        }
         let texts: Vec<String> = serde_json::from_slice::<Value>(&body)
             .ok()
             .and_then(|v| v["texts"].as_array().cloned())
@@ -111,6 +113,20 @@ fn serve(stream: TcpStream, faults: &Faults, url: &str) -> Result<()> {
             .iter()
             .filter_map(|t| t.as_str().map(str::to_owned))
             .collect();
+        faults
+            .largest
+            .fetch_max(texts.len() as u64, Ordering::Relaxed);
+        if faults.hold.load(Ordering::SeqCst) {
+            faults.held.fetch_add(1, Ordering::SeqCst);
+            while faults.hold.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            faults.held.fetch_sub(1, Ordering::SeqCst);
+        }
+        let delay = faults.delay_ms.load(Ordering::Relaxed);
+        if delay > 0 {
+            std::thread::sleep(Duration::from_millis(delay));
+        }
         let holds = |marker: &Option<String>| {
             marker
                 .as_deref()

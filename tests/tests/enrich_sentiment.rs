@@ -2,12 +2,16 @@
 //! reviews-sentiment app's rows equal an expectation computed here from the TSV and the same
 //! model called directly; when the service stops mid-stream, the records wait in Kafka and flow
 //! when it returns (across a platform restart), with exactly the same rows; wrong answers follow
-//! the app's failure policy; a slow service builds lag, not memory.
+//! the app's failure policy; a slow service builds lag, not memory; while the service holds its
+//! answers the app's worker still answers operators, and a hot swap waits for the calls in
+//! flight and then runs with the new build's own enrich declaration.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use mysimbdp_tests::tenant_app_wasm;
 use mysimbdp_tests::{
     check_sentiment, create_topic, diff_sentiment, expected_sentiment, generate_reviews,
     produce_reviews, read_review_sentiment, read_reviews, read_topic, score_texts, send_part,
@@ -386,6 +390,132 @@ fn a_slow_service_builds_lag_not_memory() -> Result<()> {
     ensure!(
         status["records_processed"].as_u64() == Some(rows as u64),
         "not every record was processed: {status}"
+    );
+    let exit = platform.stop()?;
+    ensure!(exit.success(), "the platform exited with {exit}");
+    Ok(())
+}
+
+/// Waits (with a timeout that only turns a hang into a failure) until `done` holds.
+fn wait_for(what: &str, done: impl Fn() -> bool) -> Result<()> {
+    let deadline = Instant::now() + WAIT;
+    while !done() {
+        ensure!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_held_service_leaves_the_worker_free_and_a_swap_takes_the_new_declaration() -> Result<()> {
+    Services::check()?;
+    check_sentiment(&sentiment_url())?;
+    let env = TestEnv::new()?;
+    let front = FaultyService::start(&sentiment_url(), Faults::default())?;
+    front.faults.hold.store(true, Ordering::SeqCst);
+    let (tsv, _) = generate_reviews(&env, 6_000, 41, &GEN)?;
+    let (rows, expected) = expectation(&sentiment_url(), &tsv)?;
+
+    create_topic(&env.topic("reviews"), 4)?;
+    // Started with a declaration beside the .wasm: one record per request.
+    let app = sentiment_app(&env, "app", &per_record_manifest("dead-letter")?)?;
+    let mut config = PlatformConfig::new(&env.tenant, vec![app])?;
+    // A call waits for its answer as long as the front holds it (no timeout comes first).
+    config.extra_toml = services_toml(
+        &env.tenant,
+        &front.base(),
+        "timeout_ms = 3600000\nmax_in_flight = 2",
+    );
+    let mut platform = Platform::start(&env, "platform", &config)?;
+    platform.wait_ready(REVIEWS_SENTIMENT)?;
+    produce_reviews(&env, &tsv)?;
+
+    // 1. Both slots hold a call the front does not answer; the records wait, the worker does
+    //    not: it answers a pause and a resume.
+    wait_for("two calls held at the front", || {
+        front.faults.held.load(Ordering::SeqCst) >= 2
+    })?;
+    let held = platform.wait_until(REVIEWS_SENTIMENT, "lag behind the held calls", WAIT, |s| {
+        s["lag"].as_i64().unwrap_or(0) > 0
+    })?;
+    ensure!(
+        held["records_processed"] == 0,
+        "records were processed while every call was held: {held}"
+    );
+    let paused = platform.act(REVIEWS_SENTIMENT, "pause")?;
+    ensure!(paused.starts_with("paused"), "pause answered: {paused}");
+    let resumed = platform.act(REVIEWS_SENTIMENT, "resume")?;
+    ensure!(resumed.starts_with("resumed"), "resume answered: {resumed}");
+    ensure!(
+        front.faults.held.load(Ordering::SeqCst) >= 2,
+        "the held calls were answered"
+    );
+
+    // 2. A deploy of the build as uploaded (its own [enrich]: 64 records per request) waits
+    //    for the held calls, then takes over with that declaration.
+    let wasm = tenant_app_wasm(REVIEWS_SENTIMENT)?;
+    let wasm = wasm.to_string_lossy().into_owned();
+    let swapped = std::thread::scope(|scope| -> Result<String> {
+        let deploy = scope.spawn(|| {
+            platform.operate(
+                &env,
+                "swap",
+                &["deploy", "--tenant", &env.tenant, "--path", &wasm],
+            )
+        });
+        let waiting = (|| -> Result<Value> {
+            let deadline = Instant::now() + WAIT;
+            loop {
+                let status = platform.status(REVIEWS_SENTIMENT)?;
+                if status["waiting"]
+                    .as_str()
+                    .is_some_and(|w| w.contains("take-over waits"))
+                {
+                    return Ok(status);
+                }
+                ensure!(
+                    Instant::now() < deadline,
+                    "the deploy never waited for the held calls: {status}"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })();
+        let before = front.faults.largest.load(Ordering::SeqCst);
+        front.faults.hold.store(false, Ordering::SeqCst);
+        let waiting = waiting?;
+        ensure!(
+            before == 1,
+            "requests of {before} records before the swap, under batch_size 1"
+        );
+        eprintln!("while the deploy waits: {waiting}");
+        let output = deploy
+            .join()
+            .map_err(|_| anyhow::anyhow!("the deploy thread panicked"))??;
+        output.ensure_success("swap")?;
+        Ok(output.stdout)
+    })?;
+    eprintln!("deploy: {swapped}");
+    ensure!(
+        swapped.contains("took over")
+            && swapped.contains(
+                "enrich: the new build's declaration runs (service `sentiment`, batch_size 64)"
+            ),
+        "the deploy did not say it takes the new declaration: {swapped}"
+    );
+
+    // 3. The rest is read under the new declaration; every row is exact.
+    platform.drain(REVIEWS_SENTIMENT)?;
+    let status = platform.wait_drained(REVIEWS_SENTIMENT, DRAIN_TIMEOUT)?;
+    eprintln!("drained: {status}");
+    check_rows(&env, &expected)?;
+    ensure!(
+        status["records_processed"].as_u64() == Some(rows as u64),
+        "not every record was processed: {status}"
+    );
+    ensure!(status["dead_letters"] == 0, "dead letters: {status}");
+    ensure!(
+        front.faults.largest.load(Ordering::SeqCst) > 1,
+        "no request carried more than one record after the swap to batch_size 64"
     );
     let exit = platform.stop()?;
     ensure!(exit.success(), "the platform exited with {exit}");

@@ -685,8 +685,8 @@ async fn deploy(
         Ok(input) => input,
         Err(response) => return response,
     };
-    // A component deployed by path may have an enrich manifest beside it (used when the app
-    // starts; a running app keeps the one it started with).
+    // A component deployed by path may have an enrich manifest beside it, in place of the
+    // `[enrich]` it carries: at a start and a hot swap alike.
     let manifest = match &wasm {
         Wasm::File(path) => match crate::enrich::EnrichManifest::beside(path) {
             Ok(manifest) => manifest,
@@ -725,6 +725,7 @@ async fn deploy(
     let reset_state = request.reset_state;
     ask_worker(&handle, |reply| Control::Deploy {
         app: Box::new(compiled),
+        manifest,
         reset_state,
         reply,
     })

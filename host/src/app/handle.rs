@@ -39,7 +39,8 @@ pub struct AppStatus {
     pub checkpoints: u64,
     /// Input partitions this host owns.
     pub partitions: Vec<i32>,
-    /// What the app is waiting out (a Cassandra outage), while it does.
+    /// What the app is waiting out (a Cassandra outage, a take-over waiting for its service),
+    /// while it does.
     pub waiting: Option<String>,
     /// The enrich stage, when the app calls a service: its breaker and counts.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -53,9 +54,12 @@ pub type Reply = std::sync::mpsc::Sender<Result<String, String>>;
 pub enum Control {
     /// Process everything up to the input's end offsets as of now, then close every window.
     Drain,
-    /// A compiled new version takes over at the next batch boundary.
+    /// A compiled new version takes over at the next batch boundary, with its own enrich
+    /// declaration: `manifest` (a file beside the deployed `.wasm`), else the `[enrich]` of
+    /// its manifest.
     Deploy {
         app: Box<CompiledApp>,
+        manifest: Option<crate::enrich::EnrichManifest>,
         reset_state: bool,
         reply: Reply,
     },
@@ -118,8 +122,6 @@ pub struct AppHandle {
     pub control: Mutex<std::sync::mpsc::Sender<Control>>,
     /// Latest results, dead letters and deploys, for the dashboard.
     pub recent: Arc<Recent>,
-    /// Set on `Stop`: an enrich call waiting for its service gives up, so the app can stop.
-    pub halt: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppHandle {
@@ -155,9 +157,6 @@ impl AppHandle {
     }
 
     pub fn send(&self, control: Control) -> bool {
-        if matches!(control, Control::Stop) {
-            self.halt.store(true, std::sync::atomic::Ordering::Relaxed);
-        }
         self.control
             .lock()
             .map(|c| c.send(control).is_ok())

@@ -18,7 +18,7 @@ use crate::admin::metrics::AppMetrics;
 use crate::admin::recent::Change;
 use crate::checkpoint::{CheckpointStore, Delivery};
 use crate::config::Config;
-use crate::enrich::{EnrichError, EnrichManifest, Enricher, ServiceClient, Services};
+use crate::enrich::{EnrichError, EnrichManifest, Enricher, Services};
 use crate::names::{AppTopics, StreamName, TenantId};
 use crate::plugin::{CompiledApp, PluginError};
 use crate::sink::cassandra::{CassandraError, ResultsTable};
@@ -93,40 +93,6 @@ impl Launcher {
         }
     }
 
-    /// The enrich stage `manifest` declares for `spec`, checked against the operator's
-    /// services and their allowlists.
-    fn enricher(
-        &self,
-        tenant: &TenantId,
-        spec: &crate::plugin::AppSpec,
-        manifest: &EnrichManifest,
-        metrics: &AppMetrics,
-        halt: Arc<std::sync::atomic::AtomicBool>,
-    ) -> Result<Enricher, EnrichError> {
-        let plan = manifest.plan(spec)?;
-        let service =
-            self.services
-                .get(&plan.service)
-                .ok_or_else(|| EnrichError::UnknownService {
-                    app: spec.name.to_string(),
-                    service: plan.service.clone(),
-                })?;
-        if !service.tenants.iter().any(|t| t == tenant.as_str()) {
-            return Err(EnrichError::NotAllowed {
-                tenant: tenant.to_string(),
-                service: plan.service.clone(),
-            });
-        }
-        let client =
-            ServiceClient::new(&plan.service, service.clone(), metrics.enrich.clone(), halt);
-        Ok(Enricher::new(
-            manifest.clone(),
-            plan,
-            client,
-            metrics.enrich.clone(),
-        ))
-    }
-
     /// Starts `app` for `tenant` on `stream`, with the enrich stage its manifest declares, if
     /// any; blocks on Kafka and Cassandra, so call it off the async runtime's threads.
     pub fn launch(
@@ -150,16 +116,20 @@ impl Launcher {
             });
         }
         let metrics = Arc::new(AppMetrics::default());
-        let halt = Arc::new(std::sync::atomic::AtomicBool::new(false));
         // A manifest beside the file takes the place of the one the app carries.
         let manifest = match manifest {
             Some(manifest) => Some(manifest),
             None => EnrichManifest::embedded(&spec)?,
         };
         let enricher = match &manifest {
-            Some(manifest) => {
-                Some(self.enricher(tenant, &spec, manifest, &metrics, halt.clone())?)
-            }
+            Some(manifest) => Some(Enricher::build(
+                tenant.as_str(),
+                &spec,
+                manifest,
+                &self.services,
+                metrics.enrich.clone(),
+                self.runtime.clone(),
+            )?),
             None => None,
         };
         let topics = AppTopics::new(tenant, stream, &spec.name);
@@ -223,7 +193,6 @@ impl Launcher {
             }),
             control: Mutex::new(control),
             recent,
-            halt,
         });
         let processor = Processor::new(
             spec.clone(),
@@ -261,6 +230,8 @@ impl Launcher {
             settings: self.settings.clone(),
             current: app,
             previous: None,
+            manifests: (manifest, None),
+            services: self.services.clone(),
             store: delivery.checkpoints().then(|| self.store.clone()),
         };
         let worker = std::thread::Builder::new()

@@ -30,12 +30,6 @@ pub trait Operator {
     /// Records pushed and not yet flushed.
     fn pending(&self) -> usize;
 
-    /// Whether the batch waits for something outside the app (its service): nothing closes
-    /// and nothing is saved meanwhile.
-    fn stalled(&self) -> bool {
-        false
-    }
-
     /// Time passes: watermarks advance, windows close, updates go out when due.
     fn tick(&mut self, _now: Instant, _out: &mut Output) -> Result<(), PluginError> {
         Ok(())

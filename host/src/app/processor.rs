@@ -1,14 +1,14 @@
 //! The heart of an app: decoded records in, windows assigned, the plugin called once per batch,
 //! results out. No I/O here, so it can be benchmarked and tested with fixed interleavings.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::operator::Operator;
 use crate::admin::metrics::{AppMetrics, PluginCall};
 use crate::checkpoint::{Geometry, PartitionCheckpoint, SavedBy, SavedWindow};
-use crate::enrich::Enricher;
+use crate::enrich::{Enricher, InFlight};
 use crate::plugin::{AppInstance, AppSpec, Batch, Column, PluginError};
 use crate::sink::{Emitted, Output, Rejected, RowFormat};
 use crate::source::{Decoder, Offsets};
@@ -34,12 +34,10 @@ pub enum SwapError {
     StateVersion { old: u32, new: u32 },
     #[error("version {version} opened its windows under another {what}, which this build changes; deploy or start with --reset-state to drop the open windows' state")]
     Geometry { version: String, what: &'static str },
-    #[error("a batch is still being read; swap between batches")]
+    #[error("a batch is still being read or waits for the app's service; swap between batches")]
     MidBatch,
     #[error(transparent)]
     Plugin(#[from] PluginError),
-    #[error("the new version does not fit the app's enrich manifest: {0}")]
-    Enrich(#[from] crate::enrich::EnrichError),
 }
 
 /// The one rule for saved or open windows to pass to another build, on a restart and a hot
@@ -151,6 +149,33 @@ struct Scratch {
     origins: Vec<Rejected>,
 }
 
+impl Scratch {
+    /// Ready for the next batch, its allocations kept.
+    fn clear(&mut self) {
+        self.origins.clear();
+        self.keys.clear();
+        self.key_ends.clear();
+        self.times.clear();
+        self.watermarks.clear();
+        self.partitions.clear();
+    }
+}
+
+/// The batches an enriched app may have waiting for their service at once: with the calls in
+/// flight they bound the records held in memory to this many batches of `[runner] batch_max`.
+pub const MAX_QUEUED: usize = 4;
+
+/// A batch sent to its service: its rows wait here, in order, until every call is answered.
+struct Queued {
+    scratch: Scratch,
+    batch: Batch,
+    calls: InFlight,
+    /// The watermark when the batch's first record was taken: until the batch reaches the app,
+    /// no window closes beyond it, so none of its rows can find its window closed.
+    hold: EventTime,
+    started: Option<Instant>,
+}
+
 /// Processing state of one app on one host.
 pub struct Processor {
     spec: Arc<AppSpec>,
@@ -174,9 +199,10 @@ pub struct Processor {
     newest: EventTime,
     /// The enrich stage, when the app calls a service.
     enricher: Option<Enricher>,
-    /// A batch its service could not enrich yet: kept, with its rows in the scratch, and sent
-    /// again at the next flush; nothing else is taken meanwhile.
-    stalled: Option<Batch>,
+    /// Batches waiting for their service's answers, oldest first; applied in this order.
+    queue: VecDeque<Queued>,
+    /// The watermark when the current batch's first record was taken.
+    batch_hold: EventTime,
 }
 
 /// Where an app's open windows live: sessions need the table that can merge them.
@@ -222,7 +248,8 @@ impl Processor {
             opening: Opening::default(),
             newest: EventTime::MIN,
             enricher: None,
-            stalled: None,
+            queue: VecDeque::new(),
+            batch_hold: EventTime::MIN,
             spec,
         }
     }
@@ -233,8 +260,10 @@ impl Processor {
         self
     }
 
-    /// Installs (or removes) the enrich stage, between batches.
+    /// Installs (or removes) the enrich stage, between batches; batches still waiting for the
+    /// old one are dropped (a rebuild replays them).
     pub fn set_enricher(&mut self, enricher: Option<Enricher>) {
+        self.queue.clear();
         self.decoder = match &enricher {
             Some(enricher) => Decoder::new(&self.spec).supplied(&enricher.plan().supplied()),
             None => Decoder::new(&self.spec),
@@ -242,15 +271,77 @@ impl Processor {
         self.enricher = enricher;
     }
 
+    /// The service the enrich stage calls, if the app has one.
+    pub fn enrich_service(&self) -> Option<&str> {
+        self.enricher.as_ref().map(|e| e.plan().service.as_str())
+    }
+
     /// The enrich stage, handed to the processor that replaces this one.
     pub fn take_enricher(&mut self) -> Option<Enricher> {
         self.enricher.take()
     }
 
-    /// Whether a batch waits for its service: the worker then reads nothing, emits nothing
-    /// and saves nothing until a flush gets it through.
-    pub fn stalled(&self) -> bool {
-        self.stalled.is_some()
+    /// Batches waiting for their service: no checkpoint, swap or final close until none is.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Records in the batches waiting for their service: read from Kafka, not yet processed.
+    pub fn queued_records(&self) -> usize {
+        self.queue.iter().map(|q| q.batch.rows as usize).sum()
+    }
+
+    /// Whether another batch may be read and sent: fewer than `max_in_flight` calls are
+    /// unanswered and fewer than [`MAX_QUEUED`] batches wait. Otherwise the input waits in
+    /// Kafka.
+    pub fn accepts_more(&self) -> bool {
+        let Some(enricher) = &self.enricher else {
+            return true;
+        };
+        let unanswered: usize = self.queue.iter().map(|q| q.calls.unanswered()).sum();
+        self.queue.len() < MAX_QUEUED && unanswered < enricher.max_in_flight()
+    }
+
+    /// The most records one batch of an enriched app takes from Kafka: what fills every slot
+    /// in flight once (`batch_size` × `max_in_flight`). More would wait in memory rather than
+    /// in Kafka, and add to every record's latency.
+    pub fn read_limit(&self) -> Option<usize> {
+        self.enricher
+            .as_ref()
+            .map(|e| (e.plan().batch_size * e.max_in_flight()).max(1))
+    }
+
+    /// Waits at most `timeout` for one of the waiting batches' calls to be answered.
+    pub fn wait_for_answers(&self, timeout: Duration) {
+        match &self.enricher {
+            Some(enricher) if !self.queue.is_empty() => enricher.wait(timeout),
+            _ => std::thread::sleep(timeout),
+        }
+    }
+
+    /// Hands the oldest waiting batch to the app once its service answered every call of it;
+    /// true when one was. One at a time, so the worker knows which batch a failure was in.
+    pub fn apply_next(&mut self, out: &mut Output) -> Result<bool, PluginError> {
+        if !self.queue.front().is_some_and(|q| q.calls.ready()) {
+            return Ok(false);
+        }
+        let (Some(queued), Some(enricher)) = (self.queue.pop_front(), &self.enricher) else {
+            return Ok(false);
+        };
+        let Queued {
+            mut scratch,
+            mut batch,
+            calls,
+            started,
+            ..
+        } = queued;
+        let failed = enricher.complete(calls, &mut batch);
+        let result = self.accumulate(&mut scratch, batch, failed, out);
+        if let Some(started) = started {
+            self.metrics.batch_duration.observe(started.elapsed());
+        }
+        self.publish_gauges();
+        result.map(|()| true)
     }
 
     /// The app's quotas, in place of the defaults.
@@ -316,6 +407,7 @@ impl Processor {
         if self.batch_started.is_none() {
             self.batch_started = Some(Instant::now());
             self.batch_wall = (self.wall_clock)();
+            self.batch_hold = self.watermarks.current();
         }
         let Some(payload) = message.payload else {
             self.dead(out, message, "the message has no value".into());
@@ -540,19 +632,24 @@ impl Processor {
             self.mismatches = 0;
         }
         self.opening = Opening::default();
-        let mut s = std::mem::take(&mut self.scratch);
-        let result = self.accumulate(&mut s, out);
-        if self.stalled.is_some() {
-            // The rows stay in the scratch for the next flush.
-            self.scratch = s;
-            return result;
+        let batch = self.decoder.take_batch();
+        if let Some(enricher) = &self.enricher {
+            if batch.rows > 0 {
+                // The rows wait, with their batch, for the service; the worker goes on.
+                let calls = enricher.submit(&batch);
+                self.queue.push_back(Queued {
+                    scratch: std::mem::take(&mut self.scratch),
+                    batch,
+                    calls,
+                    hold: self.batch_hold,
+                    started: self.batch_started.take(),
+                });
+                return Ok(());
+            }
         }
-        s.origins.clear();
-        s.keys.clear();
-        s.key_ends.clear();
-        s.times.clear();
-        s.watermarks.clear();
-        s.partitions.clear();
+        let mut s = std::mem::take(&mut self.scratch);
+        let result = self.accumulate(&mut s, batch, Vec::new(), out);
+        s.clear();
         self.scratch = s;
         if let Some(started) = self.batch_started.take() {
             self.metrics.batch_duration.observe(started.elapsed());
@@ -561,23 +658,17 @@ impl Processor {
         result
     }
 
-    fn accumulate(&mut self, s: &mut Scratch, out: &mut Output) -> Result<(), PluginError> {
-        let mut batch = match self.stalled.take() {
-            Some(batch) => batch,
-            None => self.decoder.take_batch(),
-        };
+    /// The batch's rows into their windows and the app: `failed` names the rows the enrich
+    /// stage sends to the dead letters instead.
+    fn accumulate(
+        &mut self,
+        s: &mut Scratch,
+        mut batch: Batch,
+        failed: Vec<Option<String>>,
+        out: &mut Output,
+    ) -> Result<(), PluginError> {
         if batch.rows == 0 {
             return Ok(());
-        }
-        let mut failed = Vec::new();
-        if let Some(enricher) = &self.enricher {
-            match enricher.enrich(&mut batch) {
-                Ok(dead) => failed = dead,
-                Err(crate::enrich::Waiting) => {
-                    self.stalled = Some(batch);
-                    return Ok(());
-                }
-            }
         }
         let mut keep = if self.spec.has_filter {
             let keep = self.timed(PluginCall::Filter, |i| i.filter(&batch))?;
@@ -689,12 +780,21 @@ impl Processor {
     }
 
     /// Advances the watermark, closes the windows it passed, and emits updates when due.
+    /// While batches wait for their service, windows close only up to the watermark the oldest
+    /// of them started under: its rows were judged on time against a watermark at least that
+    /// high, so no window they belong to closes before they reach it.
     pub fn tick(&mut self, now: Instant, out: &mut Output) -> Result<(), PluginError> {
         self.watermarks.advance(now);
+        let hold = self
+            .queue
+            .iter()
+            .map(|q| q.hold)
+            .min()
+            .unwrap_or(EventTime::MAX);
         let watermarks = &self.watermarks;
         let closed = self.table.closed_by(
-            |partition| watermarks.closing(partition),
-            watermarks.highest(),
+            |partition| watermarks.closing(partition).min(hold),
+            watermarks.highest().min(hold),
             self.spec.allowed_lateness_ms,
         );
         self.close(&closed, out)?;
@@ -805,18 +905,21 @@ impl Processor {
     /// Hands every open window's state to a new version's instance, between batches. A build
     /// that cannot read it is refused, or with `reset_state` takes over with the open windows
     /// dropped. On any failure the running version stays as it was.
+    /// The new build's enrich stage (`enricher`, built from its own declaration) replaces
+    /// the running one.
     pub fn swap(
         &mut self,
         spec: Arc<AppSpec>,
         instance: AppInstance,
         reset_state: bool,
+        enricher: Option<Enricher>,
     ) -> Result<Swapped, SwapError> {
         let carry_state = match compatible(&self.saved_by(), &spec) {
             Ok(()) => true,
             Err(_) if reset_state => false,
             Err(refused) => return Err(refused),
         };
-        self.take_over(spec, instance, carry_state)
+        self.take_over(spec, instance, carry_state, enricher)
     }
 
     fn take_over(
@@ -824,14 +927,11 @@ impl Processor {
         spec: Arc<AppSpec>,
         mut instance: AppInstance,
         carry_state: bool,
+        enricher: Option<Enricher>,
     ) -> Result<Swapped, SwapError> {
-        if self.pending() > 0 {
+        if self.pending() > 0 || !self.queue.is_empty() {
             return Err(SwapError::MidBatch);
         }
-        let plan = match &self.enricher {
-            Some(enricher) => Some(enricher.plan_for(&spec)?),
-            None => None,
-        };
         let slots = self.table.all_open();
         let open: Vec<u32> = slots.iter().map(|s| s.get()).collect();
         let keys: std::collections::HashSet<&str> =
@@ -850,15 +950,9 @@ impl Processor {
             self.table = slot_table(&spec);
         }
         self.instance = instance;
-        if let (Some(enricher), Some(plan)) = (&mut self.enricher, plan) {
-            enricher.set_plan(plan);
-        }
-        self.decoder = match &self.enricher {
-            Some(enricher) => Decoder::new(&spec).supplied(&enricher.plan().supplied()),
-            None => Decoder::new(&spec),
-        };
-        self.watermarks.set_delay(spec.watermark_delay_ms);
         self.spec = spec;
+        self.set_enricher(enricher);
+        self.watermarks.set_delay(self.spec.watermark_delay_ms);
         Ok(Swapped {
             windows: open.len(),
             state_bytes,
@@ -1012,10 +1106,6 @@ impl Operator for Processor {
 
     fn pending(&self) -> usize {
         Processor::pending(self)
-    }
-
-    fn stalled(&self) -> bool {
-        Processor::stalled(self)
     }
 
     fn tick(&mut self, now: Instant, out: &mut Output) -> Result<(), PluginError> {

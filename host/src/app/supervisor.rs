@@ -11,6 +11,7 @@ use super::worker::{StepError, Worker};
 use crate::admin::metrics::AppMetrics;
 use crate::admin::recent::{now_ms, Change};
 use crate::checkpoint::{crash_point, CrashPoint, Epoch, Pick};
+use crate::enrich::{EnrichManifest, Enricher};
 use crate::plugin::{CompiledApp, PluginError};
 use crate::sink::retry::MAX_PAUSE;
 use crate::source::kafka::PartitionChange;
@@ -51,6 +52,12 @@ impl Worker {
             // commit.
             return Err(StepError::Replay(
                 "partitions were revoked while a transaction was open".into(),
+            ));
+        }
+        if revoked && self.r.processor.queued() > 0 {
+            // Batches waiting for their service may hold records of the revoked partitions.
+            return Err(StepError::Replay(
+                "partitions were revoked while batches waited for the app's service".into(),
             ));
         }
         Ok(())
@@ -233,6 +240,7 @@ impl Worker {
         .with_quotas(self.r.settings.quotas);
         self.r.processor.set_enricher(enricher);
         self.reader.intake.batch.clear();
+        self.queued.clear();
         let owned = self.reader.owned();
         for &p in &owned {
             self.r.processor.assign(p, started);
@@ -284,14 +292,38 @@ impl Worker {
     }
 
     /// A new build takes over between batches: open windows carry their state (or, when it
-    /// cannot be carried and `reset_state` allows, are dropped), the sinks learn its outputs.
-    /// On failure the running build stays.
+    /// cannot be carried and `reset_state` allows, are dropped), the sinks learn its outputs,
+    /// and its own enrich declaration (`manifest` given beside its `.wasm`, else the one it
+    /// carries) replaces the running one, under the checks of a start: the service defined by
+    /// the operator and allowed to the tenant, the fields the build's inputs. On failure the
+    /// running build stays.
     pub(super) fn take_over(
         &mut self,
         app: CompiledApp,
+        manifest: Option<EnrichManifest>,
         reset_state: bool,
     ) -> Result<(String, Duration), String> {
         let started = Instant::now();
+        let manifest = match manifest {
+            Some(manifest) => Some(manifest),
+            None => EnrichManifest::embedded(&app.spec).map_err(|e| e.to_string())?,
+        };
+        let enrich_change = describe_enrich(self.r.manifests.0.as_ref(), manifest.as_ref());
+        let metrics = self.r.handle.metrics.enrich.clone();
+        let enricher = match &manifest {
+            Some(declared) => Some(
+                Enricher::build(
+                    self.r.handle.tenant.as_str(),
+                    &app.spec,
+                    declared,
+                    &self.r.services,
+                    metrics.clone(),
+                    self.r.runtime.clone(),
+                )
+                .map_err(|e| format!("the new version's enrich declaration is refused: {e}"))?,
+            ),
+            None => None,
+        };
         let instance = app.instantiate().map_err(|e| e.to_string())?;
         self.r
             .sinks
@@ -300,10 +332,14 @@ impl Worker {
         let swapped = match self
             .r
             .processor
-            .swap(app.spec.clone(), instance, reset_state)
+            .swap(app.spec.clone(), instance, reset_state, enricher)
         {
             Ok(swapped) => swapped,
             Err(refused) => {
+                match self.r.processor.enrich_service() {
+                    Some(service) => metrics.set_service(service),
+                    None => metrics.clear_service(),
+                }
                 if let Err(error) = self.r.sinks.reopen(&self.r.current.spec, &app.spec) {
                     tracing::warn!(%error, "restoring the sinks for the running build");
                 }
@@ -320,6 +356,11 @@ impl Worker {
             *d = deployed;
         }
         self.r.previous = Some(std::mem::replace(&mut self.r.current, app));
+        let before = std::mem::replace(&mut self.r.manifests.0, manifest);
+        self.r.manifests.1 = before;
+        if self.r.processor.enrich_service().is_none() {
+            metrics.clear_service();
+        }
         // The next checkpoint saves the new build's state, even if no record arrives before it.
         self.checkpointed.clear();
         let pause = started.elapsed();
@@ -343,9 +384,23 @@ impl Worker {
         };
         tracing::info!(%from, %to, ?pause, windows = swapped.windows, carried = swapped.carried, "new version took over");
         let answer = format!(
-            "version {to} took over from {from} in {} ms: {what}",
+            "version {to} took over from {from} in {} ms: {what}{enrich_change}",
             pause.as_millis()
         );
         Ok((answer, pause))
+    }
+}
+
+/// What a take-over does to the enrich declaration, for the operator's answer: nothing when
+/// it stays the same.
+fn describe_enrich(before: Option<&EnrichManifest>, after: Option<&EnrichManifest>) -> String {
+    match (before, after) {
+        (Some(b), Some(a)) if b == a => String::new(),
+        (None, None) => String::new(),
+        (_, Some(a)) => format!(
+            "; enrich: the new build's declaration runs (service `{}`, batch_size {})",
+            a.service, a.batch_size
+        ),
+        (Some(_), None) => "; enrich: the new build declares none, so no service is called".into(),
     }
 }

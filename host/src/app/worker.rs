@@ -2,6 +2,12 @@
 //! makes only synchronous calls, and runs one step at a time: read a batch, process it, hand
 //! the results to the sinks, checkpoint when due. Requests from operators are answered between
 //! steps; failures go to the supervisor (`supervisor.rs`), checkpoints to `checkpointing.rs`.
+//!
+//! An enriched app's batches wait for their service's answers in the processor's queue while
+//! the worker goes on: it reads the next batch while the queue has room, applies answered
+//! batches in the order they were read, closes the windows the waiting records cannot reach,
+//! and answers operators. A checkpoint, a swap, a remove and the end of a drain need the queue
+//! empty: until it is, nothing more is read (the input waits in Kafka) and they wait for it.
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{Receiver, TryRecvError};
@@ -17,11 +23,13 @@ use super::processor::{Processor, Quotas};
 use crate::admin::metrics::AppMetrics;
 use crate::admin::recent::{now_ms, RESULTS_KEPT};
 use crate::checkpoint::CheckpointStore;
+use crate::enrich::BreakerState;
+use crate::enrich::{EnrichManifest, Services};
 use crate::names::AppTopics;
 use crate::plugin::{CompiledApp, PluginError};
 use crate::sink::{Output, SinkError, Sinks};
 use crate::source::kafka::AppConsumer;
-use crate::source::{Offsets, PartitionReader, ReadError};
+use crate::source::{BatchRanges, Offsets, PartitionReader, ReadError};
 
 /// Tuning of the worker loop.
 #[derive(Debug, Clone)]
@@ -56,6 +64,11 @@ pub struct Runner {
     /// The running build, and the one before it for a rollback.
     pub current: CompiledApp,
     pub previous: Option<CompiledApp>,
+    /// The enrich declarations the current and the previous build run with (a file beside
+    /// the `.wasm`, else the `[enrich]` the build carries).
+    pub manifests: (Option<EnrichManifest>, Option<EnrichManifest>),
+    /// The operator's services, for a new build's enrich declaration (a hot swap).
+    pub services: Services,
     /// Where checkpoints go; `None` for at-most-once apps.
     pub store: Option<Arc<CheckpointStore>>,
 }
@@ -126,6 +139,11 @@ pub(super) struct Worker {
     /// Outputs were handed to the sinks since the last checkpoint: the next one commits them
     /// even if no input offset moved (windows closed by an idle partition's timeout).
     pub(super) uncommitted: bool,
+    /// The offsets of each batch in the processor's enrich queue, oldest first: a plugin
+    /// failure on one makes it the suspect batch.
+    pub(super) queued: VecDeque<BatchRanges>,
+    /// A take-over or remove that waits for the enrich queue to empty.
+    deferred: Option<Control>,
 }
 
 impl Runner {
@@ -179,24 +197,27 @@ impl Worker {
             drained: false,
             paused: None,
             uncommitted: false,
+            queued: VecDeque::new(),
+            deferred: None,
         }
     }
 
     fn run(&mut self) -> Result<AppState, String> {
         loop {
+            if let Some(control) = self.deferred.take() {
+                if let Some(ended) = self.serve(control)? {
+                    return Ok(ended);
+                }
+            }
             match self.r.control.try_recv() {
                 Ok(Control::Stop) | Err(TryRecvError::Disconnected) => {
                     return Ok(AppState::Stopped)
                 }
-                Ok(Control::Remove { reply }) => {
-                    let answer = self.remove();
-                    let removed = answer.is_ok();
-                    let _ = reply.send(answer);
-                    if removed {
-                        return Ok(AppState::Removed);
+                Ok(control) => {
+                    if let Some(ended) = self.serve(control)? {
+                        return Ok(ended);
                     }
                 }
-                Ok(control) => self.answer(control)?,
                 Err(TryRecvError::Empty) => {}
             }
             self.sync_assignment();
@@ -220,24 +241,72 @@ impl Worker {
         }
     }
 
+    /// An operator's request; the state the app ends in when it ends it. A take-over or a
+    /// remove while batches wait for the app's service waits for them (nothing more is read
+    /// meanwhile), unless the service cannot be reached: then it is refused at once.
+    fn serve(&mut self, control: Control) -> Result<Option<AppState>, String> {
+        let quiet = matches!(
+            control,
+            Control::Deploy { .. } | Control::Rollback { .. } | Control::Remove { .. }
+        );
+        if quiet && self.r.processor.queued() > 0 {
+            let breaker = self.r.handle.metrics.enrich.breaker();
+            if self.deferred.is_some() {
+                refuse(
+                    control,
+                    "another take-over or remove waits for the app's service; try again once it is done",
+                );
+            } else if breaker == BreakerState::Closed {
+                let what = match control {
+                    Control::Remove { .. } => "a remove",
+                    _ => "a take-over",
+                };
+                let waiting = format!(
+                    "{what} waits for {} batches at the app's service; nothing more is read meanwhile",
+                    self.r.processor.queued()
+                );
+                self.r.handle.update(|s| s.waiting = Some(waiting));
+                self.deferred = Some(control);
+            } else {
+                refuse(
+                    control,
+                    "batches wait for the app's service, which cannot be reached (its breaker is open): try again once it answers (the app's state and offsets are not saved meanwhile)",
+                );
+            }
+            return Ok(None);
+        }
+        if quiet {
+            self.r.handle.update(|s| s.waiting = None);
+        }
+        if let Control::Remove { reply } = control {
+            let answer = self.remove();
+            let removed = answer.is_ok();
+            let _ = reply.send(answer);
+            return Ok(removed.then_some(AppState::Removed));
+        }
+        self.answer(control)?;
+        Ok(None)
+    }
+
     /// An operator's request that leaves the app running.
     fn answer(&mut self, control: Control) -> Result<(), String> {
         match control {
             Control::Drain => self.start_drain()?,
             Control::Deploy {
                 app,
+                manifest,
                 reset_state,
                 reply,
             } => {
                 let to = app.spec.version.clone();
-                let answer = self.take_over(*app, reset_state);
+                let answer = self.take_over(*app, manifest, reset_state);
                 let _ = reply.send(self.noted("deploy", to, answer));
             }
             Control::Rollback { reset_state, reply } => {
                 let (to, answer) = match self.r.previous.clone() {
                     Some(previous) => (
                         previous.spec.version.clone(),
-                        self.take_over(previous, reset_state),
+                        self.take_over(previous, self.r.manifests.1.clone(), reset_state),
                     ),
                     None => (
                         String::new(),
@@ -263,15 +332,11 @@ impl Worker {
     fn step(&mut self) -> Result<(), StepError> {
         let mut out = Output::default();
         let polled = self.poll_batch(&mut out)?;
-        if self.r.processor.stalled() {
-            // The batch waits for its service: no window closes, nothing is saved, until it
-            // is through. What its records already produced (dead letters) goes out.
-            self.deliver(out)?;
-            return Ok(());
-        }
+        self.apply_answered(&mut out)?;
         let now = Instant::now();
         self.r.processor.tick(now, &mut out)?;
-        if !self.drained && self.drain_reached() {
+        let quiet = self.r.processor.queued() == 0;
+        if !self.drained && quiet && self.drain_reached() {
             self.close_all(out)?;
             self.drained = true;
             // The status says caught up with the lag it has now, not two seconds ago.
@@ -282,7 +347,7 @@ impl Worker {
             return Ok(());
         }
         self.deliver(out)?;
-        if self.last_checkpoint.elapsed() >= self.r.settings.checkpoint_interval {
+        if quiet && self.checkpoint_due() {
             self.checkpoint()?;
         }
         self.report(now);
@@ -292,42 +357,101 @@ impl Worker {
         Ok(())
     }
 
+    fn checkpoint_due(&self) -> bool {
+        self.last_checkpoint.elapsed() >= self.r.settings.checkpoint_interval
+    }
+
+    /// Hands the enriched batches whose answers are all in to the app, in the order they were
+    /// read. A plugin failure makes the batch it happened in the suspect one.
+    fn apply_answered(&mut self, out: &mut Output) -> Result<(), StepError> {
+        while self.r.processor.queued() > 0 {
+            let started = Instant::now();
+            match self.r.processor.apply_next(out) {
+                Ok(true) => {
+                    self.queued.pop_front();
+                    self.busy += started.elapsed();
+                }
+                Ok(false) => break,
+                Err(error) => {
+                    self.reader.intake.batch = self.queued.pop_front().unwrap_or_default();
+                    return Err(error.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether nothing more may be read for now: the enrich queue is full, or something that
+    /// needs it empty (a checkpoint, a take-over, the end of a drain) waits for it.
+    fn reading_held(&self) -> bool {
+        let processor = &self.r.processor;
+        if !processor.accepts_more() {
+            return true;
+        }
+        processor.queued() > 0
+            && (self.deferred.is_some()
+                || self.checkpoint_due()
+                || (!self.drained && self.drain_reached()))
+    }
+
     /// Reads a batch (see `PartitionReader::fill`) and ends it at the operator; partitions
     /// gained or lost meanwhile are taken care of before the next. Returns the messages taken.
+    /// While reading is held, the consumer is still served (the group keeps this host and
+    /// rebalances are seen) and the worker waits a moment for its service's answers.
     fn poll_batch(&mut self, out: &mut Output) -> Result<usize, StepError> {
-        if self.r.processor.stalled() {
-            self.r.processor.flush(out)?;
-            if !self.r.processor.stalled() {
-                self.reader.intake.batch.clear();
-            }
-            return Ok(0);
-        }
         let paused = self.paused.is_some();
+        if self.reading_held() {
+            let filled = self.reader.serve_events(&mut self.r.processor, out);
+            if filled.taken > 0 {
+                self.flush_batch(out)?;
+            }
+            if !filled.changes.is_empty() {
+                self.rebalance(filled.changes, paused)?;
+            }
+            self.r
+                .processor
+                .wait_for_answers(self.r.settings.batch_wait);
+            return Ok(filled.taken);
+        }
         let settings = &self.r.settings;
         let filled = if paused {
             self.reader.serve_events(&mut self.r.processor, out)
         } else {
-            self.reader.fill(
-                &mut self.r.processor,
-                settings.batch_max,
-                settings.batch_wait,
-                out,
-            )
+            let max = self
+                .r
+                .processor
+                .read_limit()
+                .map_or(settings.batch_max, |limit| limit.min(settings.batch_max));
+            self.reader
+                .fill(&mut self.r.processor, max, settings.batch_wait, out)
         };
         if filled.taken > 0 {
             let started = Instant::now();
-            self.r.processor.flush(out)?;
-            if !self.r.processor.stalled() {
-                self.reader.intake.batch.clear();
-            }
+            self.flush_batch(out)?;
             self.busy += started.elapsed();
         } else if paused {
             std::thread::sleep(Duration::from_millis(20));
+        } else if self.r.processor.queued() > 0 {
+            self.r
+                .processor
+                .wait_for_answers(self.r.settings.batch_wait);
         }
         if !filled.changes.is_empty() {
             self.rebalance(filled.changes, paused)?;
         }
         Ok(filled.taken)
+    }
+
+    /// Ends the batch at the operator: processed at once, or (an enriched app) queued for
+    /// its service with the offsets it spans.
+    fn flush_batch(&mut self, out: &mut Output) -> Result<(), StepError> {
+        let before = self.r.processor.queued();
+        self.r.processor.flush(out)?;
+        let batch = std::mem::take(&mut self.reader.intake.batch);
+        if self.r.processor.queued() > before {
+            self.queued.push_back(batch);
+        }
+        Ok(())
     }
 
     /// Holds the input: Kafka stops fetching the owned partitions and nothing more is read.
@@ -417,9 +541,6 @@ impl Worker {
     /// The end of an app: every open window is emitted as final and the place in the input is
     /// saved, so that a later deploy of the app goes on from there.
     fn remove(&mut self) -> Result<String, String> {
-        if self.r.processor.stalled() {
-            return Err("a batch waits for the app's service: remove the app once the service answers (its state and offsets are not saved meanwhile)".into());
-        }
         let open = self
             .r
             .handle
@@ -457,13 +578,14 @@ impl Worker {
         let Some(lag) = self.reader.lag() else {
             return;
         };
-        self.r
-            .handle
-            .metrics
-            .lag
-            .store(lag.records, std::sync::atomic::Ordering::Relaxed);
+        // Records waiting for their service were read but are not processed: they count.
+        let queued = self.r.processor.queued_records();
+        self.r.handle.metrics.lag.store(
+            lag.records + queued as i64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         self.r.handle.update(|s| {
-            s.caught_up = lag.caught_up;
+            s.caught_up = lag.caught_up && queued == 0;
             s.partitions = lag.partitions;
         });
     }
@@ -492,5 +614,19 @@ impl Worker {
         };
         AppMetrics::set_rate(&m.process_rate, process_rate);
         self.last_rate = (now, now_in, now_processed, self.busy);
+    }
+}
+
+/// Answers a take-over or remove that cannot be carried out now.
+fn refuse(control: Control, reason: &str) {
+    match control {
+        Control::Deploy { reply, .. }
+        | Control::Rollback { reply, .. }
+        | Control::Remove { reply }
+        | Control::Pause { reply }
+        | Control::Resume { reply } => {
+            let _ = reply.send(Err(reason.to_owned()));
+        }
+        Control::Drain | Control::Stop => {}
     }
 }

@@ -14,7 +14,7 @@ use crate::plugin::{AppSpec, FieldType};
 pub const MAX_BATCH: usize = 4096;
 
 /// The manifest as written.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnrichManifest {
     /// The service's name in the platform's `[services.<name>]`.
@@ -47,7 +47,7 @@ pub enum OnFailure {
 }
 
 /// One returned field.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Receive {
     /// The key in each result object; the field's own name when absent.
@@ -307,7 +307,7 @@ impl Plan {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -337,7 +337,8 @@ predicted_stars = { from = "stars", type = "integer", default = 0 }
         assert!(EnrichManifest::parse(&format!("url = \"http://x\"\n{base}")).is_err());
     }
 
-    fn spec() -> AppSpec {
+    /// An app with a text to send and fields of each returned type.
+    pub(crate) fn spec() -> AppSpec {
         use crate::plugin::{EmitMode, EventTimeSource, FieldSpec, TimeFormat};
         let field = |name: &str, kind| FieldSpec {
             name: name.into(),

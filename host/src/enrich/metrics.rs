@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 use serde::Serialize;
 
@@ -27,7 +27,8 @@ const SIZES: [u64; 8] = [1, 4, 16, 64, 256, 1024, 4096, 16384];
 /// One app's enrichment counters; empty (and not rendered) when the app calls no service.
 #[derive(Default)]
 pub struct EnrichMetrics {
-    service: OnceLock<String>,
+    /// The service called; a hot swap may point the app at another.
+    service: Mutex<Option<String>>,
     calls: AtomicU64,
     records: AtomicU64,
     errors: AtomicU64,
@@ -55,7 +56,20 @@ pub struct EnrichStatus {
 
 impl EnrichMetrics {
     pub fn set_service(&self, name: &str) {
-        let _ = self.service.set(name.to_owned());
+        if let Ok(mut service) = self.service.lock() {
+            *service = Some(name.to_owned());
+        }
+    }
+
+    /// The app calls no service any more (a hot swap to a build without `[enrich]`).
+    pub fn clear_service(&self) {
+        if let Ok(mut service) = self.service.lock() {
+            *service = None;
+        }
+    }
+
+    fn service(&self) -> Option<String> {
+        self.service.lock().ok().and_then(|s| s.clone())
     }
 
     /// One call with `rows` records.
@@ -91,7 +105,7 @@ impl EnrichMetrics {
     pub fn status(&self) -> Option<EnrichStatus> {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Some(EnrichStatus {
-            service: self.service.get()?.clone(),
+            service: self.service()?,
             breaker: self.breaker(),
             calls: get(&self.calls),
             errors: get(&self.errors),
@@ -103,7 +117,7 @@ impl EnrichMetrics {
 
     /// Appends the stage's series (labelled with the service too), when the app calls one.
     pub fn render(&self, out: &mut String, labels: &str) {
-        let Some(service) = self.service.get() else {
+        let Some(service) = self.service() else {
             return;
         };
         let labels = format!("{labels},service=\"{service}\"");

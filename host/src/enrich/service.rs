@@ -1,15 +1,22 @@
 //! The services an operator lets apps call (`[services.<name>]` in the platform's config), and
-//! how one batch is sent to one: a kept-alive connection pool, a timeout, retries with
-//! exponential backoff, and a circuit breaker that stops calling a service that is down.
+//! how one batch is sent to one, asynchronously on the platform's runtime: kept-alive
+//! connections, at most `max_in_flight` requests at once, a timeout, retries with exponential
+//! backoff, and a circuit breaker that stops calling a service that is down.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
+use tokio::sync::Semaphore;
 
 use super::metrics::{BreakerState, EnrichMetrics};
+use super::EnrichError;
 
 /// One service as the operator configures it.
 #[derive(Debug, Clone, Deserialize)]
@@ -69,7 +76,7 @@ mod defaults {
 impl ServiceConfig {
     /// What is wrong with the entry, if anything, as (field, problem, fix).
     pub fn problem(&self) -> Option<(&'static str, String, &'static str)> {
-        if !self.url.starts_with("http://") {
+        if !self.url.starts_with("http://") || self.url.parse::<hyper::Uri>().is_err() {
             return Some((
                 "url",
                 format!("`{}` is not an http:// URL", self.url),
@@ -90,10 +97,6 @@ impl ServiceConfig {
 /// The operator's services, by name.
 pub type Services = BTreeMap<String, ServiceConfig>;
 
-/// How long one call waits for an unreachable service before it hands control back to the
-/// app's worker (which keeps the batch, answers operators, and calls again).
-pub const PATIENCE: Duration = Duration::from_secs(1);
-
 /// What became of one request.
 #[derive(Debug)]
 pub enum Outcome {
@@ -101,8 +104,6 @@ pub enum Outcome {
     Answered(Vec<serde_json::Value>),
     /// Answered wrongly more than `retries` times: the app's `on_failure` applies.
     Refused(String),
-    /// Still unreachable after [`PATIENCE`] (or the app is stopping): the batch waits.
-    Waiting,
 }
 
 /// How a call failed.
@@ -122,38 +123,52 @@ struct Breaker {
     opened: Instant,
 }
 
-/// One app's connection to one service.
+/// One app's connection to one service: an async HTTP/1.1 client on the platform's runtime,
+/// its kept-alive connections, and a semaphore that bounds the requests in flight.
 pub struct ServiceClient {
     pub name: String,
     config: ServiceConfig,
-    agent: ureq::Agent,
+    uri: hyper::Uri,
+    http: Client<HttpConnector, Full<Bytes>>,
+    /// One permit per request allowed in flight (`max_in_flight`).
+    slots: Semaphore,
     breaker: Mutex<Breaker>,
     metrics: Arc<EnrichMetrics>,
-    /// Set when the app is being stopped: a waiting call gives up.
-    halt: Arc<AtomicBool>,
 }
 
 /// The largest answer read from a service.
-const MAX_ANSWER_BYTES: u64 = 64 << 20;
+const MAX_ANSWER_BYTES: usize = 64 << 20;
+
+/// How long a call that waits for a half-open breaker's probe sleeps before looking again.
+const PROBE_WAIT: Duration = Duration::from_millis(20);
 
 impl ServiceClient {
+    /// A client for the service `name`; its URL must parse (`ServiceConfig::problem` checks
+    /// it when the config is read).
     pub fn new(
         name: &str,
         config: ServiceConfig,
         metrics: Arc<EnrichMetrics>,
-        halt: Arc<AtomicBool>,
-    ) -> Self {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_millis(config.timeout_ms)))
-            .max_idle_connections_per_host(config.max_in_flight.max(1))
-            .max_idle_age(Duration::from_secs(60))
-            .build()
-            .new_agent();
+    ) -> Result<Self, EnrichError> {
+        let uri: hyper::Uri = config.url.parse().map_err(|e| EnrichError::Url {
+            service: name.to_owned(),
+            reason: format!("{e}"),
+        })?;
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_millis(config.timeout_ms)));
+        // Small requests and answers: Nagle's delay would add tens of ms to each call.
+        connector.set_nodelay(true);
+        let http = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(config.max_in_flight.max(1))
+            .build(connector);
         metrics.set_service(name);
-        Self {
+        metrics.set_breaker(BreakerState::Closed);
+        Ok(Self {
             name: name.to_owned(),
-            agent,
+            uri,
+            http,
+            slots: Semaphore::new(config.max_in_flight.max(1)),
             breaker: Mutex::new(Breaker {
                 state: BreakerState::Closed,
                 failures: 0,
@@ -161,28 +176,31 @@ impl ServiceClient {
             }),
             config,
             metrics,
-            halt,
-        }
+        })
     }
 
     pub fn max_in_flight(&self) -> usize {
-        self.config.max_in_flight
+        self.config.max_in_flight.max(1)
     }
 
-    /// Sends one batch until it is answered well, or answered wrongly more than `retries`
-    /// times, or the service stays unreachable for [`PATIENCE`].
-    pub fn call(&self, body: &[u8], rows: usize) -> Outcome {
+    /// Sends one batch until it is answered well or answered wrongly more than `retries`
+    /// times. A service that cannot be reached is called again with backoff for as long as it
+    /// takes: the records wait (the caller drops the future to give up).
+    pub async fn call(&self, body: Bytes, rows: usize) -> Outcome {
         let mut wrong = 0;
         let mut delay = Duration::from_millis(self.config.backoff_ms);
-        let give_up = Instant::now() + PATIENCE;
         loop {
-            if !self.admit(give_up) {
-                return Outcome::Waiting;
-            }
-            self.metrics.calls(rows);
-            let started = Instant::now();
-            let result = self.once(body, rows);
-            self.metrics.latency.observe(started.elapsed());
+            self.admit().await;
+            let result = match self.slots.acquire().await {
+                Ok(_slot) => {
+                    self.metrics.calls(rows);
+                    let started = Instant::now();
+                    let result = self.once(body.clone(), rows).await;
+                    self.metrics.latency.observe(started.elapsed());
+                    result
+                }
+                Err(closed) => Err(Failure::Unreachable(closed.to_string())),
+            };
             match result {
                 Ok(results) => {
                     self.record(true);
@@ -200,31 +218,41 @@ impl ServiceClient {
                 Err(Failure::Unreachable(reason)) => {
                     self.record(false);
                     self.metrics.error();
-                    tracing::warn!(service = %self.name, %reason, "service unreachable; the input waits");
+                    tracing::warn!(service = %self.name, %reason, "service unreachable; the records wait");
                 }
             }
             self.metrics.retry();
-            if !self.sleep(delay, give_up) {
-                return Outcome::Waiting;
-            }
+            tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_millis(self.config.max_backoff_ms));
         }
     }
 
-    fn once(&self, body: &[u8], rows: usize) -> Result<Vec<serde_json::Value>, Failure> {
-        let response = self
-            .agent
-            .post(&self.config.url)
-            .header("Content-Type", "application/json")
-            .send(body)
-            .map_err(|e| Failure::Unreachable(e.to_string()))?;
-        let status = response.status().as_u16();
-        let answer = response
-            .into_body()
-            .with_config()
-            .limit(MAX_ANSWER_BYTES)
-            .read_to_vec()
-            .map_err(|e| Failure::Unreachable(format!("reading the answer: {e}")))?;
+    /// One request and its answer, within `timeout_ms`.
+    async fn once(&self, body: Bytes, rows: usize) -> Result<Vec<serde_json::Value>, Failure> {
+        let request = hyper::Request::post(self.uri.clone())
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body))
+            .map_err(|e| Failure::Answered(format!("building the request: {e}")))?;
+        let exchange = async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| Failure::Unreachable(chain(&e)))?;
+            let status = response.status().as_u16();
+            let answer = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+                .collect()
+                .await
+                .map_err(|e| Failure::Unreachable(format!("reading the answer: {e}")))?
+                .to_bytes();
+            Ok::<_, Failure>((status, answer))
+        };
+        let timeout = Duration::from_millis(self.config.timeout_ms);
+        let (status, answer) = tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| {
+                Failure::Unreachable(format!("no answer within {} ms", self.config.timeout_ms))
+            })??;
         let excerpt = || String::from_utf8_lossy(&answer[..answer.len().min(200)]).into_owned();
         match status {
             200..=299 => {}
@@ -259,29 +287,27 @@ impl ServiceClient {
         Ok(results)
     }
 
-    /// Waits while the breaker is open; false when `give_up` comes first or the app is halted.
-    fn admit(&self, give_up: Instant) -> bool {
+    /// Waits while the breaker is open; an open breaker lets one probe through once
+    /// `breaker_open_ms` has passed, and the other calls wait for its outcome.
+    async fn admit(&self) {
         loop {
             let wait = {
                 let Ok(mut b) = self.breaker.lock() else {
-                    return true;
+                    return;
                 };
                 let open_for = Duration::from_millis(self.config.breaker_open_ms);
                 match b.state {
-                    BreakerState::Closed => return true,
+                    BreakerState::Closed => return,
                     BreakerState::Open if b.opened.elapsed() >= open_for => {
                         b.state = BreakerState::HalfOpen;
                         self.metrics.set_breaker(BreakerState::HalfOpen);
-                        return true;
+                        return;
                     }
                     BreakerState::Open => open_for.saturating_sub(b.opened.elapsed()),
-                    // One probe at a time: the others wait for its outcome.
-                    BreakerState::HalfOpen => Duration::from_millis(20),
+                    BreakerState::HalfOpen => PROBE_WAIT,
                 }
             };
-            if !self.sleep(wait, give_up) {
-                return false;
-            }
+            tokio::time::sleep(wait).await;
         }
     }
 
@@ -311,23 +337,16 @@ impl ServiceClient {
             self.metrics.set_breaker(BreakerState::Open);
         }
     }
+}
 
-    /// Sleeps in short slices; false when `give_up` comes first or the app is halted.
-    fn sleep(&self, total: Duration, give_up: Instant) -> bool {
-        let until = Instant::now() + total;
-        loop {
-            if self.halt.load(Ordering::Relaxed) {
-                return false;
-            }
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return true;
-            }
-            if Instant::now() + left > give_up {
-                std::thread::sleep(give_up.saturating_duration_since(Instant::now()));
-                return false;
-            }
-            std::thread::sleep(left.min(Duration::from_millis(50)));
-        }
+/// An error with its causes: the client's own says only "client error (Connect)".
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
     }
+    text
 }

@@ -1,87 +1,168 @@
 //! The enrich stage of one app: a decoded batch's sent fields go to the service in requests of
-//! the app's batch size, at most `max_in_flight` at once, and the answers fill the returned
-//! columns. While the service is slow the app's worker waits for it; while it cannot be
-//! reached the batch is kept and sent again, and nothing more is read: the input waits in Kafka,
-//! and memory holds one batch.
+//! the app's batch size, as tasks on the platform's async runtime, at most `max_in_flight` at
+//! once (the client's semaphore). `submit` returns at once with the batch's calls in flight;
+//! the app's worker goes on (reading Kafka while the pipeline has room, answering operators,
+//! closing windows the waiting records cannot reach) and fills the returned columns once every
+//! call of the batch is answered (`complete`). A service that cannot be reached is called again
+//! with backoff until it answers; meanwhile the pipeline stays full, nothing more is read, and
+//! the input waits in Kafka.
 //!
 //! On a replay (after a crash or a plugin failure) the records are enriched again: the service
 //! is expected to be deterministic, like the VADER model, so the replay sees the same answers;
 //! saving answers in checkpoints would cost a write per record for nothing.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::FutureExt;
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
 
 use super::manifest::{EnrichManifest, OnFailure, Plan, Value};
 use super::metrics::EnrichMetrics;
-use super::service::{Outcome, ServiceClient};
+use super::service::{Outcome, ServiceClient, Services};
 use super::EnrichError;
 use crate::plugin::AppSpec;
 use crate::plugin::{Batch, Column};
 
-/// The service could not be reached (or the app is stopping): the batch was not enriched, is
-/// kept, and must not be committed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Waiting;
+/// The calls of one batch: rows `start..end` each, answered by a task on the runtime. Dropped
+/// (a rebuild, a stop), it aborts the calls still running.
+pub struct InFlight {
+    calls: Vec<(usize, usize, JoinHandle<Outcome>)>,
+}
+
+impl InFlight {
+    /// Whether every call of the batch has its outcome.
+    pub fn ready(&self) -> bool {
+        self.calls.iter().all(|(_, _, call)| call.is_finished())
+    }
+
+    /// Calls not answered yet.
+    pub fn unanswered(&self) -> usize {
+        self.calls
+            .iter()
+            .filter(|(_, _, call)| !call.is_finished())
+            .count()
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        for (_, _, call) in &self.calls {
+            call.abort();
+        }
+    }
+}
 
 /// The enrich stage of one app.
 pub struct Enricher {
-    manifest: EnrichManifest,
     plan: Plan,
-    client: ServiceClient,
+    client: Arc<ServiceClient>,
     metrics: Arc<EnrichMetrics>,
+    runtime: Handle,
+    /// Each call's task says here that it is done: the worker sleeps on it when it has nothing
+    /// else to do.
+    done: Sender<()>,
+    answered: Receiver<()>,
 }
 
 impl Enricher {
     pub fn new(
-        manifest: EnrichManifest,
         plan: Plan,
         client: ServiceClient,
         metrics: Arc<EnrichMetrics>,
+        runtime: Handle,
     ) -> Self {
+        let (done, answered) = channel();
         Self {
-            manifest,
             plan,
-            client,
+            client: Arc::new(client),
             metrics,
+            runtime,
+            done,
+            answered,
         }
+    }
+
+    /// The stage `manifest` declares for `spec` of `tenant`, checked against the operator's
+    /// services and their allowlists: the same checks at a start and a hot swap.
+    pub fn build(
+        tenant: &str,
+        spec: &AppSpec,
+        manifest: &EnrichManifest,
+        services: &Services,
+        metrics: Arc<EnrichMetrics>,
+        runtime: Handle,
+    ) -> Result<Self, EnrichError> {
+        let plan = manifest.plan(spec)?;
+        let service = services
+            .get(&plan.service)
+            .ok_or_else(|| EnrichError::UnknownService {
+                app: spec.name.to_string(),
+                service: plan.service.clone(),
+            })?;
+        if !service.tenants.iter().any(|t| t == tenant) {
+            return Err(EnrichError::NotAllowed {
+                tenant: tenant.to_owned(),
+                service: plan.service.clone(),
+            });
+        }
+        let client = ServiceClient::new(&plan.service, service.clone(), metrics.clone())?;
+        Ok(Self::new(plan, client, metrics, runtime))
     }
 
     pub fn plan(&self) -> &Plan {
         &self.plan
     }
 
-    /// The manifest checked against a new version of the app (a hot swap): its fields may
-    /// have moved or changed type. Same service: the client and its breaker stay.
-    pub fn plan_for(&self, spec: &AppSpec) -> Result<Plan, EnrichError> {
-        self.manifest.plan(spec)
+    /// Requests one app may have in flight at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.client.max_in_flight()
     }
 
-    /// Follows a new version of the app, with a plan from [`Enricher::plan_for`].
-    pub fn set_plan(&mut self, plan: Plan) {
-        self.plan = plan;
-    }
-
-    /// Fills the returned columns of `batch`; per row, the reason it must go to the dead
-    /// letters instead of the app, if it must.
-    pub fn enrich(&self, batch: &mut Batch) -> Result<Vec<Option<String>>, Waiting> {
+    /// Sends `batch` to the service in requests of the app's batch size and returns at once;
+    /// the requests wait for a slot of `max_in_flight` on the runtime, not here.
+    pub fn submit(&self, batch: &Batch) -> InFlight {
         let rows = batch.rows as usize;
-        let size = self.plan.batch_size;
-        let chunks = rows.div_ceil(size);
-        let bodies: Vec<Vec<u8>> = (0..chunks)
-            .map(|c| self.request(batch, c * size, ((c + 1) * size).min(rows)))
+        let size = self.plan.batch_size.max(1);
+        let calls = (0..rows.div_ceil(size))
+            .map(|c| {
+                let (start, end) = (c * size, ((c + 1) * size).min(rows));
+                let body = Bytes::from(self.request(batch, start, end));
+                let (client, done) = (self.client.clone(), self.done.clone());
+                let call = self.runtime.spawn(async move {
+                    let outcome = client.call(body, end - start).await;
+                    let _ = done.send(());
+                    outcome
+                });
+                (start, end, call)
+            })
             .collect();
-        let answers = self.call_all(&bodies, rows);
-        if answers
-            .iter()
-            .any(|a| matches!(a, None | Some(Outcome::Waiting)))
-        {
-            return Err(Waiting);
+        InFlight { calls }
+    }
+
+    /// Waits at most `timeout` for any call to be answered.
+    pub fn wait(&self, timeout: Duration) {
+        if self.answered.recv_timeout(timeout).is_ok() {
+            while self.answered.try_recv().is_ok() {}
         }
-        let mut dead = vec![None; rows];
-        for (c, answer) in answers.into_iter().enumerate() {
-            let (start, end) = (c * size, ((c + 1) * size).min(rows));
-            match answer.unwrap_or(Outcome::Waiting) {
-                Outcome::Waiting => return Err(Waiting),
+    }
+
+    /// Fills the returned columns of `batch` from its answered calls (see [`InFlight::ready`]);
+    /// per row, the reason it must go to the dead letters instead of the app, if it must.
+    pub fn complete(&self, mut calls: InFlight, batch: &mut Batch) -> Vec<Option<String>> {
+        let mut dead = vec![None; batch.rows as usize];
+        for (start, end, call) in &mut calls.calls {
+            let (start, end) = (*start, *end);
+            let outcome = match call.now_or_never() {
+                Some(Ok(outcome)) => outcome,
+                Some(Err(failed)) => Outcome::Refused(format!("the call was lost: {failed}")),
+                None => Outcome::Refused("the call was not answered".into()),
+            };
+            match outcome {
                 Outcome::Answered(results) => {
                     for (offset, result) in results.iter().enumerate() {
                         if let Err(reason) = self.fill(batch, start + offset, Some(result)) {
@@ -96,47 +177,7 @@ impl Enricher {
                 }
             }
         }
-        Ok(dead)
-    }
-
-    /// The requests of a batch, at most `max_in_flight` at once, answers in request order.
-    fn call_all(&self, bodies: &[Vec<u8>], rows: usize) -> Vec<Option<Outcome>> {
-        let size = self.plan.batch_size;
-        let rows_of = |c: usize| ((c + 1) * size).min(rows) - c * size;
-        if bodies.len() <= 1 {
-            return bodies
-                .iter()
-                .enumerate()
-                .map(|(c, b)| Some(self.client.call(b, rows_of(c))))
-                .collect();
-        }
-        let next = AtomicUsize::new(0);
-        let workers = self.client.max_in_flight().min(bodies.len());
-        let mut answers: Vec<_> = (0..bodies.len()).map(|_| None).collect();
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..workers)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut done = Vec::new();
-                        loop {
-                            let c = next.fetch_add(1, Ordering::Relaxed);
-                            if c >= bodies.len() {
-                                return done;
-                            }
-                            done.push((c, self.client.call(&bodies[c], rows_of(c))));
-                        }
-                    })
-                })
-                .collect();
-            for handle in handles {
-                if let Ok(done) = handle.join() {
-                    for (c, answer) in done {
-                        answers[c] = Some(answer);
-                    }
-                }
-            }
-        });
-        answers
+        dead
     }
 
     /// The JSON request for rows `start..end`: one array per sent field.
@@ -228,18 +269,60 @@ mod tests {
     use crate::enrich::service::ServiceConfig;
     use std::io::{BufRead, BufReader, Read, Write};
     use std::net::TcpListener;
-    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::{Condvar, Mutex, OnceLock};
+    use std::time::Instant;
+
+    /// What the fake service counts, and the gate it holds answers at while closed.
+    #[derive(Default)]
+    struct Fake {
+        requests: AtomicUsize,
+        in_progress: AtomicUsize,
+        most_at_once: AtomicUsize,
+        closed: Mutex<bool>,
+        opened: Condvar,
+    }
+
+    impl Fake {
+        fn close(&self) {
+            *self.closed.lock().unwrap() = true;
+        }
+        fn open(&self) {
+            *self.closed.lock().unwrap() = false;
+            self.opened.notify_all();
+        }
+        fn pass(&self) {
+            let mut closed = self.closed.lock().unwrap();
+            while *closed {
+                closed = self.opened.wait(closed).unwrap();
+            }
+        }
+    }
+
+    fn runtime() -> Handle {
+        static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+        RUNTIME
+            .get_or_init(|| {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap()
+            })
+            .handle()
+            .clone()
+    }
 
     /// A service on a loopback port answering each text's length as its sentiment, or 500
-    /// for a batch holding "boom"; returns its base URL and its request counter.
-    fn fake_service() -> (String, Arc<AtomicUsize>) {
+    /// for a batch holding "boom"; returns its URL and what it counts.
+    fn fake_service() -> (String, Arc<Fake>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/v1", listener.local_addr().unwrap());
-        let requests = Arc::new(AtomicUsize::new(0));
-        let counter = requests.clone();
+        let fake = Arc::new(Fake::default());
+        let counter = fake.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let counter = counter.clone();
+                let fake = counter.clone();
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(stream.try_clone().unwrap());
                     let mut writer = stream;
@@ -263,7 +346,11 @@ mod tests {
                         }
                         let mut body = vec![0; length];
                         reader.read_exact(&mut body).unwrap();
-                        counter.fetch_add(1, Ordering::Relaxed);
+                        fake.requests.fetch_add(1, Ordering::SeqCst);
+                        let now = fake.in_progress.fetch_add(1, Ordering::SeqCst) + 1;
+                        fake.most_at_once.fetch_max(now, Ordering::SeqCst);
+                        fake.pass();
+                        fake.in_progress.fetch_sub(1, Ordering::SeqCst);
                         let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
                         let texts = doc["texts"].as_array().unwrap();
                         let (status, answer) = if texts.iter().any(|t| t == "boom") {
@@ -287,7 +374,7 @@ mod tests {
                 });
             }
         });
-        (url, requests)
+        (url, fake)
     }
 
     fn enricher(url: &str, batch_size: usize, on_failure: OnFailure) -> Enricher {
@@ -296,12 +383,7 @@ mod tests {
         ))
         .unwrap();
         let metrics = Arc::new(EnrichMetrics::default());
-        let client = ServiceClient::new(
-            "s",
-            config,
-            metrics.clone(),
-            Arc::new(AtomicBool::new(false)),
-        );
+        let client = ServiceClient::new("s", config, metrics.clone()).unwrap();
         let plan = Plan {
             service: "s".into(),
             batch_size,
@@ -315,11 +397,18 @@ mod tests {
             }],
             marker: Some(2),
         };
-        let manifest = EnrichManifest::parse(
-            "service = \"s\"\non_failure = \"dead-letter\"\n[send]\nt = \"a\"\n[receive]\nb = { type = \"double\" }\n",
-        )
-        .unwrap();
-        Enricher::new(manifest, plan, client, metrics)
+        Enricher::new(plan, client, metrics, runtime())
+    }
+
+    /// Submits and waits for the answers, as the worker does between its other work.
+    fn enrich_now(e: &Enricher, b: &mut Batch) -> Vec<Option<String>> {
+        let calls = e.submit(b);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !calls.ready() {
+            assert!(Instant::now() < deadline, "the calls were never answered");
+            e.wait(Duration::from_millis(50));
+        }
+        e.complete(calls, b)
     }
 
     fn batch(texts: &[&str]) -> Batch {
@@ -343,39 +432,69 @@ mod tests {
 
     #[test]
     fn requests_of_the_batch_size_fill_the_rows_in_order() {
-        let (url, requests) = fake_service();
+        let (url, fake) = fake_service();
         let e = enricher(&url, 3, OnFailure::DeadLetter);
         let texts = [
             "a", "bb", "ccc", "dddd", "eeeee", "ffffff", "g", "hh", "iii", "jjjj",
         ];
         let mut b = batch(&texts);
-        let dead = e.enrich(&mut b).unwrap();
+        let dead = enrich_now(&e, &mut b);
         assert!(dead.iter().all(Option::is_none));
         let lengths: Vec<f64> = texts.iter().map(|t| t.len() as f64).collect();
         assert_eq!(doubles(&b), lengths);
-        assert_eq!(requests.load(Ordering::Relaxed), 4);
+        assert_eq!(fake.requests.load(Ordering::SeqCst), 4);
+    }
+
+    #[test]
+    fn submit_returns_at_once_and_at_most_max_in_flight_calls_reach_the_service() {
+        let (url, fake) = fake_service();
+        fake.close();
+        let e = enricher(&url, 1, OnFailure::DeadLetter);
+        let texts = ["a", "bb", "ccc", "dddd", "eeeee", "ffffff"];
+        let mut b = batch(&texts);
+        // The service holds every answer: submit must not wait for one.
+        let calls = e.submit(&b);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while fake.in_progress.load(Ordering::SeqCst) < 2 {
+            assert!(
+                Instant::now() < deadline,
+                "the calls never reached the service"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!calls.ready());
+        assert_eq!(calls.unanswered(), texts.len());
+        // Two slots (max_in_flight = 2): the other four wait on the runtime, not in the service.
+        assert_eq!(fake.requests.load(Ordering::SeqCst), 2);
+        fake.open();
+        while !calls.ready() {
+            assert!(Instant::now() < deadline, "the calls were never answered");
+            e.wait(Duration::from_millis(50));
+        }
+        let dead = e.complete(calls, &mut b);
+        assert!(dead.iter().all(Option::is_none));
+        let lengths: Vec<f64> = texts.iter().map(|t| t.len() as f64).collect();
+        assert_eq!(doubles(&b), lengths);
+        assert_eq!(fake.requests.load(Ordering::SeqCst), texts.len());
+        assert_eq!(fake.most_at_once.load(Ordering::SeqCst), 2);
     }
 
     #[test]
     fn a_refused_request_follows_the_policy_for_its_rows_only() {
         let (url, _) = fake_service();
         let mut b = batch(&["a", "boom", "ccc", "dd"]);
-        let dead = enricher(&url, 2, OnFailure::DeadLetter)
-            .enrich(&mut b)
-            .unwrap();
+        let dead = enrich_now(&enricher(&url, 2, OnFailure::DeadLetter), &mut b);
         assert!(dead[0].as_deref().is_some_and(|r| r.contains("HTTP 500")));
         assert!(dead[1].is_some() && dead[2].is_none() && dead[3].is_none());
         let mut b = batch(&["a", "boom", "ccc", "dd"]);
-        let dead = enricher(&url, 2, OnFailure::Default)
-            .enrich(&mut b)
-            .unwrap();
+        let dead = enrich_now(&enricher(&url, 2, OnFailure::Default), &mut b);
         assert!(dead.iter().all(Option::is_none));
         assert_eq!(doubles(&b), vec![-9.0, -9.0, 3.0, 2.0]);
         assert!(matches!(&b.columns[2], Column::Booleans(v) if *v == [true, true, false, false]));
     }
 
     #[test]
-    fn an_unreachable_service_keeps_the_batch_and_opens_the_breaker() {
+    fn an_unreachable_service_keeps_the_calls_waiting_and_opens_the_breaker() {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -386,9 +505,48 @@ mod tests {
             8,
             OnFailure::DeadLetter,
         );
-        let mut b = batch(&["a", "b"]);
-        assert_eq!(e.enrich(&mut b), Err(Waiting));
+        let b = batch(&["a", "b"]);
+        let calls = e.submit(&b);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while e.metrics.breaker() == BreakerState::Closed {
+            assert!(Instant::now() < deadline, "the breaker never opened");
+            e.wait(Duration::from_millis(20));
+        }
+        // Nothing is given up: the call is still waiting for the service.
+        assert!(!calls.ready());
         assert_eq!(doubles(&b), vec![0.0, 0.0]);
-        assert_ne!(e.metrics.breaker(), BreakerState::Closed);
+    }
+
+    #[test]
+    fn the_stage_is_built_only_for_a_defined_service_the_tenant_may_call() {
+        let manifest = EnrichManifest::parse(
+            "service = \"sentiment\"\non_failure = \"dead-letter\"\n[send]\ntexts = \"review_body\"\n[receive]\nsentiment = { type = \"double\" }\n",
+        )
+        .unwrap();
+        let spec = crate::enrich::manifest::tests::spec();
+        let build = |services: &Services, tenant: &str| {
+            Enricher::build(
+                tenant,
+                &spec,
+                &manifest,
+                services,
+                Arc::new(EnrichMetrics::default()),
+                runtime(),
+            )
+            .map(|_| ())
+        };
+        let mut services = Services::new();
+        assert!(matches!(
+            build(&services, "acme"),
+            Err(EnrichError::UnknownService { .. })
+        ));
+        let config: ServiceConfig =
+            toml::from_str("url = \"http://127.0.0.1:9/v1\"\ntenants = [\"acme\"]").unwrap();
+        services.insert("sentiment".into(), config);
+        assert!(matches!(
+            build(&services, "other"),
+            Err(EnrichError::NotAllowed { .. })
+        ));
+        assert!(build(&services, "acme").is_ok());
     }
 }

@@ -6,4 +6,6 @@ pub mod kafka;
 mod partitions;
 
 pub use decode::{DecodeError, Decoded, Decoder};
-pub use partitions::{Filled, Intake, Lag, Offsets, PartitionReader, Quarantined, ReadError};
+pub use partitions::{
+    BatchRanges, Filled, Intake, Lag, Offsets, PartitionReader, Quarantined, ReadError,
+};

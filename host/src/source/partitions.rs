@@ -20,6 +20,9 @@ use crate::sink::Output;
 /// The next offset to read per partition: updated for every record, so a cheap hash.
 pub type Offsets = HashMap<i32, i64, foldhash::fast::RandomState>;
 
+/// First and last offset per partition of one batch.
+pub type BatchRanges = HashMap<i32, (i64, i64), foldhash::fast::RandomState>;
+
 /// Messages read from one partition before the slowest partition is chosen again.
 const CHUNK: usize = 32;
 
@@ -57,7 +60,7 @@ pub struct Intake {
     pub next_offsets: Offsets,
     /// First and last offset per partition of the batch being filled: updated for every
     /// record, so a cheap hash like `Offsets`.
-    pub batch: HashMap<i32, (i64, i64), foldhash::fast::RandomState>,
+    pub batch: BatchRanges,
     pub quarantine: Vec<Quarantined>,
 }
 
