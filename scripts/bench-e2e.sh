@@ -5,7 +5,9 @@
 # machine's), and the machine's other load meanwhile; with BENCH_JSON=FILE also appends them as
 # one JSON line. BENCH_BIN runs another build of the platform (for before/after runs side by
 # side). BENCH_PERF=FILE samples the platform with `perf record -g` meanwhile (its summary next
-# to FILE). Usage: scripts/bench-e2e.sh [ROWS]   (run via `just bench`)
+# to FILE). The run's topics are deleted at the end (BENCH_KEEP=1 keeps them): a few runs of
+# 300 000 reviews would otherwise fill the local broker. Usage: scripts/bench-e2e.sh [ROWS]
+# (run via `just bench`)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -80,3 +82,10 @@ if a[13]:
                             "other_load_cores": other / wall,
                             "rows_emitted": status["rows_emitted"]}) + "\n")
 PY
+if [[ "${BENCH_KEEP:-0}" != 1 ]]; then
+  kill -TERM "$platform" 2>/dev/null && wait "$platform" 2>/dev/null || true
+  trap - EXIT
+  kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" \
+    --command-config "$(kafka_tools_config)" --delete --topic "$tenant\\..*" >/dev/null 2>&1 ||
+    echo "  (the run's topics $tenant.* were not deleted)"
+fi
