@@ -21,10 +21,10 @@ use crate::window::Window;
 
 /// How many deletes are in flight at once per app.
 const CONCURRENCY: usize = 64;
-/// Unlogged batches in flight at once per app. Measured with `bench-cassandra`: Cassandra's
-/// CPU per row falls as more rows are in flight on the connection (its reads and the driver's
-/// writes coalesce), up to a few hundred rows; beyond that it only queues.
-const BATCHES_IN_FLIGHT: usize = 32;
+/// Unlogged batches in flight at once per app. Cassandra's CPU per row falls as more rows are
+/// in flight on the connection, up to a few hundred (`bench-cassandra`); end to end on the shared
+/// 2-core machine, 64 drained faster than 32 at the same CPU per record (`bench/write-path.md`).
+const BATCHES_IN_FLIGHT: usize = 64;
 /// Partitions per unlogged batch: Cassandra logs a warning (and the driver repeats it) for an
 /// unlogged batch over 10 partitions.
 const BATCH_PARTITIONS: usize = 10;

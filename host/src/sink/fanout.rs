@@ -39,13 +39,9 @@ impl Sinks {
         }
     }
 
-    /// Hands one step's output to every sink; `None` when it was empty (the sinks may still
-    /// start what they held back).
+    /// Hands one step's output to every sink; `None` when it was empty.
     pub fn deliver(&mut self, out: Output) -> Result<Option<Arc<Output>>, SinkError> {
         if out.is_empty() {
-            for sink in &mut self.others {
-                sink.advance()?;
-            }
             return Ok(None);
         }
         self.counts.late += out.late.len() as u64;

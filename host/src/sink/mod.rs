@@ -265,12 +265,6 @@ pub trait Sink: Send {
     /// Takes one step's output; the sink may go on writing it after this returns.
     fn write(&mut self, out: &Arc<Output>) -> Result<(), SinkError>;
 
-    /// Called at every step without output: a sink that holds rows back while it writes
-    /// others may start them now, rather than at the next output or flush.
-    fn advance(&mut self) -> Result<(), SinkError> {
-        Ok(())
-    }
-
     /// Waits until everything written is durable; rows the sink refused for good come back,
     /// to go to the dead letters in the same attempt.
     fn flush(&mut self) -> Result<Vec<Refused>, SinkError>;
