@@ -48,12 +48,18 @@ bench: build
     cargo bench -p mysimbdp-host --bench languages
     scripts/with-services.sh scripts/bench-e2e.sh 300000
     scripts/bench-auth.sh 200000
+    scripts/with-services.sh cargo run --release -q -p mysimbdp-tests --bin bench-cassandra 100000 3
+    scripts/with-services.sh cargo run --release -q -p mysimbdp-tests --bin bench-tenants
     scripts/with-services.sh scripts/bench-checkpoint.sh 200000
     scripts/with-services.sh cargo run --release -q -p mysimbdp-tests --bin bench-neighbour
     scripts/with-services.sh cargo run --release -q -p mysimbdp-tests --bin bench-delivery
     scripts/with-services.sh scripts/bench-dashboard.sh 60
     scripts/with-services.sh scripts/bench-enrich.sh 30000
     scripts/with-services.sh scripts/bench-batch.sh 1000000
+
+# Two builds side by side on the end-to-end bench, interleaved (copy the first aside, then build the second).
+bench-ab A B RUNS="3" ROWS="300000":
+    scripts/with-services.sh scripts/bench-ab.sh {{A}} {{B}} {{RUNS}} {{ROWS}}
 
 # Spark Structured Streaming against mysimbdp on the same data and machine: bench/report.md (issue 5).
 bench-spark: build

@@ -23,7 +23,7 @@ import re, sys
 def figures(path):
     text = open(path).read()
     wall = re.search(r"([\d,]+) records/s of wall time", text)
-    cpu = re.search(r"([\d,]+) records per CPU second", text)
+    cpu = re.search(r"([\d,]+) records per CPU s", text)
     produce = re.search(r"rate\s+(\d+) records/s", text)
     return [m.group(1) if m else "?" for m in (produce, wall, cpu)]
 off, on = figures(sys.argv[1]), figures(sys.argv[2])

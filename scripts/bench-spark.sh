@@ -8,14 +8,17 @@
 #     from produce to the first update in Cassandra (p50, p99), lag over time, CPU
 #  3. bench/results.json, bench/report.md and bench/figures/*.png
 # Usage: scripts/bench-spark.sh [ROWS]      (run via `just bench-spark`; needs Kafka and Cassandra)
-# Environment: BENCH_RATES ("1000 10000 50000"), BENCH_SECONDS (20 per rate), BENCH_HOLD (1: also
+# Environment: BENCH_RUNS (3 throughput rounds, each engine once per round, interleaved: the
+# tables give min / median / max), BENCH_RATES ("1000 10000 50000"; "" for throughput only),
+# BENCH_SECONDS (20 per rate), BENCH_HOLD (1: also
 # run each engine at ~80% of its throughput), BENCH_SPARK_MAX_OFFSETS (maxOffsetsPerTrigger,
 # 50000), BENCH_KEEP (1: keep this run's topics and keyspaces).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 rows="${1:-${BENCH_ROWS:-300000}}"
-rates="${BENCH_RATES:-1000 10000 50000}"
+rates="${BENCH_RATES-1000 10000 50000}"
+runs="${BENCH_RUNS:-3}"
 seconds="${BENCH_SECONDS:-20}"
 hold="${BENCH_HOLD:-1}"
 max_offsets="${BENCH_SPARK_MAX_OFFSETS:-50000}"
@@ -69,13 +72,14 @@ create_topic() {
   "$bin" produce --file "$run/empty.tsv" --tenant "$1" --partitions 4 >/dev/null 2>&1
 }
 
-# service_pid NAME PORT: the pid of the local Kafka or Cassandra (up.sh's pid file, or whoever
-# listens on the port), so that the monitor can record their CPU too; empty if unknown.
+# service_pid NAME PORT: the pid of the local Kafka or Cassandra (up.sh's pid file in the
+# services' state folder, MYSIMBDP_STATE_DIR or .state, or whoever listens on the port), so that
+# the monitor can record their CPU too; empty if unknown.
 service_pid() {
-  cat ".state/$1.pid" 2>/dev/null ||
+  cat "$STATE_DIR/$1.pid" 2>/dev/null ||
     ss -ltnpH "sport = :$2" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2 || true
 }
-services=(--service "kafka=$(service_pid kafka 9092)" --service "cassandra=$(service_pid cassandra 9042)")
+services=(--service "kafka=$(service_pid kafka "$KAFKA_PORT")" --service "cassandra=$(service_pid cassandra "$CASSANDRA_PORT")")
 
 # start_monitor DIR PID TOPIC ARGS...: samples the engine into DIR/monitor.jsonl (MONITOR_PID).
 start_monitor() {
@@ -147,37 +151,47 @@ json.dump({"id": run_id, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime
            "load_at_start": os.getloadavg()}, open(out, "w"), indent=1)
 PY
 
-log "1. throughput: $rows reviews already in Kafka"
+log "1. throughput: $rows reviews already in Kafka, $runs rounds"
 gen_reviews "$run/reviews.tsv" "$rows" 42
-for engine in mysimbdp spark; do
-  mkdir -p "$run/thr/$engine"
+# thr/ holds round 1 (its tables are compared row by row), thr-2/, thr-3/... the others.
+for round in $(seq 1 "$runs"); do
+  thr="$run/thr"; [[ $round == 1 ]] || thr="$run/thr-$round"
+  sfx="thr"; [[ $round == 1 ]] || sfx="thr$round"
+  mkdir -p "$thr/mysimbdp" "$thr/spark"
+  produce_all "$run/reviews.tsv" "simbench${id}$sfx" "$thr/mysimbdp/produce.log"
+  produce_all "$run/reviews.tsv" "sparkbench${id}$sfx" "$thr/spark/produce.log"
+  grep -h "rate" "$thr"/*/produce.log | sed "s/^/   round $round produce: /"
+
+  dir="$thr/mysimbdp"
+  start_mysimbdp "$dir" "simbench${id}$sfx" 0.25
+  app drain --tenant "simbench${id}$sfx" --app reviews-daily --admin "http://$admin" --wait >"$dir/status.json"
+  "$py" -c 'import json,sys,time; p=sys.argv[1]; t=json.load(open(p)); t["drained"]=time.time(); json.dump(t,open(p,"w"))' "$dir/times.json"
+  stop_mysimbdp "$dir"
+  echo "   round $round mysimbdp: done"
+
+  dir="$thr/spark"
+  start_spark "$dir" "sparkbench${id}$sfx" 0.25 --expect "$rows"
+  wait_spark "$dir"
+  echo "   round $round spark: done"
+  if [[ $round == 1 ]]; then
+    "$py" bench/compare.py --left "simbench${id}thr" --right "sparkbench${id}thr" \
+      --out "$run/correctness.json" | sed 's/^/   /'
+  fi
+  # Each round's topics and keyspaces go once compared: the machine keeps no more than one.
+  if [[ "${BENCH_KEEP:-0}" != 1 && $round != 1 ]]; then
+    "$py" bench/cleanup.py --prefix "simbench${id}$sfx" --prefix "sparkbench${id}$sfx" >/dev/null || true
+  fi
 done
-produce_all "$run/reviews.tsv" "simbench${id}thr" "$run/thr/mysimbdp/produce.log"
-produce_all "$run/reviews.tsv" "sparkbench${id}thr" "$run/thr/spark/produce.log"
-grep -h "rate" "$run"/thr/*/produce.log | sed 's/^/   produce: /'
-
-dir="$run/thr/mysimbdp"
-start_mysimbdp "$dir" "simbench${id}thr" 0.25
-app drain --tenant "simbench${id}thr" --app reviews-daily --admin "http://$admin" --wait >"$dir/status.json"
-"$py" -c 'import json,sys,time; p=sys.argv[1]; t=json.load(open(p)); t["drained"]=time.time(); json.dump(t,open(p,"w"))' "$dir/times.json"
-stop_mysimbdp "$dir"
-echo "   mysimbdp: done"
-
-dir="$run/thr/spark"
-start_spark "$dir" "sparkbench${id}thr" 0.25 --expect "$rows"
-wait_spark "$dir"
-echo "   spark: done"
-
-"$py" bench/compare.py --left "simbench${id}thr" --right "sparkbench${id}thr" \
-  --out "$run/correctness.json" | sed 's/^/   /'
 "$py" bench/analyze.py "$run" "$run/results.json" >/dev/null
 "$py" - "$run/results.json" <<'PY'
 import json, sys
-r = json.load(open(sys.argv[1]))["throughput"]
-for engine, t in r.items():
-    print(f"   {engine:8s} {t['records_per_s']:9,.0f} records/s over {t['window_s']:.1f} s; "
-          f"{t['cpu_s_window']:.1f} CPU s ({t['records_per_cpu_s']:,.0f} records per CPU s); "
-          f"peak RSS {t['peak_rss_mib']:,.0f} MiB")
+runs = json.load(open(sys.argv[1]))["throughput_runs"]
+for engine, rs in runs.items():
+    for i, t in enumerate(rs, 1):
+        warm = f" ({t['warm_records_per_s']:,.0f} once warm)" if t.get("warm_records_per_s") else ""
+        print(f"   round {i} {engine:8s} {t['records_per_s']:9,.0f} records/s{warm}; engine "
+              f"{t['engine_us_per_record']:.1f} µs CPU/record, engine+Kafka+Cassandra "
+              f"{t['machine_us_per_record']:.1f} µs/record; other load {t['other_cores']:.2f} cores")
 PY
 
 # ---------------------------------------------------------------------------------------------
@@ -235,11 +249,11 @@ latency_rate() {
   rm -f "$file"
 }
 
-log "2. latency at fixed input rates"
+[[ -n "$rates" ]] && log "2. latency at fixed input rates"
 for rate in $rates; do
   latency_rate "$rate" mysimbdp spark
 done
-if [[ "$hold" == 1 ]]; then
+if [[ "$hold" == 1 && -n "$rates" ]]; then
   log "2b. each engine at about 80% of its own throughput"
   for engine in mysimbdp spark; do
     # 80% of the engine's records/s (Spark's after its first, cold micro-batch), 2 digits.

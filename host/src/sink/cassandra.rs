@@ -1,6 +1,7 @@
 //! The tenant's keyspace in Cassandra: one table per app, one row per (key, window), written as
 //! idempotent upserts so that a replayed window overwrites itself instead of piling up rows.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::errors::{DbError, ExecutionError, RequestAttemptError};
+use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlTimestamp, CqlValue};
 
@@ -17,8 +19,20 @@ use crate::names::TenantId;
 use crate::plugin::{AppSpec, FieldSpec, FieldType};
 use crate::window::Window;
 
-/// How many upserts are in flight at once per app.
+/// How many deletes are in flight at once per app.
 const CONCURRENCY: usize = 64;
+/// Unlogged batches in flight at once per app. Cassandra's CPU per row falls as more rows are
+/// in flight on the connection, up to a few hundred (`bench-cassandra`); end to end on the shared
+/// 2-core machine, 64 drained faster than 32 at the same CPU per record (`bench/write-path.md`).
+const BATCHES_IN_FLIGHT: usize = 64;
+/// Partitions per unlogged batch: Cassandra logs a warning (and the driver repeats it) for an
+/// unlogged batch over 10 partitions.
+const BATCH_PARTITIONS: usize = 10;
+/// Bytes per unlogged batch, estimated from the rows: under Cassandra's 5 KiB batch-size warning.
+const BATCH_BYTES: usize = 4 * 1024;
+/// What a row costs in a batch besides its key and values: the two window times, `final`,
+/// `app_version`, `updated_at` and the mutation's own framing.
+const ROW_OVERHEAD: usize = 64;
 
 /// Cassandra failed, with the statement or step that failed, and whether trying again may help.
 #[derive(Debug, thiserror::Error)]
@@ -240,34 +254,75 @@ impl ResultsTable {
         Self::open(self.session.clone(), &self.tenant, spec, self.replication).await
     }
 
-    /// Upserts every row; returns when all are acknowledged, with the rows Cassandra refused
-    /// for good (a key over its 64 KiB limit, a mutation over its size limit): retrying those
-    /// would fail the same way, so they go to the dead letters instead of stopping the app.
+    /// Upserts the rows of several emits in order, as if each were written after the one
+    /// before: a (key, window) that several of them hold is written once, with its last values.
+    /// Rows of one key go in one mutation (an unlogged batch of its partition), and a batch
+    /// holds a few partitions, so that Cassandra pays its per-request cost once for them.
+    /// Returns when all are acknowledged, with the rows Cassandra refused for good (a key over
+    /// its 64 KiB limit, a mutation over its size limit), each named by its emit (an index in
+    /// `emitted`) and row: retrying those would fail the same way, so they go to the dead
+    /// letters instead of stopping the app.
     pub async fn write(
         &self,
-        emitted: &Emitted,
+        emitted: &[&Emitted],
         now_ms: i64,
-    ) -> Result<Vec<Refusal>, CassandraError> {
-        let rows = (0..emitted.len()).map(|row| (row, self.values(emitted, row, now_ms)));
-        let outcomes: Vec<Option<Refusal>> = stream::iter(rows)
-            .map(|(row, values)| async move {
-                match self.session.execute_unpaged(&self.insert, values).await {
-                    Ok(_) => Ok(None),
-                    Err(error) if refused_for_good(&error) => Ok(Some(Refusal {
-                        row,
-                        reason: format!(
-                            "Cassandra refused the result row for good: {error}; it is on the \
-                             results topic but not in the table"
-                        ),
-                    })),
-                    Err(error) => Err(error),
-                }
-            })
-            .buffer_unordered(CONCURRENCY)
+    ) -> Result<Vec<(usize, Refusal)>, CassandraError> {
+        let batches = plan_batches(emitted);
+        let outcomes: Vec<Vec<(usize, Refusal)>> = stream::iter(batches)
+            .map(|rows| self.write_batch(emitted, rows, now_ms))
+            .buffer_unordered(BATCHES_IN_FLIGHT)
             .try_collect()
             .await
             .map_err(failed("writing results"))?;
         Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    /// One unlogged batch (a single row goes as a plain statement). When Cassandra refuses the
+    /// batch for what it holds, its rows are tried one by one, so that only the rows it
+    /// refuses go to the dead letters.
+    async fn write_batch(
+        &self,
+        emitted: &[&Emitted],
+        rows: Vec<(usize, usize)>,
+        now_ms: i64,
+    ) -> Result<Vec<(usize, Refusal)>, ExecutionError> {
+        let values: Vec<_> = rows
+            .iter()
+            .map(|&(batch, row)| self.values(emitted[batch], row, now_ms))
+            .collect();
+        let sent = if let [single] = values.as_slice() {
+            self.session
+                .execute_unpaged(&self.insert, single)
+                .await
+                .map(|_| ())
+        } else {
+            let mut statement = Batch::new(BatchType::Unlogged);
+            for _ in 0..values.len() {
+                statement.append_statement(self.insert.clone());
+            }
+            self.session.batch(&statement, &values).await.map(|_| ())
+        };
+        match sent {
+            Ok(()) => Ok(Vec::new()),
+            Err(error) if refused_for_good(&error) && rows.len() > 1 => {
+                let mut refused = Vec::new();
+                for (&(batch, row), values) in rows.iter().zip(values) {
+                    if let Err(error) = self.session.execute_unpaged(&self.insert, values).await {
+                        if !refused_for_good(&error) {
+                            return Err(error);
+                        }
+                        refused.push((batch, refusal(row, &error)));
+                    }
+                }
+                Ok(refused)
+            }
+            Err(error) if refused_for_good(&error) => Ok(rows
+                .first()
+                .map(|&(batch, row)| (batch, refusal(row, &error)))
+                .into_iter()
+                .collect()),
+            Err(error) => Err(error),
+        }
     }
 
     /// Deletes the rows of windows that no longer exist (sessions merged into another, or
@@ -336,4 +391,124 @@ async fn existing_columns(
         .map(|(name,)| name)
         .collect();
     Ok(names)
+}
+
+fn refusal(row: usize, error: &ExecutionError) -> Refusal {
+    Refusal {
+        row,
+        reason: format!(
+            "Cassandra refused the result row for good: {error}; it is on the results topic but \
+             not in the table"
+        ),
+    }
+}
+
+/// The rows to write, as (emit, row) pairs grouped into unlogged batches: each (key, window)
+/// once, from the last emit that holds it; each key's rows together; at most
+/// `BATCH_PARTITIONS` keys and about `BATCH_BYTES` per batch.
+fn plan_batches(emitted: &[&Emitted]) -> Vec<Vec<(usize, usize)>> {
+    let mut latest: HashMap<(&str, i64), (usize, usize)> = HashMap::new();
+    for (batch, e) in emitted.iter().enumerate() {
+        for (row, (key, window)) in e.windows.iter().enumerate() {
+            latest.insert((key.as_str(), window.start.millis()), (batch, row));
+        }
+    }
+    let mut by_key: HashMap<&str, Vec<(usize, usize)>> = HashMap::new();
+    for (&(key, _), &at) in &latest {
+        by_key.entry(key).or_default().push(at);
+    }
+    let mut keys: Vec<Vec<(usize, usize)>> = by_key.into_values().collect();
+    // Rows in emit order within a key, keys in order of their first row: the same input, the
+    // same batches.
+    for rows in &mut keys {
+        rows.sort_unstable();
+    }
+    keys.sort_unstable_by_key(|rows| rows[0]);
+    let mut batches = Vec::new();
+    let (mut current, mut partitions, mut bytes) = (Vec::new(), 0, 0);
+    for rows in keys {
+        for (i, &(batch, row)) in rows.iter().enumerate() {
+            let size = emitted[batch].row_bytes(row) + ROW_OVERHEAD;
+            let new_partition = i == 0;
+            if !current.is_empty()
+                && (bytes + size > BATCH_BYTES || (new_partition && partitions == BATCH_PARTITIONS))
+            {
+                batches.push(std::mem::take(&mut current));
+                (partitions, bytes) = (0, 0);
+            }
+            if new_partition || current.is_empty() {
+                partitions += 1;
+            }
+            current.push((batch, row));
+            bytes += size;
+        }
+    }
+    if !current.is_empty() {
+        batches.push(current);
+    }
+    batches
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::{Batch, Column};
+    use crate::time::EventTime;
+
+    fn emit(rows: &[(&str, i64, i64)], closed: bool) -> Emitted {
+        Emitted {
+            windows: rows
+                .iter()
+                .map(|&(key, day, _)| {
+                    let start = EventTime::from_millis(day * 86_400_000);
+                    let end = EventTime::from_millis((day + 1) * 86_400_000);
+                    (key.to_string(), Window { start, end })
+                })
+                .collect(),
+            outputs: Batch {
+                rows: rows.len() as u32,
+                columns: vec![Column::Integers(rows.iter().map(|r| r.2).collect())],
+            },
+            closed,
+        }
+    }
+
+    #[test]
+    fn a_window_in_several_emits_is_written_once_with_its_last_values() {
+        let first = emit(&[("a", 1, 10), ("b", 1, 20)], false);
+        let second = emit(&[("a", 1, 11)], true);
+        let batches = plan_batches(&[&first, &second]);
+        let rows: Vec<(usize, usize)> = batches.concat();
+        assert_eq!(rows.len(), 2);
+        assert!(rows.contains(&(1, 0)), "{rows:?}");
+        assert!(rows.contains(&(0, 1)), "{rows:?}");
+    }
+
+    #[test]
+    fn a_key_s_windows_share_a_batch_and_a_batch_holds_at_most_ten_keys() {
+        let rows: Vec<(String, i64, i64)> = (0..25)
+            .flat_map(|k| (0..3).map(move |d| (format!("k{k}"), d, k)))
+            .collect();
+        let refs: Vec<(&str, i64, i64)> =
+            rows.iter().map(|(k, d, v)| (k.as_str(), *d, *v)).collect();
+        let all = emit(&refs, true);
+        let e = [&all];
+        let batches = plan_batches(&e);
+        assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 75);
+        for batch in &batches {
+            let keys: std::collections::BTreeSet<&str> = batch
+                .iter()
+                .map(|&(b, r)| e[b].windows[r].0.as_str())
+                .collect();
+            assert!(keys.len() <= BATCH_PARTITIONS, "{keys:?}");
+        }
+        for k in 0..25 {
+            let key = format!("k{k}");
+            let holding = batches
+                .iter()
+                .filter(|b| b.iter().any(|&(x, r)| e[x].windows[r].0 == key))
+                .count();
+            assert_eq!(holding, 1, "{key} is split");
+        }
+    }
 }

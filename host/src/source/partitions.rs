@@ -13,7 +13,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::kafka::{partition_count, AppConsumer, Assignments, PartitionChange};
+use super::kafka::{partition_count, AppConsumer, Arrivals, Assignments, PartitionChange};
 use crate::app::{Message, Operator};
 use crate::sink::Output;
 
@@ -25,6 +25,11 @@ pub type BatchRanges = HashMap<i32, (i64, i64), foldhash::fast::RandomState>;
 
 /// Messages read from one partition before the slowest partition is chosen again.
 const CHUNK: usize = 32;
+
+/// How long a reader whose input is idle sleeps when no record arrives before it looks at its
+/// consumer again (rebalances, and the worker's timers and operators' requests wait as much):
+/// an idle app wakes this often, not every few milliseconds.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
 
 /// Kafka refused or did not answer a request of the reader.
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +158,8 @@ pub struct PartitionReader {
     consumer: Arc<AppConsumer>,
     input: String,
     queues: Vec<InputQueue>,
+    /// Signalled when records arrive on a partition's queue: an idle reader sleeps on it.
+    arrivals: Arrivals,
     pub intake: Intake,
 }
 
@@ -162,16 +169,18 @@ impl PartitionReader {
     pub fn open(consumer: Arc<AppConsumer>, input: &str) -> Result<Self, String> {
         let partitions = partition_count(&consumer, input)
             .ok_or_else(|| format!("cannot read the partitions of {input}"))?;
+        let arrivals = Arrivals::default();
         let queues = (0..partitions as i32)
             .filter_map(|p| {
-                consumer
-                    .split_partition_queue(input, p)
-                    .map(|queue| InputQueue {
+                consumer.split_partition_queue(input, p).map(|mut queue| {
+                    arrivals.watch(&mut queue);
+                    InputQueue {
                         partition: p,
                         queue,
                         assigned: false,
                         at_end: false,
-                    })
+                    }
+                })
             })
             .collect();
         consumer
@@ -181,13 +190,16 @@ impl PartitionReader {
             consumer,
             input: input.to_owned(),
             queues,
+            arrivals,
             intake: Intake::default(),
         })
     }
 
     /// Fills a batch of at most `max` messages within `wait`, reading first from the partition
     /// that is furthest behind in event time, so that one partition racing ahead cannot make
-    /// another's on-time records look late. The batch is not flushed here.
+    /// another's on-time records look late. While no partition has anything to read, it sleeps
+    /// until records arrive, for at most `IDLE_WAIT` (or `wait`, if longer). The batch is not
+    /// flushed here.
     pub fn fill(
         &mut self,
         operator: &mut impl Operator,
@@ -196,12 +208,14 @@ impl PartitionReader {
         out: &mut Output,
     ) -> Filled {
         let max = if self.intake.isolating() { 1 } else { max };
-        let deadline = Instant::now() + wait;
-        let mut taken = 0;
         let now = Instant::now();
+        let deadline = now + wait;
+        let idle_until = now + IDLE_WAIT.max(wait);
+        let mut taken = 0;
         let Self {
             consumer,
             queues,
+            arrivals,
             intake,
             ..
         } = self;
@@ -243,10 +257,11 @@ impl PartitionReader {
                 .min_by_key(|(_, q)| operator.clock(q.partition))
                 .map(|(i, _)| i);
             let Some(i) = slowest else {
-                if taken > 0 || Instant::now() >= deadline {
+                let at = Instant::now();
+                if taken > 0 || at >= idle_until {
                     break;
                 }
-                std::thread::sleep(Duration::from_millis(2));
+                arrivals.wait(idle_until - at);
                 continue;
             };
             let mut waiting = false;
@@ -309,7 +324,9 @@ impl PartitionReader {
                 q.at_end = false;
             }
             None => {
-                if let Some(queue) = self.consumer.split_partition_queue(&self.input, partition) {
+                if let Some(mut queue) = self.consumer.split_partition_queue(&self.input, partition)
+                {
+                    self.arrivals.watch(&mut queue);
                     self.queues.push(InputQueue {
                         partition,
                         queue,
