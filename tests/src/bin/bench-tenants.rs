@@ -184,7 +184,9 @@ fn busy(tenants: usize, reviews: u32) -> Result<(Vec<f64>, f64, f64, Sample)> {
     let (config, ids) = config(&env.tenant, tenants, &apps)?;
     let (tsv, _) = generate_reviews(&env, reviews, 11, &["--late", "0", "--malformed", "0"])?;
     for id in &ids {
-        let mut produce = produce_command()?;
+        // The operator creates each tenant's stream; the tenant sends to it.
+        create_topic(&format!("{id}.reviews"), 4)?;
+        let mut produce = produce_command(id)?;
         produce
             .arg("--file")
             .arg::<&PathBuf>(&tsv)
