@@ -131,28 +131,34 @@ enum Member {
     Version,
 }
 
+/// A row's JSON members with their names quoted, in the order `RowFormat::object`'s map writes
+/// them: inserted in its order, so a later member of the same name replaces an earlier one there
+/// and here alike.
+fn members(key_field: &str, output_names: &[String]) -> Vec<(String, Member)> {
+    let mut members = std::collections::BTreeMap::new();
+    members.insert(key_field.to_owned(), Member::Key);
+    members.insert("window_start".to_owned(), Member::WindowStart);
+    members.insert("window_end".to_owned(), Member::WindowEnd);
+    for (i, name) in output_names.iter().enumerate() {
+        members.insert(name.clone(), Member::Output(i));
+    }
+    members.insert("final".to_owned(), Member::Final);
+    members.insert("app_version".to_owned(), Member::Version);
+    members
+        .into_iter()
+        .map(|(name, member)| (Value::String(name).to_string(), member))
+        .collect()
+}
+
 impl RowFormat {
     pub fn of(spec: &AppSpec) -> Self {
-        // Inserted in `object`'s order, so that a later member of the same name replaces an
-        // earlier one there and here alike.
-        let mut members = std::collections::BTreeMap::new();
-        members.insert(spec.key_field.clone(), Member::Key);
-        members.insert("window_start".to_string(), Member::WindowStart);
-        members.insert("window_end".to_string(), Member::WindowEnd);
-        for (i, field) in spec.outputs.iter().enumerate() {
-            members.insert(field.name.clone(), Member::Output(i));
-        }
-        members.insert("final".to_string(), Member::Final);
-        members.insert("app_version".to_string(), Member::Version);
+        let output_names: Vec<String> = spec.outputs.iter().map(|f| f.name.clone()).collect();
         Self {
+            members: members(&spec.key_field, &output_names),
             key_field: spec.key_field.clone(),
-            output_names: spec.outputs.iter().map(|f| f.name.clone()).collect(),
+            output_names,
             version: spec.version.clone(),
             table: spec.table.clone(),
-            members: members
-                .into_iter()
-                .map(|(name, member)| (Value::String(name).to_string(), member))
-                .collect(),
         }
     }
 
@@ -324,35 +330,16 @@ mod tests {
 
     #[test]
     fn a_row_written_straight_reads_as_its_object() {
+        let output_names: Vec<String> = ["avg", "n", "final", "label", "at", "ok"]
+            .into_iter()
+            .map(String::from)
+            .collect();
         let format = RowFormat {
+            members: members("product_id", &output_names),
             key_field: "product_id".into(),
-            output_names: vec![
-                "avg".into(),
-                "n".into(),
-                "final".into(),
-                "label".into(),
-                "at".into(),
-                "ok".into(),
-            ],
+            output_names,
             version: "1.2.3".into(),
             table: "t".into(),
-            members: Vec::new(),
-        };
-        let mut members = std::collections::BTreeMap::new();
-        members.insert("product_id".to_string(), Member::Key);
-        members.insert("window_start".to_string(), Member::WindowStart);
-        members.insert("window_end".to_string(), Member::WindowEnd);
-        for (i, name) in format.output_names.iter().enumerate() {
-            members.insert(name.clone(), Member::Output(i));
-        }
-        members.insert("final".to_string(), Member::Final);
-        members.insert("app_version".to_string(), Member::Version);
-        let format = RowFormat {
-            members: members
-                .into_iter()
-                .map(|(n, m)| (Value::String(n).to_string(), m))
-                .collect(),
-            ..format
         };
         let day = 86_400_000;
         let emitted = Emitted {
