@@ -13,13 +13,12 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::FutureExt;
 use tokio::runtime::Handle;
-use tokio::task::JoinHandle;
+use tokio::task::AbortHandle;
 
 use super::manifest::{EnrichManifest, OnFailure, Plan, Value};
 use super::metrics::EnrichMetrics;
@@ -31,29 +30,65 @@ use crate::plugin::{Batch, Column};
 /// The calls of one batch: rows `start..end` each, answered by a task on the runtime. Dropped
 /// (a rebuild, a stop), it aborts the calls still running.
 pub struct InFlight {
-    calls: Vec<(usize, usize, JoinHandle<Outcome>)>,
+    calls: Vec<Call>,
+}
+
+/// One request of a batch: its rows, where its task leaves the outcome, and the task.
+struct Call {
+    start: usize,
+    end: usize,
+    outcome: Arc<Mutex<Option<Outcome>>>,
+    task: AbortHandle,
+}
+
+impl Call {
+    fn answered(&self) -> bool {
+        self.outcome.lock().map_or(true, |o| o.is_some())
+    }
 }
 
 impl InFlight {
     /// Whether every call of the batch has its outcome.
     pub fn ready(&self) -> bool {
-        self.calls.iter().all(|(_, _, call)| call.is_finished())
+        self.calls.iter().all(Call::answered)
     }
 
     /// Calls not answered yet.
     pub fn unanswered(&self) -> usize {
-        self.calls
-            .iter()
-            .filter(|(_, _, call)| !call.is_finished())
-            .count()
+        self.calls.iter().filter(|call| !call.answered()).count()
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        for (_, _, call) in &self.calls {
-            call.abort();
+        for call in &self.calls {
+            call.task.abort();
         }
+    }
+}
+
+/// A call's task leaves its outcome here and only then wakes the worker, so that a woken worker
+/// finds it. A task that ends without one (it panicked) leaves a refusal, so that its batch is
+/// never waited for in vain.
+struct Answer {
+    outcome: Arc<Mutex<Option<Outcome>>>,
+    done: Sender<()>,
+}
+
+impl Answer {
+    fn give(self, outcome: Outcome) {
+        if let Ok(mut slot) = self.outcome.lock() {
+            *slot = Some(outcome);
+        }
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        if let Ok(mut slot) = self.outcome.lock() {
+            slot.get_or_insert_with(|| Outcome::Refused("the call was lost".into()));
+        }
+        let _ = self.done.send(());
     }
 }
 
@@ -132,13 +167,21 @@ impl Enricher {
             .map(|c| {
                 let (start, end) = (c * size, ((c + 1) * size).min(rows));
                 let body = Bytes::from(self.request(batch, start, end));
-                let (client, done) = (self.client.clone(), self.done.clone());
-                let call = self.runtime.spawn(async move {
-                    let outcome = client.call(body, end - start).await;
-                    let _ = done.send(());
-                    outcome
+                let outcome = Arc::new(Mutex::new(None));
+                let answer = Answer {
+                    outcome: outcome.clone(),
+                    done: self.done.clone(),
+                };
+                let client = self.client.clone();
+                let task = self.runtime.spawn(async move {
+                    answer.give(client.call(body, end - start).await);
                 });
-                (start, end, call)
+                Call {
+                    start,
+                    end,
+                    outcome,
+                    task: task.abort_handle(),
+                }
             })
             .collect();
         InFlight { calls }
@@ -155,13 +198,14 @@ impl Enricher {
     /// per row, the reason it must go to the dead letters instead of the app, if it must.
     pub fn complete(&self, mut calls: InFlight, batch: &mut Batch) -> Vec<Option<String>> {
         let mut dead = vec![None; batch.rows as usize];
-        for (start, end, call) in &mut calls.calls {
-            let (start, end) = (*start, *end);
-            let outcome = match call.now_or_never() {
-                Some(Ok(outcome)) => outcome,
-                Some(Err(failed)) => Outcome::Refused(format!("the call was lost: {failed}")),
-                None => Outcome::Refused("the call was not answered".into()),
-            };
+        for call in &mut calls.calls {
+            let (start, end) = (call.start, call.end);
+            let outcome = call
+                .outcome
+                .lock()
+                .ok()
+                .and_then(|mut slot| slot.take())
+                .unwrap_or_else(|| Outcome::Refused("the call was not answered".into()));
             match outcome {
                 Outcome::Answered(results) => {
                     for (offset, result) in results.iter().enumerate() {

@@ -158,6 +158,28 @@ impl Arrivals {
     }
 }
 
+/// A partition's end offset as of the consumer's last fetch from it, without asking the broker:
+/// every fetch answer carries it. `None` before the first answer. A query to the broker would
+/// wait behind the consumer's own long-poll fetch on the same connection (up to
+/// `fetch.wait.max.ms`), and the worker would wait with it.
+pub fn known_end_offset(consumer: &AppConsumer, topic: &str, partition: i32) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer lives as long as `consumer`; librdkafka only reads the topic
+    // name and writes the two offsets, which outlive the call.
+    let code = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (code == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some(high)
+}
+
 /// A consumer in the app's group that commits only when told to: offsets are committed when the
 /// results they produced are safely written. It is a static member named after the host, so a
 /// host that restarts gets its partitions back at once instead of after the session timeout.

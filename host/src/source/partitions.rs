@@ -13,7 +13,9 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::kafka::{partition_count, AppConsumer, Arrivals, Assignments, PartitionChange};
+use super::kafka::{
+    known_end_offset, partition_count, AppConsumer, Arrivals, Assignments, PartitionChange,
+};
 use crate::app::{Message, Operator};
 use crate::sink::Output;
 
@@ -480,10 +482,7 @@ impl PartitionReader {
         let mut records = 0i64;
         let mut caught_up = !assignment.elements().is_empty();
         for element in assignment.elements() {
-            let high = self
-                .consumer
-                .fetch_watermarks(element.topic(), element.partition(), Duration::from_secs(1))
-                .map(|(_, high)| high)
+            let high = known_end_offset(&self.consumer, element.topic(), element.partition())
                 .unwrap_or(-1);
             let next = self
                 .intake
