@@ -8,15 +8,16 @@ Usage: cleanup.py --prefix simbench_<id> [--prefix sparkbench_<id> ...]
 import argparse
 import logging
 
-from cassandra.cluster import Cluster
 from confluent_kafka.admin import AdminClient
+
+from services import cassandra_cluster, kafka_bootstrap, kafka_config
 
 
 def parse_args():
     """The run's tenant prefixes."""
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--prefix", action="append", required=True)
-    p.add_argument("--bootstrap", default="127.0.0.1:9092")
+    p.add_argument("--bootstrap", default=kafka_bootstrap())
     return p.parse_args()
 
 
@@ -28,7 +29,7 @@ def ours(name, prefixes):
 
 def clean_kafka(bootstrap, prefixes):
     """Deletes the run's topics (inputs, results, late, dead letters) and consumer groups."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(kafka_config(bootstrap))
     topics = [t for t in admin.list_topics(timeout=10).topics if ours(t, prefixes)]
     for future in admin.delete_topics(topics, operation_timeout=30).values() if topics else []:
         future.result()
@@ -45,7 +46,7 @@ def clean_kafka(bootstrap, prefixes):
 def clean_cassandra(prefixes):
     """Drops the run's keyspaces."""
     logging.getLogger("cassandra").setLevel(logging.ERROR)
-    cluster = Cluster(["127.0.0.1"], port=9042)
+    cluster = cassandra_cluster()
     session = cluster.connect()
     names = [r.keyspace_name for r in session.execute("SELECT keyspace_name FROM system_schema.keyspaces")
              if ours(r.keyspace_name, prefixes)]

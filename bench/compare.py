@@ -11,7 +11,7 @@ import json
 import logging
 import math
 
-from cassandra.cluster import Cluster
+from services import cassandra_cluster
 
 COLUMNS = ["window_end", "number_of_reviews", "avg_star_rating", "sum_helpful_votes",
            "sum_total_votes"]
@@ -57,7 +57,7 @@ def main():
     """Compares the two tables and writes (and prints) the verdict."""
     args = parse_args()
     logging.getLogger("cassandra").setLevel(logging.ERROR)
-    cluster = Cluster(["127.0.0.1"], port=9042)
+    cluster = cassandra_cluster()
     session = cluster.connect()
     left, right = load(session, args.left, args.table), load(session, args.right, args.table)
     cluster.shutdown()

@@ -24,8 +24,9 @@ import logging
 import subprocess
 import time
 
-from cassandra.cluster import Cluster
 from confluent_kafka import Consumer, TopicPartition
+
+from services import cassandra_cluster, kafka_bootstrap, kafka_config
 
 PRODUCT_ID = 3
 MARKERS_PER_SECOND = 5
@@ -60,7 +61,7 @@ def parse_args():
     r.add_argument("--rate", type=float, required=True)
     r.add_argument("--out", required=True)
     r.add_argument("--bin", default="target/release/mysimbdp")
-    r.add_argument("--bootstrap", default="127.0.0.1:9092")
+    r.add_argument("--bootstrap", default=kafka_bootstrap())
     r.add_argument("--warmup", help="TSV sent (and processed) before the measured input")
     r.add_argument("--warmup-key", help="the warm-up's closing marker")
     r.add_argument("--grace", type=float, default=30.0,
@@ -111,7 +112,7 @@ class Poller:
     def __init__(self, keyspace, table):
         """One session and one prepared query for the whole run."""
         logging.getLogger("cassandra").setLevel(logging.ERROR)
-        self.cluster = Cluster(["127.0.0.1"], port=9042)
+        self.cluster = cassandra_cluster()
         self.session = self.cluster.connect()
         self.query = self.session.prepare(
             f"SELECT product_id FROM {keyspace}.{table} WHERE product_id IN ?")
@@ -148,8 +149,8 @@ def send_times(bootstrap, topic, keys):
     """Each marker's Kafka timestamp (set by the producer when it created the record), read
     back from the topic after the run."""
     wanted, found = set(keys), {}
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-latency",
-                         "enable.auto.commit": False})
+    consumer = Consumer(kafka_config(bootstrap, **{"group.id": "bench-latency",
+                                                   "enable.auto.commit": False}))
     parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
             for p in parts}

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
+from services import kafka_bootstrap, kafka_config
+
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -23,7 +25,7 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--pid", type=int, required=True, help="root of the engine's process tree")
     p.add_argument("--topic", required=True)
-    p.add_argument("--bootstrap", default="127.0.0.1:9092")
+    p.add_argument("--bootstrap", default=kafka_bootstrap())
     p.add_argument("--out", required=True)
     p.add_argument("--stop-file")
     p.add_argument("--interval", type=float, default=0.5)
@@ -98,8 +100,8 @@ class TopicSize:
 
     def __init__(self, bootstrap, topic):
         """A consumer used only for end offsets: it joins no group and reads nothing."""
-        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-monitor",
-                                  "enable.auto.commit": False})
+        self.consumer = Consumer(kafka_config(bootstrap, **{"group.id": "bench-monitor",
+                                                            "enable.auto.commit": False}))
         self.topic = topic
         self.partitions = None
 

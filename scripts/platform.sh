@@ -9,6 +9,10 @@ if [[ "$AUTH" == on ]]; then
   export MYSIMBDP_KAFKA_USER="$PLATFORM_USER"
   MYSIMBDP_KAFKA_PASSWORD="$(secret kafka-platform.password)"
   export MYSIMBDP_KAFKA_PASSWORD
+  # The benchmarks' own Cassandra clients (bench/services.py) read as the platform too.
+  secret cassandra-platform.password >/dev/null
+  export MYSIMBDP_CASSANDRA_USER="$PLATFORM_USER"
+  export MYSIMBDP_CASSANDRA_PASSWORD_FILE="$SECRETS_DIR/cassandra-platform.password"
 fi
 
 # new_tenant KIND: a fresh tenant id ($tenant, letters and digits) and its scratch folder ($work)

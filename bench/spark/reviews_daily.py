@@ -12,12 +12,17 @@ import argparse
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from services import (cassandra_cluster, kafka_bootstrap,  # noqa: E402 (after the path)
+                      spark_cassandra_conf, spark_kafka_options)
 
 SPARK_VERSION = "3.5.7"
 PACKAGES = ",".join([
@@ -38,7 +43,7 @@ REVIEW = StructType([
 def parse_args():
     """The run's inputs and outputs, all given by the bench script."""
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--bootstrap", default="127.0.0.1:9092")
+    p.add_argument("--bootstrap", default=kafka_bootstrap())
     p.add_argument("--topic", required=True)
     p.add_argument("--keyspace", required=True)
     p.add_argument("--table", default="aggregated_reviews")
@@ -61,9 +66,7 @@ def parse_args():
 def create_table(keyspace, table):
     """The same keyspace and table shape mysimbdp creates (host/src/sink/cassandra.rs), so that
     both engines' results can be compared row by row and pay for the same writes."""
-    from cassandra.cluster import Cluster
-
-    cluster = Cluster(["127.0.0.1"], port=9042)
+    cluster = cassandra_cluster()
     try:
         session = cluster.connect()
         session.execute(
@@ -82,7 +85,7 @@ def create_table(keyspace, table):
 def build_session(args):
     """A local Spark tuned for this 2-core machine: one task slot per core, shuffle partitions
     sized to the cores, no UI, UTC everywhere."""
-    return (
+    builder = (
         SparkSession.builder.master(f"local[{args.cores}]")
         .appName("reviews-daily-spark")
         .config("spark.jars.packages", PACKAGES)
@@ -93,19 +96,20 @@ def build_session(args):
         .config("spark.sql.shuffle.partitions", str(args.shuffle_partitions))
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.cassandra.connection.host", "127.0.0.1")
-        .config("spark.cassandra.connection.port", "9042")
         .config("spark.cassandra.output.concurrent.writes", "32")
         # Keep the connector's session between micro-batches (default: closed after 5 s idle).
         .config("spark.cassandra.connection.keepAliveMS", "3600000")
-        .getOrCreate()
     )
+    for key, value in spark_cassandra_conf().items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
 
 
 def daily_aggregates(spark, args):
     """Kafka JSON -> event time -> 1-day windows with a 2-day watermark -> the four aggregates."""
     reviews = (
         spark.readStream.format("kafka")
+        .options(**spark_kafka_options())
         .option("kafka.bootstrap.servers", args.bootstrap)
         .option("subscribe", args.topic)
         .option("startingOffsets", "earliest")
