@@ -5,7 +5,7 @@
 # machine's), and the machine's other load meanwhile; with BENCH_JSON=FILE also appends them as
 # one JSON line. BENCH_BIN runs another build of the platform (for before/after runs side by
 # side). BENCH_PERF=FILE samples the platform with `perf record -g` meanwhile (its summary next
-# to FILE). The run's topics are deleted at the end (BENCH_KEEP=1 keeps them): a few runs of
+# to FILE; BENCH_PERF_ARGS="--call-graph dwarf" for whole stacks). The run's topics are deleted at the end (BENCH_KEEP=1 keeps them): a few runs of
 # 300 000 reviews would otherwise fill the local broker. Usage: scripts/bench-e2e.sh [ROWS]
 # (run via `just bench`)
 set -euo pipefail
@@ -35,7 +35,7 @@ start=$(date +%s.%N)
 start_platform "$work" "$tenant" "$admin"
 platform=$PLATFORM_PID
 if [[ -n "${BENCH_PERF:-}" ]]; then
-  perf record -q -F 997 -g -o "$BENCH_PERF" -p "$platform" >/dev/null 2>&1 &
+  perf record -q -F 997 ${BENCH_PERF_ARGS:--g} -o "$BENCH_PERF" -p "$platform" >/dev/null 2>&1 &
   perf_pid=$!
 fi
 app drain --tenant "$tenant" --app reviews-daily --admin "http://$admin" --wait >"$work/status.json"

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 use rdkafka::TopicPartitionList;
@@ -79,7 +79,7 @@ fn bounded(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
 
 /// Writes one app's Kafka outputs.
 pub struct AppOutputs {
-    producer: ThreadedProducer<Deliveries>,
+    producer: Arc<BaseProducer<Deliveries>>,
     topics: AppTopics,
     rows: RowFormat,
     bootstrap: String,
@@ -105,15 +105,22 @@ impl AppOutputs {
     ) -> Result<Self, KafkaError> {
         let bootstrap = kafka.bootstrap.as_str();
         let mut config = producer_config(kafka);
+        // Only failures matter here (`Deliveries`): a report per delivered row cost a wake-up of
+        // the producer's polling thread and a callback per row. A commit still waits for every
+        // row and fails if one could not be delivered.
+        config.set("delivery.report.only.error", "true");
         if let Some(id) = transactional_id {
             config
                 .set("transactional.id", id)
                 .set("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS)
                 .set("message.timeout.ms", TRANSACTION_TIMEOUT_MS);
         }
-        let producer: ThreadedProducer<Deliveries> = config
-            .create_with_context(Deliveries::default())
-            .map_err(|source| KafkaError::new(bootstrap, "creating a producer", source))?;
+        let producer: Arc<BaseProducer<Deliveries>> = Arc::new(
+            config
+                .create_with_context(Deliveries::default())
+                .map_err(|source| KafkaError::new(bootstrap, "creating a producer", source))?,
+        );
+        super::delivery_poller::watch(&producer);
         if let Some(id) = transactional_id {
             producer
                 .init_transactions(COMMIT_TIMEOUT)

@@ -2,6 +2,7 @@
 //! and the late and dead-letter topics that keep what the stream could not use.
 
 pub mod cassandra;
+mod delivery_poller;
 mod fanout;
 pub mod kafka;
 pub mod retry;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::plugin::{AppSpec, Batch, Column};
-use crate::time::{format_rfc3339, EventTime};
+use crate::time::{format_rfc3339, write_rfc3339, EventTime};
 use crate::window::Window;
 
 /// What one step produced for the sinks.
@@ -70,6 +71,15 @@ impl Emitted {
     pub fn is_empty(&self) -> bool {
         self.windows.is_empty()
     }
+}
+
+/// A time as a JSON string (RFC 3339 holds nothing JSON must escape); it cannot fail, like
+/// the other members written into a `Vec`.
+fn quoted_time(buffer: &mut Vec<u8>, t: EventTime) -> serde_json::Result<()> {
+    buffer.push(b'"');
+    write_rfc3339(t, buffer);
+    buffer.push(b'"');
+    Ok(())
 }
 
 /// One output value, for sinks that write row by row.
@@ -204,12 +214,8 @@ impl RowFormat {
             // Writing plain values into a Vec cannot fail.
             let _ = match *member {
                 Member::Key => serde_json::to_writer(&mut *buffer, key),
-                Member::WindowStart => {
-                    serde_json::to_writer(&mut *buffer, &format_rfc3339(window.start))
-                }
-                Member::WindowEnd => {
-                    serde_json::to_writer(&mut *buffer, &format_rfc3339(window.end))
-                }
+                Member::WindowStart => quoted_time(buffer, window.start),
+                Member::WindowEnd => quoted_time(buffer, window.end),
                 Member::Output(c) => {
                     match emitted.outputs.columns.get(c).and_then(|c| cell(c, row)) {
                         Some(Cell::Bool(b)) => serde_json::to_writer(&mut *buffer, &b),
@@ -220,10 +226,7 @@ impl RowFormat {
                         }
                         Some(Cell::Double(_)) | None => serde_json::to_writer(&mut *buffer, &()),
                         Some(Cell::Text(t)) => serde_json::to_writer(&mut *buffer, t),
-                        Some(Cell::Time(t)) => serde_json::to_writer(
-                            &mut *buffer,
-                            &format_rfc3339(EventTime::from_millis(t)),
-                        ),
+                        Some(Cell::Time(t)) => quoted_time(buffer, EventTime::from_millis(t)),
                     }
                 }
                 Member::Final => serde_json::to_writer(&mut *buffer, &emitted.closed),

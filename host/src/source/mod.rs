@@ -2,6 +2,7 @@
 //! into just the columns its app declared.
 
 mod decode;
+mod end_offsets;
 pub mod kafka;
 mod partitions;
 

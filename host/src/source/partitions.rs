@@ -13,9 +13,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::kafka::{
-    known_end_offset, partition_count, AppConsumer, Arrivals, Assignments, PartitionChange,
-};
+use super::end_offsets::EndOffsets;
+use super::kafka::{partition_count, AppConsumer, Arrivals, Assignments, PartitionChange};
 use crate::app::{Message, Operator};
 use crate::sink::Output;
 
@@ -157,6 +156,8 @@ pub struct Lag {
 
 /// The app's input, as this host reads it.
 pub struct PartitionReader {
+    /// Before `consumer`: dropped first, so that the consumer closes here, not on its thread.
+    end_offsets: EndOffsets,
     consumer: Arc<AppConsumer>,
     input: String,
     queues: Vec<InputQueue>,
@@ -193,6 +194,7 @@ impl PartitionReader {
             input: input.to_owned(),
             queues,
             arrivals,
+            end_offsets: EndOffsets::default(),
             intake: Intake::default(),
         })
     }
@@ -288,10 +290,13 @@ impl PartitionReader {
                 }
             }
             if waiting {
-                if taken > 0 || Instant::now() >= deadline {
+                let at = Instant::now();
+                if taken > 0 || at >= deadline {
                     break;
                 }
-                std::thread::sleep(Duration::from_millis(1));
+                // Woken when records arrive: a millisecond's sleep in a loop cost a syscall and
+                // a context switch each time.
+                arrivals.wait(deadline - at);
             }
         }
         Filled {
@@ -476,13 +481,23 @@ impl PartitionReader {
             })
     }
 
-    /// Lag and caught-up state over the partitions the group gave this host.
-    pub fn lag(&self) -> Option<Lag> {
+    /// Lag and caught-up state over the partitions the group gave this host, from the end
+    /// offsets last read (see `EndOffsets`); asks for fresh ones meanwhile.
+    pub fn lag(&mut self) -> Option<Lag> {
         let assignment = self.consumer.assignment().ok()?;
+        let partitions: Vec<i32> = assignment
+            .elements()
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        self.end_offsets
+            .refresh(&self.consumer, &self.input, partitions.clone());
         let mut records = 0i64;
-        let mut caught_up = !assignment.elements().is_empty();
+        let mut caught_up = !partitions.is_empty();
         for element in assignment.elements() {
-            let high = known_end_offset(&self.consumer, element.topic(), element.partition())
+            let high = self
+                .end_offsets
+                .of(&self.consumer, element.topic(), element.partition())
                 .unwrap_or(-1);
             let next = self
                 .intake
@@ -495,11 +510,6 @@ impl PartitionReader {
             }
             records += (high - next).max(0);
         }
-        let partitions = assignment
-            .elements()
-            .iter()
-            .map(|e| e.partition())
-            .collect();
         Some(Lag {
             records,
             caught_up,

@@ -6,7 +6,7 @@ mod watermark;
 
 pub use parse::{
     civil_from_days, date_days, days_from_civil, format_date, format_rfc3339, parse_time,
-    TimeError, EARLIEST_TIME, LATEST_TIME,
+    write_rfc3339, TimeError, EARLIEST_TIME, LATEST_TIME,
 };
 pub use watermark::Watermarks;
 

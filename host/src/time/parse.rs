@@ -170,9 +170,16 @@ pub fn format_date(days: i64) -> String {
 
 /// `2015-01-31T00:00:00Z`: how times appear in results and reasons people read.
 pub fn format_rfc3339(t: EventTime) -> String {
+    let mut out = Vec::with_capacity(24);
+    write_rfc3339(t, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// As [`format_rfc3339`], appended to `out` without allocating: a result row carries two.
+pub fn write_rfc3339(t: EventTime, out: &mut Vec<u8>) {
     match t {
-        EventTime::MIN => "-infinity".into(),
-        EventTime::MAX => "+infinity".into(),
+        EventTime::MIN => out.extend_from_slice(b"-infinity"),
+        EventTime::MAX => out.extend_from_slice(b"+infinity"),
         _ => {
             let ms = t.millis();
             let (days, rem) = (ms.div_euclid(MS_PER_DAY), ms.rem_euclid(MS_PER_DAY));
@@ -183,12 +190,38 @@ pub fn format_rfc3339(t: EventTime) -> String {
                 rem / 1000 % 60,
                 rem % 1000,
             );
-            if milli == 0 {
-                format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+            if (0..=9999).contains(&y) {
+                put_digits(out, y, 4);
             } else {
-                format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
+                // Years outside 0..=9999 keep their sign and every digit.
+                use std::io::Write;
+                let _ = write!(out, "{y:04}");
             }
+            out.push(b'-');
+            put_digits(out, m.into(), 2);
+            out.push(b'-');
+            put_digits(out, d.into(), 2);
+            out.push(b'T');
+            put_digits(out, h, 2);
+            out.push(b':');
+            put_digits(out, mi, 2);
+            out.push(b':');
+            put_digits(out, s, 2);
+            if milli != 0 {
+                out.push(b'.');
+                put_digits(out, milli, 3);
+            }
+            out.push(b'Z');
         }
+    }
+}
+
+/// `value` (0 ≤ value < 10^width) as exactly `width` decimal digits.
+fn put_digits(out: &mut Vec<u8>, value: i64, width: u32) {
+    let mut div = 10i64.pow(width - 1);
+    while div > 0 {
+        out.push(b'0' + (value / div % 10) as u8);
+        div /= 10;
     }
 }
 
@@ -286,6 +319,18 @@ mod tests {
             let t = parse_time(TimeFormat::Rfc3339, s.as_bytes()).unwrap();
             assert_eq!(format_rfc3339(t), s);
         }
+    }
+
+    #[test]
+    fn times_past_the_four_digit_years_keep_every_digit() {
+        let next = EventTime::from_millis(253_402_300_800_000);
+        assert_eq!(format_rfc3339(next), "10000-01-01T00:00:00Z");
+        let before = EventTime::from_millis(-62_167_219_200_001);
+        assert_eq!(format_rfc3339(before), "-001-12-31T23:59:59.999Z");
+        assert_eq!(format_rfc3339(EventTime::MIN), "-infinity");
+        let mut out = b"x".to_vec();
+        write_rfc3339(EventTime::from_millis(1_000), &mut out);
+        assert_eq!(out, b"x1970-01-01T00:00:01Z");
     }
 
     mod properties {
