@@ -204,6 +204,10 @@ pub fn consumer(
         // second, a cost to the platform and to Kafka that grew with the number of apps.
         .set("fetch.wait.max.ms", "500")
         .set("queued.max.messages.kbytes", "8192")
+        // Once a partition's queue is over that bound, librdkafka fetches it again only after
+        // this pause (default 1 s): the worker emptied the queue in a fraction of that and then
+        // waited, so a backlog drained in steps of one queue a second.
+        .set("fetch.queue.backoff.ms", "10")
         .set("partition.assignment.strategy", "cooperative-sticky")
         // A host that died hands its partitions over after this long.
         .set("session.timeout.ms", "10000")
