@@ -6,6 +6,7 @@
 //! the two is used.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -22,6 +23,8 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct EndOffsets {
     read: Arc<Mutex<HashMap<i32, i64>>>,
     query: Option<JoinHandle<()>>,
+    /// Set when the reader goes: the query asks about no further partition.
+    stop: Arc<AtomicBool>,
 }
 
 impl EndOffsets {
@@ -31,17 +34,20 @@ impl EndOffsets {
         if self.query.as_ref().is_some_and(|q| !q.is_finished()) {
             return;
         }
-        let (consumer, topic, read) = (
+        let (consumer, topic, read, stop) = (
             Arc::downgrade(consumer),
             topic.to_owned(),
             self.read.clone(),
+            self.stop.clone(),
         );
         self.query = std::thread::Builder::new()
             .name("mysimbdp-lag".into())
             .spawn(move || {
                 for partition in partitions {
                     // Only while the app still reads: a stopped app's consumer is not kept alive.
-                    let Some(consumer) = consumer.upgrade() else {
+                    let Some(consumer) =
+                        consumer.upgrade().filter(|_| !stop.load(Ordering::Relaxed))
+                    else {
                         return;
                     };
                     if let Ok((_, high)) =
@@ -72,6 +78,7 @@ impl Drop for EndOffsets {
     /// The query's thread may hold the consumer for one call: it ends first, so that the
     /// consumer closes with its reader.
     fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
         if let Some(query) = self.query.take() {
             let _ = query.join();
         }
