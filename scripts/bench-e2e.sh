@@ -5,8 +5,9 @@
 # machine's), and the machine's other load meanwhile; with BENCH_JSON=FILE also appends them as
 # one JSON line. BENCH_BIN runs another build of the platform (for before/after runs side by
 # side). BENCH_PERF=FILE samples the platform with `perf record -g` meanwhile (its summary next
-# to FILE; BENCH_PERF_ARGS="--call-graph dwarf" for whole stacks). The run's topics are deleted at the end (BENCH_KEEP=1 keeps them): a few runs of
-# 300 000 reviews would otherwise fill the local broker. Usage: scripts/bench-e2e.sh [ROWS]
+# to FILE; BENCH_PERF_ARGS="--call-graph dwarf" for whole stacks). The run's topics are deleted
+# at the end (BENCH_KEEP=1 keeps them): a few runs of 300 000 reviews would otherwise fill the
+# local broker. Usage: scripts/bench-e2e.sh [ROWS]
 # (run via `just bench`)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

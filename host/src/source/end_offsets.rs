@@ -30,11 +30,12 @@ pub struct EndOffsets {
 impl EndOffsets {
     /// Asks the broker for `partitions`' end offsets unless the last question is still open;
     /// the answers are there for a later [`EndOffsets::of`].
-    pub fn refresh(&mut self, consumer: &Arc<AppConsumer>, topic: &str, partitions: Vec<i32>) {
+    pub fn refresh(&mut self, consumer: &Arc<AppConsumer>, topic: &str, partitions: &[i32]) {
         if self.query.as_ref().is_some_and(|q| !q.is_finished()) {
             return;
         }
-        let (consumer, topic, read, stop) = (
+        let (partitions, consumer, topic, read, stop) = (
+            partitions.to_vec(),
             Arc::downgrade(consumer),
             topic.to_owned(),
             self.read.clone(),

@@ -491,7 +491,7 @@ impl PartitionReader {
             .map(|e| e.partition())
             .collect();
         self.end_offsets
-            .refresh(&self.consumer, &self.input, partitions.clone());
+            .refresh(&self.consumer, &self.input, &partitions);
         let mut records = 0i64;
         let mut caught_up = !partitions.is_empty();
         for element in assignment.elements() {
