@@ -2,7 +2,7 @@
 //! thread. The same path serves the apps of the config file at start and apps an operator deploys
 //! later; the registry of running apps lives here too.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -61,8 +61,9 @@ pub struct Launcher {
     instance: String,
     apps: RwLock<Apps>,
     workers: Mutex<Vec<JoinHandle<()>>>,
-    /// One launch at a time, so two deploys of the same new app cannot both start it.
-    launching: Mutex<()>,
+    /// The apps being launched: two deploys of the same new app cannot both start it, while
+    /// different apps start at once.
+    launching: Mutex<HashSet<(String, String)>>,
     /// The services apps may call, as the operator configured them.
     services: Services,
 }
@@ -88,7 +89,7 @@ impl Launcher {
             instance,
             apps: RwLock::new(Apps::new()),
             workers: Mutex::new(Vec::new()),
-            launching: Mutex::new(()),
+            launching: Mutex::new(HashSet::new()),
             services: config.services.clone(),
         }
     }
@@ -103,9 +104,14 @@ impl Launcher {
         app: CompiledApp,
         manifest: Option<EnrichManifest>,
     ) -> Result<Arc<AppHandle>, LaunchError> {
-        let _one_at_a_time = self.launching.lock();
         let spec = app.spec.clone();
         let key = (tenant.to_string(), spec.name.to_string());
+        let Some(_launching) = Launching::begin(&self.launching, &key) else {
+            return Err(LaunchError::Running {
+                tenant: key.0,
+                app: key.1,
+            });
+        };
         if self
             .get(&key.0, &key.1)
             .is_some_and(|running| !running.ended())
@@ -298,6 +304,31 @@ impl Launcher {
             .unwrap_or_default();
         for worker in workers {
             let _ = worker.join();
+        }
+    }
+}
+
+/// An app's place in `Launcher::launching` while it starts; given back when dropped.
+struct Launching<'a> {
+    set: &'a Mutex<HashSet<(String, String)>>,
+    key: (String, String),
+}
+
+impl<'a> Launching<'a> {
+    /// `None` when the same app is starting already.
+    fn begin(set: &'a Mutex<HashSet<(String, String)>>, key: &(String, String)) -> Option<Self> {
+        let mut starting = set.lock().ok()?;
+        starting.insert(key.clone()).then(|| Self {
+            set,
+            key: key.clone(),
+        })
+    }
+}
+
+impl Drop for Launching<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut starting) = self.set.lock() {
+            starting.remove(&self.key);
         }
     }
 }

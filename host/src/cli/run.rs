@@ -9,7 +9,9 @@ use anyhow::Context;
 
 use crate::app::{Control, CpuShare, Launcher, RunnerSettings};
 use crate::checkpoint::CheckpointStore;
-use crate::config::Config;
+use crate::config::{AppEntry, Config};
+use crate::enrich::EnrichManifest;
+use crate::plugin::CompiledApp;
 use crate::plugin::Limits;
 use crate::sink::cassandra;
 use crate::workflow::TriggerSettings;
@@ -124,15 +126,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         settings,
         args.instance.unwrap_or_else(host_name),
     ));
-    for (entry, compiled, manifest) in loaded {
-        launcher.launch(
-            &entry.tenant,
-            &entry.stream,
-            entry.delivery,
-            compiled,
-            manifest,
-        )?;
-    }
+    launch_all(&launcher, loaded)?;
     let workflow = trigger
         .as_ref()
         .map(|_| crate::workflow::SharedStatus::default());
@@ -194,5 +188,45 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate => {}
+    }
+}
+
+/// How many configured apps start at once: a start mostly waits on Kafka and Cassandra (the
+/// app's topics and table, its consumer, its producer's `InitProducerId`), ~0.5 s each here.
+const LAUNCHES_AT_ONCE: usize = 8;
+
+/// Starts the configured apps, a few at a time; fails with the first app that could not start,
+/// once the others have.
+fn launch_all(
+    launcher: &Launcher,
+    loaded: Vec<(AppEntry, CompiledApp, Option<EnrichManifest>)>,
+) -> anyhow::Result<()> {
+    let queue = std::sync::Mutex::new(loaded.into_iter());
+    let failed = std::sync::Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..LAUNCHES_AT_ONCE {
+            scope.spawn(|| loop {
+                let next = queue.lock().ok().and_then(|mut apps| apps.next());
+                let Some((entry, compiled, manifest)) = next else {
+                    return;
+                };
+                let launched = launcher.launch(
+                    &entry.tenant,
+                    &entry.stream,
+                    entry.delivery,
+                    compiled,
+                    manifest,
+                );
+                if let Err(error) = launched {
+                    if let Ok(mut failed) = failed.lock() {
+                        failed.get_or_insert(error);
+                    }
+                }
+            });
+        }
+    });
+    match failed.into_inner().ok().flatten() {
+        Some(error) => Err(error.into()),
+        None => Ok(()),
     }
 }
