@@ -3,6 +3,7 @@
 
 mod decode;
 mod end_offsets;
+mod fetch_queue;
 pub mod kafka;
 mod partitions;
 

@@ -14,6 +14,7 @@ use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::end_offsets::EndOffsets;
+use super::fetch_queue::{FetchQueue, Served, Serving};
 use super::kafka::{partition_count, AppConsumer, Arrivals, Assignments, PartitionChange};
 use crate::app::{Message, Operator};
 use crate::sink::Output;
@@ -88,36 +89,65 @@ impl Intake {
     /// offset, which may trail the checkpoint), and is skipped.
     fn take(
         &mut self,
-        message: &BorrowedMessage<'_>,
+        m: &Message<'_>,
         operator: &mut impl Operator,
         now: Instant,
         out: &mut Output,
     ) {
-        let (partition, offset) = (message.partition(), message.offset());
+        let (partition, offset) = (m.partition, m.offset);
         let next = self.next_offsets.entry(partition).or_insert(offset);
         if offset < *next {
             return;
         }
         *next = offset + 1;
-        let m = Message {
-            topic: message.topic(),
-            partition,
-            offset,
-            key: message.key(),
-            payload: message.payload(),
-            timestamp: message.timestamp().to_millis(),
-        };
         if let Some(q) = self.quarantine.iter().find(|q| {
             !q.suspect && q.partition == partition && (q.first..=q.last).contains(&offset)
         }) {
-            operator.quarantine(&m, q.reason.clone(), out);
+            operator.quarantine(m, q.reason.clone(), out);
             return;
         }
         self.batch
             .entry(partition)
             .and_modify(|range| range.1 = offset)
             .or_insert((offset, offset));
-        operator.push(&m, now, out);
+        operator.push(m, now, out);
+    }
+
+    /// `take` for a message from the consumer's own queue (partitions not split off).
+    fn take_borrowed(
+        &mut self,
+        message: &BorrowedMessage<'_>,
+        operator: &mut impl Operator,
+        now: Instant,
+        out: &mut Output,
+    ) {
+        let m = Message {
+            topic: message.topic(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key(),
+            payload: message.payload(),
+            timestamp: message.timestamp().to_millis(),
+        };
+        self.take(&m, operator, now, out);
+    }
+
+    /// Takes the messages `queue` serves, at most `max` records; says how many, and whether
+    /// the partition's end came last.
+    fn serve(
+        &mut self,
+        queue: &FetchQueue,
+        topic: &str,
+        max: usize,
+        operator: &mut impl Operator,
+        now: Instant,
+        out: &mut Output,
+    ) -> Serving {
+        queue.serve(topic, max, &mut |served| match served {
+            Served::Record(message) => self.take(&message, operator, now, out),
+            Served::End => {}
+            Served::Error(error) => tracing::warn!(%error, "consumer error"),
+        })
     }
 
     /// Forgets a partition this host no longer owns; its new owner finds any record at fault
@@ -132,10 +162,33 @@ impl Intake {
 /// One input partition's own queue of fetched records.
 struct InputQueue {
     partition: i32,
-    queue: PartitionQueue<Assignments>,
+    /// Read through this handle; before `_split`, which holds the consumer, so dropped first.
+    fetch: FetchQueue,
+    /// Keeps the partition apart from the consumer's queue, with its arrival callback.
+    _split: PartitionQueue<Assignments>,
     assigned: bool,
     /// Reached the partition's end offset, and nothing arrived since.
     at_end: bool,
+}
+
+impl InputQueue {
+    /// Takes `partition` out of the consumer's queue into its own, watched by `arrivals`.
+    fn split(
+        consumer: &Arc<AppConsumer>,
+        input: &str,
+        partition: i32,
+        arrivals: &Arrivals,
+    ) -> Option<Self> {
+        let mut queue = consumer.split_partition_queue(input, partition)?;
+        arrivals.watch(&mut queue);
+        Some(Self {
+            partition,
+            fetch: FetchQueue::of(consumer, input, partition)?,
+            _split: queue,
+            assigned: false,
+            at_end: false,
+        })
+    }
 }
 
 /// How one fill of a batch ended.
@@ -174,17 +227,7 @@ impl PartitionReader {
             .ok_or_else(|| format!("cannot read the partitions of {input}"))?;
         let arrivals = Arrivals::default();
         let queues = (0..partitions as i32)
-            .filter_map(|p| {
-                consumer.split_partition_queue(input, p).map(|mut queue| {
-                    arrivals.watch(&mut queue);
-                    InputQueue {
-                        partition: p,
-                        queue,
-                        assigned: false,
-                        at_end: false,
-                    }
-                })
-            })
+            .filter_map(|p| InputQueue::split(&consumer, input, p, &arrivals))
             .collect();
         consumer
             .subscribe(&[input])
@@ -218,6 +261,7 @@ impl PartitionReader {
         let mut taken = 0;
         let Self {
             consumer,
+            input,
             queues,
             arrivals,
             intake,
@@ -227,7 +271,7 @@ impl PartitionReader {
             while taken < max {
                 match consumer.poll(Duration::ZERO) {
                     Some(Ok(message)) => {
-                        intake.take(&message, operator, now, out);
+                        intake.take_borrowed(&message, operator, now, out);
                         taken += 1;
                     }
                     Some(Err(KafkaError::PartitionEOF(_))) => {}
@@ -245,10 +289,10 @@ impl PartitionReader {
             // A partition that reached its end may have new records: take one to refresh its
             // clock, so that a stale clock neither holds the watermark back nor starves it.
             for q in queues.iter_mut().filter(|q| q.assigned && q.at_end) {
-                if let Some(Ok(message)) = q.queue.poll(Duration::ZERO) {
-                    q.at_end = false;
-                    intake.take(&message, operator, now, out);
-                    taken += 1;
+                let served = intake.serve(&q.fetch, input, 1, operator, now, out);
+                if served.records > 0 {
+                    q.at_end = served.at_end;
+                    taken += served.records;
                 }
             }
             // The slowest partition this host owns that has not reached its end. When its
@@ -268,27 +312,12 @@ impl PartitionReader {
                 arrivals.wait(idle_until - at);
                 continue;
             };
-            let mut waiting = false;
-            for _ in 0..CHUNK.min(max - taken) {
-                match queues[i].queue.poll(Duration::ZERO) {
-                    Some(Ok(message)) => {
-                        intake.take(&message, operator, now, out);
-                        taken += 1;
-                    }
-                    Some(Err(KafkaError::PartitionEOF(_))) => {
-                        queues[i].at_end = true;
-                        break;
-                    }
-                    Some(Err(error)) => {
-                        tracing::warn!(%error, "consumer error");
-                        break;
-                    }
-                    None => {
-                        waiting = true;
-                        break;
-                    }
-                }
-            }
+            let q = &mut queues[i];
+            let want = CHUNK.min(max - taken);
+            let served = intake.serve(&q.fetch, input, want, operator, now, out);
+            taken += served.records;
+            q.at_end = served.at_end;
+            let waiting = served.records < want && !q.at_end;
             if waiting {
                 let at = Instant::now();
                 if taken > 0 || at >= deadline {
@@ -313,7 +342,7 @@ impl PartitionReader {
         // Partitions never split into their own queue deliver here; they are held like the rest.
         while let Some(polled) = self.consumer.poll(Duration::ZERO) {
             if let Ok(message) = polled {
-                self.intake.take(&message, operator, now, out);
+                self.intake.take_borrowed(&message, operator, now, out);
                 taken += 1;
             }
         }
@@ -331,15 +360,11 @@ impl PartitionReader {
                 q.at_end = false;
             }
             None => {
-                if let Some(mut queue) = self.consumer.split_partition_queue(&self.input, partition)
+                if let Some(mut queue) =
+                    InputQueue::split(&self.consumer, &self.input, partition, &self.arrivals)
                 {
-                    self.arrivals.watch(&mut queue);
-                    self.queues.push(InputQueue {
-                        partition,
-                        queue,
-                        assigned: true,
-                        at_end: false,
-                    });
+                    queue.assigned = true;
+                    self.queues.push(queue);
                 }
             }
         }
