@@ -49,7 +49,7 @@ bench: build
     scripts/with-services.sh scripts/bench-e2e.sh 300000
     scripts/bench-auth.sh 200000
     scripts/with-services.sh cargo run --release -q -p mysimbdp-tests --bin bench-cassandra 100000 3
-    scripts/with-services.sh cargo run --release -q -p mysimbdp-tests --bin bench-tenants
+    BENCH_TENANTS_JSON=bench/tenants.json scripts/with-services.sh cargo run --release -q -p mysimbdp-tests --bin bench-tenants
     scripts/with-services.sh scripts/bench-checkpoint.sh 200000
     scripts/with-services.sh cargo run --release -q -p mysimbdp-tests --bin bench-neighbour
     scripts/with-services.sh cargo run --release -q -p mysimbdp-tests --bin bench-delivery

@@ -96,15 +96,20 @@ def engine_rate(engine, samples, batches):
             "peak": max(rates, default=None)}
 
 
-def processing_window(engine, samples, times, batches, rows):
+def processing_window(engine, samples, times, batches, rows, status=None):
     """From when the engine started on the input to when all of it was in Cassandra. Spark:
     the start of its first micro-batch with data to the end of the one that reached the last
     record (JVM start and jar resolution left out). mysimbdp: the last sample before it had
-    processed anything (its monitor starts with its launch) to the end of its drain, which
-    also closes and writes every window."""
+    processed anything to the end of its drain, which also closes and writes every window.
+    When it went is its own clock's `first_record_ms` (the first batch it read), like Spark's
+    micro-batch times; without it, the last monitor sample before it had processed anything
+    (up to one sampling interval early)."""
     if engine == "spark":
         done = next((b for b in _running(batches) if b[0] >= rows), None)
         return batches[0]["start"], (done[1]["end"] if done else batches[-1]["end"])
+    first = (status or {}).get("first_record_ms")
+    if first:
+        return first / 1000, times["drained"]
     zero = [s["t"] for s in samples if not s.get("processed") and s["t"] < times["drained"]]
     start = zero[-1] if zero else times["launched"]
     return start, times["drained"]
@@ -172,7 +177,8 @@ def throughput(run, engine, rows, folder="thr"):
     times = read_json(d / "times.json", {})
     summary = read_json(d / "summary.json")
     batches = spark_batches(read_lines(d / "progress.jsonl"))
-    start, end = processing_window(engine, samples, times, batches, rows)
+    status = read_json(d / "status.json")
+    start, end = processing_window(engine, samples, times, batches, rows, status)
     done = summary["finished_at"] if summary else times["drained"]
     cpu_window = at(samples, end, "cpu_s") - at(samples, start, "cpu_s")
     cpu_total = samples[-1]["cpu_s"] if samples else None
@@ -190,7 +196,7 @@ def throughput(run, engine, rows, folder="thr"):
         "warm": warm_throughput(batches, end),
         "cores": cores_used(samples, start, end, cpu_window),
         "spark_batch": batch_breakdown(read_lines(d / "progress.jsonl")),
-        "status": read_json(d / "status.json"),
+        "status": status,
         "batches": len(batches),
         "mean_batch_s": sum(b["duration"] for b in batches) / len(batches) if batches else None,
         "series": series(samples, start),

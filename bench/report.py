@@ -12,6 +12,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+import tenants_section  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 COLORS = {"mysimbdp": "tab:blue", "spark": "tab:orange"}
 NAMES = {"mysimbdp": "mysimbdp", "spark": "Spark 3.5.7"}
@@ -376,12 +378,13 @@ def headline(results):
     return "\n".join(out)
 
 
-def render(results, figures):
-    """The whole report as markdown."""
+def render(results, figures, tenants=None):
+    """The whole report as markdown; `tenants` is bench-tenants' JSON, when there is one."""
     meta, thr, lat = results["meta"], results["throughput"], results["latency"]
     template = (HERE / "report_template.md").read_text()
     return template.format(
         date=meta["date"], run_id=meta["id"], rows=f"{meta['rows']:,}",
+        days=f"{max(3, meta['rows'] * 730 // 300_000):,}",
         rates=", ".join(f"{r:,}" for r in meta["rates"]), seconds=f"{meta['seconds']:.0f}",
         cores=meta["cores"], mem=meta["mem_gib"], cpu=meta["cpu_model"], java=meta["java"],
         git=meta["git"], load=", ".join(f"{x:.1f}" for x in meta["load_at_start"]),
@@ -399,6 +402,9 @@ def render(results, figures):
         other_load=other_load(thr, lat, results.get("throughput_runs")), headline=headline(results), correctness=correctness_text(results["correctness"]),
         latency_table=latency_table(lat), latency_ratios=latency_ratios(lat),
         figures=figures,
+        tenants_section=(tenants_section.render(tenants, figures) if tenants else
+                         "_No `bench/tenants.json`: run `bench-tenants` with "
+                         "`BENCH_TENANTS_JSON=bench/tenants.json`._"),
     )
 
 
@@ -414,7 +420,12 @@ def main():
         plot_latency(results["latency"], figures / "latency.png")
         plot_lag(results["latency"], figures / "lag.png")
         plot_cpu(results["latency"], results["throughput"], figures / "cpu.png")
-    (HERE / "report.md").write_text(render(results, "figures"))
+    tenants_file = HERE / "tenants.json"
+    tenants = json.loads(tenants_file.read_text()) if tenants_file.exists() else None
+    if tenants:
+        tenants_section.plot_idle(tenants, figures / "tenants-idle.png")
+        tenants_section.plot_busy(tenants, figures / "tenants-busy.png")
+    (HERE / "report.md").write_text(render(results, "figures", tenants))
     print(f"report: wrote {HERE / 'report.md'} and {figures}/*.png")
 
 

@@ -102,6 +102,9 @@ pub struct AppMetrics {
     pub max_event_ms: AtomicI64,
     /// Wall clock of the last committed checkpoint, in ms since the epoch (0: none yet).
     pub last_checkpoint_ms: AtomicI64,
+    /// Wall clock when the app first read records since the platform started, in ms since the
+    /// epoch (0: not yet): how long a backlog took is timed on the platform's own clock.
+    pub first_record_ms: AtomicI64,
     /// Records per second over the last second, as f64 bits.
     pub input_rate: AtomicU64,
     pub process_rate: AtomicU64,

@@ -203,6 +203,7 @@ pub fn describe(handle: &AppHandle) -> Value {
         "now_ms": super::recent::now_ms(),
         "max_event_ms": nonzero(m.max_event_ms.load(Relaxed)),
         "last_checkpoint_ms": nonzero(m.last_checkpoint_ms.load(Relaxed)),
+        "first_record_ms": nonzero(m.first_record_ms.load(Relaxed)),
         "input_rate": f64::from_bits(m.input_rate.load(Relaxed)),
         "process_rate": f64::from_bits(m.process_rate.load(Relaxed)),
         "sink_errors": get(&m.sink_errors),

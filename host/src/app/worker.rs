@@ -427,6 +427,10 @@ impl Worker {
         };
         if filled.taken > 0 {
             let started = Instant::now();
+            let first = &self.r.handle.metrics.first_record_ms;
+            if first.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+                first.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+            }
             self.flush_batch(out)?;
             self.busy += started.elapsed();
         } else if paused {

@@ -5,7 +5,10 @@
 //! × 5 apps (reviews-daily, reviews-lenient, reviews-sessions, ticks-epoch, and the hostile app
 //! doing nothing), every app on its own topic. Run with `just bench` or
 //! `cargo run --release -p mysimbdp-tests --bin bench-tenants [REVIEWS_PER_TENANT]` (needs Kafka
-//! and Cassandra); prints one table per measure.
+//! and Cassandra); prints one table per measure, and with `BENCH_TENANTS_JSON=FILE` writes them
+//! to FILE, which `bench/report.py` turns into the many-tenants section and plots of
+//! `bench/report.md`. 10 × 1 and 25 × 1 are measured idle too, for the curve of cost against
+//! the number of apps.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -283,6 +286,15 @@ fn clean_up(prefix: &str) -> Result<()> {
     Ok(())
 }
 
+/// A command's output, trimmed; empty when it fails (a figure's label, not a figure).
+fn run_command_text(program: &str, args: &[&str]) -> String {
+    std::process::Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
 fn main() -> Result<()> {
     Services::check()?;
     let reviews: u32 = std::env::args()
@@ -294,6 +306,16 @@ fn main() -> Result<()> {
         Layout {
             name: "1x1",
             tenants: 1,
+            apps: 1,
+        },
+        Layout {
+            name: "10x1",
+            tenants: 10,
+            apps: 1,
+        },
+        Layout {
+            name: "25x1",
+            tenants: 25,
             apps: 1,
         },
         Layout {
@@ -311,8 +333,14 @@ fn main() -> Result<()> {
     println!("|---|---|---|---|---|---|---|");
     let mut base = None;
     let mut rows = Vec::new();
+    let mut idle_json = Vec::new();
     for layout in &layouts {
         let (startup, s, cores, restart) = idle(layout)?;
+        idle_json.push(serde_json::json!({
+            "tenants": layout.tenants, "apps_per_tenant": layout.apps,
+            "startup_s": startup, "restart_s": restart, "rss_mib": s.rss_kib as f64 / 1024.0,
+            "threads": s.threads, "sockets": s.sockets, "idle_cores": cores,
+        }));
         println!(
             "| {} × {} | {startup:.1} | {restart:.1} | {:.1} | {} | {} | {cores:.3} |",
             layout.tenants,
@@ -362,5 +390,20 @@ fn main() -> Result<()> {
         peak.threads,
         peak.sockets
     );
+    if let Some(path) = std::env::var_os("BENCH_TENANTS_JSON") {
+        let json = serde_json::json!({
+            "date": run_command_text("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
+            "git": run_command_text("git", &["rev-parse", "--short", "HEAD"]),
+            "reviews_per_tenant": reviews,
+            "idle": idle_json,
+            "busy": {
+                "tenants": tenants, "seconds_per_tenant": times, "total_s": total,
+                "all_started_s": all_started, "peak_rss_mib": peak.rss_kib as f64 / 1024.0,
+                "peak_threads": peak.threads, "peak_sockets": peak.sockets,
+            },
+        });
+        std::fs::write(&path, serde_json::to_string_pretty(&json)?)
+            .with_context(|| format!("writing {}", PathBuf::from(&path).display()))?;
+    }
     Ok(())
 }
