@@ -4,9 +4,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -19,10 +17,8 @@ use super::instance::AppInstance;
 use super::instance::Pre;
 use super::sandbox::{self, Budget, StderrTail};
 use super::spec::{AppSpec, SpecLimits};
+use super::ticker::{Ticker, TICK};
 use super::PluginError;
-
-/// How often the epoch advances: the granularity of call deadlines.
-const TICK: Duration = Duration::from_millis(10);
 
 /// What one app instance may use.
 #[derive(Debug, Clone)]
@@ -90,44 +86,6 @@ impl wasmtime_wasi::HostMonotonicClock for StoppedClock {
     }
 }
 
-/// The thread that advances the engine's epoch, so that call deadlines fire. It runs while
-/// the engine or any app compiled by it is alive.
-struct Ticker {
-    thread: Option<JoinHandle<()>>,
-    stop: Arc<AtomicBool>,
-}
-
-impl Ticker {
-    fn start(engine: &Engine) -> std::io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let engine = engine.clone();
-            let stop = stop.clone();
-            std::thread::Builder::new()
-                .name("mysimbdp-epoch".into())
-                .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(TICK);
-                        engine.increment_epoch();
-                    }
-                })?
-        };
-        Ok(Self {
-            thread: Some(thread),
-            stop,
-        })
-    }
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 /// An app compiled, linked against the contract and described: all a load needs.
 type Known = (Pre, Arc<AppSpec>);
 
@@ -154,7 +112,7 @@ pub struct CompiledApp {
     /// Whether the compiled code came from the engine's cache.
     pub from_cache: bool,
     pub(super) limits: Limits,
-    _ticker: Arc<Ticker>,
+    pub(super) ticker: Arc<Ticker>,
 }
 
 impl PluginEngine {
@@ -234,7 +192,7 @@ impl PluginEngine {
             digest: digest.iter().map(|b| format!("{b:02x}")).collect(),
             from_cache,
             limits,
-            _ticker: self.ticker.clone(),
+            ticker: self.ticker.clone(),
         })
     }
 }
@@ -276,12 +234,13 @@ impl PluginEngine {
             path: shown.to_owned(),
             reason,
         })?;
-        let mut probe = AppInstance::start(&self.engine, &pre, limits).map_err(|e| {
-            PluginError::CannotStart {
-                path: shown.to_owned(),
-                reason: e.to_string(),
-            }
-        })?;
+        let mut probe =
+            AppInstance::start(&self.engine, &self.ticker, &pre, limits).map_err(|e| {
+                PluginError::CannotStart {
+                    path: shown.to_owned(),
+                    reason: e.to_string(),
+                }
+            })?;
         let bad = |reason: String| PluginError::BadDescription {
             path: shown.to_owned(),
             reason,
@@ -302,7 +261,7 @@ impl CompiledApp {
 
     /// A fresh instance with empty state.
     pub fn instantiate(&self) -> Result<AppInstance, PluginError> {
-        AppInstance::start(&self.engine, &self.pre, &self.limits)
+        AppInstance::start(&self.engine, &self.ticker, &self.pre, &self.limits)
     }
 }
 

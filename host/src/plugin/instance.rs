@@ -1,12 +1,14 @@
 //! One running instance of an app: a Store, the app's exports, and every call made with a
 //! deadline and its errors put in words.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use wasmtime::{Engine, Store, Trap};
 
 use super::engine::{new_store, ticks, GuestState, Limits};
 use super::manifest::{self, Manifest};
+use super::ticker::Ticker;
 use super::{since_v0_1, since_v0_2, Batch, Column, PluginError, States};
 
 /// The calls every contract version makes, on the host's own types.
@@ -128,12 +130,20 @@ pub struct AppInstance {
     app: Exports,
     limits: Limits,
     poisoned: Option<String>,
+    /// Advances the epoch while this instance runs a call.
+    ticker: Arc<Ticker>,
 }
 
 impl AppInstance {
-    pub(super) fn start(engine: &Engine, pre: &Pre, limits: &Limits) -> Result<Self, PluginError> {
+    pub(super) fn start(
+        engine: &Engine,
+        ticker: &Arc<Ticker>,
+        pre: &Pre,
+        limits: &Limits,
+    ) -> Result<Self, PluginError> {
         let mut store = new_store(engine, limits);
         store.set_epoch_deadline(ticks(limits.call_deadline));
+        let calling = ticker.call();
         let app = match pre {
             Pre::V0_1(pre) => pre.instantiate(&mut store).map(Exports::V0_1),
             Pre::V0_2(pre) => pre.instantiate(&mut store).map(Exports::V0_2),
@@ -142,11 +152,13 @@ impl AppInstance {
             call: "instantiate",
             reason: with_stderr(trap_reason(&e), &store),
         })?;
+        drop(calling);
         Ok(Self {
             store,
             app,
             limits: limits.clone(),
             poisoned: None,
+            ticker: ticker.clone(),
         })
     }
 
@@ -181,7 +193,9 @@ impl AppInstance {
         // Only this call's output explains this call's trap.
         self.store.data().stderr.take();
         let started = Instant::now();
+        let calling = self.ticker.call();
         let result = f(&self.app, &mut self.store);
+        drop(calling);
         result.map_err(|e| {
             let error = match e.downcast_ref::<Trap>() {
                 Some(Trap::Interrupt) => PluginError::Deadline {

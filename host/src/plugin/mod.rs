@@ -36,6 +36,7 @@ mod sandbox;
 mod since_v0_1;
 mod since_v0_2;
 mod spec;
+mod ticker;
 
 pub use disk_cache::DiskCache;
 pub use engine::{CompiledApp, Limits, PluginEngine};
