@@ -348,6 +348,19 @@ def headline(results):
             f"({eng(b, 'machine_us_per_record') / eng(a, 'machine_us_per_record'):.1f}× less), of which "
             f"Cassandra {eng(a, 'cassandra_us_per_record'):.1f} µs against "
             f"{eng(b, 'cassandra_us_per_record'):.1f} µs.")
+        cores = results["meta"].get("cores") or 2
+        machine = eng(a, "machine_us_per_record")
+        cassandra = eng(a, "cassandra_us_per_record")
+        ceiling = cores / machine * 1e6
+        alone = cores / cassandra * 1e6
+        out.append(
+            f"- **The machine's ceiling** at these costs: {cores} cores carry at most "
+            f"{ceiling:,.0f} records/s for the engine, Kafka and Cassandra together "
+            f"({ceiling / warm:.1f}× warm Spark); mysimbdp reached {100 * ours / ceiling:.0f}% of "
+            f"it. Cassandra's own {cassandra:.1f} µs a record would allow {alone:,.0f} records/s "
+            f"({alone / warm:.1f}× warm Spark) only if the engine and Kafka cost nothing. "
+            f"`bench-cassandra` measures Cassandra alone with our own writer (see "
+            f"`bench/write-path.md`).")
     if "mysimbdp" in thr and "spark" in thr:
         a, b = thr["mysimbdp"], thr["spark"]
         out.append(
