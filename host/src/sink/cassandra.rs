@@ -388,21 +388,19 @@ impl SerializeRow for RowValues<'_> {
         } = *self;
         let columns = ctx.columns();
         let outputs = &emitted.outputs.columns;
-        if columns.len() != outputs.len() + 6 {
-            return Err(SerializationError::new(ColumnCount {
+        let mismatch = || {
+            SerializationError::new(ColumnCount {
                 columns: columns.len(),
                 values: outputs.len() + 6,
-            }));
+            })
+        };
+        if columns.len() != outputs.len() + 6 {
+            return Err(mismatch());
         }
         let (key, window) = &emitted.windows[row];
         let mut types = columns.iter().map(|c| c.typ());
         let mut put = |value: &dyn SerializeValue| -> Result<(), SerializationError> {
-            let typ = types.next().ok_or_else(|| {
-                SerializationError::new(ColumnCount {
-                    columns: columns.len(),
-                    values: outputs.len() + 6,
-                })
-            })?;
+            let typ = types.next().ok_or_else(mismatch)?;
             value.serialize(typ, writer.make_cell_writer()).map(|_| ())
         };
         put(&key.as_str())?;

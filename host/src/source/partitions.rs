@@ -179,11 +179,13 @@ impl InputQueue {
         partition: i32,
         arrivals: &Arrivals,
     ) -> Option<Self> {
+        // The handle first: a partition split off without one would be read by nobody.
+        let fetch = FetchQueue::of(consumer, input, partition)?;
         let mut queue = consumer.split_partition_queue(input, partition)?;
         arrivals.watch(&mut queue);
         Some(Self {
             partition,
-            fetch: FetchQueue::of(consumer, input, partition)?,
+            fetch,
             _split: queue,
             assigned: false,
             at_end: false,
