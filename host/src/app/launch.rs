@@ -317,7 +317,7 @@ struct Launching<'a> {
 impl<'a> Launching<'a> {
     /// `None` when the same app is starting already.
     fn begin(set: &'a Mutex<HashSet<(String, String)>>, key: &(String, String)) -> Option<Self> {
-        let mut starting = set.lock().ok()?;
+        let mut starting = set.lock().unwrap_or_else(|p| p.into_inner());
         starting.insert(key.clone()).then(|| Self {
             set,
             key: key.clone(),
@@ -327,8 +327,7 @@ impl<'a> Launching<'a> {
 
 impl Drop for Launching<'_> {
     fn drop(&mut self) {
-        if let Ok(mut starting) = self.set.lock() {
-            starting.remove(&self.key);
-        }
+        let mut starting = self.set.lock().unwrap_or_else(|p| p.into_inner());
+        starting.remove(&self.key);
     }
 }

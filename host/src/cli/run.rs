@@ -201,10 +201,11 @@ fn launch_all(
     launcher: &Launcher,
     loaded: Vec<(AppEntry, CompiledApp, Option<EnrichManifest>)>,
 ) -> anyhow::Result<()> {
+    let launchers = loaded.len().min(LAUNCHES_AT_ONCE);
     let queue = std::sync::Mutex::new(loaded.into_iter());
     let failed = std::sync::Mutex::new(None);
     std::thread::scope(|scope| {
-        for _ in 0..LAUNCHES_AT_ONCE {
+        for _ in 0..launchers {
             scope.spawn(|| loop {
                 let next = queue.lock().ok().and_then(|mut apps| apps.next());
                 let Some((entry, compiled, manifest)) = next else {

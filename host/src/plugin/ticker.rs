@@ -11,42 +11,50 @@ use wasmtime::Engine;
 /// How often the epoch advances while a call runs: the granularity of call deadlines.
 pub(super) const TICK: Duration = Duration::from_millis(10);
 
-/// Calls running now, and whether the ticker should end.
+/// What the ticker thread waits on.
 #[derive(Default)]
-struct Running {
-    state: Mutex<(usize, bool)>,
+struct State {
+    /// Plugin calls running now, on any thread.
+    calls: usize,
+    /// The engine is gone: the thread ends.
+    stopping: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
     changed: Condvar,
 }
 
-impl Running {
-    fn lock(&self) -> MutexGuard<'_, (usize, bool)> {
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 pub(super) struct Ticker {
     thread: Option<JoinHandle<()>>,
-    running: Arc<Running>,
+    shared: Arc<Shared>,
 }
 
 impl Ticker {
     pub(super) fn start(engine: &Engine) -> std::io::Result<Self> {
-        let running = Arc::new(Running::default());
+        let shared = Arc::new(Shared::default());
         let thread = {
             let engine = engine.clone();
-            let running = running.clone();
+            let shared = shared.clone();
             std::thread::Builder::new()
                 .name("mysimbdp-epoch".into())
                 .spawn(move || loop {
                     {
-                        let mut state = running.lock();
-                        while state.0 == 0 && !state.1 {
-                            state = running
+                        let mut state = shared.lock();
+                        while state.calls == 0 && !state.stopping {
+                            state = shared
                                 .changed
                                 .wait(state)
                                 .unwrap_or_else(|p| p.into_inner());
                         }
-                        if state.1 {
+                        if state.stopping {
                             return;
                         }
                     }
@@ -56,35 +64,35 @@ impl Ticker {
         };
         Ok(Self {
             thread: Some(thread),
-            running,
+            shared,
         })
     }
 
     /// Marks a call as running until the guard is dropped: the epoch advances meanwhile.
-    pub(super) fn call(self: &Arc<Self>) -> Calling {
-        let mut state = self.running.lock();
-        state.0 += 1;
-        if state.0 == 1 {
-            self.running.changed.notify_one();
+    pub(super) fn call(&self) -> Calling<'_> {
+        let mut state = self.shared.lock();
+        state.calls += 1;
+        if state.calls == 1 {
+            self.shared.changed.notify_one();
         }
-        Calling(self.clone())
+        Calling(self)
     }
 }
 
 /// A plugin call in progress (see `Ticker::call`).
-pub(super) struct Calling(Arc<Ticker>);
+pub(super) struct Calling<'a>(&'a Ticker);
 
-impl Drop for Calling {
+impl Drop for Calling<'_> {
     fn drop(&mut self) {
-        let mut state = self.0.running.lock();
-        state.0 = state.0.saturating_sub(1);
+        let mut state = self.0.shared.lock();
+        state.calls = state.calls.saturating_sub(1);
     }
 }
 
 impl Drop for Ticker {
     fn drop(&mut self) {
-        self.running.lock().1 = true;
-        self.running.changed.notify_one();
+        self.shared.lock().stopping = true;
+        self.shared.changed.notify_one();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
