@@ -1,8 +1,13 @@
 """The many-tenants section of bench/report.md, from `bench-tenants`'s bench/tenants.json: what an
-idle app costs as the number of apps grows, start-up, and how evenly 50 busy tenants are served
-(the report's Part 3, question 4). Used by report.py."""
+idle app costs as the number of apps grows, where an idle host's CPU goes, start-up, and how evenly
+50 busy tenants are served (the report's Part 3, question 4). Every measure is over
+`BENCH_RUNS` runs: tables give the median, and min–max where it matters. Used by report.py."""
+
+import statistics
 
 import matplotlib.pyplot as plt
+
+MEASURES = ("startup_s", "restart_s", "rss_mib", "threads", "sockets", "idle_cores")
 
 
 def _layout(row):
@@ -13,8 +18,25 @@ def _apps(row):
     return row["tenants"] * row["apps_per_tenant"]
 
 
+def _median(values):
+    return statistics.median_low(values) if values else 0.0
+
+
+def _of(row, key):
+    """One measure of an idle layout over its runs."""
+    return [run[key] for run in row["runs"]]
+
+
+def _med(row, key):
+    return _median(_of(row, key))
+
+
+def _range(values, digits):
+    return f"{min(values):.{digits}f}–{max(values):.{digits}f}"
+
+
 def plot_idle(tenants, path):
-    """Resident memory, threads and start-up against the number of idle apps."""
+    """Resident memory, threads and start-up against the number of idle apps (medians)."""
     idle = sorted(tenants["idle"], key=_apps)
     one_app = [r for r in idle if r["apps_per_tenant"] == 1]
     five = [r for r in idle if r["apps_per_tenant"] > 1]
@@ -22,14 +44,14 @@ def plot_idle(tenants, path):
     for ax, key, label in ((axes[0], "rss_mib", "resident MiB"),
                            (axes[1], "threads", "threads"),
                            (axes[2], "startup_s", "first start-up (s)")):
-        ax.plot([_apps(r) for r in one_app], [r[key] for r in one_app], "o-",
+        ax.plot([_apps(r) for r in one_app], [_med(r, key) for r in one_app], "o-",
                 label="tenants × 1 app")
         if five:
-            ax.plot([_apps(r) for r in five], [r[key] for r in five], "s",
+            ax.plot([_apps(r) for r in five], [_med(r, key) for r in five], "s",
                     label="10 tenants × 5 apps")
         if key == "startup_s":
-            ax.plot([_apps(r) for r in one_app], [r["restart_s"] for r in one_app], "o--",
-                    label="restart")
+            ax.plot([_apps(r) for r in one_app], [_med(r, "restart_s") for r in one_app],
+                    "o--", label="restart")
         ax.set_xlabel("idle apps on the host")
         ax.set_ylabel(label)
         ax.set_ylim(bottom=0)
@@ -41,9 +63,15 @@ def plot_idle(tenants, path):
     plt.close(fig)
 
 
+def _median_busy(tenants):
+    """The busy run whose slowest tenant is the median of the runs'."""
+    runs = sorted(tenants["busy"], key=lambda b: max(b["seconds_per_tenant"]))
+    return runs[(len(runs) - 1) // 2]
+
+
 def plot_busy(tenants, path):
-    """Each busy tenant's time from the platform's launch to drained, sorted."""
-    busy = tenants["busy"]
+    """Each busy tenant's time from the platform's launch to drained, sorted (the median run)."""
+    busy = _median_busy(tenants)
     times = sorted(busy["seconds_per_tenant"])
     fig, ax = plt.subplots(figsize=(7, 3.2))
     ax.bar(range(1, len(times) + 1), times, color="tab:blue")
@@ -59,52 +87,106 @@ def plot_busy(tenants, path):
     plt.close(fig)
 
 
-def render(tenants, figures):
-    """The section's markdown."""
-    idle = sorted(tenants["idle"], key=lambda r: (_apps(r), r["apps_per_tenant"]))
+def _idle_table(idle):
     base = next((r for r in idle if _apps(r) == 1), None)
     lines = [
         "| tenants × apps | first start-up (s) | restart (s) | resident MiB | threads | sockets "
-        "| idle CPU (cores) | per app beyond the first: MiB / threads / sockets / % of a core |",
+        "| idle CPU (cores), median (min–max) | per app beyond the first: MiB / threads / "
+        "sockets / % of a core |",
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in idle:
         per = "–"
         if base and _apps(r) > 1:
             n = _apps(r) - 1
-            per = (f"{(r['rss_mib'] - base['rss_mib']) / n:.2f} / "
-                   f"{(r['threads'] - base['threads']) / n:.1f} / "
-                   f"{(r['sockets'] - base['sockets']) / n:.1f} / "
-                   f"{100 * (r['idle_cores'] - base['idle_cores']) / n:.3f}")
-        lines.append(f"| {_layout(r)} | {r['startup_s']:.1f} | {r['restart_s']:.1f} | "
-                     f"{r['rss_mib']:.1f} | {r['threads']} | {r['sockets']} | "
-                     f"{r['idle_cores']:.3f} | {per} |")
-    busy = tenants["busy"]
+            per = (f"{(_med(r, 'rss_mib') - _med(base, 'rss_mib')) / n:.2f} / "
+                   f"{(_med(r, 'threads') - _med(base, 'threads')) / n:.1f} / "
+                   f"{(_med(r, 'sockets') - _med(base, 'sockets')) / n:.1f} / "
+                   f"{100 * (_med(r, 'idle_cores') - _med(base, 'idle_cores')) / n:.4f}")
+        cores = _of(r, "idle_cores")
+        lines.append(f"| {_layout(r)} | {_med(r, 'startup_s'):.1f} | {_med(r, 'restart_s'):.1f} | "
+                     f"{_med(r, 'rss_mib'):.1f} | {_med(r, 'threads'):.0f} | "
+                     f"{_med(r, 'sockets'):.0f} | {_median(cores):.4f} ({_range(cores, 4)}) | "
+                     f"{per} |")
+    return lines
+
+
+def _threads_table(idle):
+    """Where the largest one-app-per-tenant layout's idle CPU goes, per app."""
+    one_app = [r for r in idle if r["apps_per_tenant"] == 1 and _apps(r) > 1]
+    if not one_app or "by_thread" not in one_app[-1]["runs"][0]:
+        return None, []
+    row = one_app[-1]
+    apps = _apps(row)
+    kinds = sorted({k for run in row["runs"] for k in run["by_thread"]})
+    lines = [
+        "| thread | % of a core per app | times on a core per app per second |",
+        "|---|---:|---:|",
+    ]
+    for kind in kinds:
+        used = [run["by_thread"].get(kind, {}).get("cores", 0.0) for run in row["runs"]]
+        woken = [run["by_thread"].get(kind, {}).get("woken_per_s", 0.0) for run in row["runs"]]
+        if _median(used) * 100 / apps < 0.00005 and _median(woken) / apps < 0.005:
+            continue
+        lines.append(f"| {kind} | {100 * _median(used) / apps:.4f} | "
+                     f"{_median(woken) / apps:.2f} |")
+    return row, lines
+
+
+def render(tenants, figures):
+    """The section's markdown."""
+    idle = sorted(tenants["idle"], key=lambda r: (_apps(r), r["apps_per_tenant"]))
+    runs = tenants.get("runs", 1)
+    window = tenants.get("idle_window_s", 20)
+    busy_runs = tenants["busy"]
+    busy = _median_busy(tenants)
     times = sorted(busy["seconds_per_tenant"])
-    median = times[len(times) // 2]
+    median = _median(times)
+    shares = [100 * _median(b["seconds_per_tenant"]) / max(b["seconds_per_tenant"])
+              for b in busy_runs]
     total_records = busy["tenants"] * tenants["reviews_per_tenant"]
     after_start = busy["total_s"] - busy["all_started_s"]
+    thread_row, thread_lines = _threads_table(idle)
     text = [
         f"_From `bench-tenants` (run {tenants.get('date', '?')}, mysimbdp at "
-        f"{tenants.get('git', '?')}; `BENCH_TENANTS_JSON=bench/tenants.json cargo run --release "
-        f"-p mysimbdp-tests --bin bench-tenants`), one run, on the same machine and services._",
+        f"{tenants.get('git', '?')}; `BENCH_RUNS={runs} BENCH_TENANTS_JSON=bench/tenants.json "
+        f"cargo run --release -p mysimbdp-tests --bin bench-tenants`), {runs} runs, on the same "
+        f"machine and services; medians unless a range is given._",
         "",
         "Idle: every app on its own empty 4-partition topic, exactly-once; resident memory, "
-        "threads and sockets 5 s after every app answered, CPU over the next 20 s, then a "
-        "second start on the same config (keyspaces and tables exist).",
+        f"threads and sockets 5 s after every app answered, CPU over the next {window} s (the "
+        "process's ticks), then a second start on the same config (keyspaces and tables exist).",
         "",
-        *lines,
+        *_idle_table(idle),
         "",
+    ]
+    if thread_row:
+        text += [
+            f"Where an idle {_layout(thread_row)} host's CPU goes, per app (each thread's "
+            "`schedstat`, summed by kind):",
+            "",
+            *thread_lines,
+            "",
+            "An app's worker sleeps until records arrive, its consumer has an event, an operator "
+            "asks something, or one of its timers is due (an update, a partition going idle, a "
+            "checkpoint of what it read); it asks Kafka for the lag only while it is behind or "
+            "held. What remains is librdkafka's floor: each app has a consumer and a "
+            "transactional producer, and every librdkafka broker thread wakes at least once a "
+            "second (`rd_kafka_max_block_ms`, fixed in librdkafka), with the consumer's "
+            "long-poll fetch every 500 ms and each client's 1 s timers on `rdk:main`.",
+            "",
+        ]
+    text += [
         f"![idle apps](figures/tenants-idle.png)",
         "",
         f"Busy: {busy['tenants']} tenants with {tenants['reviews_per_tenant']:,} reviews each "
         f"({total_records:,} in all) already in Kafka, every app asked to drain as soon as it "
-        f"answers. Every app was started {busy['all_started_s']:.1f} s after the launch; all "
-        f"were drained {after_start:.1f} s later. Per tenant, launch to drained: fastest "
-        f"{times[0]:.1f} s, median {median:.1f} s, slowest {times[-1]:.1f} s: **the slowest "
-        f"tenant ran at {100 * median / times[-1]:.0f}% of the median one's rate**. Peak "
-        f"resident {busy['peak_rss_mib']:.0f} MiB, {busy['peak_threads']} threads, "
-        f"{busy['peak_sockets']} sockets.",
+        f"answers. **The slowest tenant ran at {_range(shares, 0)}% of the median one's rate** "
+        f"over the {len(busy_runs)} runs. In the median run (plotted), every app was started "
+        f"{busy['all_started_s']:.1f} s after the launch and all were drained {after_start:.1f} s "
+        f"later; per tenant, launch to drained: fastest {times[0]:.1f} s, median {median:.1f} s, "
+        f"slowest {times[-1]:.1f} s. Peak resident {busy['peak_rss_mib']:.0f} MiB, "
+        f"{busy['peak_threads']} threads, {busy['peak_sockets']} sockets.",
         "",
         f"![busy tenants](figures/tenants-busy.png)",
         "",

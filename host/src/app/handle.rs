@@ -10,6 +10,7 @@ use crate::admin::recent::Recent;
 use crate::checkpoint::Delivery;
 use crate::names::{StreamName, TenantId};
 use crate::plugin::CompiledApp;
+use crate::source::kafka::Wakeup;
 
 /// Where an app is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -120,6 +121,8 @@ pub struct AppHandle {
     pub metrics: Arc<AppMetrics>,
     pub status: Mutex<AppStatus>,
     pub control: Mutex<std::sync::mpsc::Sender<Control>>,
+    /// Ends the worker's idle sleep, so that a request is served at once.
+    pub wakeup: Wakeup,
     /// Latest results, dead letters and deploys, for the dashboard.
     pub recent: Arc<Recent>,
 }
@@ -157,10 +160,13 @@ impl AppHandle {
     }
 
     pub fn send(&self, control: Control) -> bool {
-        self.control
+        let sent = self
+            .control
             .lock()
             .map(|c| c.send(control).is_ok())
-            .unwrap_or(false)
+            .unwrap_or(false);
+        self.wakeup.wake();
+        sent
     }
 }
 

@@ -24,7 +24,7 @@ use crate::plugin::{CompiledApp, PluginError};
 use crate::sink::cassandra::{CassandraError, ResultsTable};
 use crate::sink::kafka::AppOutputs;
 use crate::sink::{Sinks, TableWriter};
-use crate::source::kafka::{consumer, ensure_topics, KafkaError};
+use crate::source::kafka::{consumer, ensure_topics, KafkaError, Wakeup};
 
 /// The running apps, by (tenant, app).
 pub type Apps = BTreeMap<(String, String), Arc<AppHandle>>;
@@ -180,6 +180,9 @@ impl Launcher {
                 stream.as_str()
             ),
         });
+        let mut consumer = consumer(&self.kafka, &topics.group, &self.instance)?;
+        let wakeup = Wakeup::default();
+        wakeup.watch_consumer(&mut consumer);
         let handle = Arc::new(AppHandle {
             tenant: tenant.clone(),
             app: spec.name.to_string(),
@@ -198,6 +201,7 @@ impl Launcher {
                 enrich: None,
             }),
             control: Mutex::new(control),
+            wakeup: wakeup.clone(),
             recent,
         });
         let processor = Processor::new(
@@ -215,7 +219,8 @@ impl Launcher {
         let runner = Runner {
             handle: handle.clone(),
             processor,
-            consumer: Arc::new(consumer(&self.kafka, &topics.group, &self.instance)?),
+            consumer: Arc::new(consumer),
+            wakeup,
             sinks: Sinks::new(
                 AppOutputs::new(
                     &self.kafka,

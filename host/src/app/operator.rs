@@ -24,6 +24,13 @@ pub trait Operator {
     /// partition first.
     fn clock(&self, partition: i32) -> EventTime;
 
+    /// How far ahead of the slowest partition's clock another partition may be read while the
+    /// slowest has nothing to read yet (in ms of event time): records that close are within
+    /// the app's tolerance of disorder and cannot make the slowest one's records late.
+    fn read_ahead_ms(&self) -> u64 {
+        0
+    }
+
     /// The batch boundary: everything pushed since the last one is processed.
     fn flush(&mut self, out: &mut Output) -> Result<(), PluginError>;
 

@@ -28,7 +28,7 @@ use crate::enrich::{EnrichManifest, Services};
 use crate::names::AppTopics;
 use crate::plugin::{CompiledApp, PluginError};
 use crate::sink::{Output, SinkError, Sinks};
-use crate::source::kafka::AppConsumer;
+use crate::source::kafka::{AppConsumer, Wakeup};
 use crate::source::{BatchRanges, Offsets, PartitionReader, ReadError};
 
 /// Tuning of the worker loop.
@@ -56,6 +56,8 @@ pub struct Runner {
     pub handle: Arc<AppHandle>,
     pub processor: Processor,
     pub consumer: Arc<AppConsumer>,
+    /// What ends the worker's idle sleep: the consumer's queues and the operator's requests.
+    pub wakeup: Wakeup,
     pub topics: AppTopics,
     pub sinks: Sinks,
     pub runtime: Handle,
@@ -119,6 +121,15 @@ impl From<ReadError> for StepError {
     }
 }
 
+/// The longest an idle worker sleeps: a safety net, every timer it knows of is earlier.
+const MAX_IDLE: Duration = Duration::from_secs(5);
+
+/// How often the input and processing rates are reported while they move.
+const RATE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often the lag is looked at while this host is behind or held.
+const LAG_INTERVAL: Duration = Duration::from_secs(2);
+
 pub(super) struct Worker {
     pub(super) r: Runner,
     pub(super) reader: PartitionReader,
@@ -127,7 +138,12 @@ pub(super) struct Worker {
     pub(super) rebuilds_since_checkpoint: u32,
     cpu: CpuBudget,
     last_assignment_check: Instant,
+    /// Whether the last look at the lag found this host caught up: the figure changes only
+    /// when records arrive, which wake the worker, so it need not look again until then.
+    settled: bool,
     last_rate: (Instant, u64, u64, Duration),
+    /// Whether the last rates reported were not zero: they are reported again a second later.
+    moving: bool,
     busy: Duration,
     pub(super) last_checkpoint: Instant,
     /// Offsets covered by the last checkpoint.
@@ -155,13 +171,17 @@ impl Runner {
         let span = tracing::info_span!("app", %tenant, %app);
         let _entered = span.enter();
         handle.update(|s| s.state = AppState::Running);
-        let result =
-            PartitionReader::open(self.consumer.clone(), &self.topics.input).and_then(|reader| {
-                let mut worker = Worker::new(self, reader);
-                let result = worker.run();
-                let flushed = worker.r.sinks.flush().map_err(|e| e.to_string());
-                result.and_then(|state| flushed.map(|()| state))
-            });
+        let result = PartitionReader::open(
+            self.consumer.clone(),
+            &self.topics.input,
+            self.wakeup.clone(),
+        )
+        .and_then(|reader| {
+            let mut worker = Worker::new(self, reader);
+            let result = worker.run();
+            let flushed = worker.r.sinks.flush().map_err(|e| e.to_string());
+            result.and_then(|state| flushed.map(|()| state))
+        });
         match result {
             Ok(state) => handle.update(|s| s.state = state),
             Err(error) => {
@@ -189,7 +209,9 @@ impl Worker {
             rebuilds_since_checkpoint: 0,
             cpu,
             last_assignment_check: Instant::now() - Duration::from_secs(10),
+            settled: false,
             last_rate: (Instant::now(), 0, 0, Duration::ZERO),
+            moving: false,
             busy: Duration::ZERO,
             last_checkpoint: Instant::now(),
             checkpointed: Offsets::default(),
@@ -361,6 +383,25 @@ impl Worker {
         self.last_checkpoint.elapsed() >= self.r.settings.checkpoint_interval
     }
 
+    /// How long the worker may sleep when nothing arrives: until its next timer (an update or
+    /// a watermark move, a checkpoint of what it read, the rates and lag it reports while they
+    /// move), at most `MAX_IDLE`. Records, rebalances and requests wake it earlier.
+    fn idle_wait(&self, now: Instant) -> Duration {
+        let settings = &self.r.settings;
+        if self.r.processor.queued() > 0 {
+            return settings.batch_wait;
+        }
+        let unsaved = self.reader.intake.next_offsets != self.checkpointed || self.uncommitted;
+        let timers = [
+            self.r.processor.next_due(now),
+            unsaved.then(|| self.last_checkpoint + settings.checkpoint_interval),
+            self.moving.then(|| self.last_rate.0 + RATE_INTERVAL),
+            (!self.settled).then(|| self.last_assignment_check + LAG_INTERVAL),
+        ];
+        let until = timers.into_iter().flatten().min().unwrap_or(now + MAX_IDLE);
+        until.saturating_duration_since(now).min(MAX_IDLE)
+    }
+
     /// Hands the enriched batches whose answers are all in to the app, in the order they were
     /// read. A plugin failure makes the batch it happened in the suspect one.
     fn apply_answered(&mut self, out: &mut Output) -> Result<(), StepError> {
@@ -422,8 +463,10 @@ impl Worker {
                 .processor
                 .read_limit()
                 .map_or(settings.batch_max, |limit| limit.min(settings.batch_max));
+            let idle = self.idle_wait(Instant::now());
+            let settings = &self.r.settings;
             self.reader
-                .fill(&mut self.r.processor, max, settings.batch_wait, out)
+                .fill(&mut self.r.processor, max, (settings.batch_wait, idle), out)
         };
         if filled.taken > 0 {
             let started = Instant::now();
@@ -434,7 +477,7 @@ impl Worker {
             self.flush_batch(out)?;
             self.busy += started.elapsed();
         } else if paused {
-            std::thread::sleep(Duration::from_millis(20));
+            self.reader.wait(self.idle_wait(Instant::now()));
         } else if self.r.processor.queued() > 0 {
             self.r
                 .processor
@@ -575,15 +618,17 @@ impl Worker {
 
     /// Lag and caught-up state over the partitions this host owns.
     fn sync_assignment(&mut self) {
-        if self.last_assignment_check.elapsed() < Duration::from_secs(2) {
+        if self.last_assignment_check.elapsed() < LAG_INTERVAL {
             return;
         }
         self.last_assignment_check = Instant::now();
-        let Some(lag) = self.reader.lag() else {
+        let held = self.paused.is_some() || self.reading_held();
+        let Some(lag) = self.reader.lag(held) else {
             return;
         };
         // Records waiting for their service were read but are not processed: they count.
         let queued = self.r.processor.queued_records();
+        self.settled = lag.caught_up && queued == 0 && !held;
         self.r.handle.metrics.lag.store(
             lag.records + queued as i64,
             std::sync::atomic::Ordering::Relaxed,
@@ -598,7 +643,7 @@ impl Worker {
     fn report(&mut self, now: Instant) {
         let (since, records_in, processed, busy) = self.last_rate;
         let elapsed = now.duration_since(since);
-        if elapsed < Duration::from_secs(1) {
+        if elapsed < RATE_INTERVAL {
             return;
         }
         let m = &self.r.handle.metrics;
@@ -617,6 +662,7 @@ impl Worker {
             0.0
         };
         AppMetrics::set_rate(&m.process_rate, process_rate);
+        self.moving = now_in > records_in || process_rate > 0.0;
         self.last_rate = (now, now_in, now_processed, self.busy);
     }
 }

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use rdkafka::producer::{BaseProducer, ProducerContext};
 
-/// How often every producer's queue is served. A failed delivery waits this long to be counted;
-/// a transaction's commit does not wait for it (librdkafka tracks what it delivered itself).
-const ROUND: Duration = Duration::from_millis(100);
+/// How often every producer's queue is served. A failed delivery waits this long to be counted
+/// here, but no longer than the next flush, which serves the queue itself: a checkpoint never
+/// passes a failed delivery. At 100 ms the rounds cost an idle host 0.004% of a core per app.
+const ROUND: Duration = Duration::from_secs(1);
 
 type Registered = Box<dyn Fn() -> bool + Send>;
 

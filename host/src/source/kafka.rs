@@ -126,19 +126,28 @@ impl ConsumerContext for Assignments {
 /// The consumer every app worker uses.
 pub type AppConsumer = BaseConsumer<Assignments>;
 
-/// Wakes an app's worker when records arrive on one of its input partitions, so that a worker
-/// whose input is idle sleeps instead of polling its queues every few milliseconds.
+/// Wakes an app's worker when records arrive on one of its input partitions, when its consumer
+/// has an event (a rebalance), or when an operator asks something: a worker with nothing to do
+/// sleeps until one of these or its next timer, instead of looking every few milliseconds.
 #[derive(Clone, Default)]
-pub struct Arrivals(Arc<(Mutex<bool>, Condvar)>);
+pub struct Wakeup(Arc<(Mutex<bool>, Condvar)>);
 
-impl Arrivals {
+impl Wakeup {
     /// Called by librdkafka's thread when `queue` goes from empty to not empty.
     pub fn watch(&self, queue: &mut PartitionQueue<Assignments>) {
-        let arrivals = self.clone();
-        queue.set_nonempty_callback(move || arrivals.notify());
+        let wakeup = self.clone();
+        queue.set_nonempty_callback(move || wakeup.wake());
     }
 
-    fn notify(&self) {
+    /// Called by librdkafka's thread when the consumer's own queue (rebalances, errors, and
+    /// records of partitions not split off) goes from empty to not empty.
+    pub fn watch_consumer(&self, consumer: &mut AppConsumer) {
+        let wakeup = self.clone();
+        consumer.set_nonempty_callback(move || wakeup.wake());
+    }
+
+    /// Ends the worker's current or next wait.
+    pub fn wake(&self) {
         let (arrived, condvar) = &*self.0;
         if let Ok(mut arrived) = arrived.lock() {
             *arrived = true;
@@ -146,7 +155,7 @@ impl Arrivals {
         }
     }
 
-    /// Returns when records arrived since the last call, or after `timeout`.
+    /// Returns when woken since the last call, or after `timeout`.
     pub fn wait(&self, timeout: Duration) {
         let (arrived, condvar) = &*self.0;
         let Ok(guard) = arrived.lock() else {

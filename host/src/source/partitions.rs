@@ -15,7 +15,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::end_offsets::EndOffsets;
 use super::fetch_queue::{FetchQueue, Served, Serving};
-use super::kafka::{partition_count, AppConsumer, Arrivals, Assignments, PartitionChange};
+use super::kafka::{partition_count, AppConsumer, Assignments, PartitionChange, Wakeup};
 use crate::app::{Message, Operator};
 use crate::sink::Output;
 
@@ -27,11 +27,6 @@ pub type BatchRanges = HashMap<i32, (i64, i64), foldhash::fast::RandomState>;
 
 /// Messages read from one partition before the slowest partition is chosen again.
 const CHUNK: usize = 32;
-
-/// How long a reader whose input is idle sleeps when no record arrives before it looks at its
-/// consumer again (rebalances, and the worker's timers and operators' requests wait as much):
-/// an idle app wakes this often, not every few milliseconds.
-const IDLE_WAIT: Duration = Duration::from_millis(100);
 
 /// Kafka refused or did not answer a request of the reader.
 #[derive(Debug, thiserror::Error)]
@@ -172,17 +167,17 @@ struct InputQueue {
 }
 
 impl InputQueue {
-    /// Takes `partition` out of the consumer's queue into its own, watched by `arrivals`.
+    /// Takes `partition` out of the consumer's queue into its own, watched by `wakeup`.
     fn split(
         consumer: &Arc<AppConsumer>,
         input: &str,
         partition: i32,
-        arrivals: &Arrivals,
+        wakeup: &Wakeup,
     ) -> Option<Self> {
         // The handle first: a partition split off without one would be read by nobody.
         let fetch = FetchQueue::of(consumer, input, partition)?;
         let mut queue = consumer.split_partition_queue(input, partition)?;
-        arrivals.watch(&mut queue);
+        wakeup.watch(&mut queue);
         Some(Self {
             partition,
             fetch,
@@ -217,19 +212,18 @@ pub struct PartitionReader {
     input: String,
     queues: Vec<InputQueue>,
     /// Signalled when records arrive on a partition's queue: an idle reader sleeps on it.
-    arrivals: Arrivals,
+    wakeup: Wakeup,
     pub intake: Intake,
 }
 
 impl PartitionReader {
     /// Splits every partition of `input` into its own queue before any record is fetched, so
     /// that reading is aligned on event time from the very first record, and joins the group.
-    pub fn open(consumer: Arc<AppConsumer>, input: &str) -> Result<Self, String> {
+    pub fn open(consumer: Arc<AppConsumer>, input: &str, wakeup: Wakeup) -> Result<Self, String> {
         let partitions = partition_count(&consumer, input)
             .ok_or_else(|| format!("cannot read the partitions of {input}"))?;
-        let arrivals = Arrivals::default();
         let queues = (0..partitions as i32)
-            .filter_map(|p| InputQueue::split(&consumer, input, p, &arrivals))
+            .filter_map(|p| InputQueue::split(&consumer, input, p, &wakeup))
             .collect();
         consumer
             .subscribe(&[input])
@@ -238,7 +232,7 @@ impl PartitionReader {
             consumer,
             input: input.to_owned(),
             queues,
-            arrivals,
+            wakeup,
             end_offsets: EndOffsets::default(),
             intake: Intake::default(),
         })
@@ -247,25 +241,25 @@ impl PartitionReader {
     /// Fills a batch of at most `max` messages within `wait`, reading first from the partition
     /// that is furthest behind in event time, so that one partition racing ahead cannot make
     /// another's on-time records look late. While no partition has anything to read, it sleeps
-    /// until records arrive, for at most `IDLE_WAIT` (or `wait`, if longer). The batch is not
-    /// flushed here.
+    /// until woken (records, a rebalance, an operator's request), for at most `idle` (or
+    /// `wait`, if longer). The batch is not flushed here.
     pub fn fill(
         &mut self,
         operator: &mut impl Operator,
         max: usize,
-        wait: Duration,
+        (wait, idle): (Duration, Duration),
         out: &mut Output,
     ) -> Filled {
         let max = if self.intake.isolating() { 1 } else { max };
         let now = Instant::now();
         let deadline = now + wait;
-        let idle_until = now + IDLE_WAIT.max(wait);
+        let idle_until = now + idle.max(wait);
         let mut taken = 0;
         let Self {
             consumer,
             input,
             queues,
-            arrivals,
+            wakeup,
             intake,
             ..
         } = self;
@@ -299,7 +293,7 @@ impl PartitionReader {
             }
             // The slowest partition this host owns that has not reached its end. When its
             // records have not arrived yet, the batch ends and waits for them rather than
-            // letting the others run ahead.
+            // letting the others run ahead (further than the operator's read-ahead).
             let slowest = queues
                 .iter()
                 .enumerate()
@@ -311,7 +305,7 @@ impl PartitionReader {
                 if taken > 0 || at >= idle_until {
                     break;
                 }
-                arrivals.wait(idle_until - at);
+                wakeup.wait(idle_until - at);
                 continue;
             };
             let q = &mut queues[i];
@@ -321,13 +315,38 @@ impl PartitionReader {
             q.at_end = served.at_end;
             let waiting = served.records < want && !q.at_end;
             if waiting {
+                // Partitions close behind it in event time (level with it, in a stream whose
+                // partitions keep pace) are read meanwhile: waiting for the one chosen first
+                // among equals stalled a live stream while the others' queues were full.
+                let limit = operator
+                    .clock(q.partition)
+                    .saturating_add(operator.read_ahead_ms());
+                let mut meanwhile = 0;
+                for (j, other) in queues.iter_mut().enumerate() {
+                    let want = CHUNK.min(max - taken);
+                    if j == i
+                        || !other.assigned
+                        || other.at_end
+                        || operator.clock(other.partition) > limit
+                        || want == 0
+                    {
+                        continue;
+                    }
+                    let served = intake.serve(&other.fetch, input, want, operator, now, out);
+                    taken += served.records;
+                    meanwhile += served.records;
+                    other.at_end = served.at_end;
+                }
+                if meanwhile > 0 {
+                    continue;
+                }
                 let at = Instant::now();
                 if taken > 0 || at >= deadline {
                     break;
                 }
                 // Woken when records arrive: a millisecond's sleep in a loop cost a syscall and
                 // a context switch each time.
-                arrivals.wait(deadline - at);
+                wakeup.wait(deadline - at);
             }
         }
         Filled {
@@ -354,6 +373,12 @@ impl PartitionReader {
         }
     }
 
+    /// Sleeps until woken (a rebalance, an operator's request) or for `timeout`: a paused
+    /// reader's wait.
+    pub fn wait(&self, timeout: Duration) {
+        self.wakeup.wait(timeout);
+    }
+
     /// Notes that this host owns `partition` now and reads it from its own queue.
     pub fn assigned(&mut self, partition: i32) {
         match self.queues.iter_mut().find(|q| q.partition == partition) {
@@ -363,7 +388,7 @@ impl PartitionReader {
             }
             None => {
                 if let Some(mut queue) =
-                    InputQueue::split(&self.consumer, &self.input, partition, &self.arrivals)
+                    InputQueue::split(&self.consumer, &self.input, partition, &self.wakeup)
                 {
                     queue.assigned = true;
                     self.queues.push(queue);
@@ -509,16 +534,16 @@ impl PartitionReader {
     }
 
     /// Lag and caught-up state over the partitions the group gave this host, from the end
-    /// offsets last read (see `EndOffsets`); asks for fresh ones meanwhile.
-    pub fn lag(&mut self) -> Option<Lag> {
+    /// offsets last read (see `EndOffsets`). Fresh ones are asked for meanwhile while the
+    /// input is `held` or behind: otherwise the consumer's own fetches keep them current, and
+    /// an idle app asks the broker nothing.
+    pub fn lag(&mut self, held: bool) -> Option<Lag> {
         let assignment = self.consumer.assignment().ok()?;
         let partitions: Vec<i32> = assignment
             .elements()
             .iter()
             .map(|e| e.partition())
             .collect();
-        self.end_offsets
-            .refresh(&self.consumer, &self.input, &partitions);
         let mut records = 0i64;
         let mut caught_up = !partitions.is_empty();
         for element in assignment.elements() {
@@ -536,6 +561,10 @@ impl PartitionReader {
                 caught_up = false;
             }
             records += (high - next).max(0);
+        }
+        if held || !caught_up {
+            self.end_offsets
+                .refresh(&self.consumer, &self.input, &partitions);
         }
         Some(Lag {
             records,

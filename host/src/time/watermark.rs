@@ -160,6 +160,25 @@ impl Watermarks {
         self.current()
     }
 
+    /// When the watermark may next move without a record arriving: a partition that receives
+    /// nothing more stops holding it back `idle_timeout` after its last record, which only
+    /// matters while another partition is still active. An idle worker sleeps until then.
+    pub fn next_change(&self, now: Instant) -> Option<Instant> {
+        let mut active = self
+            .partitions
+            .iter()
+            .map(|p| p.last_record + self.idle_timeout)
+            .filter(|idle_at| *idle_at > now);
+        let first = active.next()?;
+        let mut earliest = first;
+        let mut others = false;
+        for idle_at in active {
+            others = true;
+            earliest = earliest.min(idle_at);
+        }
+        others.then_some(earliest)
+    }
+
     /// A new app version may declare another delay; the watermark still never goes back.
     pub fn set_delay(&mut self, delay_ms: u64) {
         self.delay_ms = delay_ms;
@@ -197,6 +216,28 @@ mod tests {
         assert_eq!(w.advance(now), t(3));
         w.observe(1, t(20), now);
         assert_eq!(w.advance(now), t(8));
+    }
+
+    #[test]
+    fn the_next_change_is_when_one_of_two_active_partitions_goes_idle() {
+        let start = Instant::now();
+        let timeout = Duration::from_secs(30);
+        let mut w = Watermarks::new(0, timeout);
+        w.assign(0, start);
+        assert_eq!(
+            w.next_change(start),
+            None,
+            "one partition alone never moves it"
+        );
+        w.assign(1, start + Duration::from_secs(5));
+        w.observe(0, t(1), start + Duration::from_secs(10));
+        assert_eq!(w.next_change(start), Some(start + Duration::from_secs(35)));
+        let later = start + Duration::from_secs(36);
+        assert_eq!(
+            w.next_change(later),
+            None,
+            "only partition 0 is still active"
+        );
     }
 
     #[test]

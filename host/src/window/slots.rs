@@ -314,6 +314,11 @@ impl SlotTable {
             .collect()
     }
 
+    /// Whether a window may have changed since the last `take_changed`: an update is due.
+    pub fn any_changed(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
     /// Open windows changed since the last call, for update emits; clears their marks.
     pub fn take_changed(&mut self) -> Vec<SlotId> {
         let mut changed = std::mem::take(&mut self.dirty);

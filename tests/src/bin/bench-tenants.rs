@@ -8,7 +8,10 @@
 //! and Cassandra); prints one table per measure, and with `BENCH_TENANTS_JSON=FILE` writes them
 //! to FILE, which `bench/report.py` turns into the many-tenants section and plots of
 //! `bench/report.md`. 10 × 1 and 25 × 1 are measured idle too, for the curve of cost against
-//! the number of apps.
+//! the number of apps. `BENCH_RUNS` (default 3) repeats every measure; `BENCH_TENANTS_LAYOUTS`
+//! (`1x1,10x1`, …) picks the idle layouts and `BENCH_TENANTS_BUSY=0` skips the busy one. An idle
+//! app's CPU is also split by the host's threads (from each thread's `schedstat`), to show what
+//! wakes it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -30,7 +33,7 @@ const FIVE: [(&str, &str, &str); 5] = [
 ];
 
 struct Layout {
-    name: &'static str,
+    name: String,
     tenants: usize,
     apps: usize,
 }
@@ -79,12 +82,55 @@ fn config(
     Ok((config, ids))
 }
 
-/// What /proc says of a process: resident KiB, threads, sockets, CPU ticks.
+/// What /proc says of a process: resident KiB, threads, sockets, CPU ticks, and each kind of
+/// thread's CPU nanoseconds and times on a core.
 struct Sample {
     rss_kib: u64,
     threads: usize,
     sockets: usize,
     ticks: u64,
+    by_thread: BTreeMap<String, (u64, u64)>,
+}
+
+/// A thread's kind: its name without numbers (`rdk:broker3` → `rdk:broker`); the process's
+/// first thread is `main`, and a thread named after its app (`<tenant>/<app>`, cut to 15
+/// bytes by the kernel) is `app worker`.
+fn thread_kind(name: &str, main: bool) -> String {
+    if main {
+        return "main".into();
+    }
+    if !["rdk:", "mysimbdp-", "tokio-"]
+        .iter()
+        .any(|p| name.starts_with(p))
+    {
+        return "app worker".into();
+    }
+    name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-' || c == '#')
+        .to_owned()
+}
+
+/// CPU nanoseconds and times on a core per kind of thread, from `/proc/<pid>/task/*/schedstat`
+/// (exact, where the process's ticks count 10 ms at a time). Threads that ended are not in it.
+fn by_thread(pid: u32) -> Result<BTreeMap<String, (u64, u64)>> {
+    let mut kinds: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))?.filter_map(|e| e.ok()) {
+        let path = task.path();
+        let (Ok(name), Ok(stat)) = (
+            std::fs::read_to_string(path.join("comm")),
+            std::fs::read_to_string(path.join("schedstat")),
+        ) else {
+            continue;
+        };
+        let mut f = stat
+            .split_whitespace()
+            .map(|v| v.parse::<u64>().unwrap_or(0));
+        let (ns, slices) = (f.next().unwrap_or(0), f.nth(1).unwrap_or(0));
+        let main = task.file_name().to_str() == Some(&pid.to_string());
+        let kind = kinds.entry(thread_kind(name.trim(), main)).or_default();
+        kind.0 += ns;
+        kind.1 += slices;
+    }
+    Ok(kinds)
 }
 
 fn sample(pid: u32) -> Result<Sample> {
@@ -115,6 +161,7 @@ fn sample(pid: u32) -> Result<Sample> {
         threads: field("Threads:") as usize,
         sockets,
         ticks,
+        by_thread: by_thread(pid)?,
     })
 }
 
@@ -150,10 +197,22 @@ fn start_all(
     Ok((platform, started.elapsed().as_secs_f64()))
 }
 
+/// One idle layout's measure: start-up and restart seconds, resources after start-up, cores
+/// used over the window, and per kind of thread the cores and times on a core per second.
+struct IdleRun {
+    startup: f64,
+    restart: f64,
+    sample: Sample,
+    cores: f64,
+    by_thread: BTreeMap<String, (f64, f64)>,
+}
+
+/// How long an idle platform is watched: at 10 ms a tick, 30 s resolves 0.0003 cores.
+const IDLE_WINDOW: Duration = Duration::from_secs(30);
+
 /// Idle apps: the first start (keyspaces and tables created), the resources after it, the CPU
-/// over 20 s, and a second start on the same config (the tables exist): seconds, sample, cores,
-/// seconds.
-fn idle(layout: &Layout) -> Result<(f64, Sample, f64, f64)> {
+/// over `IDLE_WINDOW`, and a second start on the same config (the tables exist).
+fn idle(layout: &Layout) -> Result<IdleRun> {
     let env = TestEnv::new()?;
     let apps = apps_of(layout);
     let (config, ids) = config(&env.tenant, layout.tenants, &apps)?;
@@ -162,21 +221,37 @@ fn idle(layout: &Layout) -> Result<(f64, Sample, f64, f64)> {
             create_topic(&format!("{id}.{stream}"), 4)?;
         }
     }
-    let (mut platform, startup) = start_all(&env, layout.name, &config, &ids, &apps)?;
+    let (mut platform, startup) = start_all(&env, &layout.name, &config, &ids, &apps)?;
     let pid = platform.pid().context("no pid")?;
     std::thread::sleep(Duration::from_secs(5));
     let before = sample(pid)?;
-    let window = 20.0;
-    std::thread::sleep(Duration::from_secs_f64(window));
+    std::thread::sleep(IDLE_WINDOW);
     let after = sample(pid)?;
     platform.stop()?;
+    let window = IDLE_WINDOW.as_secs_f64();
     let hz = 100.0;
     let cores = (after.ticks - before.ticks) as f64 / hz / window;
+    let by_thread = after
+        .by_thread
+        .iter()
+        .map(|(kind, (ns, slices))| {
+            let (ns0, slices0) = before.by_thread.get(kind).copied().unwrap_or_default();
+            let used = ns.saturating_sub(ns0) as f64 / 1e9 / window;
+            let woken = slices.saturating_sub(slices0) as f64 / window;
+            (kind.clone(), (used, woken))
+        })
+        .collect();
     let again = format!("{}-again", layout.name);
     let (mut platform, restart) = start_all(&env, &again, &config, &ids, &apps)?;
     platform.stop()?;
     clean_up(&env.tenant)?;
-    Ok((startup, after, cores, restart))
+    Ok(IdleRun {
+        startup,
+        restart,
+        sample: after,
+        cores,
+        by_thread,
+    })
 }
 
 /// 50 tenants, each with `reviews` reviews already in its own topic, drained at once; returns
@@ -295,6 +370,45 @@ fn run_command_text(program: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
+/// The layouts named in `BENCH_TENANTS_LAYOUTS` (`<tenants>x<apps>`, comma-separated), all of
+/// them when unset.
+fn layouts() -> Result<Vec<Layout>> {
+    let all = [(1, 1), (10, 1), (25, 1), (50, 1), (10, 5)];
+    let wanted = std::env::var("BENCH_TENANTS_LAYOUTS").unwrap_or_default();
+    let mut layouts = Vec::new();
+    for (tenants, apps) in all {
+        let name = format!("{tenants}x{apps}");
+        if wanted.is_empty() || wanted.split(',').any(|w| w.trim() == name) {
+            layouts.push(Layout {
+                name,
+                tenants,
+                apps,
+            });
+        }
+    }
+    if layouts.is_empty() {
+        bail!("BENCH_TENANTS_LAYOUTS={wanted} names none of 1x1, 10x1, 25x1, 50x1, 10x5");
+    }
+    Ok(layouts)
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
+/// `min / median / max` of one measure over the runs.
+fn spread(values: &[f64], digits: usize) -> String {
+    let (min, max) = values
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
+    format!(
+        "{min:.digits$} / {:.digits$} / {max:.digits$}",
+        median(values)
+    )
+}
+
 fn main() -> Result<()> {
     Services::check()?;
     let reviews: u32 = std::env::args()
@@ -302,105 +416,131 @@ fn main() -> Result<()> {
         .map(|a| a.parse())
         .transpose()?
         .unwrap_or(6_000);
-    let layouts = [
-        Layout {
-            name: "1x1",
-            tenants: 1,
-            apps: 1,
-        },
-        Layout {
-            name: "10x1",
-            tenants: 10,
-            apps: 1,
-        },
-        Layout {
-            name: "25x1",
-            tenants: 25,
-            apps: 1,
-        },
-        Layout {
-            name: "50x1",
-            tenants: 50,
-            apps: 1,
-        },
-        Layout {
-            name: "10x5",
-            tenants: 10,
-            apps: 5,
-        },
-    ];
-    println!("| tenants × apps | first start-up (s) | restart (s) | resident MiB | threads | sockets | idle CPU (cores, 20 s) |");
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .map(|r| r.parse())
+        .transpose()
+        .context("BENCH_RUNS must be a number of runs")?
+        .unwrap_or(3)
+        .max(1);
+    let layouts = layouts()?;
+    let mut idle_runs: Vec<Vec<IdleRun>> = layouts.iter().map(|_| Vec::new()).collect();
+    for run in 0..runs {
+        for (layout, measured) in layouts.iter().zip(&mut idle_runs) {
+            eprintln!(
+                "run {}/{runs}: {} × {} idle",
+                run + 1,
+                layout.tenants,
+                layout.apps
+            );
+            measured.push(idle(layout)?);
+        }
+    }
+    println!("min / median / max of {runs} runs");
+    println!("| tenants × apps | first start-up (s) | restart (s) | resident MiB | threads | sockets | idle CPU (cores, 30 s) |");
     println!("|---|---|---|---|---|---|---|");
-    let mut base = None;
-    let mut rows = Vec::new();
     let mut idle_json = Vec::new();
-    for layout in &layouts {
-        let (startup, s, cores, restart) = idle(layout)?;
-        idle_json.push(serde_json::json!({
-            "tenants": layout.tenants, "apps_per_tenant": layout.apps,
-            "startup_s": startup, "restart_s": restart, "rss_mib": s.rss_kib as f64 / 1024.0,
-            "threads": s.threads, "sockets": s.sockets, "idle_cores": cores,
-        }));
+    for (layout, measured) in layouts.iter().zip(&idle_runs) {
+        let of = |f: &dyn Fn(&IdleRun) -> f64| measured.iter().map(f).collect::<Vec<f64>>();
         println!(
-            "| {} × {} | {startup:.1} | {restart:.1} | {:.1} | {} | {} | {cores:.3} |",
+            "| {} × {} | {} | {} | {} | {} | {} | {} |",
             layout.tenants,
             layout.apps,
-            s.rss_kib as f64 / 1024.0,
-            s.threads,
-            s.sockets
+            spread(&of(&|r| r.startup), 1),
+            spread(&of(&|r| r.restart), 1),
+            spread(&of(&|r| r.sample.rss_kib as f64 / 1024.0), 1),
+            spread(&of(&|r| r.sample.threads as f64), 0),
+            spread(&of(&|r| r.sample.sockets as f64), 0),
+            spread(&of(&|r| r.cores), 4),
         );
-        let apps = layout.tenants * layout.apps;
-        if apps == 1 {
-            base = Some((s.rss_kib, s.threads, s.sockets, cores));
-        }
-        rows.push((apps, s, cores));
+        idle_json.push(serde_json::json!({
+            "tenants": layout.tenants, "apps_per_tenant": layout.apps,
+            "runs": measured.iter().map(|r| serde_json::json!({
+                "startup_s": r.startup, "restart_s": r.restart,
+                "rss_mib": r.sample.rss_kib as f64 / 1024.0,
+                "threads": r.sample.threads, "sockets": r.sample.sockets, "idle_cores": r.cores,
+                "by_thread": r.by_thread.iter().map(|(k, (cores, woken))| {
+                    (k.clone(), serde_json::json!({"cores": cores, "woken_per_s": woken}))
+                }).collect::<serde_json::Map<_, _>>(),
+            })).collect::<Vec<_>>(),
+        }));
     }
-    if let Some((rss, threads, sockets, cores)) = base {
-        println!("\nper idle app beyond the first:");
-        println!("| apps | resident MiB per app | threads per app | sockets per app | CPU per app (cores) |");
-        println!("|---|---|---|---|---|");
-        for (apps, s, c) in rows.iter().filter(|r| r.0 > 1) {
-            let n = (*apps - 1) as f64;
+    // The split of an idle host's CPU, for the most tenants with one app each.
+    let split = layouts
+        .iter()
+        .zip(&idle_runs)
+        .filter(|(l, _)| l.apps == 1)
+        .max_by_key(|(l, _)| l.tenants);
+    if let Some((layout, measured)) = split {
+        let apps = (layout.tenants * layout.apps) as f64;
+        println!(
+            "\nwhere an idle {} × {} host's CPU goes, per app, median of {runs} runs:",
+            layout.tenants, layout.apps
+        );
+        println!("| thread | % of a core per app | times on a core per app per s |");
+        println!("|---|---|---|");
+        let kinds: std::collections::BTreeSet<&String> =
+            measured.iter().flat_map(|r| r.by_thread.keys()).collect();
+        for kind in kinds {
+            let pick = |i: usize| -> Vec<f64> {
+                measured
+                    .iter()
+                    .map(|r| {
+                        r.by_thread
+                            .get(kind)
+                            .map_or(0.0, |v| if i == 0 { v.0 } else { v.1 })
+                    })
+                    .collect()
+            };
             println!(
-                "| {apps} | {:.2} | {:.1} | {:.1} | {:.4} |",
-                (s.rss_kib as f64 - rss as f64) / 1024.0 / n,
-                (s.threads as f64 - threads as f64) / n,
-                (s.sockets as f64 - sockets as f64) / n,
-                (c - cores) / n
+                "| {kind} | {:.4} | {:.2} |",
+                100.0 * median(&pick(0)) / apps,
+                median(&pick(1)) / apps
             );
         }
     }
-    let tenants = 50;
-    let (mut times, total, all_started, peak) = busy(tenants, reviews)?;
-    times.sort_by(f64::total_cmp);
-    let median = times[times.len() / 2];
-    let slowest = times[times.len() - 1];
-    let all = f64::from(reviews) * tenants as f64;
-    println!(
-        "\n{tenants} tenants × {reviews} reviews each ({all} in all), every tenant drained from the \
-         platform's launch: fastest {:.1} s, median {median:.1} s, slowest {slowest:.1} s; all in \
-         {total:.1} s = {:.0} records/s; the slowest tenant ran at {:.0}% of the median one's \
-         rate; every app was started (and draining) {all_started:.1} s after the launch, then \
-         all were drained {:.1} s later; peak resident {:.0} MiB, {} threads, {} sockets",
-        times[0],
-        all / total,
-        100.0 * median / slowest,
-        total - all_started,
-        peak.rss_kib as f64 / 1024.0,
-        peak.threads,
-        peak.sockets
-    );
+    let mut busy_json = Vec::new();
+    if std::env::var("BENCH_TENANTS_BUSY").as_deref() != Ok("0") {
+        let tenants = 50;
+        for run in 0..runs {
+            eprintln!("run {}/{runs}: {tenants} busy tenants", run + 1);
+            let (mut times, total, all_started, peak) = busy(tenants, reviews)?;
+            times.sort_by(f64::total_cmp);
+            let median = median(&times);
+            let slowest = times[times.len() - 1];
+            let all = f64::from(reviews) * tenants as f64;
+            println!(
+                "\nrun {}: {tenants} tenants × {reviews} reviews each ({all} in all), every tenant \
+                 drained from the platform's launch: fastest {:.1} s, median {median:.1} s, \
+                 slowest {slowest:.1} s; all in {total:.1} s = {:.0} records/s; the slowest tenant \
+                 ran at {:.0}% of the median one's rate; every app was started (and draining) \
+                 {all_started:.1} s after the launch, then all were drained {:.1} s later; peak \
+                 resident {:.0} MiB, {} threads, {} sockets",
+                run + 1,
+                times[0],
+                all / total,
+                100.0 * median / slowest,
+                total - all_started,
+                peak.rss_kib as f64 / 1024.0,
+                peak.threads,
+                peak.sockets
+            );
+            busy_json.push(serde_json::json!({
+                "tenants": tenants, "seconds_per_tenant": times, "total_s": total,
+                "all_started_s": all_started, "peak_rss_mib": peak.rss_kib as f64 / 1024.0,
+                "peak_threads": peak.threads, "peak_sockets": peak.sockets,
+            }));
+        }
+    }
     if let Some(path) = std::env::var_os("BENCH_TENANTS_JSON") {
         let json = serde_json::json!({
             "date": run_command_text("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
             "git": run_command_text("git", &["rev-parse", "--short", "HEAD"]),
+            "runs": runs,
+            "idle_window_s": IDLE_WINDOW.as_secs(),
             "reviews_per_tenant": reviews,
             "idle": idle_json,
-            "busy": {
-                "tenants": tenants, "seconds_per_tenant": times, "total_s": total,
-                "all_started_s": all_started, "peak_rss_mib": peak.rss_kib as f64 / 1024.0,
-                "peak_threads": peak.threads, "peak_sockets": peak.sockets,
-            },
+            "busy": busy_json,
         });
         std::fs::write(&path, serde_json::to_string_pretty(&json)?)
             .with_context(|| format!("writing {}", PathBuf::from(&path).display()))?;

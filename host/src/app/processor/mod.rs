@@ -704,6 +704,18 @@ impl Processor {
         Ok(())
     }
 
+    /// When `tick` next has work that no record brings: the end of an update interval with
+    /// windows changed, or the watermark moving as a partition goes idle. `None`: nothing until
+    /// a record arrives. An idle worker sleeps until then.
+    pub fn next_due(&self, now: Instant) -> Option<Instant> {
+        let update = (self.spec.emit.updates() && self.table.any_changed())
+            .then(|| self.last_update + self.spec.update_interval);
+        update
+            .into_iter()
+            .chain(self.watermarks.next_change(now))
+            .min()
+    }
+
     /// Emits the windows changed since the last update now, when the app emits updates: a
     /// checkpoint covers only what the sinks have seen.
     pub fn emit_changed(&mut self, out: &mut Output) -> Result<(), PluginError> {
@@ -996,6 +1008,13 @@ impl Operator for Processor {
 
     fn clock(&self, partition: i32) -> EventTime {
         Processor::clock(self, partition)
+    }
+
+    /// The watermark delay: with the slowest partition at clock `c`, the watermark is at most
+    /// `c - delay`; another partition read up to `c + delay` can raise it to no more than `c`
+    /// even once the slowest goes idle.
+    fn read_ahead_ms(&self) -> u64 {
+        self.spec.watermark_delay_ms
     }
 
     fn flush(&mut self, out: &mut Output) -> Result<(), PluginError> {
