@@ -388,7 +388,9 @@ impl Worker {
     /// move), at most `MAX_IDLE`. Records, rebalances and requests wake it earlier.
     fn idle_wait(&self, now: Instant) -> Duration {
         let settings = &self.r.settings;
-        if self.r.processor.queued() > 0 {
+        // A drain ends as soon as its target is reached: the check follows every read.
+        let draining = self.drain_target.is_some() && !self.drained;
+        if self.r.processor.queued() > 0 || draining {
             return settings.batch_wait;
         }
         let unsaved = self.reader.intake.next_offsets != self.checkpointed || self.uncommitted;

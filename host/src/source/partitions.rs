@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerGroupMetadata};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -302,11 +302,12 @@ impl PartitionReader {
                 .map(|(i, _)| i);
             let Some(i) = slowest else {
                 let at = Instant::now();
-                if taken > 0 || at >= idle_until {
-                    break;
+                if taken == 0 && at < idle_until {
+                    // Whatever woke it (records, a rebalance, an operator's request), the
+                    // worker looks at it first: staying here, a request waited out the sleep.
+                    wakeup.wait(idle_until - at);
                 }
-                wakeup.wait(idle_until - at);
-                continue;
+                break;
             };
             let q = &mut queues[i];
             let want = CHUNK.min(max - taken);
@@ -506,13 +507,36 @@ impl PartitionReader {
             .consumer
             .fetch_metadata(Some(&self.input), Duration::from_secs(30))
             .map_err(failed(format!("reading metadata of {}", self.input)))?;
-        let mut ends = Offsets::default();
+        // One question for every partition (the latest offset: timestamp -1, `Offset::End`): each question
+        // waits behind the consumer's long-poll fetch on the same connection, and one per
+        // partition held a drain up for seconds.
+        let mut latest = TopicPartitionList::new();
         for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
-            let (_, high) = self
-                .consumer
-                .fetch_watermarks(&self.input, partition.id(), Duration::from_secs(30))
-                .map_err(failed(format!("reading end offsets of {}", self.input)))?;
-            ends.insert(partition.id(), high);
+            latest
+                .add_partition_offset(&self.input, partition.id(), Offset::End)
+                .map_err(failed(format!(
+                    "asking for the end of partition {}",
+                    partition.id()
+                )))?;
+        }
+        let answered = self
+            .consumer
+            .offsets_for_times(latest, Duration::from_secs(30))
+            .map_err(failed(format!("reading end offsets of {}", self.input)))?;
+        let mut ends = Offsets::default();
+        for element in answered.elements() {
+            let doing = format!(
+                "reading the end offset of partition {}",
+                element.partition()
+            );
+            element.error().map_err(failed(doing.clone()))?;
+            let Offset::Offset(high) = element.offset() else {
+                return Err(ReadError {
+                    doing: format!("{doing}: Kafka answered {:?}", element.offset()),
+                    source: KafkaError::OffsetFetch(RDKafkaErrorCode::Fail),
+                });
+            };
+            ends.insert(element.partition(), high);
         }
         Ok(ends)
     }

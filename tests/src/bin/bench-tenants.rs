@@ -9,7 +9,7 @@
 //! to FILE, which `bench/report.py` turns into the many-tenants section and plots of
 //! `bench/report.md`. 10 × 1 and 25 × 1 are measured idle too, for the curve of cost against
 //! the number of apps. `BENCH_RUNS` (default 3) repeats every measure; `BENCH_TENANTS_LAYOUTS`
-//! (`1x1,10x1`, …) picks the idle layouts and `BENCH_TENANTS_BUSY=0` skips the busy one. An idle
+//! (`1x1,10x1`, …, or `none`) picks the idle layouts and `BENCH_TENANTS_BUSY=0` skips the busy one. An idle
 //! app's CPU is also split by the host's threads (from each thread's `schedstat`), to show what
 //! wakes it.
 
@@ -376,6 +376,9 @@ fn layouts() -> Result<Vec<Layout>> {
     let all = [(1, 1), (10, 1), (25, 1), (50, 1), (10, 5)];
     let wanted = std::env::var("BENCH_TENANTS_LAYOUTS").unwrap_or_default();
     let mut layouts = Vec::new();
+    if wanted == "none" {
+        return Ok(layouts);
+    }
     for (tenants, apps) in all {
         let name = format!("{tenants}x{apps}");
         if wanted.is_empty() || wanted.split(',').any(|w| w.trim() == name) {
@@ -387,7 +390,7 @@ fn layouts() -> Result<Vec<Layout>> {
         }
     }
     if layouts.is_empty() {
-        bail!("BENCH_TENANTS_LAYOUTS={wanted} names none of 1x1, 10x1, 25x1, 50x1, 10x5");
+        bail!("BENCH_TENANTS_LAYOUTS={wanted} names none of 1x1, 10x1, 25x1, 50x1, 10x5 (or none)");
     }
     Ok(layouts)
 }
