@@ -259,8 +259,11 @@ pub fn committed_offsets(group: &str, topic: &str) -> Result<BTreeMap<i32, i64>>
     for partition in partitions_of(&reader, topic)? {
         list.add_partition(topic, partition);
     }
+    // Longer than the platform's transaction timeout (30 s) and the broker's check for expired
+    // ones (10 s): after a kill -9 between the offsets' commit and the transaction's, the broker
+    // answers only once it has aborted that transaction.
     let committed = reader
-        .committed_offsets(list, METADATA_TIMEOUT)
+        .committed_offsets(list, Duration::from_secs(90))
         .with_context(|| format!("cannot read the offsets group {group} committed on {topic}"))?;
     Ok(committed
         .elements()
