@@ -140,6 +140,11 @@ impl AppMetrics {
         gauge.store(per_second.to_bits(), Ordering::Relaxed);
     }
 
+    /// A rate `set_rate` stored.
+    pub fn get_rate(gauge: &AtomicU64) -> f64 {
+        f64::from_bits(gauge.load(Ordering::Relaxed))
+    }
+
     /// Appends this app's series, labelled with tenant and app.
     pub fn render(&self, out: &mut String, tenant: &str, app: &str) {
         let labels = format!("tenant=\"{tenant}\",app=\"{app}\"");
@@ -162,10 +167,9 @@ impl AppMetrics {
         for (name, value) in counters {
             let _ = writeln!(out, "{name}{{{labels}}} {}", value.load(Ordering::Relaxed));
         }
-        let rate = |g: &AtomicU64| f64::from_bits(g.load(Ordering::Relaxed));
         let gauges = [
-            ("mysimbdp_input_rate", rate(&self.input_rate)),
-            ("mysimbdp_process_rate", rate(&self.process_rate)),
+            ("mysimbdp_input_rate", Self::get_rate(&self.input_rate)),
+            ("mysimbdp_process_rate", Self::get_rate(&self.process_rate)),
             (
                 "mysimbdp_watermark_seconds",
                 self.watermark_ms.load(Ordering::Relaxed) as f64 / 1000.0,

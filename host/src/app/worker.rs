@@ -142,8 +142,6 @@ pub(super) struct Worker {
     /// when records arrive, which wake the worker, so it need not look again until then.
     settled: bool,
     last_rate: (Instant, u64, u64, Duration),
-    /// Whether the last rates reported were not zero: they are reported again a second later.
-    moving: bool,
     busy: Duration,
     pub(super) last_checkpoint: Instant,
     /// Offsets covered by the last checkpoint.
@@ -211,7 +209,6 @@ impl Worker {
             last_assignment_check: Instant::now() - Duration::from_secs(10),
             settled: false,
             last_rate: (Instant::now(), 0, 0, Duration::ZERO),
-            moving: false,
             busy: Duration::ZERO,
             last_checkpoint: Instant::now(),
             checkpointed: Offsets::default(),
@@ -394,10 +391,19 @@ impl Worker {
             return settings.batch_wait;
         }
         let unsaved = self.reader.intake.next_offsets != self.checkpointed || self.uncommitted;
+        // Rates not at zero are reported again a second later, until they are.
+        let m = &self.r.handle.metrics;
+        let moving = AppMetrics::get_rate(&m.input_rate) > 0.0
+            || AppMetrics::get_rate(&m.process_rate) > 0.0;
         let timers = [
             self.r.processor.next_due(now),
-            unsaved.then(|| self.last_checkpoint + settings.checkpoint_interval),
-            self.moving.then(|| self.last_rate.0 + RATE_INTERVAL),
+            unsaved
+                .then(|| {
+                    self.last_checkpoint
+                        .checked_add(settings.checkpoint_interval)
+                })
+                .flatten(),
+            moving.then(|| self.last_rate.0 + RATE_INTERVAL),
             (!self.settled).then(|| self.last_assignment_check + LAG_INTERVAL),
         ];
         let until = timers.into_iter().flatten().min().unwrap_or(now + MAX_IDLE);
@@ -664,7 +670,6 @@ impl Worker {
             0.0
         };
         AppMetrics::set_rate(&m.process_rate, process_rate);
-        self.moving = now_in > records_in || process_rate > 0.0;
         self.last_rate = (now, now_in, now_processed, self.busy);
     }
 }

@@ -507,9 +507,9 @@ impl PartitionReader {
             .consumer
             .fetch_metadata(Some(&self.input), Duration::from_secs(30))
             .map_err(failed(format!("reading metadata of {}", self.input)))?;
-        // One question for every partition (the latest offset: timestamp -1, `Offset::End`): each question
-        // waits behind the consumer's long-poll fetch on the same connection, and one per
-        // partition held a drain up for seconds.
+        // One question for every partition (the latest offset: `Offset::End`, timestamp -1):
+        // each question waits behind the consumer's long-poll fetch on the same connection, and
+        // one per partition held a drain up for seconds.
         let mut latest = TopicPartitionList::new();
         for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
             latest

@@ -148,7 +148,7 @@ impl Watermarks {
         let slowest = self
             .partitions
             .iter()
-            .filter(|p| now.saturating_duration_since(p.last_record) < self.idle_timeout)
+            .filter(|p| self.idle_at(p).is_none_or(|idle_at| idle_at > now))
             .map(|p| p.max_seen)
             .min();
         if let Some(slowest) = slowest.filter(|s| *s != EventTime::MIN) {
@@ -167,16 +167,16 @@ impl Watermarks {
         let mut active = self
             .partitions
             .iter()
-            .map(|p| p.last_record + self.idle_timeout)
+            .filter_map(|p| self.idle_at(p))
             .filter(|idle_at| *idle_at > now);
-        let first = active.next()?;
-        let mut earliest = first;
-        let mut others = false;
-        for idle_at in active {
-            others = true;
-            earliest = earliest.min(idle_at);
-        }
-        others.then_some(earliest)
+        let (first, second) = (active.next()?, active.next()?);
+        Some(active.fold(first.min(second), Instant::min))
+    }
+
+    /// When a partition stops holding the watermark back unless another record arrives;
+    /// `None` for a timeout too long to fall within the clock's range (never).
+    fn idle_at(&self, partition: &PartitionClock) -> Option<Instant> {
+        partition.last_record.checked_add(self.idle_timeout)
     }
 
     /// A new app version may declare another delay; the watermark still never goes back.
@@ -238,6 +238,18 @@ mod tests {
             None,
             "only partition 0 is still active"
         );
+    }
+
+    #[test]
+    fn a_timeout_past_the_clocks_range_never_makes_a_partition_idle() {
+        let start = Instant::now();
+        let mut w = Watermarks::new(0, Duration::MAX);
+        w.assign(0, start);
+        w.assign(1, start);
+        w.observe(0, t(1), start);
+        w.observe(1, t(5), start);
+        assert_eq!(w.next_change(start), None);
+        assert_eq!(w.advance(start + Duration::from_secs(3600)), t(1));
     }
 
     #[test]
