@@ -365,6 +365,9 @@ pub struct RunnerConfig {
     pub batch_wait_ms: u64,
     /// A partition silent this long stops holding the watermark back.
     pub idle_partition_timeout_ms: u64,
+    /// An app with nothing to do this long closes its Kafka clients until its input moves
+    /// (their threads cost CPU even when idle); 0 keeps them open.
+    pub hibernate_after_ms: u64,
 }
 
 impl Default for RunnerConfig {
@@ -373,6 +376,7 @@ impl Default for RunnerConfig {
             batch_max: 4096,
             batch_wait_ms: 20,
             idle_partition_timeout_ms: 30_000,
+            hibernate_after_ms: 60_000,
         }
     }
 }
@@ -490,6 +494,13 @@ impl Config {
                 "runner.batch_max".into(),
                 "is 0".into(),
                 "use at least 1 (4096 is a good size)",
+            ));
+        }
+        if (1..1_000).contains(&self.runner.hibernate_after_ms) {
+            return Err(invalid(
+                "runner.hibernate_after_ms".into(),
+                format!("{} is below 1000", self.runner.hibernate_after_ms),
+                "use 0 to keep idle apps' Kafka clients open, or at least 1000 (60000 is the default)",
             ));
         }
         if self.checkpoint.interval_ms < 100 {
@@ -763,6 +774,13 @@ mod tests {
             err.contains("`limits.max_windows_per_record`: is 0; use at least 1"),
             "{err}"
         );
+        let err = load(&format!("[runner]\nhibernate_after_ms = 500\n{GOOD}")).unwrap_err();
+        assert!(
+            err.contains("`runner.hibernate_after_ms`: 500 is below 1000; use 0 to keep"),
+            "{err}"
+        );
+        let never = load(&format!("[runner]\nhibernate_after_ms = 0\n{GOOD}"));
+        assert_eq!(never.map(|c| c.runner.hibernate_after_ms), Ok(0));
     }
 
     #[test]

@@ -95,6 +95,8 @@ pub struct AppMetrics {
     pub cpu_throttled_ms: AtomicU64,
     /// 1 once the app is failed and stopped.
     pub failed: AtomicI64,
+    /// 1 while the app hibernates: idle, its Kafka clients closed, its input watched.
+    pub hibernating: AtomicI64,
     pub watermark_ms: AtomicI64,
     pub open_windows: AtomicU64,
     pub lag: AtomicI64,
@@ -186,6 +188,10 @@ impl AppMetrics {
                 "mysimbdp_app_failed",
                 self.failed.load(Ordering::Relaxed) as f64,
             ),
+            (
+                "mysimbdp_app_hibernating",
+                self.hibernating.load(Ordering::Relaxed) as f64,
+            ),
         ];
         for (name, value) in gauges {
             let _ = writeln!(out, "{name}{{{labels}}} {value}");
@@ -232,6 +238,8 @@ pub fn preamble() -> &'static str {
      # TYPE mysimbdp_over_quota_records_total counter\n\
      # HELP mysimbdp_app_failed 1 when the app failed too often and was stopped.\n\
      # TYPE mysimbdp_app_failed gauge\n\
+     # HELP mysimbdp_app_hibernating 1 while the app is idle with its Kafka clients closed, its input watched.\n\
+     # TYPE mysimbdp_app_hibernating gauge\n\
      # HELP mysimbdp_plugin_call_duration_seconds Time spent in one call into the app.\n\
      # TYPE mysimbdp_plugin_call_duration_seconds histogram\n"
 }

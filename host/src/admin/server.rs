@@ -183,6 +183,7 @@ pub fn describe(handle: &AppHandle) -> Value {
         "swaps": deployed.swaps,
         "state": status.state,
         "caught_up": status.caught_up,
+        "hibernating": m.hibernating.load(Relaxed) == 1,
         "last_error": status.last_error,
         "waiting": status.waiting,
         "failures": status.failures,

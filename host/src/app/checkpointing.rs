@@ -38,7 +38,7 @@ impl Worker {
             self.committed();
             return Ok(());
         };
-        let transactional = self.r.sinks.transactional();
+        let transactional = self.sinks.transactional();
         let mut out = Output::default();
         self.r.processor.emit_changed(&mut out)?;
         self.deliver(out)?;
@@ -46,10 +46,10 @@ impl Worker {
             .r
             .processor
             .snapshot(&self.reader.intake.next_offsets)?;
-        self.r.sinks.flush()?;
+        self.sinks.flush()?;
         crash_point(CrashPoint::BeforeCheckpoint);
         if !transactional {
-            self.r.sinks.commit()?;
+            self.sinks.commit()?;
         }
         let (tenant, app) = (self.r.handle.tenant.clone(), self.r.handle.app.clone());
         let now = now_ms();
@@ -98,7 +98,7 @@ impl Worker {
     fn committed(&mut self) {
         self.checkpointed = self.reader.intake.next_offsets.clone();
         self.uncommitted = false;
-        let counts = self.r.sinks.take_counts();
+        let counts = self.sinks.take_counts();
         let metrics = &self.r.handle.metrics;
         AppMetrics::count(&metrics.late, counts.late as usize);
         AppMetrics::count(&metrics.dead_letters, counts.dead_letters as usize);
@@ -127,7 +127,7 @@ impl Worker {
             .ok_or_else(|| "the consumer has no group metadata to commit with".to_owned())?;
         let mut outage = Outage::new(&*self.r.handle, self.r.settings.outage_patience);
         let runtime = self.r.runtime.clone();
-        let committed = self.r.sinks.commit_with_offsets(&offsets, &group, |error| {
+        let committed = self.sinks.commit_with_offsets(&offsets, &group, |error| {
             runtime.block_on(outage.wait(error))
         });
         outage.over();

@@ -11,6 +11,7 @@ use scylla::client::session::Session;
 use tokio::runtime::Handle;
 
 use super::handle::{AppHandle, AppState, AppStatus, Deployed};
+use super::links::Links;
 use super::processor::Processor;
 use super::worker::{Runner, RunnerSettings};
 use crate::access::{wall_off_outputs, KafkaAccess, KafkaAdminError};
@@ -22,9 +23,9 @@ use crate::enrich::{EnrichError, EnrichManifest, Enricher, Services};
 use crate::names::{AppTopics, StreamName, TenantId};
 use crate::plugin::{CompiledApp, PluginError};
 use crate::sink::cassandra::{CassandraError, ResultsTable};
-use crate::sink::kafka::AppOutputs;
-use crate::sink::{Sinks, TableWriter};
-use crate::source::kafka::{consumer, ensure_topics, KafkaError, Wakeup};
+use crate::sink::TableWriter;
+use crate::source::kafka::{ensure_topics, KafkaError, Wakeup};
+use crate::source::InputWatch;
 
 /// The running apps, by (tenant, app).
 pub type Apps = BTreeMap<(String, String), Arc<AppHandle>>;
@@ -66,6 +67,8 @@ pub struct Launcher {
     launching: Mutex<HashSet<(String, String)>>,
     /// The services apps may call, as the operator configured them.
     services: Services,
+    /// One watch over the inputs of this host's hibernating apps.
+    watch: InputWatch,
 }
 
 impl Launcher {
@@ -91,6 +94,7 @@ impl Launcher {
             workers: Mutex::new(Vec::new()),
             launching: Mutex::new(HashSet::new()),
             services: config.services.clone(),
+            watch: InputWatch::new(config.kafka_access()),
         }
     }
 
@@ -180,9 +184,7 @@ impl Launcher {
                 stream.as_str()
             ),
         });
-        let mut consumer = consumer(&self.kafka, &topics.group, &self.instance)?;
         let wakeup = Wakeup::default();
-        wakeup.watch_consumer(&mut consumer);
         let handle = Arc::new(AppHandle {
             tenant: tenant.clone(),
             app: spec.name.to_string(),
@@ -216,25 +218,28 @@ impl Launcher {
             Some(enricher) => processor.with_enricher(enricher),
             None => processor,
         };
+        let links = Links {
+            kafka: self.kafka.clone(),
+            topics: topics.clone(),
+            instance: self.instance.clone(),
+            transactional_id,
+            watch: self.watch.clone(),
+        };
+        let connection = links.connect(
+            &spec,
+            &wakeup,
+            vec![Box::new(TableWriter::new(
+                table,
+                self.runtime.clone(),
+                handle.clone(),
+                self.settings.outage_patience,
+            ))],
+        )?;
         let runner = Runner {
             handle: handle.clone(),
             processor,
-            consumer: Arc::new(consumer),
+            links,
             wakeup,
-            sinks: Sinks::new(
-                AppOutputs::new(
-                    &self.kafka,
-                    topics.clone(),
-                    &spec,
-                    transactional_id.as_deref(),
-                )?,
-                vec![Box::new(TableWriter::new(
-                    table,
-                    self.runtime.clone(),
-                    handle.clone(),
-                    self.settings.outage_patience,
-                ))],
-            ),
             topics,
             runtime: self.runtime.clone(),
             control: receiver,
@@ -247,7 +252,7 @@ impl Launcher {
         };
         let worker = std::thread::Builder::new()
             .name(format!("{}/{}", key.0, key.1))
-            .spawn(move || runner.run())
+            .spawn(move || runner.run(connection))
             .map_err(LaunchError::Thread)?;
         if let Ok(mut workers) = self.workers.lock() {
             workers.push(worker);

@@ -5,6 +5,7 @@ mod checkpointing;
 mod cpu;
 mod handle;
 mod launch;
+mod links;
 mod operator;
 pub mod processor;
 pub mod replay;

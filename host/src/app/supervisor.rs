@@ -46,7 +46,7 @@ impl Worker {
                 }
             }
         }
-        if revoked && self.r.sinks.transactional() {
+        if revoked && self.sinks.transactional() {
             // The open transaction holds outputs of the revoked partitions, which their new
             // owner produces again from the last committed checkpoint: this attempt must not
             // commit.
@@ -70,7 +70,7 @@ impl Worker {
             return Ok(());
         };
         let (tenant, app) = (self.r.handle.tenant.clone(), self.r.handle.app.clone());
-        let pick = if self.r.sinks.transactional() {
+        let pick = if self.sinks.transactional() {
             self.reader
                 .committed_metadata(partition)?
                 .and_then(|metadata| Epoch::from_metadata(&metadata))
@@ -227,7 +227,7 @@ impl Worker {
     /// dropped where the sink allows (the Kafka transaction) and overwritten where it does not.
     pub(super) fn rebuild(&mut self) -> Result<(), String> {
         let started = Instant::now();
-        self.r.sinks.abort().map_err(|e| e.to_string())?;
+        self.sinks.abort().map_err(|e| e.to_string())?;
         let instance = self.r.current.instantiate().map_err(|e| e.to_string())?;
         let enricher = self.r.processor.take_enricher();
         self.r.processor = Processor::new(
@@ -325,8 +325,7 @@ impl Worker {
             None => None,
         };
         let instance = app.instantiate().map_err(|e| e.to_string())?;
-        self.r
-            .sinks
+        self.sinks
             .reopen(&app.spec, &self.r.current.spec)
             .map_err(|e| e.to_string())?;
         let swapped = match self
@@ -340,7 +339,7 @@ impl Worker {
                     Some(service) => metrics.set_service(service),
                     None => metrics.clear_service(),
                 }
-                if let Err(error) = self.r.sinks.reopen(&self.r.current.spec, &app.spec) {
+                if let Err(error) = self.sinks.reopen(&self.r.current.spec, &app.spec) {
                     tracing::warn!(%error, "restoring the sinks for the running build");
                 }
                 return Err(refused.to_string());

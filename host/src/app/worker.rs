@@ -19,6 +19,8 @@ use tokio::runtime::Handle;
 
 use super::cpu::{CpuBudget, CpuShare};
 use super::handle::{AppHandle, AppState, Control};
+use super::links::{Connection, Links};
+use super::operator::Operator;
 use super::processor::{Processor, Quotas};
 use crate::admin::metrics::AppMetrics;
 use crate::admin::recent::{now_ms, RESULTS_KEPT};
@@ -28,7 +30,7 @@ use crate::enrich::{EnrichManifest, Services};
 use crate::names::AppTopics;
 use crate::plugin::{CompiledApp, PluginError};
 use crate::sink::{Output, SinkError, Sinks};
-use crate::source::kafka::{AppConsumer, Wakeup};
+use crate::source::kafka::Wakeup;
 use crate::source::{BatchRanges, Offsets, PartitionReader, ReadError};
 
 /// Tuning of the worker loop.
@@ -37,6 +39,8 @@ pub struct RunnerSettings {
     pub batch_max: usize,
     pub batch_wait: Duration,
     pub idle_partition_timeout: Duration,
+    /// An app idle this long lets go of its Kafka clients until its input moves.
+    pub hibernate_after: Option<Duration>,
     pub checkpoint_interval: Duration,
     /// Saved windows of an incompatible build are dropped (offsets and watermark still resume).
     pub reset_state: bool,
@@ -55,11 +59,12 @@ pub struct RunnerSettings {
 pub struct Runner {
     pub handle: Arc<AppHandle>,
     pub processor: Processor,
-    pub consumer: Arc<AppConsumer>,
-    /// What ends the worker's idle sleep: the consumer's queues and the operator's requests.
+    /// How to connect again after hibernating.
+    pub links: Links,
+    /// What ends the worker's idle sleep: the consumer's queues, the operator's requests and
+    /// the host's watch over a hibernating app's input.
     pub wakeup: Wakeup,
     pub topics: AppTopics,
-    pub sinks: Sinks,
     pub runtime: Handle,
     pub control: Receiver<Control>,
     pub settings: RunnerSettings,
@@ -124,6 +129,14 @@ impl From<ReadError> for StepError {
 /// The longest an idle worker sleeps: a safety net, every timer it knows of is earlier.
 const MAX_IDLE: Duration = Duration::from_secs(5);
 
+/// The longest a hibernating app sleeps between looks at its requests and its watch: a
+/// safety net, both wake it.
+const MAX_HIBERNATION_WAIT: Duration = Duration::from_secs(60);
+
+/// How long a request that woke a hibernating app waits for the group to give its partitions
+/// back before it is served anyway (another host may own them all).
+const ASSIGNMENT_WAIT: Duration = Duration::from_secs(15);
+
 /// How often the input and processing rates are reported while they move.
 const RATE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -133,6 +146,7 @@ const LAG_INTERVAL: Duration = Duration::from_secs(2);
 pub(super) struct Worker {
     pub(super) r: Runner,
     pub(super) reader: PartitionReader,
+    pub(super) sinks: Sinks,
     drain_target: Option<Offsets>,
     /// Plugin failures rebuilt from the same checkpoint: they slow the next rebuild.
     pub(super) rebuilds_since_checkpoint: u32,
@@ -156,31 +170,26 @@ pub(super) struct Worker {
     /// The offsets of each batch in the processor's enrich queue, oldest first: a plugin
     /// failure on one makes it the suspect batch.
     pub(super) queued: VecDeque<BatchRanges>,
-    /// A take-over or remove that waits for the enrich queue to empty.
+    /// A take-over or remove that waits for the enrich queue to empty, or the request that
+    /// woke a hibernating app.
     deferred: Option<Control>,
+    /// When the worker last read a record or served a request: hibernation counts from here.
+    last_active: Instant,
+    /// When this worker connected.
+    started: Instant,
 }
 
 impl Runner {
-    /// Runs until stopped or failed; the final state is in the handle's status.
-    pub fn run(self) {
+    /// Runs with the clients made at launch until stopped or failed; the final state is in
+    /// the handle's status.
+    pub fn run(self, connection: Connection) {
         let handle = self.handle.clone();
         let tenant = handle.tenant.to_string();
         let app = handle.app.clone();
         let span = tracing::info_span!("app", %tenant, %app);
         let _entered = span.enter();
         handle.update(|s| s.state = AppState::Running);
-        let result = PartitionReader::open(
-            self.consumer.clone(),
-            &self.topics.input,
-            self.wakeup.clone(),
-        )
-        .and_then(|reader| {
-            let mut worker = Worker::new(self, reader);
-            let result = worker.run();
-            let flushed = worker.r.sinks.flush().map_err(|e| e.to_string());
-            result.and_then(|state| flushed.map(|()| state))
-        });
-        match result {
+        match self.serve(connection) {
             Ok(state) => handle.update(|s| s.state = state),
             Err(error) => {
                 tracing::error!(%error, "app stopped");
@@ -195,16 +204,110 @@ impl Runner {
             }
         }
     }
+
+    /// Works while connected; hibernates when the worker finds nothing to do for long enough,
+    /// and connects again when the input moves or an operator asks something.
+    fn serve(mut self, mut connection: Connection) -> Result<AppState, String> {
+        let mut carried = Carried::default();
+        loop {
+            let reader = PartitionReader::open(
+                connection.consumer,
+                &self.topics.input,
+                self.wakeup.clone(),
+            )?;
+            let mut worker = Worker::new(self, reader, connection.sinks, carried);
+            let ending = worker.run();
+            let flushed = worker.sinks.flush().map_err(|e| e.to_string());
+            let (runner, sinks, kept) = worker.into_parts();
+            let positions = match ending.and_then(|ending| flushed.map(|()| ending))? {
+                Ending::Ended(state) => return Ok(state),
+                Ending::Hibernate(positions) => positions,
+            };
+            self = runner;
+            carried = kept;
+            // The producer closes here, the consumer closed with the reader.
+            let others = sinks.into_others();
+            match self.hibernate(positions) {
+                Woken::Stop => return Ok(AppState::Stopped),
+                Woken::Input => {}
+                Woken::Request(control) => carried.pending = Some(control),
+            }
+            connection = self
+                .links
+                .connect(&self.current.spec, &self.wakeup, others)
+                .map_err(|e| format!("connecting again after hibernating: {e}"))?;
+            tracing::info!("awake: Kafka clients open again");
+        }
+    }
+
+    /// Sleeps without Kafka clients until the input moves past `positions` or an operator
+    /// sends a request.
+    fn hibernate(&self, positions: Vec<(i32, i64)>) -> Woken {
+        let metrics = &self.handle.metrics;
+        metrics
+            .hibernating
+            .store(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(
+            ?positions,
+            "hibernating: Kafka clients closed until the input moves"
+        );
+        let watching = self
+            .links
+            .watch
+            .watch(&self.topics.input, positions, self.wakeup.clone());
+        let woken = loop {
+            match self.control.try_recv() {
+                Ok(Control::Stop) | Err(TryRecvError::Disconnected) => break Woken::Stop,
+                Ok(control) => break Woken::Request(control),
+                Err(TryRecvError::Empty) => {}
+            }
+            if watching.moved() {
+                break Woken::Input;
+            }
+            self.wakeup.wait(MAX_HIBERNATION_WAIT);
+        };
+        metrics
+            .hibernating
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        woken
+    }
+}
+
+/// How a hibernating app woke.
+enum Woken {
+    Input,
+    Request(Control),
+    Stop,
+}
+
+/// How a connected worker's run ended.
+enum Ending {
+    /// For good, in this state.
+    Ended(AppState),
+    /// Idle long enough: its partitions were given up after a checkpoint, and the input is
+    /// watched from these positions.
+    Hibernate(Vec<(i32, i64)>),
+}
+
+/// What one connected worker leaves to the next after a hibernation.
+#[derive(Default)]
+struct Carried {
+    failures: VecDeque<Instant>,
+    rebuilds_since_checkpoint: u32,
+    drained: bool,
+    /// The request that woke the app.
+    pending: Option<Control>,
 }
 
 impl Worker {
-    fn new(r: Runner, reader: PartitionReader) -> Self {
+    fn new(r: Runner, reader: PartitionReader, sinks: Sinks, carried: Carried) -> Self {
         let cpu = CpuBudget::start(r.settings.cpu);
         Self {
             r,
             reader,
+            sinks,
             drain_target: None,
-            rebuilds_since_checkpoint: 0,
+            rebuilds_since_checkpoint: carried.rebuilds_since_checkpoint,
             cpu,
             last_assignment_check: Instant::now() - Duration::from_secs(10),
             settled: false,
@@ -212,29 +315,45 @@ impl Worker {
             busy: Duration::ZERO,
             last_checkpoint: Instant::now(),
             checkpointed: Offsets::default(),
-            failures: VecDeque::new(),
-            drained: false,
+            failures: carried.failures,
+            drained: carried.drained,
             paused: None,
             uncommitted: false,
             queued: VecDeque::new(),
-            deferred: None,
+            deferred: carried.pending,
+            last_active: Instant::now(),
+            started: Instant::now(),
         }
     }
 
-    fn run(&mut self) -> Result<AppState, String> {
+    /// The runner and sinks back, and what the next connected worker goes on with; the reader,
+    /// and with it the consumer, closes here.
+    fn into_parts(self) -> (Runner, Sinks, Carried) {
+        let carried = Carried {
+            failures: self.failures,
+            rebuilds_since_checkpoint: self.rebuilds_since_checkpoint,
+            drained: self.drained,
+            pending: None,
+        };
+        (self.r, self.sinks, carried)
+    }
+
+    fn run(&mut self) -> Result<Ending, String> {
         loop {
-            if let Some(control) = self.deferred.take() {
+            if let Some(control) = self.take_deferred() {
+                self.last_active = Instant::now();
                 if let Some(ended) = self.serve(control)? {
-                    return Ok(ended);
+                    return Ok(Ending::Ended(ended));
                 }
             }
             match self.r.control.try_recv() {
                 Ok(Control::Stop) | Err(TryRecvError::Disconnected) => {
-                    return Ok(AppState::Stopped)
+                    return Ok(Ending::Ended(AppState::Stopped))
                 }
                 Ok(control) => {
+                    self.last_active = Instant::now();
                     if let Some(ended) = self.serve(control)? {
-                        return Ok(ended);
+                        return Ok(Ending::Ended(ended));
                     }
                 }
                 Err(TryRecvError::Empty) => {}
@@ -257,7 +376,56 @@ impl Worker {
                     owed.as_millis() as usize,
                 );
             }
+            if let Some(positions) = self.may_hibernate(Instant::now()) {
+                self.give_up_partitions().map_err(StepError::into_reason)?;
+                return Ok(Ending::Hibernate(positions));
+            }
         }
+    }
+
+    /// The request waiting to be served, once it may be: a request that woke the app waits
+    /// until the group gave the partitions back (a remove closes their windows), for at most
+    /// `ASSIGNMENT_WAIT`.
+    fn take_deferred(&mut self) -> Option<Control> {
+        let assigning = self.reader.owned().is_empty() && self.started.elapsed() < ASSIGNMENT_WAIT;
+        if assigning {
+            None
+        } else {
+            self.deferred.take()
+        }
+    }
+
+    /// The positions to watch the input from, when the app may hibernate now: idle for
+    /// `hibernate_after`, caught up on every partition of its input (no other host shares
+    /// it), everything saved, no timer due and nobody waiting on it.
+    fn may_hibernate(&self, now: Instant) -> Option<Vec<(i32, i64)>> {
+        let after = self.r.settings.hibernate_after?;
+        let quiet = now.saturating_duration_since(self.last_active) >= after
+            && self.settled
+            && self.r.store.is_some()
+            && self.paused.is_none()
+            && self.deferred.is_none()
+            && self.r.processor.queued() == 0
+            && (self.drain_target.is_none() || self.drained)
+            && !self.uncommitted
+            && self.reader.intake.next_offsets == self.checkpointed
+            && !self.reader.intake.isolating()
+            && self.r.processor.next_due(now).is_none();
+        quiet.then(|| self.reader.caught_up_positions()).flatten()
+    }
+
+    /// Before hibernating: the partitions' state is in the last checkpoint, from which they
+    /// resume when the group gives them back, here or to another host.
+    /// The status still counts the windows the checkpoint holds open.
+    fn give_up_partitions(&mut self) -> Result<(), StepError> {
+        let open = &self.r.handle.metrics.open_windows;
+        let held = open.load(std::sync::atomic::Ordering::Relaxed);
+        for partition in self.reader.owned() {
+            self.r.processor.revoke(partition)?;
+            self.reader.revoked(partition);
+        }
+        open.store(held, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// An operator's request; the state the app ends in when it ends it. A take-over or a
@@ -405,6 +573,11 @@ impl Worker {
                 .flatten(),
             moving.then(|| self.last_rate.0 + RATE_INTERVAL),
             (!self.settled).then(|| self.last_assignment_check + LAG_INTERVAL),
+            self.r
+                .settings
+                .hibernate_after
+                .and_then(|after| self.last_active.checked_add(after))
+                .filter(|at| *at > now),
         ];
         let until = timers.into_iter().flatten().min().unwrap_or(now + MAX_IDLE);
         until.saturating_duration_since(now).min(MAX_IDLE)
@@ -478,6 +651,7 @@ impl Worker {
         };
         if filled.taken > 0 {
             let started = Instant::now();
+            self.last_active = started;
             let first = &self.r.handle.metrics.first_record_ms;
             if first.load(std::sync::atomic::Ordering::Relaxed) == 0 {
                 first.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
@@ -549,7 +723,7 @@ impl Worker {
     /// Hands results to the sinks (see `sink::Sinks`), and keeps the last ones for the
     /// dashboard.
     pub(super) fn deliver(&mut self, out: Output) -> Result<(), SinkError> {
-        if let Some(out) = self.r.sinks.deliver(out)? {
+        if let Some(out) = self.sinks.deliver(out)? {
             self.uncommitted = true;
             self.keep_recent(&out);
         }
@@ -570,7 +744,7 @@ impl Worker {
                 if rows.len() == RESULTS_KEPT {
                     break 'newest;
                 }
-                rows.push(self.r.sinks.row(emitted, row));
+                rows.push(self.sinks.row(emitted, row));
             }
         }
         if !rows.is_empty() {
@@ -586,8 +760,8 @@ impl Worker {
         self.deliver(out)?;
         self.checkpointed.clear();
         self.checkpoint()?;
-        self.r.sinks.commit()?;
-        if !self.r.sinks.transactional() {
+        self.sinks.commit()?;
+        if !self.sinks.transactional() {
             self.reader.commit_offsets(CommitMode::Sync);
         }
         Ok(())

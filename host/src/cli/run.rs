@@ -96,6 +96,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         batch_max: config.runner.batch_max,
         batch_wait: Duration::from_millis(config.runner.batch_wait_ms),
         idle_partition_timeout: Duration::from_millis(config.runner.idle_partition_timeout_ms),
+        hibernate_after: (config.runner.hibernate_after_ms > 0)
+            .then(|| Duration::from_millis(config.runner.hibernate_after_ms)),
         checkpoint_interval: Duration::from_millis(config.checkpoint.interval_ms),
         reset_state: args.reset_state,
         max_failures: config.limits.max_failures,

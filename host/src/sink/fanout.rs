@@ -39,6 +39,11 @@ impl Sinks {
         }
     }
 
+    /// The sinks other than Kafka, for a later connection: the producer closes here.
+    pub fn into_others(self) -> Vec<Box<dyn Sink>> {
+        self.others
+    }
+
     /// Hands one step's output to every sink; `None` when it was empty.
     pub fn deliver(&mut self, out: Output) -> Result<Option<Arc<Output>>, SinkError> {
         if out.is_empty() {

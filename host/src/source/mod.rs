@@ -6,8 +6,10 @@ mod end_offsets;
 mod fetch_queue;
 pub mod kafka;
 mod partitions;
+mod watch;
 
 pub use decode::{DecodeError, Decoded, Decoder};
 pub use partitions::{
     BatchRanges, Filled, Intake, Lag, Offsets, PartitionReader, Quarantined, ReadError,
 };
+pub use watch::{InputWatch, Watching};

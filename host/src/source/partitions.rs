@@ -69,7 +69,7 @@ pub struct Intake {
 impl Intake {
     /// Whether a suspect range lies ahead of the read position: until it is passed, batches
     /// hold one record.
-    fn isolating(&self) -> bool {
+    pub fn isolating(&self) -> bool {
         self.quarantine.iter().any(|q| {
             q.suspect
                 && self
@@ -555,6 +555,29 @@ impl PartitionReader {
                         .get(&q.partition)
                         .is_some_and(|next| *next >= high)
             })
+    }
+
+    /// Where this host reads each partition of the input next, when it owns every one and has
+    /// read each to its end: the positions a hibernating app's input is watched from.
+    pub fn caught_up_positions(&self) -> Option<Vec<(i32, i64)>> {
+        if self.queues.is_empty() || !self.queues.iter().all(|q| q.assigned) {
+            return None;
+        }
+        self.queues
+            .iter()
+            .map(|q| {
+                let high = self
+                    .end_offsets
+                    .of(&self.consumer, &self.input, q.partition)?;
+                let next = self
+                    .intake
+                    .next_offsets
+                    .get(&q.partition)
+                    .copied()
+                    .unwrap_or(0);
+                (high >= 0 && next >= high).then_some((q.partition, next))
+            })
+            .collect()
     }
 
     /// Lag and caught-up state over the partitions the group gave this host, from the end
