@@ -49,6 +49,9 @@ def plot_idle(tenants, path):
         if five:
             ax.plot([_apps(r) for r in five], [_med(r, key) for r in five], "s",
                     label="10 tenants × 5 apps")
+        if key != "startup_s" and all(_asleep(r, key) for r in one_app):
+            ax.plot([_apps(r) for r in one_app], [_median(_asleep(r, key)) for r in one_app],
+                    "o:", label="hibernated")
         if key == "startup_s":
             ax.plot([_apps(r) for r in one_app], [_med(r, "restart_s") for r in one_app],
                     "o--", label="restart")
@@ -57,6 +60,7 @@ def plot_idle(tenants, path):
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
+    axes[1].legend(fontsize=8)
     axes[2].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -108,6 +112,40 @@ def _idle_table(idle):
                      f"{_med(r, 'rss_mib'):.1f} | {_med(r, 'threads'):.0f} | "
                      f"{_med(r, 'sockets'):.0f} | {_median(cores):.4f} ({_range(cores, 4)}) | "
                      f"{per} |")
+    return lines
+
+
+def _asleep(row, key):
+    """One measure of an idle layout once its apps hibernated, over its runs."""
+    return [run["asleep"].get(key) for run in row["runs"] if run.get("asleep")]
+
+
+def _kafka(values):
+    values = [v for v in values if v is not None]
+    return f"{_median(values):.4f}" if values else "–"
+
+
+def _asleep_table(idle):
+    """The idle layouts awake and hibernated side by side (medians)."""
+    if not all(_asleep(r, "threads") for r in idle):
+        return []
+    lines = [
+        "| tenants × apps | hibernated apps | resident MiB awake → asleep | threads | sockets "
+        "| platform's CPU (cores) | Kafka's CPU (cores) | record → read by a hibernating app (s), "
+        "median (min–max) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in idle:
+        wake = _asleep(r, "wake_s")
+        lines.append(
+            f"| {_layout(r)} | {_median(_asleep(r, 'hibernated')):.0f} of {_apps(r)} | "
+            f"{_med(r, 'rss_mib'):.1f} → {_median(_asleep(r, 'rss_mib')):.1f} | "
+            f"{_med(r, 'threads'):.0f} → {_median(_asleep(r, 'threads')):.0f} | "
+            f"{_med(r, 'sockets'):.0f} → {_median(_asleep(r, 'sockets')):.0f} | "
+            f"{_med(r, 'idle_cores'):.4f} → {_median(_asleep(r, 'idle_cores')):.4f} | "
+            f"{_kafka([run.get('kafka_cores') for run in r['runs']])} → "
+            f"{_kafka(_asleep(r, 'kafka_cores'))} | "
+            f"{_median(wake):.2f} ({_range(wake, 2)}) |")
     return lines
 
 
@@ -174,6 +212,22 @@ def render(tenants, figures):
             "transactional producer, and every librdkafka broker thread wakes at least once a "
             "second (`rd_kafka_max_block_ms`, fixed in librdkafka), with the consumer's "
             "long-poll fetch every 500 ms and each client's 1 s timers on `rdk:main`.",
+            "",
+        ]
+    asleep = _asleep_table(idle)
+    if asleep:
+        text += [
+            "**Hibernation.** An app with nothing to do for `runner.hibernate_after_ms` (60 s by "
+            "default), caught up on every partition of its input and with everything saved, "
+            "gives its partitions up after its checkpoint and closes its consumer and producer; "
+            "one watch for the whole host (one Kafka client, one ListOffsets question every "
+            "500 ms for every hibernating app's partitions) wakes it when its input moves, and "
+            "an operator's request wakes it too. The same layouts, awake (above) and once their "
+            f"apps hibernated (over another {window} s), and the time from one record sent to a "
+            "hibernating app until its status counts it read (the watch's round, new clients, "
+            "the group's assignment, the checkpoint loaded, the fetch):",
+            "",
+            *asleep,
             "",
         ]
     text += [

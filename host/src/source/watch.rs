@@ -88,7 +88,7 @@ impl InputWatch {
             if !watched.started {
                 let shared = self.0.clone();
                 let spawned = std::thread::Builder::new()
-                    .name("input-watch".into())
+                    .name("mysimbdp-watch".into())
                     .spawn(move || shared.serve());
                 match spawned {
                     Ok(_) => watched.started = true,
@@ -120,6 +120,8 @@ impl Shared {
                 return;
             }
         };
+        // Logged when asking starts failing and when it answers again, not every round.
+        let mut failing = false;
         loop {
             let entries = {
                 let Ok(mut watched) = self.watched.lock() else {
@@ -135,6 +137,9 @@ impl Shared {
             };
             match end_offsets(&client, &entries) {
                 Ok(ends) => {
+                    if std::mem::take(&mut failing) {
+                        tracing::info!("input watch: Kafka answers again");
+                    }
                     for entry in &entries {
                         let moved = entry.positions.iter().any(|(partition, position)| {
                             ends.iter().any(|(t, p, end)| {
@@ -146,7 +151,11 @@ impl Shared {
                         }
                     }
                 }
-                Err(error) => tracing::warn!(%error, "input watch: asking for end offsets"),
+                Err(error) if !failing => {
+                    failing = true;
+                    tracing::warn!(%error, "input watch: asking for end offsets (retrying)");
+                }
+                Err(_) => {}
             }
             if let Ok(watched) = self.watched.lock() {
                 let _ = self.changed.wait_timeout(watched, ROUND);

@@ -11,7 +11,9 @@
 //! the number of apps. `BENCH_RUNS` (default 3) repeats every measure; `BENCH_TENANTS_LAYOUTS`
 //! (`1x1,10x1`, …, or `none`) picks the idle layouts and `BENCH_TENANTS_BUSY=0` skips the busy one. An idle
 //! app's CPU is also split by the host's threads (from each thread's `schedstat`), to show what
-//! wakes it.
+//! wakes it. Each idle layout is then measured again once its apps hibernate (after the
+//! default 60 s with nothing to do), with the time one record sent to a hibernating app takes
+//! to be read.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,8 +21,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use mysimbdp_tests::{
-    cassandra_builder, create_topic, generate_reviews, kafka_client, produce_command, run_command,
-    tenant_app_wasm, AppSpec, Platform, PlatformConfig, Services, TestEnv,
+    cassandra_builder, create_topic, generate_reviews, kafka_client, produce, produce_command,
+    run_command, tenant_app_wasm, workspace_dir, AppSpec, Platform, PlatformConfig, Services,
+    TestEnv,
 };
 
 /// The apps of one tenant in the 5-app layout: crate, app name, stream.
@@ -89,6 +92,9 @@ struct Sample {
     threads: usize,
     sockets: usize,
     ticks: u64,
+    /// The CPU ticks of the Kafka broker `just up` started, when its pid file is there: what
+    /// the apps' clients cost Kafka.
+    kafka_ticks: Option<u64>,
     by_thread: BTreeMap<String, (u64, u64)>,
 }
 
@@ -133,6 +139,28 @@ fn by_thread(pid: u32) -> Result<BTreeMap<String, (u64, u64)>> {
     Ok(kinds)
 }
 
+/// User and system CPU ticks of a process.
+fn cpu_ticks(pid: u32) -> Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or_default();
+    let f: Vec<&str> = after.split_whitespace().collect();
+    Ok(f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0))
+}
+
+/// The pid of the Kafka broker `deploy/local` started (`$MYSIMBDP_STATE_DIR/kafka.pid`).
+fn kafka_pid() -> Option<u32> {
+    let dir = match std::env::var("MYSIMBDP_STATE_DIR") {
+        Ok(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => workspace_dir().join(".state"),
+    };
+    std::fs::read_to_string(dir.join("kafka.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 fn sample(pid: u32) -> Result<Sample> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let field = |name: &str| -> u64 {
@@ -151,16 +179,13 @@ fn sample(pid: u32) -> Result<Sample> {
                 .unwrap_or(false)
         })
         .count();
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or_default();
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = cpu_ticks(pid)?;
     Ok(Sample {
         rss_kib: field("VmRSS:"),
         threads: field("Threads:") as usize,
         sockets,
         ticks,
+        kafka_ticks: kafka_pid().and_then(|kafka| cpu_ticks(kafka).ok()),
         by_thread: by_thread(pid)?,
     })
 }
@@ -198,13 +223,113 @@ fn start_all(
 }
 
 /// One idle layout's measure: start-up and restart seconds, resources after start-up, cores
-/// used over the window, and per kind of thread the cores and times on a core per second.
+/// used over the window, and per kind of thread the cores and times on a core per second; then
+/// the same once every app hibernates.
 struct IdleRun {
     startup: f64,
     restart: f64,
     sample: Sample,
     cores: f64,
+    kafka_cores: Option<f64>,
     by_thread: BTreeMap<String, (f64, f64)>,
+    asleep: Asleep,
+}
+
+/// The idle layout once its apps hibernate (`runner.hibernate_after_ms`, 60 s by default):
+/// how many did within `HIBERNATION_WAIT`, the resources and CPU then, and the seconds from
+/// one record sent to a hibernating app until that app has read it.
+struct Asleep {
+    hibernated: usize,
+    sample: Sample,
+    cores: f64,
+    kafka_cores: Option<f64>,
+    by_thread: BTreeMap<String, (f64, f64)>,
+    wake_s: f64,
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat`.
+const HZ: f64 = 100.0;
+
+/// Kafka's cores between two samples `window` apart, when both found it.
+fn kafka_cores(before: &Sample, after: &Sample, window: Duration) -> Option<f64> {
+    let (b, a) = (before.kafka_ticks?, after.kafka_ticks?);
+    Some(a.saturating_sub(b) as f64 / HZ / window.as_secs_f64())
+}
+
+/// How long the bench waits for every app to hibernate, from the end of the awake window.
+const HIBERNATION_WAIT: Duration = Duration::from_secs(240);
+
+/// Cores used between two samples `window` apart, in all and per kind of thread (cores, times
+/// on a core per second).
+fn usage(before: &Sample, after: &Sample, window: Duration) -> (f64, BTreeMap<String, (f64, f64)>) {
+    let window = window.as_secs_f64();
+    let cores = (after.ticks - before.ticks) as f64 / HZ / window;
+    let by_thread = after
+        .by_thread
+        .iter()
+        .map(|(kind, (ns, slices))| {
+            let (ns0, slices0) = before.by_thread.get(kind).copied().unwrap_or_default();
+            let used = ns.saturating_sub(ns0) as f64 / 1e9 / window;
+            let woken = slices.saturating_sub(slices0) as f64 / window;
+            (kind.clone(), (used, woken))
+        })
+        .collect();
+    (cores, by_thread)
+}
+
+/// Waits until every app hibernates (or `HIBERNATION_WAIT` passes), measures the host over
+/// `IDLE_WINDOW`, then sends one record to the first app and times its waking.
+fn asleep(platform: &mut Platform, ids: &[String], apps: &[(&str, &str, &str)]) -> Result<Asleep> {
+    let pid = platform.pid().context("no pid")?;
+    let deadline = Instant::now() + HIBERNATION_WAIT;
+    let hibernating = |platform: &Platform| -> Result<usize> {
+        let mut n = 0;
+        for id in ids {
+            for (_, app, _) in apps {
+                n += usize::from(platform.status_of(id, app)?["hibernating"] == true);
+            }
+        }
+        Ok(n)
+    };
+    let mut hibernated = hibernating(platform)?;
+    while hibernated < ids.len() * apps.len() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_secs(1));
+        hibernated = hibernating(platform)?;
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    let before = sample(pid)?;
+    std::thread::sleep(IDLE_WINDOW);
+    let after = sample(pid)?;
+    let (cores, by_thread) = usage(&before, &after, IDLE_WINDOW);
+    let kafka_cores = kafka_cores(&before, &after, IDLE_WINDOW);
+    let (_, app, stream) = apps[0];
+    let sent = Instant::now();
+    produce(
+        &format!("{}.{stream}", ids[0]),
+        [("wake".to_owned(), "{\"wake\": true}".to_owned())],
+    )?;
+    let wake_deadline = Instant::now() + Duration::from_secs(120);
+    while platform.status_of(&ids[0], app)?["records_in"]
+        .as_u64()
+        .unwrap_or(0)
+        == 0
+    {
+        if Instant::now() > wake_deadline {
+            bail!(
+                "{}/{app} did not read a record sent to it while it hibernated",
+                ids[0]
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(Asleep {
+        hibernated,
+        sample: after,
+        cores,
+        kafka_cores,
+        by_thread,
+        wake_s: sent.elapsed().as_secs_f64(),
+    })
 }
 
 /// How long an idle platform is watched: at 10 ms a tick, 30 s resolves 0.0003 cores.
@@ -227,20 +352,10 @@ fn idle(layout: &Layout) -> Result<IdleRun> {
     let before = sample(pid)?;
     std::thread::sleep(IDLE_WINDOW);
     let after = sample(pid)?;
+    let (cores, by_thread) = usage(&before, &after, IDLE_WINDOW);
+    let kafka_cores = kafka_cores(&before, &after, IDLE_WINDOW);
+    let asleep = asleep(&mut platform, &ids, &apps)?;
     platform.stop()?;
-    let window = IDLE_WINDOW.as_secs_f64();
-    let hz = 100.0;
-    let cores = (after.ticks - before.ticks) as f64 / hz / window;
-    let by_thread = after
-        .by_thread
-        .iter()
-        .map(|(kind, (ns, slices))| {
-            let (ns0, slices0) = before.by_thread.get(kind).copied().unwrap_or_default();
-            let used = ns.saturating_sub(ns0) as f64 / 1e9 / window;
-            let woken = slices.saturating_sub(slices0) as f64 / window;
-            (kind.clone(), (used, woken))
-        })
-        .collect();
     let again = format!("{}-again", layout.name);
     let (mut platform, restart) = start_all(&env, &again, &config, &ids, &apps)?;
     platform.stop()?;
@@ -250,7 +365,9 @@ fn idle(layout: &Layout) -> Result<IdleRun> {
         restart,
         sample: after,
         cores,
+        kafka_cores,
         by_thread,
+        asleep,
     })
 }
 
@@ -395,6 +512,20 @@ fn layouts() -> Result<Vec<Layout>> {
     Ok(layouts)
 }
 
+/// Per kind of thread: cores and times on a core per second.
+fn threads_json(by_thread: &BTreeMap<String, (f64, f64)>) -> serde_json::Value {
+    by_thread
+        .iter()
+        .map(|(k, (cores, woken))| {
+            (
+                k.clone(),
+                serde_json::json!({"cores": cores, "woken_per_s": woken}),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
 fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
@@ -440,13 +571,30 @@ fn main() -> Result<()> {
         }
     }
     println!("min / median / max of {runs} runs");
-    println!("| tenants × apps | first start-up (s) | restart (s) | resident MiB | threads | sockets | idle CPU (cores, 30 s) |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| tenants × apps | first start-up (s) | restart (s) | resident MiB | threads | sockets | idle CPU (cores, 30 s) | Kafka's CPU meanwhile (cores) |");
+    println!("|---|---|---|---|---|---|---|---|");
     let mut idle_json = Vec::new();
+    for (layout, measured) in layouts.iter().zip(&idle_runs) {
+        let of = |f: &dyn Fn(&Asleep) -> f64| {
+            measured.iter().map(|r| f(&r.asleep)).collect::<Vec<f64>>()
+        };
+        println!(
+            "| {} × {} | {} | {} | {} | {} | {} | {} | {} |",
+            layout.tenants,
+            layout.apps,
+            spread(&of(&|a| a.hibernated as f64), 0),
+            spread(&of(&|a| a.sample.rss_kib as f64 / 1024.0), 1),
+            spread(&of(&|a| a.sample.threads as f64), 0),
+            spread(&of(&|a| a.sample.sockets as f64), 0),
+            spread(&of(&|a| a.cores), 4),
+            spread(&of(&|a| a.kafka_cores.unwrap_or(f64::NAN)), 4),
+            spread(&of(&|a| a.wake_s), 2),
+        );
+    }
     for (layout, measured) in layouts.iter().zip(&idle_runs) {
         let of = |f: &dyn Fn(&IdleRun) -> f64| measured.iter().map(f).collect::<Vec<f64>>();
         println!(
-            "| {} × {} | {} | {} | {} | {} | {} | {} |",
+            "| {} × {} | {} | {} | {} | {} | {} | {} | {} |",
             layout.tenants,
             layout.apps,
             spread(&of(&|r| r.startup), 1),
@@ -455,6 +603,7 @@ fn main() -> Result<()> {
             spread(&of(&|r| r.sample.threads as f64), 0),
             spread(&of(&|r| r.sample.sockets as f64), 0),
             spread(&of(&|r| r.cores), 4),
+            spread(&of(&|r| r.kafka_cores.unwrap_or(f64::NAN)), 4),
         );
         idle_json.push(serde_json::json!({
             "tenants": layout.tenants, "apps_per_tenant": layout.apps,
@@ -462,12 +611,22 @@ fn main() -> Result<()> {
                 "startup_s": r.startup, "restart_s": r.restart,
                 "rss_mib": r.sample.rss_kib as f64 / 1024.0,
                 "threads": r.sample.threads, "sockets": r.sample.sockets, "idle_cores": r.cores,
-                "by_thread": r.by_thread.iter().map(|(k, (cores, woken))| {
-                    (k.clone(), serde_json::json!({"cores": cores, "woken_per_s": woken}))
-                }).collect::<serde_json::Map<_, _>>(),
+                "kafka_cores": r.kafka_cores,
+                "by_thread": threads_json(&r.by_thread),
+                "asleep": {
+                    "hibernated": r.asleep.hibernated,
+                    "rss_mib": r.asleep.sample.rss_kib as f64 / 1024.0,
+                    "threads": r.asleep.sample.threads, "sockets": r.asleep.sample.sockets,
+                    "idle_cores": r.asleep.cores, "kafka_cores": r.asleep.kafka_cores,
+                    "wake_s": r.asleep.wake_s,
+                    "by_thread": threads_json(&r.asleep.by_thread),
+                },
             })).collect::<Vec<_>>(),
         }));
     }
+    println!("\nonce every app hibernates (runner.hibernate_after_ms = 60000, the default):");
+    println!("| tenants × apps | hibernated | resident MiB | threads | sockets | idle CPU (cores, 30 s) | Kafka's CPU meanwhile (cores) | record → read by a hibernating app (s) |");
+    println!("|---|---|---|---|---|---|---|---|");
     // The split of an idle host's CPU, for the most tenants with one app each.
     let split = layouts
         .iter()
