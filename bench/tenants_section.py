@@ -149,6 +149,25 @@ def _asleep_table(idle):
     return lines
 
 
+def _asleep_threads(idle):
+    """Where the largest one-app-per-tenant layout's CPU goes once hibernated, for the host."""
+    one_app = [r for r in idle if r["apps_per_tenant"] == 1 and _apps(r) > 1]
+    if not one_app or not all(run.get("asleep", {}).get("by_thread") for run in one_app[-1]["runs"]):
+        return None, []
+    row = one_app[-1]
+    kinds = sorted({k for run in row["runs"] for k in run["asleep"]["by_thread"]})
+    lines = ["| thread | cores (whole host) | times on a core per second (whole host) |",
+             "|---|---:|---:|"]
+    for kind in kinds:
+        used = [run["asleep"]["by_thread"].get(kind, {}).get("cores", 0.0) for run in row["runs"]]
+        woken = [run["asleep"]["by_thread"].get(kind, {}).get("woken_per_s", 0.0)
+                 for run in row["runs"]]
+        if _median(used) < 0.000005 and _median(woken) < 0.005:
+            continue
+        lines.append(f"| {kind} | {_median(used):.5f} | {_median(woken):.2f} |")
+    return row, lines
+
+
 def _threads_table(idle):
     """Where the largest one-app-per-tenant layout's idle CPU goes, per app."""
     one_app = [r for r in idle if r["apps_per_tenant"] == 1 and _apps(r) > 1]
@@ -208,7 +227,7 @@ def render(tenants, figures):
             "An app's worker sleeps until records arrive, its consumer has an event, an operator "
             "asks something, or one of its timers is due (an update, a partition going idle, a "
             "checkpoint of what it read); it asks Kafka for the lag only while it is behind or "
-            "held. What remains is librdkafka's floor: each app has a consumer and a "
+            "held. What remains while it is awake is librdkafka's floor: each app has a consumer and a "
             "transactional producer, and every librdkafka broker thread wakes at least once a "
             "second (`rd_kafka_max_block_ms`, fixed in librdkafka), with the consumer's "
             "long-poll fetch every 500 ms and each client's 1 s timers on `rdk:main`.",
@@ -230,6 +249,16 @@ def render(tenants, figures):
             *asleep,
             "",
         ]
+        asleep_row, asleep_lines = _asleep_threads(idle)
+        if asleep_row:
+            text += [
+                f"Where the hibernated {_layout(asleep_row)} host's CPU goes (not per app: "
+                "the app workers wait on their wake-up, looking once a minute; what is left is the host's watch and "
+                "its one Kafka client, the producers' delivery poller and the async runtime):",
+                "",
+                *asleep_lines,
+                "",
+            ]
     text += [
         f"![idle apps](figures/tenants-idle.png)",
         "",

@@ -575,23 +575,6 @@ fn main() -> Result<()> {
     println!("|---|---|---|---|---|---|---|---|");
     let mut idle_json = Vec::new();
     for (layout, measured) in layouts.iter().zip(&idle_runs) {
-        let of = |f: &dyn Fn(&Asleep) -> f64| {
-            measured.iter().map(|r| f(&r.asleep)).collect::<Vec<f64>>()
-        };
-        println!(
-            "| {} × {} | {} | {} | {} | {} | {} | {} | {} |",
-            layout.tenants,
-            layout.apps,
-            spread(&of(&|a| a.hibernated as f64), 0),
-            spread(&of(&|a| a.sample.rss_kib as f64 / 1024.0), 1),
-            spread(&of(&|a| a.sample.threads as f64), 0),
-            spread(&of(&|a| a.sample.sockets as f64), 0),
-            spread(&of(&|a| a.cores), 4),
-            spread(&of(&|a| a.kafka_cores.unwrap_or(f64::NAN)), 4),
-            spread(&of(&|a| a.wake_s), 2),
-        );
-    }
-    for (layout, measured) in layouts.iter().zip(&idle_runs) {
         let of = |f: &dyn Fn(&IdleRun) -> f64| measured.iter().map(f).collect::<Vec<f64>>();
         println!(
             "| {} × {} | {} | {} | {} | {} | {} | {} | {} |",
@@ -627,6 +610,23 @@ fn main() -> Result<()> {
     println!("\nonce every app hibernates (runner.hibernate_after_ms = 60000, the default):");
     println!("| tenants × apps | hibernated | resident MiB | threads | sockets | idle CPU (cores, 30 s) | Kafka's CPU meanwhile (cores) | record → read by a hibernating app (s) |");
     println!("|---|---|---|---|---|---|---|---|");
+    for (layout, measured) in layouts.iter().zip(&idle_runs) {
+        let of = |f: &dyn Fn(&Asleep) -> f64| {
+            measured.iter().map(|r| f(&r.asleep)).collect::<Vec<f64>>()
+        };
+        println!(
+            "| {} × {} | {} | {} | {} | {} | {} | {} | {} |",
+            layout.tenants,
+            layout.apps,
+            spread(&of(&|a| a.hibernated as f64), 0),
+            spread(&of(&|a| a.sample.rss_kib as f64 / 1024.0), 1),
+            spread(&of(&|a| a.sample.threads as f64), 0),
+            spread(&of(&|a| a.sample.sockets as f64), 0),
+            spread(&of(&|a| a.cores), 4),
+            spread(&of(&|a| a.kafka_cores.unwrap_or(f64::NAN)), 4),
+            spread(&of(&|a| a.wake_s), 2),
+        );
+    }
     // The split of an idle host's CPU, for the most tenants with one app each.
     let split = layouts
         .iter()
