@@ -243,7 +243,8 @@ def render(tenants, figures):
             "500 ms for every hibernating app's partitions) wakes it when its input moves, and "
             "an operator's request wakes it too. The same layouts, awake (above) and once their "
             f"apps hibernated (over another {window} s), and the time from one record sent to a "
-            "hibernating app until its status counts it read (the watch's round, new clients, "
+            "hibernating app (from the call that sends it, the sender's own client start included) "
+            "until its status counts it read (the watch's round, new clients, "
             "the group's assignment, the checkpoint loaded, the fetch):",
             "",
             *asleep,

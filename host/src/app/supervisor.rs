@@ -25,7 +25,6 @@ impl Worker {
         changes: Vec<PartitionChange>,
         paused: bool,
     ) -> Result<(), StepError> {
-        let now = Instant::now();
         let mut revoked = false;
         for change in changes {
             tracing::info!(?change, "rebalance");
@@ -35,8 +34,10 @@ impl Worker {
                     if paused {
                         self.reader.hold(&[p], true)?;
                     }
-                    self.r.processor.assign(p, now);
                     self.resume(p)?;
+                    // Its idle timeout counts from when it can be read: loading its checkpoint
+                    // may have waited out a dead host's transaction.
+                    self.r.processor.assign(p, Instant::now());
                     self.reader.assigned(p);
                 }
                 PartitionChange::Revoked(p) => {

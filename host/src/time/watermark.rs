@@ -84,15 +84,21 @@ impl Watermarks {
             .map_or(EventTime::MIN, |p| p.max_seen)
     }
 
-    /// A partition was assigned: until it shows a record or goes idle, it holds the watermark.
+    /// A partition was assigned, or can be read from `now` on (its checkpoint loaded): until it
+    /// shows a record or stays silent for the idle timeout from then, it holds the watermark.
     pub fn assign(&mut self, partition: i32, now: Instant) {
-        if !self.partitions.iter().any(|p| p.partition == partition) {
-            self.partitions.push(PartitionClock {
+        match self
+            .partitions
+            .iter_mut()
+            .find(|p| p.partition == partition)
+        {
+            Some(p) => p.last_record = p.last_record.max(now),
+            None => self.partitions.push(PartitionClock {
                 partition,
                 max_seen: EventTime::MIN,
                 last_record: now,
                 closed: EventTime::MIN,
-            });
+            }),
         }
     }
 
@@ -238,6 +244,28 @@ mod tests {
             None,
             "only partition 0 is still active"
         );
+    }
+
+    #[test]
+    fn a_partition_is_not_idle_while_its_checkpoint_was_loading() {
+        let start = Instant::now();
+        let timeout = Duration::from_secs(30);
+        let mut w = Watermarks::new(0, timeout);
+        w.assign(0, start);
+        w.observe(0, t(50), start);
+        // Partition 1 is assigned, but its checkpoint takes 29 s to load (the committed offsets
+        // wait for a dead host's transaction); it resumes with an older clock.
+        w.assign(1, start);
+        let loaded = start + Duration::from_secs(29);
+        w.restore(1, t(10), EventTime::MIN, loaded);
+        w.observe(0, t(60), loaded);
+        assert_eq!(
+            w.advance(start + Duration::from_secs(31)),
+            t(10),
+            "partition 1 holds the watermark for a full timeout after it could be read"
+        );
+        w.observe(0, t(70), start + Duration::from_secs(50));
+        assert_eq!(w.advance(loaded + timeout), t(70));
     }
 
     #[test]
