@@ -387,7 +387,10 @@ impl Worker {
     /// until the group gave the partitions back (a remove closes their windows), for at most
     /// `ASSIGNMENT_WAIT`.
     fn take_deferred(&mut self) -> Option<Control> {
-        let assigning = self.reader.owned().is_empty() && self.started.elapsed() < ASSIGNMENT_WAIT;
+        // Looked at only when a request waits: `owned` collects the partitions.
+        let assigning = self.deferred.is_some()
+            && self.started.elapsed() < ASSIGNMENT_WAIT
+            && self.reader.owned().is_empty();
         if assigning {
             None
         } else {

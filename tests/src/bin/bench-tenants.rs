@@ -296,12 +296,7 @@ fn asleep(platform: &mut Platform, ids: &[String], apps: &[(&str, &str, &str)]) 
         std::thread::sleep(Duration::from_secs(1));
         hibernated = hibernating(platform)?;
     }
-    std::thread::sleep(Duration::from_secs(5));
-    let before = sample(pid)?;
-    std::thread::sleep(IDLE_WINDOW);
-    let after = sample(pid)?;
-    let (cores, by_thread) = usage(&before, &after, IDLE_WINDOW);
-    let kafka_cores = kafka_cores(&before, &after, IDLE_WINDOW);
+    let (after, cores, kafka_cores, by_thread) = watch_idle(pid)?;
     let (_, app, stream) = apps[0];
     let sent = Instant::now();
     produce(
@@ -332,6 +327,20 @@ fn asleep(platform: &mut Platform, ids: &[String], apps: &[(&str, &str, &str)]) 
     })
 }
 
+/// The process after 5 s to settle and then over `IDLE_WINDOW`: its last sample, the cores it
+/// used, Kafka's, and its cores and times on a core per kind of thread.
+type Watched = (Sample, f64, Option<f64>, BTreeMap<String, (f64, f64)>);
+
+fn watch_idle(pid: u32) -> Result<Watched> {
+    std::thread::sleep(Duration::from_secs(5));
+    let before = sample(pid)?;
+    std::thread::sleep(IDLE_WINDOW);
+    let after = sample(pid)?;
+    let (cores, by_thread) = usage(&before, &after, IDLE_WINDOW);
+    let kafka_cores = kafka_cores(&before, &after, IDLE_WINDOW);
+    Ok((after, cores, kafka_cores, by_thread))
+}
+
 /// How long an idle platform is watched: at 10 ms a tick, 30 s resolves 0.0003 cores.
 const IDLE_WINDOW: Duration = Duration::from_secs(30);
 
@@ -348,12 +357,7 @@ fn idle(layout: &Layout) -> Result<IdleRun> {
     }
     let (mut platform, startup) = start_all(&env, &layout.name, &config, &ids, &apps)?;
     let pid = platform.pid().context("no pid")?;
-    std::thread::sleep(Duration::from_secs(5));
-    let before = sample(pid)?;
-    std::thread::sleep(IDLE_WINDOW);
-    let after = sample(pid)?;
-    let (cores, by_thread) = usage(&before, &after, IDLE_WINDOW);
-    let kafka_cores = kafka_cores(&before, &after, IDLE_WINDOW);
+    let (after, cores, kafka_cores, by_thread) = watch_idle(pid)?;
     let asleep = asleep(&mut platform, &ids, &apps)?;
     platform.stop()?;
     let again = format!("{}-again", layout.name);
