@@ -2,6 +2,12 @@
 //! clock; the app's watermark is the slowest active partition's, and a partition that has been
 //! silent for the idle timeout stops holding everyone back.
 //!
+//! Silence counts while the input flows: when the whole input paused (nothing on any partition
+//! for half the idle timeout), a partition that had records just before the pause gets the full
+//! timeout again from the first record after it. Otherwise a partition whose next records
+//! reached this host a moment after another's backlog found its windows closed by a watermark
+//! it had been silent for only because everyone was.
+//!
 //! Each partition also keeps the watermark that has closed its windows so far (they hold only
 //! its own keys), and that never goes back. In steady state it is the same for every partition;
 //! it differs when a partition arrives from another host, resumed from a checkpoint far behind
@@ -16,7 +22,10 @@ use super::EventTime;
 struct PartitionClock {
     partition: i32,
     max_seen: EventTime,
+    /// Its last record, or when it could first be read.
     last_record: Instant,
+    /// From when its silence counts: its last record, or the input's resuming after a pause.
+    silent_from: Instant,
     /// The watermark that has closed this partition's windows: it never goes back.
     closed: EventTime,
 }
@@ -27,6 +36,9 @@ pub struct Watermarks {
     delay_ms: u64,
     idle_timeout: Duration,
     partitions: Vec<PartitionClock>,
+    /// The last record on any partition, and when the input last resumed after a pause.
+    last_any: Option<Instant>,
+    flowing_since: Option<Instant>,
     finished: bool,
 }
 
@@ -36,6 +48,8 @@ impl Watermarks {
             delay_ms,
             idle_timeout,
             partitions: Vec::new(),
+            last_any: None,
+            flowing_since: None,
             finished: false,
         }
     }
@@ -92,11 +106,15 @@ impl Watermarks {
             .iter_mut()
             .find(|p| p.partition == partition)
         {
-            Some(p) => p.last_record = p.last_record.max(now),
+            Some(p) => {
+                p.last_record = p.last_record.max(now);
+                p.silent_from = p.silent_from.max(now);
+            }
             None => self.partitions.push(PartitionClock {
                 partition,
                 max_seen: EventTime::MIN,
                 last_record: now,
+                silent_from: now,
                 closed: EventTime::MIN,
             }),
         }
@@ -127,6 +145,9 @@ impl Watermarks {
     /// so the watermark may advance.
     #[inline]
     pub fn observe(&mut self, partition: i32, time: EventTime, now: Instant) -> bool {
+        if self.last_any != Some(now) {
+            self.note_input(now);
+        }
         let clock = match self
             .partitions
             .iter_mut()
@@ -140,12 +161,34 @@ impl Watermarks {
             }
         };
         clock.last_record = now;
+        clock.silent_from = now;
         if time > clock.max_seen {
             clock.max_seen = time;
             true
         } else {
             false
         }
+    }
+
+    /// A record arrives at `now`. After a pause of the whole input, the partitions that had
+    /// records before it (since the input last resumed) are silent from now on, not from then.
+    fn note_input(&mut self, now: Instant) {
+        let paused = self
+            .last_any
+            .is_none_or(|last| now.saturating_duration_since(last) >= self.idle_timeout / 2);
+        if paused {
+            if let Some(since) = self.flowing_since {
+                for p in self
+                    .partitions
+                    .iter_mut()
+                    .filter(|p| p.last_record >= since)
+                {
+                    p.silent_from = p.silent_from.max(now);
+                }
+            }
+            self.flowing_since = Some(now);
+        }
+        self.last_any = Some(now);
     }
 
     /// Recomputes the watermark from the active partitions and raises every partition's
@@ -182,7 +225,7 @@ impl Watermarks {
     /// When a partition stops holding the watermark back unless another record arrives;
     /// `None` for a timeout too long to fall within the clock's range (never).
     fn idle_at(&self, partition: &PartitionClock) -> Option<Instant> {
-        partition.last_record.checked_add(self.idle_timeout)
+        partition.silent_from.checked_add(self.idle_timeout)
     }
 
     /// A new app version may declare another delay; the watermark still never goes back.
@@ -264,8 +307,62 @@ mod tests {
             t(10),
             "partition 1 holds the watermark for a full timeout after it could be read"
         );
-        w.observe(0, t(70), start + Duration::from_secs(50));
-        assert_eq!(w.advance(loaded + timeout), t(70));
+        w.observe(0, t(70), start + Duration::from_secs(40));
+        w.observe(0, t(80), start + Duration::from_secs(50));
+        assert_eq!(w.advance(loaded + timeout), t(80));
+    }
+
+    #[test]
+    fn a_partition_active_before_the_input_paused_holds_it_when_the_input_resumes() {
+        let start = Instant::now();
+        let timeout = Duration::from_secs(30);
+        let at = |s: u64| start + Duration::from_secs(s);
+        let mut w = Watermarks::new(0, timeout);
+        for p in 0..3 {
+            w.assign(p, start);
+        }
+        // Partitions 0 and 1 have records; partition 2 never has any.
+        w.observe(0, t(10), at(1));
+        w.observe(1, t(10), at(2));
+        assert_eq!(w.advance(at(2)), EventTime::MIN, "partition 2 holds it");
+        assert_eq!(w.advance(at(31)), t(10), "partition 2 was silent for 31 s");
+        // The whole input pauses for 40 s; then partition 0's backlog arrives first.
+        w.observe(0, t(30), at(42));
+        assert_eq!(
+            w.advance(at(42)),
+            t(10),
+            "partition 1 was silent only while everyone was"
+        );
+        w.observe(1, t(11), at(43));
+        assert_eq!(w.advance(at(43)), t(11));
+        w.observe(0, t(40), at(55));
+        assert_eq!(w.advance(at(55)), t(11), "partition 1 is still active");
+        assert_eq!(
+            w.advance(at(74)),
+            t(40),
+            "silent for 31 s while partition 0 had records"
+        );
+    }
+
+    #[test]
+    fn a_partition_that_stops_gets_one_more_timeout_after_a_pause_not_more() {
+        let start = Instant::now();
+        let timeout = Duration::from_secs(30);
+        let at = |s: u64| start + Duration::from_secs(s);
+        let mut w = Watermarks::new(0, timeout);
+        w.observe(0, t(1), at(0));
+        w.observe(1, t(1), at(0));
+        // Partition 1 stops; partition 0 has a record every 20 s, each after a pause.
+        let mut now = 0;
+        for day in 2..10 {
+            now += 20;
+            w.observe(0, t(day), at(now));
+        }
+        assert_eq!(
+            w.advance(at(now)),
+            t(9),
+            "partition 1 went idle within two pauses of its last record"
+        );
     }
 
     #[test]
@@ -289,6 +386,8 @@ mod tests {
         w.observe(0, t(1), start);
         w.observe(1, t(1), start);
         assert_eq!(w.advance(start), t(1));
+        w.observe(0, t(5), start + Duration::from_secs(10));
+        w.observe(0, t(7), start + Duration::from_secs(20));
         let later = start + Duration::from_secs(31);
         w.observe(0, t(9), later);
         assert_eq!(w.advance(later), t(9), "partition 1 went idle 31 s ago");
