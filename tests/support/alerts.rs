@@ -6,7 +6,8 @@ use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
 
-use crate::reviews::{parse_iso_date, MS_PER_DAY};
+use crate::kafka::read_topic;
+use crate::reviews::{parse_iso_date, parse_utc_timestamp_ms, MS_PER_DAY};
 
 /// The rule, restated from the app's documentation.
 pub const ALERT_MIN_REVIEWS: i64 = 10;
@@ -34,6 +35,22 @@ pub struct Plant {
     pub product_id: String,
     pub reviews: usize,
     pub one_star: usize,
+}
+
+/// Planted days for `plant_reviews`: two critical ones (one exactly at the thresholds) and two
+/// near misses.
+pub fn critical_plants() -> Vec<Plant> {
+    let plant = |product: &str, reviews, one_star| Plant {
+        product_id: product.into(),
+        reviews,
+        one_star,
+    };
+    vec![
+        plant("BPLANTEDA1", 14, 9),
+        plant("BPLANTEDA2", 10, 5),
+        plant("BNEARMISS1", 9, 9),
+        plant("BNEARMISS2", 12, 5),
+    ]
 }
 
 /// Copies `tsv` to `out` with the planted reviews inserted after the middle data line, dated
@@ -104,4 +121,61 @@ pub fn expected_alerts(tsv: &Path) -> Result<BTreeMap<DayKey, DayCounts>> {
         .into_iter()
         .filter(|(_, c)| c.is_alert())
         .collect())
+}
+
+/// Reads `tenant`'s alerts topic of `app` (read committed) and checks that it holds exactly one
+/// alert per `expected` day, keyed and identified by its app, product and window, over one day,
+/// with the day's counts; every problem found is in the error.
+pub fn check_alerts(tenant: &str, app: &str, expected: &BTreeMap<DayKey, DayCounts>) -> Result<()> {
+    let topic = format!("{tenant}.{app}.alerts");
+    let records = read_topic(&topic)?;
+    let mut found: BTreeMap<DayKey, (i64, i64)> = BTreeMap::new();
+    let mut failures = Vec::new();
+    for record in &records {
+        let alert = record.value_json()?;
+        let text = |name: &str| {
+            alert[name]
+                .as_str()
+                .map(str::to_owned)
+                .with_context(|| format!("alert without `{name}`: {alert}"))
+        };
+        let product = text("product_id")?;
+        let start = parse_utc_timestamp_ms(&text("window_start")?).context("window_start")?;
+        let end = parse_utc_timestamp_ms(&text("window_end")?).context("window_end")?;
+        let id = text("alert_id")?;
+        let key = String::from_utf8_lossy(&record.key).into_owned();
+        let want_id = format!("{tenant}.{app}/{product}/{}", text("window_start")?);
+        if id != want_id || key != id || end - start != MS_PER_DAY {
+            failures.push(format!(
+                "alert {alert} keyed {key}: expected id and key {want_id} over one day"
+            ));
+        }
+        let count = |name: &str| alert[name].as_i64().unwrap_or(-1);
+        let counts = (count("number_of_reviews"), count("one_star_reviews"));
+        if found.insert((product.clone(), start), counts).is_some() {
+            failures.push(format!("alert for ({product}, {start}) delivered twice"));
+        }
+    }
+    for (key, counts) in expected {
+        match found.get(key) {
+            None => failures.push(format!("missing alert for {key:?} ({counts:?})")),
+            Some(&(reviews, one_star)) if (reviews, one_star) != (counts.reviews, counts.one_star) => {
+                failures.push(format!(
+                    "alert for {key:?} says {reviews} reviews, {one_star} one-star; the TSV has {counts:?}"
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    for key in found.keys().filter(|k| !expected.contains_key(*k)) {
+        failures.push(format!("unexpected alert for {key:?}"));
+    }
+    if !failures.is_empty() {
+        bail!(
+            "{} problem(s) with {topic}:\n{}",
+            failures.len(),
+            failures.join("\n")
+        );
+    }
+    Ok(())
 }

@@ -24,7 +24,8 @@ pub use access::{
     PLATFORM_USER,
 };
 pub use alerts::{
-    day_counts, expected_alerts, plant_reviews, DayCounts, DayKey, Plant, ALERT_MIN_REVIEWS,
+    check_alerts, critical_plants, day_counts, expected_alerts, plant_reviews, DayCounts, DayKey,
+    Plant, ALERT_MIN_REVIEWS,
 };
 pub use cassandra::{
     final_windows, read_aggregated_reviews, read_daily_reviews, sum_column, Services,

@@ -3,16 +3,18 @@
 //! take-over happens with open windows and with input still to come, however fast the machine.
 //! Every take-over carries the open windows' state, so the drained results equal an expectation
 //! computed from the TSV alone. A file that is not a component is refused and the running
-//! version goes on.
+//! version goes on. A version that adds alerts gets its alerts topic at the take-over, before
+//! it has an alert to send, and raises exactly the critical days.
 
 use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
 use mysimbdp_tests::{
-    create_topic, diff_aggregates, end_offsets_total, generate_reviews, read_aggregated_reviews,
-    reviews_daily_wasm, send_part, split_tsv, AppSpec, Platform, PlatformConfig, Services, TestEnv,
-    REVIEWS_DAILY,
+    check_alerts, create_topic, critical_plants, diff_aggregates, end_offsets_total,
+    expected_alerts, generate_reviews, plant_reviews, produce_reviews, read_aggregated_reviews,
+    reviews_daily_wasm, send_part, split_tsv, tenant_app_wasm, topic_exists, AppSpec, Platform,
+    PlatformConfig, Services, TestEnv, REVIEWS_DAILY,
 };
 
 const ROWS: u32 = 60_000;
@@ -135,4 +137,61 @@ fn swaps_under_a_steady_stream_keep_results_exact() -> Result<()> {
     );
     platform.stop()?;
     Ok(())
+}
+
+#[test]
+fn a_swap_that_adds_alerts_makes_their_topic_and_raises_the_critical_days() -> Result<()> {
+    Services::check()?;
+    let env = TestEnv::new()?;
+    let extra = ["--out-of-order", "0", "--late", "0", "--malformed", "0"];
+    let (generated, _) = generate_reviews(&env, 20_000, 13, &extra)?;
+    let tsv = env.path("planted.tsv");
+    plant_reviews(&generated, &tsv, &critical_plants())?;
+    let expected = expected_alerts(&tsv)?;
+    ensure!(
+        expected.len() >= 2,
+        "the planted critical days are missing: the test's input is wrong"
+    );
+    create_topic(&env.topic("reviews"), 4)?;
+
+    let config = PlatformConfig::new(&env.tenant, vec![AppSpec::reviews_daily()?])?;
+    let mut platform = Platform::start(&env, "platform", &config)?;
+    platform.wait_ready(REVIEWS_DAILY)?;
+    let alerts = format!("{}.{REVIEWS_DAILY}.alerts", env.tenant);
+    ensure!(
+        !topic_exists(&alerts)?,
+        "1.0 raises no alerts, yet {alerts} exists"
+    );
+
+    // 3.0 has a new state version; there is no input yet, so no open window to lose.
+    let v3 = tenant_app_wasm("reviews-daily-v3")?.display().to_string();
+    let deployed = platform.operate(
+        &env,
+        "deploy-v3",
+        &[
+            "deploy",
+            "--tenant",
+            &env.tenant,
+            "--path",
+            &v3,
+            "--reset-state",
+        ],
+    )?;
+    deployed.ensure_success("deploy 3.0")?;
+    ensure!(
+        deployed.stdout.contains("version 3.0.0 took over"),
+        "{}",
+        deployed.describe()
+    );
+    // Nothing was sent yet, so a broker that creates topics on a first write has not made it.
+    ensure!(
+        topic_exists(&alerts)?,
+        "{alerts} is missing after the take-over of a version that raises alerts"
+    );
+
+    produce_reviews(&env, &tsv)?;
+    platform.drain(REVIEWS_DAILY)?;
+    platform.wait_drained(REVIEWS_DAILY, Duration::from_secs(600))?;
+    platform.stop()?;
+    check_alerts(&env.tenant, REVIEWS_DAILY, &expected)
 }

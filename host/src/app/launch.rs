@@ -224,6 +224,7 @@ impl Launcher {
             instance: self.instance.clone(),
             transactional_id,
             watch: self.watch.clone(),
+            partitions: self.partitions,
         };
         let connection = links.connect(
             &spec,

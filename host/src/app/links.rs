@@ -9,7 +9,7 @@ use crate::names::AppTopics;
 use crate::plugin::AppSpec;
 use crate::sink::kafka::AppOutputs;
 use crate::sink::{Sink, Sinks};
-use crate::source::kafka::{consumer, AppConsumer, KafkaError, Wakeup};
+use crate::source::kafka::{consumer, ensure_topics, AppConsumer, KafkaError, Wakeup};
 use crate::source::InputWatch;
 
 /// What an app connects to Kafka with.
@@ -23,6 +23,8 @@ pub struct Links {
     pub transactional_id: Option<String>,
     /// The host's watch over hibernating apps' inputs.
     pub watch: InputWatch,
+    /// How many partitions a topic the platform makes for the app gets.
+    pub partitions: i32,
 }
 
 /// The app's consumer, and its sinks with a producer of their own.
@@ -52,5 +54,14 @@ impl Links {
             consumer: Arc::new(consumer),
             sinks: Sinks::new(outputs, others),
         })
+    }
+
+    /// Makes the alerts topic when `spec` raises alerts: a hot swap may bring the app's first
+    /// alert column, and its alerts must not fail the transaction that carries them.
+    pub async fn ensure_alerts_topic(&self, spec: &AppSpec) -> Result<(), KafkaError> {
+        if crate::alerts::raises_alerts(spec) {
+            ensure_topics(&self.kafka, &[self.topics.alerts.as_str()], self.partitions).await?;
+        }
+        Ok(())
     }
 }

@@ -326,6 +326,10 @@ impl Worker {
             None => None,
         };
         let instance = app.instantiate().map_err(|e| e.to_string())?;
+        self.r
+            .runtime
+            .block_on(self.r.links.ensure_alerts_topic(&app.spec))
+            .map_err(|e| format!("the new version's alerts topic: {e}"))?;
         self.sinks
             .reopen(&app.spec, &self.r.current.spec)
             .map_err(|e| e.to_string())?;

@@ -1,6 +1,8 @@
-//! reviews-daily 3.0: also the best star rating of each product's day. That needs a new field in
-//! the window state, so its state version is 2: a running 1.0 or 2.0 cannot hand its open windows
-//! to it, and a deploy is refused unless the operator lets the open windows start fresh.
+//! reviews-daily 3.0: also the best star rating of each product's day, and the report's critical
+//! days (as `reviews-alerts` finds them) flagged `alert`: the tenant adds alerting with a deploy,
+//! and the platform makes the alerts topic then. The new fields in the window state make its
+//! state version 2: a running 1.0 or 2.0 cannot hand its open windows to it, and a deploy is
+//! refused unless the operator lets the open windows start fresh.
 
 use mysimbdp_guest::prelude::*;
 
@@ -21,17 +23,20 @@ record! {
         sum_total_votes: i64,
         number_of_reviews: i64,
         best_star_rating: i64,
+        one_star_reviews: i64,
+        alert: bool,
     }
 }
 
 state! {
-    /// Sums and the best rating so far: merging two partial days stays exact.
+    /// Sums, counts and the best rating so far: merging two partial days stays exact.
     pub struct Daily {
         reviews: i64,
         stars: i64,
         helpful: i64,
         total: i64,
         best: i64,
+        one_star: i64,
     }
 }
 
@@ -45,6 +50,7 @@ impl Aggregate for Daily {
         self.helpful += review.helpful_votes;
         self.total += review.total_votes;
         self.best = self.best.max(review.star_rating);
+        self.one_star += i64::from(review.star_rating == 1);
     }
 
     fn merge(&mut self, other: Daily) {
@@ -53,6 +59,7 @@ impl Aggregate for Daily {
         self.helpful += other.helpful;
         self.total += other.total;
         self.best = self.best.max(other.best);
+        self.one_star += other.one_star;
     }
 
     fn finish(&self) -> DailyReviews {
@@ -66,6 +73,9 @@ impl Aggregate for Daily {
             sum_total_votes: self.total,
             number_of_reviews: self.reviews,
             best_star_rating: self.best,
+            one_star_reviews: self.one_star,
+            // reviews-alerts' rule: at least 10 reviews, at least half of them one-star.
+            alert: self.reviews >= 10 && self.one_star * 2 >= self.reviews,
         }
     }
 }
