@@ -247,6 +247,9 @@ pub struct AdminConfig {
     pub apps_dir: Option<PathBuf>,
     /// The largest `.wasm` accepted, uploaded or read from a file.
     pub max_upload_mb: usize,
+    /// Where each host keeps what deploys, rollbacks and removals changed (relative to this
+    /// file), so that a restart runs it again: `<deployed_dir>/<instance>/`.
+    pub deployed_dir: PathBuf,
     /// The admin API's certificate chain (PEM): with `tls_key`, it serves HTTPS. Required on
     /// any address but loopback.
     pub tls_cert: Option<PathBuf>,
@@ -262,6 +265,7 @@ impl Default for AdminConfig {
             token_env: None,
             apps_dir: None,
             max_upload_mb: 64,
+            deployed_dir: PathBuf::from("deployed"),
             tls_cert: None,
             tls_key: None,
         }
@@ -445,6 +449,9 @@ impl Config {
             if let Some(path) = file.as_mut().filter(|d| d.is_relative()) {
                 *path = base.join(&*path);
             }
+        }
+        if config.admin.deployed_dir.is_relative() {
+            config.admin.deployed_dir = base.join(&config.admin.deployed_dir);
         }
         for tenant in &mut config.tenants {
             for app in &mut tenant.apps {

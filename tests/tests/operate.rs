@@ -1,7 +1,8 @@
 //! An operator's day on a running platform: the admin API refuses anyone without the token; a
 //! state-incompatible version is refused with the reason while the old one goes on, and takes
 //! over with `--reset-state`; a new app is started by `app deploy --stream` and unloaded by
-//! `app remove` after its open windows are emitted as final.
+//! `app remove` after its open windows are emitted as final. A restarted platform runs what the
+//! operator deployed, rolled back and removed, not what its config file named.
 
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,18 @@ fn status_with(url: &str, method: &str, token: Option<&str>) -> Result<u16> {
     }
     .with_context(|| format!("{method} {url}"))?;
     Ok(response.status().as_u16())
+}
+
+/// `ORDERS` records the hostile app only counts, over 50 keys.
+fn send_orders(topic: &str) -> Result<()> {
+    produce(
+        topic,
+        (0..ORDERS).map(|i| {
+            let key = format!("k{}", i % 50);
+            (key.clone(), format!(r#"{{"key":"{key}","act":0}}"#))
+        }),
+    )?;
+    Ok(())
 }
 
 #[test]
@@ -112,13 +125,7 @@ fn operators_need_the_token_and_deploy_refuse_reset_start_and_remove_apps() -> R
     )?;
     started.ensure_success("deploy a new app")?;
     ensure!(started.stdout.contains("started"), "{}", started.describe());
-    produce(
-        &orders,
-        (0..ORDERS).map(|i| {
-            let key = format!("k{}", i % 50);
-            (key.clone(), format!(r#"{{"key":"{key}","act":0}}"#))
-        }),
-    )?;
+    send_orders(&orders)?;
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let status = platform.status("hostile")?;
@@ -152,6 +159,100 @@ fn operators_need_the_token_and_deploy_refuse_reset_start_and_remove_apps() -> R
         "{counted} of {ORDERS} counted in the final rows"
     );
     ensure!(platform.status(REVIEWS_DAILY)?["state"] == "running");
+    platform.stop()?;
+    Ok(())
+}
+
+/// Starts the platform on `config` and waits until each of `apps` answers.
+fn start_ready(env: &TestEnv, config: &PlatformConfig, apps: &[&str]) -> Result<Platform> {
+    let mut platform = Platform::start(env, "restarted", config)?;
+    for app in apps {
+        platform.wait_ready(app)?;
+    }
+    Ok(platform)
+}
+
+#[test]
+fn a_restarted_platform_runs_what_the_operator_deployed_rolled_back_and_removed() -> Result<()> {
+    Services::check()?;
+    let env = TestEnv::new()?;
+    create_topic(&env.topic("reviews"), 4)?;
+    let orders = env.topic("orders");
+    create_topic(&orders, 4)?;
+    let config = PlatformConfig::new(&env.tenant, vec![AppSpec::reviews_daily()?])?;
+    let tenant = env.tenant.as_str();
+
+    // A hot swap to 2.0 and a new app, then a restart: both as the operator left them.
+    let mut platform = start_ready(&env, &config, &[REVIEWS_DAILY])?;
+    let v2 = tenant_app_wasm("reviews-daily-v2")?.display().to_string();
+    platform
+        .operate(
+            &env,
+            "deploy-v2",
+            &["deploy", "--tenant", tenant, "--path", &v2],
+        )?
+        .ensure_success("deploy 2.0")?;
+    let hostile = tenant_app_wasm("hostile")?.display().to_string();
+    let deploy_new = [
+        "deploy", "--tenant", tenant, "--path", &hostile, "--stream", "orders",
+    ];
+    platform
+        .operate(&env, "deploy-new", &deploy_new)?
+        .ensure_success("start a new app")?;
+    platform.stop()?;
+
+    let mut platform = start_ready(&env, &config, &[REVIEWS_DAILY, "hostile"])?;
+    let version = platform.status(REVIEWS_DAILY)?["version"].clone();
+    ensure!(
+        version == "2.0.0",
+        "after a restart {REVIEWS_DAILY} runs {version}, not the 2.0.0 deployed"
+    );
+    send_orders(&orders)?;
+    platform.wait_until(
+        "hostile",
+        "reading its stream after the restart",
+        Duration::from_secs(120),
+        |s| s["records_processed"] == ORDERS as u64,
+    )?;
+
+    // 1.0 deployed again and rolled back (to 2.0, the build the restart loaded), and the new
+    // app removed, then a restart: 2.0, and no new app.
+    let v1 = AppSpec::reviews_daily()?.path.display().to_string();
+    platform
+        .operate(
+            &env,
+            "deploy-v1",
+            &["deploy", "--tenant", tenant, "--path", &v1],
+        )?
+        .ensure_success("deploy 1.0")?;
+    ensure!(platform.status(REVIEWS_DAILY)?["version"] == "1.0.0");
+    platform
+        .operate(
+            &env,
+            "rollback",
+            &["rollback", "--tenant", tenant, "--app", REVIEWS_DAILY],
+        )?
+        .ensure_success("rollback")?;
+    platform
+        .operate(
+            &env,
+            "remove",
+            &["remove", "--tenant", tenant, "--app", "hostile"],
+        )?
+        .ensure_success("remove")?;
+    platform.stop()?;
+
+    let mut platform = start_ready(&env, &config, &[REVIEWS_DAILY])?;
+    let version = platform.status(REVIEWS_DAILY)?["version"].clone();
+    ensure!(
+        version == "2.0.0",
+        "after the rollback to 2.0.0 and a restart {REVIEWS_DAILY} runs {version}"
+    );
+    let (code, body) = platform.admin_request("GET", &format!("/apps/{tenant}/hostile"))?;
+    ensure!(
+        code == 404,
+        "the removed app is back after a restart: {code} {body}"
+    );
     platform.stop()?;
     Ok(())
 }

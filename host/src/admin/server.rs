@@ -16,6 +16,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::deployed::{Deployments, KeepError, Placement};
 use super::metrics::{preamble, AppMetrics};
 use super::tokens::{same_token, TenantTokens};
 use crate::access::TenantAccess;
@@ -44,6 +45,8 @@ pub struct Admin {
     pub plugins: Plugins,
     /// The alert workflow's trigger, when this host runs it (`[workflow]`).
     pub workflow: Option<SharedStatus>,
+    /// What deploys, rollbacks and removals changed, for this host's next start.
+    pub deployed: Arc<Deployments>,
 }
 
 /// How long a deploy or rollback waits for the app's worker to reach a batch boundary.
@@ -689,30 +692,42 @@ async fn deploy(
     };
     // A component deployed by path may have an enrich manifest beside it, in place of the
     // `[enrich]` it carries: at a start and a hot swap alike.
-    let manifest = match &wasm {
+    let (manifest, manifest_file) = match &wasm {
         Wasm::File(path) => match crate::enrich::EnrichManifest::beside(path) {
-            Ok(manifest) => manifest,
+            Ok(manifest) => {
+                let file = manifest
+                    .is_some()
+                    .then(|| crate::enrich::EnrichManifest::path_beside(path));
+                (manifest, file)
+            }
             Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
         },
-        Wasm::Uploaded(_) => None,
+        Wasm::Uploaded(_) => (None, None),
     };
     let engine = admin.plugins.engine.clone();
     let limits = admin.plugins.limits.clone();
     let load = move || match wasm {
-        Wasm::File(path) => engine.load(&path, limits),
+        Wasm::File(path) => engine.load_keeping(&path, limits),
         Wasm::Uploaded(bytes) => {
             let shown = format!("the uploaded .wasm ({} bytes)", bytes.len());
-            engine.load_bytes(&bytes, &shown, limits)
+            engine
+                .load_bytes(&bytes, &shown, limits)
+                .map(|app| (app, bytes.to_vec()))
         }
     };
-    let compiled = match tokio::task::spawn_blocking(load).await {
-        Ok(Ok(compiled)) => compiled,
+    let (compiled, bytes) = match tokio::task::spawn_blocking(load).await {
+        Ok(Ok(loaded)) => loaded,
         Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, e.to_string()),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let app = compiled.spec.name.to_string();
+    let build = Build {
+        bytes,
+        manifest: manifest_file,
+        version: compiled.spec.version.clone(),
+    };
     let Some(handle) = admin.launcher.get(&tenant, &app) else {
-        return start(&admin, &tenant, request, compiled, manifest).await;
+        return start(&admin, &tenant, request, compiled, manifest, build).await;
     };
     if handle.ended() {
         // Its worker is gone: the new version starts where the failed one's last checkpoint
@@ -722,16 +737,77 @@ async fn deploy(
             delivery: handle.delivery,
             ..request
         };
-        return start(&admin, &tenant, request, compiled, manifest).await;
+        return start(&admin, &tenant, request, compiled, manifest, build).await;
     }
     let reset_state = request.reset_state;
-    ask_worker(&handle, |reply| Control::Deploy {
+    let answer = ask_worker(&handle, |reply| Control::Deploy {
         app: Box::new(compiled),
         manifest,
         reset_state,
         reply,
     })
-    .await
+    .await;
+    build.kept_after(&admin, answer, &handle).await
+}
+
+/// A deployed build as it is kept for the next start.
+struct Build {
+    bytes: Vec<u8>,
+    /// The enrich manifest it was deployed with, beside its `.wasm`.
+    manifest: Option<PathBuf>,
+    version: String,
+}
+
+impl Build {
+    /// Kept as the app's current build once `answer` says it runs on `handle`.
+    async fn kept_after(self, admin: &Admin, answer: Response, handle: &AppHandle) -> Response {
+        let placement = Placement {
+            stream: handle.stream.as_str().to_owned(),
+            delivery: handle.delivery,
+            version: self.version,
+            deployed_at_ms: super::recent::now_ms(),
+        };
+        let (tenant, app) = (handle.tenant.to_string(), handle.app.to_string());
+        keeping(admin, answer, move |kept| {
+            kept.keep(
+                &tenant,
+                &app,
+                &self.bytes,
+                self.manifest.as_deref(),
+                &placement,
+            )
+        })
+        .await
+    }
+}
+
+/// Keeps what a take-over, start or removal changed (`keep`, once it succeeded), so that the
+/// host's next start runs it. A failure to keep is logged and told in the answer; the change
+/// itself stands.
+async fn keeping(
+    admin: &Admin,
+    answer: Response,
+    keep: impl FnOnce(&Deployments) -> Result<(), KeepError> + Send + 'static,
+) -> Response {
+    if !answer.status().is_success() {
+        return answer;
+    }
+    let deployed = admin.deployed.clone();
+    let problem = match tokio::task::spawn_blocking(move || keep(&deployed)).await {
+        Ok(Ok(())) => return answer,
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => e.to_string(),
+    };
+    tracing::error!(%problem, "a change the admin API made is not kept for the next start");
+    let (parts, body) = answer.into_parts();
+    let mut json: Value = match axum::body::to_bytes(body, 1 << 20).await {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({})),
+        Err(_) => json!({}),
+    };
+    json["warning"] = json!(format!(
+        "done, but not kept for the next start (`admin.deployed_dir`): {problem}"
+    ));
+    Response::from_parts(parts, Body::from(json.to_string()))
 }
 
 async fn rollback(
@@ -745,7 +821,8 @@ async fn rollback(
         Err(response) => return *response,
     };
     let reset_state = body.map(|Json(b)| b.reset_state).unwrap_or_default();
-    ask_worker(&handle, |reply| Control::Rollback { reset_state, reply }).await
+    let answer = ask_worker(&handle, |reply| Control::Rollback { reset_state, reply }).await;
+    keeping(&admin, answer, move |kept| kept.rolled_back(&tenant, &app)).await
 }
 
 /// A deploy of an app the tenant does not run yet: it starts on the given stream.
@@ -755,6 +832,7 @@ async fn start(
     request: DeployRequest,
     compiled: crate::plugin::CompiledApp,
     manifest: Option<crate::enrich::EnrichManifest>,
+    build: Build,
 ) -> Response {
     let app = compiled.spec.name.to_string();
     let Some(stream) = request.stream else {
@@ -781,14 +859,15 @@ async fn start(
     match launched {
         Ok(Ok(handle)) => {
             tracing::info!(%tenant, %app, %version, "new app started");
-            (
+            let answer = (
                 StatusCode::CREATED,
                 Json(json!({
                     "result": format!("app {app} {version} started for tenant {tenant}"),
                     "status": describe(&handle),
                 })),
             )
-                .into_response()
+                .into_response();
+            build.kept_after(admin, answer, &handle).await
         }
         Ok(Err(e)) => error(StatusCode::CONFLICT, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -829,23 +908,25 @@ async fn remove(
         Ok(handle) => handle,
         Err(response) => return *response,
     };
-    if handle.ended() {
+    let answer = if handle.ended() {
         admin.launcher.forget(&tenant, &app);
         tracing::info!(%tenant, %app, "ended app unloaded");
-        return Json(json!({
+        Json(json!({
             "result": format!(
                 "app {app} had ended ({}); it is unloaded, and its last committed checkpoint \
                  stays for a later deploy",
                 handle.status().last_error.unwrap_or_else(|| "stopped".into())
             ),
         }))
-        .into_response();
-    }
-    let response = ask_worker(&handle, |reply| Control::Remove { reply }).await;
-    if response.status().is_success() {
-        admin.launcher.forget(&tenant, &app);
-    }
-    response
+        .into_response()
+    } else {
+        let answer = ask_worker(&handle, |reply| Control::Remove { reply }).await;
+        if answer.status().is_success() {
+            admin.launcher.forget(&tenant, &app);
+        }
+        answer
+    };
+    keeping(&admin, answer, move |kept| kept.removed(&tenant, &app)).await
 }
 
 #[cfg(test)]

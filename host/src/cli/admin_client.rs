@@ -379,19 +379,19 @@ pub fn run(command: AppCommand) -> anyhow::Result<()> {
                 options.push(("stream", stream.as_str()));
             }
             let answer = upload(&admin, &tenant, &bytes, &options)?;
-            println!("{}", answer["result"].as_str().unwrap_or_default());
+            print_answer(&answer);
         }
         AppCommand::Remove(target) => {
             let answer = app_request(&target, "POST", "/remove", None)?;
-            println!("{}", answer["result"].as_str().unwrap_or_default());
+            print_answer(&answer);
         }
         AppCommand::Pause(target) => {
             let answer = app_request(&target, "POST", "/pause", None)?;
-            println!("{}", answer["result"].as_str().unwrap_or_default());
+            print_answer(&answer);
         }
         AppCommand::Resume(target) => {
             let answer = app_request(&target, "POST", "/resume", None)?;
-            println!("{}", answer["result"].as_str().unwrap_or_default());
+            print_answer(&answer);
         }
         AppCommand::Rollback {
             target,
@@ -399,7 +399,7 @@ pub fn run(command: AppCommand) -> anyhow::Result<()> {
         } => {
             let body = serde_json::json!({ "reset_state": reset_state });
             let answer = app_request(&target, "POST", "/rollback", Some(body))?;
-            println!("{}", answer["result"].as_str().unwrap_or_default());
+            print_answer(&answer);
         }
         AppCommand::Drain {
             target,
@@ -431,4 +431,13 @@ pub fn run(command: AppCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// An action's answer: what was done, and on stderr what the platform warns of (a change it
+/// could not keep for its next start).
+fn print_answer(answer: &serde_json::Value) {
+    println!("{}", answer["result"].as_str().unwrap_or_default());
+    if let Some(warning) = answer["warning"].as_str() {
+        eprintln!("warning: {warning}");
+    }
 }

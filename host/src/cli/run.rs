@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use crate::admin::deployed::{Deployments, Kept};
 use crate::app::{Control, CpuShare, Launcher, RunnerSettings};
 use crate::checkpoint::CheckpointStore;
 use crate::config::{AppEntry, Config};
 use crate::enrich::EnrichManifest;
-use crate::plugin::CompiledApp;
-use crate::plugin::Limits;
+use crate::names::{StreamName, TenantId};
+use crate::plugin::{CompiledApp, Limits, PluginEngine};
 use crate::sink::cassandra;
 use crate::workflow::TriggerSettings;
 
@@ -73,21 +74,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         max_wasm_bytes: config.admin.max_upload_mb << 20,
         ..Limits::default()
     };
-    let mut loaded = Vec::new();
-    for entry in config.apps() {
-        let started = Instant::now();
-        let compiled = engine.load(&entry.path, limits.clone())?;
-        let manifest = crate::enrich::EnrichManifest::beside(&entry.path)?;
-        tracing::info!(
-            tenant = %entry.tenant,
-            app = %compiled.spec.name,
-            version = %compiled.spec.version,
-            path = %entry.path.display(),
-            elapsed = ?started.elapsed(),
-            "app loaded"
-        );
-        loaded.push((entry, compiled, manifest));
-    }
+    let instance = args.instance.unwrap_or_else(host_name);
+    let kept_in = config.admin.deployed_dir.join(&instance);
+    let deployed = Arc::new(Deployments::open(&kept_in).with_context(|| {
+        format!(
+            "admin.deployed_dir: this host keeps its deploys in {}; set it to a folder it may write",
+            kept_in.display()
+        )
+    })?);
+    let loaded = load_apps(&engine, &limits, config.apps(), &deployed)?;
     let session = runtime.block_on(cassandra::connect(
         &config.cassandra_access(),
         Duration::from_millis(config.cassandra.request_timeout_ms),
@@ -126,7 +121,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         session,
         Arc::new(store),
         settings,
-        args.instance.unwrap_or_else(host_name),
+        instance,
     ));
     launch_all(&launcher, loaded)?;
     let workflow = trigger
@@ -161,6 +156,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
                 apps_dir,
             },
             workflow,
+            deployed,
         };
         let server = crate::admin::serve(listen, admin, tls);
         tokio::select! {
@@ -193,16 +189,92 @@ async fn shutdown_signal() {
     }
 }
 
+/// An app ready to start: where it runs, its build, and its enrich declaration.
+type Loaded = (AppEntry, CompiledApp, Option<EnrichManifest>);
+
+/// The configured apps and the ones deploys started, each in the build the operator left it
+/// with: a kept deploy replaces the config's build, a removal leaves the app out.
+fn load_apps(
+    engine: &PluginEngine,
+    limits: &Limits,
+    configured: Vec<AppEntry>,
+    deployed: &Deployments,
+) -> anyhow::Result<Vec<Loaded>> {
+    let load = |entry: AppEntry| -> anyhow::Result<Loaded> {
+        let started = Instant::now();
+        let compiled = engine.load(&entry.path, limits.clone())?;
+        let manifest = EnrichManifest::beside(&entry.path)?;
+        tracing::info!(
+            tenant = %entry.tenant,
+            app = %compiled.spec.name,
+            version = %compiled.spec.version,
+            path = %entry.path.display(),
+            elapsed = ?started.elapsed(),
+            "app loaded"
+        );
+        Ok((entry, compiled, manifest))
+    };
+    let mut loaded = Vec::new();
+    let mut configured_names = std::collections::HashSet::new();
+    for entry in configured {
+        let tenant = entry.tenant.clone();
+        let from_config = load(entry)?;
+        let app = from_config.1.spec.name.to_string();
+        configured_names.insert((tenant.to_string(), app.clone()));
+        match deployed.get(tenant.as_str(), &app)? {
+            None => loaded.push(from_config),
+            Some(Kept::Removed) => {
+                tracing::info!(%tenant, %app, "removed by the operator: not started until deployed again");
+            }
+            Some(Kept::Build { wasm, placement }) => {
+                let entry = AppEntry {
+                    path: wasm.clone(),
+                    ..from_config.0
+                };
+                let kept = load(entry).with_context(|| {
+                    format!(
+                        "the build of {tenant}/{app} deployed last, kept in {}: deploy another, or \
+                         remove that folder to run the config's",
+                        wasm.display()
+                    )
+                })?;
+                tracing::info!(%tenant, %app, version = %placement.version, "runs the build deployed last, not the config's");
+                loaded.push(kept);
+            }
+        }
+    }
+    for (tenant, app, kept) in deployed.all()? {
+        let Kept::Build { wasm, placement } = kept else {
+            continue;
+        };
+        if configured_names.contains(&(tenant.clone(), app.clone())) {
+            continue;
+        }
+        let entry = AppEntry {
+            tenant: TenantId::new(&tenant)?,
+            stream: StreamName::new(&placement.stream)?,
+            path: wasm.clone(),
+            delivery: placement.delivery,
+        };
+        let started = load(entry).with_context(|| {
+            format!(
+                "{tenant}/{app}, started by a deploy and kept in {}: remove that folder to leave it out",
+                wasm.display()
+            )
+        })?;
+        tracing::info!(%tenant, %app, stream = %placement.stream, "started by a deploy, not in the config");
+        loaded.push(started);
+    }
+    Ok(loaded)
+}
+
 /// How many configured apps start at once: a start mostly waits on Kafka and Cassandra (the
 /// app's topics and table, its consumer, its producer's `InitProducerId`), ~0.5 s each here.
 const LAUNCHES_AT_ONCE: usize = 8;
 
 /// Starts the configured apps, a few at a time; fails with the first app that could not start,
 /// once the others have.
-fn launch_all(
-    launcher: &Launcher,
-    loaded: Vec<(AppEntry, CompiledApp, Option<EnrichManifest>)>,
-) -> anyhow::Result<()> {
+fn launch_all(launcher: &Launcher, loaded: Vec<Loaded>) -> anyhow::Result<()> {
     let launchers = loaded.len().min(LAUNCHES_AT_ONCE);
     let queue = std::sync::Mutex::new(loaded.into_iter());
     let failed = std::sync::Mutex::new(None);

@@ -150,8 +150,18 @@ impl PluginEngine {
     /// implements the contract, and asks it to describe itself. Only a regular file of at most
     /// `limits.max_wasm_bytes` is read.
     pub fn load(&self, path: &Path, limits: Limits) -> Result<CompiledApp, PluginError> {
+        self.load_keeping(path, limits).map(|(app, _)| app)
+    }
+
+    /// Like [`load`](Self::load), with the file's bytes: a deploy keeps the very build it ran.
+    pub fn load_keeping(
+        &self,
+        path: &Path,
+        limits: Limits,
+    ) -> Result<(CompiledApp, Vec<u8>), PluginError> {
         let bytes = read_wasm(path, limits.max_wasm_bytes)?;
-        self.load_bytes(&bytes, &path.display().to_string(), limits)
+        let app = self.load_bytes(&bytes, &path.display().to_string(), limits)?;
+        Ok((app, bytes))
     }
 
     /// Like [`load`](Self::load), for a `.wasm` already in memory (an upload); `shown` names it
