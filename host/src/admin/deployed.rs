@@ -73,7 +73,8 @@ impl Deployments {
         Ok(Self { dir: dir.into() })
     }
 
-    fn app_dir(&self, tenant: &str, app: &str) -> PathBuf {
+    /// Everything kept of one app: deleting it (host stopped) forgets what was deployed.
+    pub fn folder(&self, tenant: &str, app: &str) -> PathBuf {
         self.dir.join(tenant).join(app)
     }
 
@@ -87,7 +88,7 @@ impl Deployments {
         manifest: Option<&Path>,
         placement: &Placement,
     ) -> Result<(), KeepError> {
-        let dir = self.app_dir(tenant, app);
+        let dir = self.folder(tenant, app);
         let next = dir.join("next");
         remove_dir(&next)?;
         std::fs::create_dir_all(&next).map_err(failed("creating", &next))?;
@@ -114,7 +115,7 @@ impl Deployments {
     /// kept before, the config's build runs after a restart, and `current` is kept as the one
     /// to roll back to).
     pub fn rolled_back(&self, tenant: &str, app: &str) -> Result<(), KeepError> {
-        let dir = self.app_dir(tenant, app);
+        let dir = self.folder(tenant, app);
         let (current, previous, swap) =
             (dir.join("current"), dir.join("previous"), dir.join("swap"));
         remove_dir(&swap)?;
@@ -132,7 +133,7 @@ impl Deployments {
 
     /// Removed by the operator: nothing of the app is started again until it is deployed.
     pub fn removed(&self, tenant: &str, app: &str) -> Result<(), KeepError> {
-        let dir = self.app_dir(tenant, app);
+        let dir = self.folder(tenant, app);
         remove_dir(&dir)?;
         std::fs::create_dir_all(&dir).map_err(failed("creating", &dir))?;
         write(&dir.join(REMOVED), b"")
@@ -140,7 +141,7 @@ impl Deployments {
 
     /// What was kept for one app, if anything.
     pub fn get(&self, tenant: &str, app: &str) -> Result<Option<Kept>, KeepError> {
-        let dir = self.app_dir(tenant, app);
+        let dir = self.folder(tenant, app);
         if dir.join(REMOVED).exists() {
             return Ok(Some(Kept::Removed));
         }

@@ -233,9 +233,10 @@ fn load_apps(
                 };
                 let kept = load(entry).with_context(|| {
                     format!(
-                        "the build of {tenant}/{app} deployed last, kept in {}: deploy another, or \
-                         remove that folder to run the config's",
-                        wasm.display()
+                        "the build of {tenant}/{app} deployed last, kept as {}, does not load: \
+                         delete {} to run the config's build instead",
+                        wasm.display(),
+                        deployed.folder(tenant.as_str(), &app).display()
                     )
                 })?;
                 tracing::info!(%tenant, %app, version = %placement.version, "runs the build deployed last, not the config's");
@@ -258,8 +259,10 @@ fn load_apps(
         };
         let started = load(entry).with_context(|| {
             format!(
-                "{tenant}/{app}, started by a deploy and kept in {}: remove that folder to leave it out",
-                wasm.display()
+                "{tenant}/{app}, started by a deploy and kept as {}, does not load: delete {} \
+                 to leave it out",
+                wasm.display(),
+                deployed.folder(&tenant, &app).display()
             )
         })?;
         tracing::info!(%tenant, %app, stream = %placement.stream, "started by a deploy, not in the config");
