@@ -277,6 +277,24 @@ pub fn committed_offsets(group: &str, topic: &str) -> Result<BTreeMap<i32, i64>>
 
 /// Sends `(key, value)` messages to `topic` as its tenant and waits until all are acknowledged.
 pub fn produce(topic: &str, messages: impl IntoIterator<Item = (String, String)>) -> Result<usize> {
+    send_acknowledged(topic, None, messages)
+}
+
+/// As `produce`, every message to one partition: a test that needs one partition's records
+/// to arrive before another's.
+pub fn produce_to_partition(
+    topic: &str,
+    partition: i32,
+    messages: impl IntoIterator<Item = (String, String)>,
+) -> Result<usize> {
+    send_acknowledged(topic, Some(partition), messages)
+}
+
+fn send_acknowledged(
+    topic: &str,
+    partition: Option<i32>,
+    messages: impl IntoIterator<Item = (String, String)>,
+) -> Result<usize> {
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
     let producer: ThreadedProducer<DefaultProducerContext> = kafka_client_for(topic)?
         .0
@@ -287,6 +305,9 @@ pub fn produce(topic: &str, messages: impl IntoIterator<Item = (String, String)>
     let mut sent = 0;
     for (key, value) in messages {
         let mut record = BaseRecord::to(topic).key(&key).payload(&value);
+        if let Some(partition) = partition {
+            record = record.partition(partition);
+        }
         loop {
             match producer.send(record) {
                 Ok(()) => break,

@@ -44,8 +44,8 @@ pub use history::{
     Extremes, Totals,
 };
 pub use kafka::{
-    committed_offsets, create_topic, end_offsets_total, produce, read_topic, send_as, topic_exists,
-    topic_partitions, KafkaRecord,
+    committed_offsets, create_topic, end_offsets_total, produce, produce_to_partition, read_topic,
+    send_as, topic_exists, topic_partitions, KafkaRecord,
 };
 pub use platform::{AppSpec, Platform, PlatformConfig};
 pub use reviews::{

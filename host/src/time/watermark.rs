@@ -4,9 +4,10 @@
 //!
 //! Silence counts while the input flows: when the whole input paused (nothing on any partition
 //! for half the idle timeout), a partition that had records just before the pause gets the full
-//! timeout again from the first record after it. Otherwise a partition whose next records
-//! reached this host a moment after another's backlog found its windows closed by a watermark
-//! it had been silent for only because everyone was.
+//! timeout again from the first record after it, and every partition does from the first record
+//! this host reads at all (an app started, or paused, long before its input began). Otherwise a
+//! partition whose next records reached this host a moment after another's backlog found its
+//! windows closed by a watermark it had been silent for only because everyone was.
 //!
 //! Each partition also keeps the watermark that has closed its windows so far (they hold only
 //! its own keys), and that never goes back. In steady state it is the same for every partition;
@@ -171,20 +172,20 @@ impl Watermarks {
     }
 
     /// A record arrives at `now`. After a pause of the whole input, the partitions that had
-    /// records before it (since the input last resumed) are silent from now on, not from then.
+    /// records before it (since the input last resumed) are silent from now on, not from then;
+    /// before the first record, none was silent while the input flowed.
     fn note_input(&mut self, now: Instant) {
         let paused = self
             .last_any
             .is_none_or(|last| now.saturating_duration_since(last) >= self.idle_timeout / 2);
         if paused {
-            if let Some(since) = self.flowing_since {
-                for p in self
-                    .partitions
-                    .iter_mut()
-                    .filter(|p| p.last_record >= since)
-                {
-                    p.silent_from = p.silent_from.max(now);
-                }
+            let flowed_since = self.flowing_since;
+            for p in self
+                .partitions
+                .iter_mut()
+                .filter(|p| flowed_since.is_none_or(|since| p.last_record >= since))
+            {
+                p.silent_from = p.silent_from.max(now);
             }
             self.flowing_since = Some(now);
         }
@@ -279,9 +280,11 @@ mod tests {
             "one partition alone never moves it"
         );
         w.assign(1, start + Duration::from_secs(5));
+        // The input begins at 10 s: partition 1 is silent from then on.
         w.observe(0, t(1), start + Duration::from_secs(10));
-        assert_eq!(w.next_change(start), Some(start + Duration::from_secs(35)));
-        let later = start + Duration::from_secs(36);
+        w.observe(0, t(2), start + Duration::from_secs(20));
+        assert_eq!(w.next_change(start), Some(start + Duration::from_secs(40)));
+        let later = start + Duration::from_secs(41);
         assert_eq!(
             w.next_change(later),
             None,
@@ -341,6 +344,35 @@ mod tests {
             w.advance(at(74)),
             t(40),
             "silent for 31 s while partition 0 had records"
+        );
+    }
+
+    #[test]
+    fn every_partition_holds_it_when_the_input_begins_long_after_they_were_assigned() {
+        let start = Instant::now();
+        let timeout = Duration::from_secs(30);
+        let at = |s: u64| start + Duration::from_secs(s);
+        let mut w = Watermarks::new(0, timeout);
+        for p in 0..3 {
+            w.assign(p, start);
+        }
+        // Nothing for 10 minutes (an empty topic, or an app paused while its input was
+        // written); then partition 0's backlog arrives a moment before the others'.
+        w.observe(0, t(30), at(600));
+        assert_eq!(
+            w.advance(at(600)),
+            EventTime::MIN,
+            "partitions 1 and 2 were silent only while the input had not begun"
+        );
+        w.observe(1, t(10), at(601));
+        w.observe(2, t(12), at(601));
+        assert_eq!(w.advance(at(601)), t(10));
+        w.observe(0, t(40), at(615));
+        w.observe(2, t(20), at(615));
+        assert_eq!(
+            w.advance(at(632)),
+            t(20),
+            "partition 1, silent for 31 s while the others had records, no longer holds it"
         );
     }
 
