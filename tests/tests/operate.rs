@@ -173,7 +173,7 @@ fn start_ready(env: &TestEnv, config: &PlatformConfig, apps: &[&str]) -> Result<
 }
 
 #[test]
-fn a_restarted_platform_runs_what_the_operator_deployed_rolled_back_and_removed() -> Result<()> {
+fn a_restarted_platform_runs_what_the_operator_left_and_can_still_roll_back() -> Result<()> {
     Services::check()?;
     let env = TestEnv::new()?;
     create_topic(&env.topic("reviews"), 4)?;
@@ -252,6 +252,29 @@ fn a_restarted_platform_runs_what_the_operator_deployed_rolled_back_and_removed(
     ensure!(
         code == 404,
         "the removed app is back after a restart: {code} {body}"
+    );
+
+    // After a restart a rollback still has the build before: 1.0, the one rolled back from;
+    // and that rollback outlives the next restart too.
+    let rollback = ["rollback", "--tenant", tenant, "--app", REVIEWS_DAILY];
+    platform
+        .operate(&env, "rollback-after-restart", &rollback)?
+        .ensure_success("rollback after a restart")?;
+    let version = platform.status(REVIEWS_DAILY)?["version"].clone();
+    ensure!(
+        version == "1.0.0",
+        "a rollback after the restart went to {version}, not 1.0.0"
+    );
+    platform.stop()?;
+    let mut platform = start_ready(&env, &config, &[REVIEWS_DAILY])?;
+    ensure!(platform.status(REVIEWS_DAILY)?["version"] == "1.0.0");
+    platform
+        .operate(&env, "rollback-again", &rollback)?
+        .ensure_success("rollback after the second restart")?;
+    let version = platform.status(REVIEWS_DAILY)?["version"].clone();
+    ensure!(
+        version == "2.0.0",
+        "the second rollback went to {version}, not back to 2.0.0"
     );
     platform.stop()?;
     Ok(())

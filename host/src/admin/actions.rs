@@ -380,7 +380,7 @@ async fn start(
     let version = compiled.spec.version.clone();
     let delivery = request.delivery;
     let launched = tokio::task::spawn_blocking(move || {
-        launcher.launch(&tenant_id, &stream, delivery, compiled, manifest)
+        launcher.launch(&tenant_id, &stream, delivery, compiled, manifest, None)
     })
     .await;
     match launched {

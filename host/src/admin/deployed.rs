@@ -161,6 +161,13 @@ impl Deployments {
         }))
     }
 
+    /// The build that ran before the current one, when one is kept: what a rollback after a
+    /// restart goes back to.
+    pub fn previous(&self, tenant: &str, app: &str) -> Option<PathBuf> {
+        let wasm = self.folder(tenant, app).join("previous").join(WASM);
+        wasm.is_file().then_some(wasm)
+    }
+
     /// Every app kept, as (tenant, app, what), in name order.
     pub fn all(&self) -> Result<Vec<(String, String, Kept)>, KeepError> {
         let mut all = Vec::new();

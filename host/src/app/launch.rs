@@ -99,7 +99,8 @@ impl Launcher {
     }
 
     /// Starts `app` for `tenant` on `stream`, with the enrich stage its manifest declares, if
-    /// any; blocks on Kafka and Cassandra, so call it off the async runtime's threads.
+    /// any, and the build a rollback returns to when one is known (a restarted host's kept
+    /// deploys); blocks on Kafka and Cassandra, so call it off the async runtime's threads.
     pub fn launch(
         &self,
         tenant: &TenantId,
@@ -107,6 +108,7 @@ impl Launcher {
         delivery: Delivery,
         app: CompiledApp,
         manifest: Option<EnrichManifest>,
+        previous: Option<(CompiledApp, Option<EnrichManifest>)>,
     ) -> Result<Arc<AppHandle>, LaunchError> {
         let spec = app.spec.clone();
         let key = (tenant.to_string(), spec.name.to_string());
@@ -236,6 +238,10 @@ impl Launcher {
                 self.settings.outage_patience,
             ))],
         )?;
+        let (previous_app, previous_manifest) = match previous {
+            Some((app, manifest)) => (Some(app), manifest),
+            None => (None, None),
+        };
         let runner = Runner {
             handle: handle.clone(),
             processor,
@@ -246,8 +252,8 @@ impl Launcher {
             control: receiver,
             settings: self.settings.clone(),
             current: app,
-            previous: None,
-            manifests: (manifest, None),
+            previous: previous_app,
+            manifests: (manifest, previous_manifest),
             services: self.services.clone(),
             store: delivery.checkpoints().then(|| self.store.clone()),
         };

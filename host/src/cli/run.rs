@@ -189,58 +189,95 @@ async fn shutdown_signal() {
     }
 }
 
-/// An app ready to start: where it runs, its build, and its enrich declaration.
-type Loaded = (AppEntry, CompiledApp, Option<EnrichManifest>);
+/// An app ready to start: where it runs, its build and enrich declaration, and the build a
+/// rollback returns to when a deploy replaced the config's one.
+struct Loaded {
+    entry: AppEntry,
+    app: CompiledApp,
+    manifest: Option<EnrichManifest>,
+    previous: Option<(CompiledApp, Option<EnrichManifest>)>,
+}
+
+/// A build and the enrich declaration beside it, timed in the log.
+fn load_build(
+    engine: &PluginEngine,
+    limits: &Limits,
+    tenant: &TenantId,
+    path: &std::path::Path,
+) -> anyhow::Result<(CompiledApp, Option<EnrichManifest>)> {
+    let started = Instant::now();
+    let compiled = engine.load(path, limits.clone())?;
+    let manifest = EnrichManifest::beside(path)?;
+    tracing::info!(
+        %tenant,
+        app = %compiled.spec.name,
+        version = %compiled.spec.version,
+        path = %path.display(),
+        elapsed = ?started.elapsed(),
+        "app loaded"
+    );
+    Ok((compiled, manifest))
+}
 
 /// The configured apps and the ones deploys started, each in the build the operator left it
-/// with: a kept deploy replaces the config's build, a removal leaves the app out.
+/// with: a kept deploy replaces the config's build (which stays the one to roll back to,
+/// unless an earlier deploy is kept), a removal leaves the app out.
 fn load_apps(
     engine: &PluginEngine,
     limits: &Limits,
     configured: Vec<AppEntry>,
     deployed: &Deployments,
 ) -> anyhow::Result<Vec<Loaded>> {
-    let load = |entry: AppEntry| -> anyhow::Result<Loaded> {
-        let started = Instant::now();
-        let compiled = engine.load(&entry.path, limits.clone())?;
-        let manifest = EnrichManifest::beside(&entry.path)?;
-        tracing::info!(
-            tenant = %entry.tenant,
-            app = %compiled.spec.name,
-            version = %compiled.spec.version,
-            path = %entry.path.display(),
-            elapsed = ?started.elapsed(),
-            "app loaded"
-        );
-        Ok((entry, compiled, manifest))
+    // The build kept as the one before, when there is one and it still loads: a rollback's
+    // target, not worth refusing to start over.
+    let kept_previous = |tenant: &TenantId, app: &str| {
+        let wasm = deployed.previous(tenant.as_str(), app)?;
+        match load_build(engine, limits, tenant, &wasm) {
+            Ok(previous) => Some(previous),
+            Err(error) => {
+                tracing::warn!(%tenant, %app, path = %wasm.display(), error = %format!("{error:#}"), "the build kept as the one before does not load: a rollback has nothing to return to");
+                None
+            }
+        }
     };
     let mut loaded = Vec::new();
     let mut configured_names = std::collections::HashSet::new();
     for entry in configured {
         let tenant = entry.tenant.clone();
-        let from_config = load(entry)?;
-        let app = from_config.1.spec.name.to_string();
-        configured_names.insert((tenant.to_string(), app.clone()));
-        match deployed.get(tenant.as_str(), &app)? {
-            None => loaded.push(from_config),
+        let (app, manifest) = load_build(engine, limits, &tenant, &entry.path)?;
+        let name = app.spec.name.to_string();
+        configured_names.insert((tenant.to_string(), name.clone()));
+        match deployed.get(tenant.as_str(), &name)? {
+            None => loaded.push(Loaded {
+                entry,
+                app,
+                manifest,
+                previous: None,
+            }),
             Some(Kept::Removed) => {
-                tracing::info!(%tenant, %app, "removed by the operator: not started until deployed again");
+                tracing::info!(%tenant, app = %name, "removed by the operator: not started until deployed again");
             }
             Some(Kept::Build { wasm, placement }) => {
-                let entry = AppEntry {
-                    path: wasm.clone(),
-                    ..from_config.0
-                };
-                let kept = load(entry).with_context(|| {
-                    format!(
-                        "the build of {tenant}/{app} deployed last, kept as {}, does not load: \
-                         delete {} to run the config's build instead",
-                        wasm.display(),
-                        deployed.folder(tenant.as_str(), &app).display()
-                    )
-                })?;
-                tracing::info!(%tenant, %app, version = %placement.version, "runs the build deployed last, not the config's");
-                loaded.push(kept);
+                let (kept, kept_manifest) = load_build(engine, limits, &tenant, &wasm)
+                    .with_context(|| {
+                        format!(
+                            "the build of {tenant}/{name} deployed last, kept as {}, does not \
+                             load: delete {} to run the config's build instead",
+                            wasm.display(),
+                            deployed.folder(tenant.as_str(), &name).display()
+                        )
+                    })?;
+                tracing::info!(%tenant, app = %name, version = %placement.version, "runs the build deployed last, not the config's");
+                let previous = kept_previous(&tenant, &name).or(Some((app, manifest)));
+                loaded.push(Loaded {
+                    entry: AppEntry {
+                        path: wasm,
+                        ..entry
+                    },
+                    app: kept,
+                    manifest: kept_manifest,
+                    previous,
+                });
             }
         }
     }
@@ -257,16 +294,23 @@ fn load_apps(
             path: wasm.clone(),
             delivery: placement.delivery,
         };
-        let started = load(entry).with_context(|| {
-            format!(
-                "{tenant}/{app}, started by a deploy and kept as {}, does not load: delete {} \
-                 to leave it out",
-                wasm.display(),
-                deployed.folder(&tenant, &app).display()
-            )
-        })?;
+        let (compiled, manifest) =
+            load_build(engine, limits, &entry.tenant, &wasm).with_context(|| {
+                format!(
+                    "{tenant}/{app}, started by a deploy and kept as {}, does not load: delete {} \
+                     to leave it out",
+                    wasm.display(),
+                    deployed.folder(&tenant, &app).display()
+                )
+            })?;
         tracing::info!(%tenant, %app, stream = %placement.stream, "started by a deploy, not in the config");
-        loaded.push(started);
+        let previous = kept_previous(&entry.tenant, &app);
+        loaded.push(Loaded {
+            entry,
+            app: compiled,
+            manifest,
+            previous,
+        });
     }
     Ok(loaded)
 }
@@ -285,15 +329,22 @@ fn launch_all(launcher: &Launcher, loaded: Vec<Loaded>) -> anyhow::Result<()> {
         for _ in 0..launchers {
             scope.spawn(|| loop {
                 let next = queue.lock().ok().and_then(|mut apps| apps.next());
-                let Some((entry, compiled, manifest)) = next else {
+                let Some(Loaded {
+                    entry,
+                    app,
+                    manifest,
+                    previous,
+                }) = next
+                else {
                     return;
                 };
                 let launched = launcher.launch(
                     &entry.tenant,
                     &entry.stream,
                     entry.delivery,
-                    compiled,
+                    app,
                     manifest,
+                    previous,
                 );
                 if let Err(error) = launched {
                     if let Ok(mut failed) = failed.lock() {
