@@ -1,16 +1,21 @@
 //! The heart of an app: decoded records in, windows assigned, the plugin called once per batch,
 //! results out. No I/O here, so it can be benchmarked and tested with fixed interleavings.
 
+mod carry;
 mod enrich_queue;
+mod quotas;
+
+pub use self::carry::{compatible, SwapError, Swapped};
+pub use self::quotas::{system_clock, Quotas, WallClock};
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use self::enrich_queue::Queued;
 use super::operator::Operator;
 use crate::admin::metrics::{AppMetrics, PluginCall};
-use crate::checkpoint::{Geometry, PartitionCheckpoint, SavedBy, SavedWindow};
+use crate::checkpoint::PartitionCheckpoint;
 use crate::enrich::Enricher;
 use crate::plugin::{AppInstance, AppSpec, Batch, Column, PluginError};
 use crate::sink::{Emitted, Output, Rejected, RowFormat};
@@ -28,94 +33,6 @@ pub struct Message<'a> {
     pub payload: Option<&'a [u8]>,
     /// The Kafka timestamp, ms.
     pub timestamp: Option<i64>,
-}
-
-/// Why a new version could not take over; the old one keeps running.
-#[derive(Debug, thiserror::Error)]
-pub enum SwapError {
-    #[error("state version {new} cannot read the windows of state version {old}: their state is not compatible; deploy or start with --reset-state to drop the open windows' state")]
-    StateVersion { old: u32, new: u32 },
-    #[error("version {version} opened its windows under another {what}, which this build changes; deploy or start with --reset-state to drop the open windows' state")]
-    Geometry { version: String, what: &'static str },
-    #[error("a batch is still being read or waits for the app's service; swap between batches")]
-    MidBatch,
-    #[error(transparent)]
-    Plugin(#[from] PluginError),
-}
-
-/// The one rule for saved or open windows to pass to another build, on a restart and a hot
-/// swap alike: the same key, window and event time, and the same state version.
-pub fn compatible(saved: &SavedBy, spec: &AppSpec) -> Result<(), SwapError> {
-    if let Err(difference) = Geometry::of(spec).check_saved(&saved.geometry) {
-        return Err(SwapError::Geometry {
-            version: saved.version.clone(),
-            what: difference.what(),
-        });
-    }
-    if saved.state_version != spec.state_version {
-        return Err(SwapError::StateVersion {
-            old: saved.state_version,
-            new: spec.state_version,
-        });
-    }
-    Ok(())
-}
-
-/// What a swap carried from the old version to the new one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Swapped {
-    pub windows: usize,
-    pub state_bytes: usize,
-    /// Distinct keys among the open windows.
-    pub keys: usize,
-    /// The open windows' earliest and latest start: which windows a reset starts fresh.
-    pub span: Option<(EventTime, EventTime)>,
-    /// Whether the open windows' state went over (or was dropped under --reset-state).
-    pub carried: bool,
-}
-
-/// What one app may hold on one host, and how far ahead of the wall clock its records may be
-/// dated (`[limits]` in the config). A record that crosses one goes to the dead-letter topic
-/// with the reason; the app goes on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Quotas {
-    /// Event times more than this ahead of the wall clock are refused: one such record would
-    /// otherwise drag its partition's watermark ahead for good.
-    pub max_event_time_ahead_ms: u64,
-    /// Open (key, window) pairs: each holds a slot in the host and an accumulator in the guest.
-    pub max_open_windows: usize,
-    /// Distinct keys with an open window.
-    pub max_keys: usize,
-    /// Bytes of a record's key field: it becomes a Cassandra partition key and a Kafka key.
-    pub max_key_bytes: usize,
-    /// Bytes of a message's value and key, checked before it is decoded.
-    pub max_record_bytes: usize,
-    /// Bytes of a result row as JSON: it must fit a Kafka message and a Cassandra mutation.
-    pub max_result_bytes: usize,
-}
-
-impl Default for Quotas {
-    fn default() -> Self {
-        Self {
-            max_event_time_ahead_ms: 86_400_000,
-            max_open_windows: 1_000_000,
-            max_keys: 1_000_000,
-            max_key_bytes: 1024,
-            max_record_bytes: 256 << 10,
-            max_result_bytes: 512 << 10,
-        }
-    }
-}
-
-/// The wall clock, in event-time milliseconds: read once per batch, never per record.
-pub type WallClock = fn() -> EventTime;
-
-/// The system's wall clock; a clock before 1970 reads as the epoch.
-pub fn system_clock() -> EventTime {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    EventTime::from_millis(ms)
 }
 
 /// The windows and keys this batch's rows will open, counted exactly once the table nears a
@@ -727,149 +644,6 @@ impl Processor {
             self.emit(&changed, false, out)?;
         }
         Ok(())
-    }
-
-    /// Who is saving state: checked again when the state is restored.
-    pub fn saved_by(&self) -> SavedBy {
-        SavedBy {
-            version: self.spec.version.clone(),
-            state_version: self.spec.state_version,
-            geometry: Geometry::of(&self.spec).encode(),
-        }
-    }
-
-    /// The guest state of every open window, grouped by the partition that feeds it, between
-    /// batches; partitions without open windows are not listed.
-    pub fn save_windows(&mut self) -> Result<Vec<(i32, Vec<SavedWindow>)>, PluginError> {
-        let open = self.table.all_open();
-        let numbers: Vec<u32> = open.iter().map(|s| s.get()).collect();
-        let states = self.timed(PluginCall::Snapshot, |i| i.snapshot(&numbers))?;
-        let mut by_partition: Vec<(i32, Vec<SavedWindow>)> = Vec::new();
-        for (i, &slot) in open.iter().enumerate() {
-            let (start, end) = (states.offsets[i] as usize, states.offsets[i + 1] as usize);
-            let (key, window) = self.table.describe(slot);
-            let saved = SavedWindow {
-                key: key.to_owned(),
-                window,
-                state: states.bytes[start..end].to_vec(),
-            };
-            let partition = self.table.partition(slot);
-            match by_partition.iter_mut().find(|(p, _)| *p == partition) {
-                Some((_, list)) => list.push(saved),
-                None => by_partition.push((partition, vec![saved])),
-            }
-        }
-        Ok(by_partition)
-    }
-
-    /// Whether windows saved by `saved` may be restored into this build: the one rule for a
-    /// restart and a hot swap alike.
-    pub fn check_saved(&self, saved: &SavedBy) -> Result<(), SwapError> {
-        compatible(saved, &self.spec)
-    }
-
-    /// Brings a partition's saved windows back, with its clock and the watermark it had: a
-    /// window closed before the save stays closed.
-    pub fn restore_partition(
-        &mut self,
-        partition: i32,
-        clock: EventTime,
-        watermark: EventTime,
-        windows: &[SavedWindow],
-        now: Instant,
-    ) -> Result<(), PluginError> {
-        self.watermarks.restore(partition, clock, watermark, now);
-        if windows.is_empty() {
-            return Ok(());
-        }
-        let mut numbers = Vec::with_capacity(windows.len());
-        let mut offsets = Vec::with_capacity(windows.len() + 1);
-        let mut bytes = Vec::new();
-        offsets.push(0);
-        for saved in windows {
-            let slot = self.table.reopen(&saved.key, saved.window, partition);
-            numbers.push(slot.get());
-            bytes.extend_from_slice(&saved.state);
-            offsets.push(bytes.len() as u32);
-        }
-        let states = crate::plugin::States { offsets, bytes };
-        self.timed(PluginCall::Restore, |i| i.restore(&numbers, &states))?;
-        self.publish_gauges();
-        Ok(())
-    }
-
-    /// A partition moved to another host: its windows are forgotten here, unemitted; the new
-    /// owner resumes them from the checkpoint.
-    pub fn forget_partition(&mut self, partition: i32) -> Result<(), PluginError> {
-        self.watermarks.revoke(partition);
-        let slots = self.table.of_partition(partition);
-        if !slots.is_empty() {
-            let numbers: Vec<u32> = slots.iter().map(|s| s.get()).collect();
-            self.timed(PluginCall::Close, |i| i.close(&numbers))?;
-            self.table.release(&slots);
-        }
-        self.publish_gauges();
-        Ok(())
-    }
-
-    /// Hands every open window's state to a new version's instance, between batches. A build
-    /// that cannot read it is refused, or with `reset_state` takes over with the open windows
-    /// dropped. On any failure the running version stays as it was.
-    /// The new build's enrich stage (`enricher`, built from its own declaration) replaces
-    /// the running one.
-    pub fn swap(
-        &mut self,
-        spec: Arc<AppSpec>,
-        instance: AppInstance,
-        reset_state: bool,
-        enricher: Option<Enricher>,
-    ) -> Result<Swapped, SwapError> {
-        let carry_state = match compatible(&self.saved_by(), &spec) {
-            Ok(()) => true,
-            Err(_) if reset_state => false,
-            Err(refused) => return Err(refused),
-        };
-        self.take_over(spec, instance, carry_state, enricher)
-    }
-
-    fn take_over(
-        &mut self,
-        spec: Arc<AppSpec>,
-        mut instance: AppInstance,
-        carry_state: bool,
-        enricher: Option<Enricher>,
-    ) -> Result<Swapped, SwapError> {
-        if self.pending() > 0 || !self.queue.is_empty() {
-            return Err(SwapError::MidBatch);
-        }
-        let slots = self.table.all_open();
-        let open: Vec<u32> = slots.iter().map(|s| s.get()).collect();
-        let keys: std::collections::HashSet<&str> =
-            slots.iter().map(|&s| self.table.describe(s).0).collect();
-        let keys = keys.len();
-        let starts = slots.iter().map(|&s| self.table.describe(s).1.start);
-        let span = starts.clone().min().zip(starts.max());
-        let mut state_bytes = 0;
-        if carry_state {
-            let states = self.timed(PluginCall::Snapshot, |i| i.snapshot(&open))?;
-            instance.restore(&open, &states)?;
-            state_bytes = states.bytes.len();
-        } else {
-            // Dropped, as on a restart with --reset-state: a window is written again only once a
-            // record reaches it, never from an empty accumulator over its row.
-            self.table = slot_table(&spec);
-        }
-        self.instance = instance;
-        self.spec = spec;
-        self.set_enricher(enricher);
-        self.watermarks.set_delay(self.spec.watermark_delay_ms);
-        Ok(Swapped {
-            windows: open.len(),
-            state_bytes,
-            keys,
-            span,
-            carried: carry_state,
-        })
     }
 
     /// End of input: the watermark goes to the end of time and every open window closes.
