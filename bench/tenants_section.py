@@ -1,6 +1,6 @@
 """The many-tenants section of bench/report.md, from `bench-tenants`'s bench/tenants.json: what an
 idle app costs as the number of apps grows, where an idle host's CPU goes, start-up, and how evenly
-50 busy tenants are served (the report's Part 3, question 4). Every measure is over
+50 busy tenants are served (the report's Part 3, question 4), and one host against two. Every measure is over
 `BENCH_RUNS` runs: tables give the median, and min–max where it matters. Used by report.py."""
 
 import statistics
@@ -274,8 +274,41 @@ def render(tenants, figures):
         "",
         f"![busy tenants](figures/tenants-busy.png)",
         "",
-        "Not measured: a second host. Two platform processes on this 2-core machine would share "
-        "the same cores, so they would show the split of each app's partitions (the `scale_out` "
-        "test proves it loses and duplicates nothing), not added capacity.",
     ]
+    text += _hosts(tenants.get("hosts"))
     return "\n".join(text)
+
+
+def _hosts(hosts):
+    """One host against two, side by side, when bench-tenants measured it."""
+    if not hosts:
+        return ["Not measured: a second host (`BENCH_TENANTS_HOSTS=0`)."]
+    all_records = hosts["tenants"] * hosts["reviews_per_tenant"]
+    lines = [
+        f"**One host against two** (run {hosts.get('date', '?')}, mysimbdp at "
+        f"{hosts.get('git', '?')}): the same {hosts['tenants']} tenants, "
+        f"{hosts['reviews_per_tenant']:,} reviews each on {hosts['partitions']} partitions, read "
+        "by one platform process and by two sharing every app's consumer group, interleaved run "
+        "by run. Each run waits until every app's partitions are shared out, pauses every app, "
+        "writes the input, and times from the resume until each tenant's reviews were "
+        "processed (the hosts' counts summed), so no partition moves while it is timed. Both "
+        "hosts run on this machine's two cores: this shows what a second host costs and how "
+        "the work splits, not added capacity.",
+        "",
+        "| hosts | records/s | slowest tenant (% of the median's rate) | platform CPU µs a record "
+        "(all hosts) | peak resident MiB per host | partitions per host |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in hosts["by_hosts"]:
+        runs = row["runs"]
+        rates = [all_records / r["total_s"] for r in runs]
+        shares = [100 * _median(r["seconds_per_tenant"]) / max(r["seconds_per_tenant"])
+                  for r in runs]
+        cpu = [1e6 * sum(r["cpu_s"]) / all_records for r in runs]
+        rss = [" + ".join(f"{m:.0f}" for m in r["peak_rss_mib"]) for r in runs]
+        parts = sorted({" + ".join(str(p) for p in r["partitions"]) for r in runs})
+        lines.append(
+            f"| {row['hosts']} | {_median(rates):,.0f} ({_range(rates, 0)}) | "
+            f"{_median(shares):.0f} ({_range(shares, 0)}) | {_median(cpu):.2f} "
+            f"({_range(cpu, 2)}) | {'; '.join(rss)} | {'; '.join(parts)} |")
+    return lines

@@ -405,6 +405,17 @@ impl Platform {
         Ok(status)
     }
 
+    /// Waits until this host owns `partitions` of the app's input partitions: a test that
+    /// pauses the app or times its input starts from a settled assignment.
+    pub fn wait_owning(&mut self, app: &str, partitions: usize) -> Result<Value> {
+        self.wait_until(
+            app,
+            &format!("owning {partitions} partitions"),
+            Duration::from_secs(120),
+            |s| s["partitions"].as_array().map_or(0, Vec::len) == partitions,
+        )
+    }
+
     /// Polls any tenant's app until `done` holds for its status (whatever its state) and
     /// returns that status; fails at `timeout` or if the process exits.
     pub fn wait_for_app(

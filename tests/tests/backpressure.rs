@@ -33,12 +33,7 @@ fn a_slow_app_under_a_flood_keeps_memory_bounded_and_loses_nothing() -> Result<(
     let config = PlatformConfig::new(&env.tenant, vec![app])?;
     let mut platform = Platform::start(&env, "platform", &config)?;
     platform.wait_ready(APP)?;
-    platform.wait_until(
-        APP,
-        "owning the 4 partitions",
-        Duration::from_secs(120),
-        |s| s["partitions"].as_array().map_or(0, Vec::len) == 4,
-    )?;
+    platform.wait_owning(APP, 4)?;
     let answer = platform.act(APP, "pause")?;
     ensure!(answer.starts_with("paused"), "pause answered `{answer}`");
     platform.wait_until(APP, "pausing", Duration::from_secs(60), |s| {

@@ -149,12 +149,7 @@ fn a_partition_is_not_idle_before_the_input_begins() -> Result<()> {
     );
     let mut platform = Platform::start(&env, "platform", &config)?;
     platform.wait_ready(REVIEWS_DAILY)?;
-    platform.wait_until(
-        REVIEWS_DAILY,
-        "owning both partitions",
-        Duration::from_secs(120),
-        |s| s["partitions"].as_array().map_or(0, Vec::len) == 2,
-    )?;
+    platform.wait_owning(REVIEWS_DAILY, 2)?;
     // Nothing arrives for longer than the idle timeout; then partition 0's records come
     // first, and partition 1's, days older, a moment after they were read.
     std::thread::sleep(idle + Duration::from_secs(2));

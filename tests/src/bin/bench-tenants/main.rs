@@ -13,7 +13,10 @@
 //! app's CPU is also split by the host's threads (from each thread's `schedstat`), to show what
 //! wakes it. Each idle layout is then measured again once its apps hibernate (after the
 //! default 60 s with nothing to do), with the time one record sent to a hibernating app takes
-//! to be read.
+//! to be read. Last, 50 busy tenants are read by one host and by two (`hosts.rs`), side by side;
+//! `BENCH_TENANTS_HOSTS` names the host counts (default `1,2`; `0` skips that). A JSON file that exists keeps the sections not measured.
+
+mod hosts;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -575,8 +578,10 @@ fn main() -> Result<()> {
         }
     }
     println!("min / median / max of {runs} runs");
-    println!("| tenants × apps | first start-up (s) | restart (s) | resident MiB | threads | sockets | idle CPU (cores, 30 s) | Kafka's CPU meanwhile (cores) |");
-    println!("|---|---|---|---|---|---|---|---|");
+    if !layouts.is_empty() {
+        println!("| tenants × apps | first start-up (s) | restart (s) | resident MiB | threads | sockets | idle CPU (cores, 30 s) | Kafka's CPU meanwhile (cores) |");
+        println!("|---|---|---|---|---|---|---|---|");
+    }
     let mut idle_json = Vec::new();
     for (layout, measured) in layouts.iter().zip(&idle_runs) {
         let of = |f: &dyn Fn(&IdleRun) -> f64| measured.iter().map(f).collect::<Vec<f64>>();
@@ -611,9 +616,11 @@ fn main() -> Result<()> {
             })).collect::<Vec<_>>(),
         }));
     }
-    println!("\nonce every app hibernates (runner.hibernate_after_ms = 60000, the default):");
-    println!("| tenants × apps | hibernated | resident MiB | threads | sockets | idle CPU (cores, 30 s) | Kafka's CPU meanwhile (cores) | record → read by a hibernating app (s) |");
-    println!("|---|---|---|---|---|---|---|---|");
+    if !layouts.is_empty() {
+        println!("\nonce every app hibernates (runner.hibernate_after_ms = 60000, the default):");
+        println!("| tenants × apps | hibernated | resident MiB | threads | sockets | idle CPU (cores, 30 s) | Kafka's CPU meanwhile (cores) | record → read by a hibernating app (s) |");
+        println!("|---|---|---|---|---|---|---|---|");
+    }
     for (layout, measured) in layouts.iter().zip(&idle_runs) {
         let of = |f: &dyn Fn(&Asleep) -> f64| {
             measured.iter().map(|r| f(&r.asleep)).collect::<Vec<f64>>()
@@ -698,18 +705,56 @@ fn main() -> Result<()> {
             }));
         }
     }
+    let mut hosts_json = None;
+    let host_counts: Vec<usize> = std::env::var("BENCH_TENANTS_HOSTS")
+        .unwrap_or_else(|_| "1,2".into())
+        .split(',')
+        .map(|n| n.trim().parse())
+        .collect::<Result<_, _>>()
+        .context("BENCH_TENANTS_HOSTS must be host counts such as 1,2 (or 0)")?;
+    if !host_counts.contains(&0) {
+        let tenants = 50;
+        let mut measured = Vec::new();
+        for run in 0..runs {
+            for &n in &host_counts {
+                eprintln!(
+                    "run {}/{runs}: {tenants} busy tenants on {n} host(s)",
+                    run + 1
+                );
+                measured.push(hosts::run(tenants, reviews, n)?);
+            }
+        }
+        let mut json = hosts::report(tenants, reviews, &measured);
+        json["date"] = run_command_text("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).into();
+        json["git"] = run_command_text("git", &["rev-parse", "--short", "HEAD"]).into();
+        hosts_json = Some(json);
+    }
     if let Some(path) = std::env::var_os("BENCH_TENANTS_JSON") {
-        let json = serde_json::json!({
-            "date": run_command_text("date", &["-u", "+%Y-%m-%d %H:%M UTC"]),
-            "git": run_command_text("git", &["rev-parse", "--short", "HEAD"]),
-            "runs": runs,
-            "idle_window_s": IDLE_WINDOW.as_secs(),
-            "reviews_per_tenant": reviews,
-            "idle": idle_json,
-            "busy": busy_json,
-        });
+        let path = PathBuf::from(path);
+        // What this run did not measure stays as the file had it.
+        let mut json: serde_json::Value = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .filter(serde_json::Value::is_object)
+            .unwrap_or_else(|| serde_json::json!({}));
+        if !idle_json.is_empty() || !busy_json.is_empty() {
+            json["date"] = run_command_text("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).into();
+            json["git"] = run_command_text("git", &["rev-parse", "--short", "HEAD"]).into();
+            json["runs"] = runs.into();
+            json["idle_window_s"] = IDLE_WINDOW.as_secs().into();
+            json["reviews_per_tenant"] = reviews.into();
+        }
+        if !idle_json.is_empty() {
+            json["idle"] = idle_json.into();
+        }
+        if !busy_json.is_empty() {
+            json["busy"] = busy_json.into();
+        }
+        if let Some(hosts) = hosts_json {
+            json["hosts"] = hosts;
+        }
         std::fs::write(&path, serde_json::to_string_pretty(&json)?)
-            .with_context(|| format!("writing {}", PathBuf::from(&path).display()))?;
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }

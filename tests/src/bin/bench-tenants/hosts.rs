@@ -1,0 +1,254 @@
+//! One host against two: the same tenants' input read by one platform process, then by two
+//! sharing every app's partitions through its consumer group, side by side. Both hosts run on
+//! this machine's cores, so the measure is what a second host costs and how the work splits,
+//! not added capacity. Each run starts its hosts, waits until every app's partitions are
+//! shared out, pauses every app, writes every tenant's reviews, and times from the resume until
+//! each tenant's records were processed (the sum over the hosts, from their status): no
+//! rebalance during the timed part, so no record is read twice.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use mysimbdp_tests::{
+    create_topic, generate_reviews, produce_command, run_command, Platform, TestEnv,
+};
+use serde_json::Value;
+
+use super::{answering, config, cpu_ticks, sample, spread, HZ};
+
+const APP: &str = "reviews-daily";
+const PARTITIONS: usize = 4;
+
+/// One run with `hosts` platform processes.
+pub struct HostsRun {
+    pub hosts: usize,
+    /// Each tenant's seconds from the resume until its reviews were processed.
+    pub seconds_per_tenant: Vec<f64>,
+    pub total_s: f64,
+    /// Per host: CPU seconds over the timed part, peak resident MiB, partitions owned.
+    pub cpu_s: Vec<f64>,
+    pub peak_rss_mib: Vec<f64>,
+    pub partitions: Vec<usize>,
+}
+
+/// Every app's status on one host, by tenant.
+fn statuses(host: &Platform) -> Result<BTreeMap<String, Value>> {
+    let (code, body) = host.admin_request("GET", "/apps")?;
+    ensure!(code == 200, "GET /apps answered {code}: {body}");
+    let all: Vec<Value> = serde_json::from_str(&body).context("GET /apps: not JSON")?;
+    Ok(all
+        .into_iter()
+        .filter(|s| s["app"] == APP)
+        .filter_map(|s| Some((s["tenant"].as_str()?.to_owned(), s)))
+        .collect())
+}
+
+fn owned(status: Option<&Value>) -> usize {
+    status
+        .and_then(|s| s["partitions"].as_array())
+        .map_or(0, Vec::len)
+}
+
+/// Asks every app on every host to pause or resume.
+fn each_app(hosts: &[Platform], ids: &[String], action: &str) -> Result<()> {
+    for host in hosts {
+        for id in ids {
+            let (code, body) = host.admin_request("POST", &format!("/apps/{id}/{APP}/{action}"))?;
+            ensure!((200..300).contains(&code), "{action} {id}: {code} {body}");
+        }
+    }
+    Ok(())
+}
+
+/// `tenants` tenants with `reviews` reviews each, read by `hosts` hosts.
+pub fn run(tenants: usize, reviews: u32, hosts: usize) -> Result<HostsRun> {
+    let env = TestEnv::new()?;
+    let apps = [("reviews_daily", APP, "reviews")];
+    let (tsv, _) = generate_reviews(&env, reviews, 11, &["--late", "0", "--malformed", "0"])?;
+    let mut configs = Vec::new();
+    let mut ids = Vec::new();
+    for _ in 0..hosts {
+        // The same tenants on every host, each host with its own admin port; no app
+        // hibernates while it is paused for the input to be written.
+        let (mut host_config, host_ids) = config(&env.tenant, tenants, &apps)?;
+        host_config.extra_toml = format!(
+            "[runner]\nhibernate_after_ms = 3600000\n\n{}",
+            host_config.extra_toml
+        );
+        configs.push(host_config);
+        ids = host_ids;
+    }
+    for id in &ids {
+        create_topic(&format!("{id}.reviews"), PARTITIONS as i32)?;
+    }
+    let mut platforms = Vec::new();
+    for (i, host_config) in configs.iter().enumerate() {
+        let instance = format!("h{i}");
+        platforms.push(Platform::start_with(
+            &env,
+            &format!("host-{instance}"),
+            host_config,
+            &["--instance", &instance],
+        )?);
+    }
+    for host in &mut platforms {
+        for id in &ids {
+            answering(host, id, APP)?;
+        }
+    }
+    // Every app's partitions shared out: each host owns some, and together all of them.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let all: Vec<_> = platforms.iter().map(statuses).collect::<Result<_>>()?;
+        let shared = ids.iter().all(|id| {
+            let counts: Vec<usize> = all.iter().map(|s| owned(s.get(id))).collect();
+            counts.iter().sum::<usize>() == PARTITIONS && counts.iter().all(|n| *n > 0)
+        });
+        if shared {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the hosts did not share out every app's partitions within 5 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    each_app(&platforms, &ids, "pause")?;
+    for id in &ids {
+        let mut produce = produce_command(id)?;
+        produce.arg("--file").arg::<&PathBuf>(&tsv).args([
+            "--tenant",
+            id,
+            "--partitions",
+            &PARTITIONS.to_string(),
+        ]);
+        run_command(&env, "produce", &mut produce, Duration::from_secs(300))?
+            .ensure_success("mysimbdp produce")?;
+    }
+    let pids: Vec<u32> = platforms
+        .iter()
+        .map(|p| p.pid().context("no pid"))
+        .collect::<Result<_>>()?;
+    let partitions: Vec<usize> = {
+        let all: Vec<_> = platforms.iter().map(statuses).collect::<Result<_>>()?;
+        all.iter()
+            .map(|s| ids.iter().map(|id| owned(s.get(id))).sum())
+            .collect()
+    };
+    let ticks_before: Vec<u64> = pids.iter().map(|p| cpu_ticks(*p)).collect::<Result<_>>()?;
+    let mut peak_kib = vec![0u64; hosts];
+    let resumed = Instant::now();
+    each_app(&platforms, &ids, "resume")?;
+    let mut done: BTreeMap<String, f64> = BTreeMap::new();
+    while done.len() < ids.len() {
+        let all: Vec<_> = platforms.iter().map(statuses).collect::<Result<_>>()?;
+        for id in &ids {
+            if done.contains_key(id) {
+                continue;
+            }
+            let processed: u64 = all
+                .iter()
+                .filter_map(|s| s.get(id)?["records_processed"].as_u64())
+                .sum();
+            if processed >= u64::from(reviews) {
+                ensure!(
+                    processed == u64::from(reviews),
+                    "{id}: {processed} records processed of {reviews} sent"
+                );
+                done.insert(id.clone(), resumed.elapsed().as_secs_f64());
+            }
+        }
+        for (peak, pid) in peak_kib.iter_mut().zip(&pids) {
+            *peak = (*peak).max(sample(*pid)?.rss_kib);
+        }
+        if resumed.elapsed() > Duration::from_secs(1800) {
+            bail!("not processed within 30 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let total_s = resumed.elapsed().as_secs_f64();
+    let cpu_s = pids
+        .iter()
+        .zip(&ticks_before)
+        .map(|(pid, before)| Ok(cpu_ticks(*pid)?.saturating_sub(*before) as f64 / HZ))
+        .collect::<Result<Vec<f64>>>()?;
+    for host in &mut platforms {
+        host.stop()?;
+    }
+    super::clean_up(&env.tenant)?;
+    Ok(HostsRun {
+        hosts,
+        seconds_per_tenant: done.into_values().collect(),
+        total_s,
+        cpu_s,
+        peak_rss_mib: peak_kib.iter().map(|k| *k as f64 / 1024.0).collect(),
+        partitions,
+    })
+}
+
+/// Prints the comparison and returns it as JSON.
+pub fn report(tenants: usize, reviews: u32, runs: &[HostsRun]) -> Value {
+    let all = f64::from(reviews) * tenants as f64;
+    println!(
+        "\none host against two ({tenants} tenants × {reviews} reviews, {PARTITIONS} partitions \
+         each; from the resume of every app until each tenant's reviews were processed), min / \
+         median / max of the runs:"
+    );
+    println!("| hosts | records/s | slowest tenant (% of the median's rate) | platform CPU s (all hosts) | µs a record | peak resident MiB per host | partitions per host |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut json = Vec::new();
+    let mut counts: Vec<usize> = runs.iter().map(|r| r.hosts).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    for hosts in counts {
+        let of: Vec<&HostsRun> = runs.iter().filter(|r| r.hosts == hosts).collect();
+        if of.is_empty() {
+            continue;
+        }
+        let pick = |f: &dyn Fn(&HostsRun) -> f64| of.iter().map(|r| f(r)).collect::<Vec<f64>>();
+        let fairness = |r: &HostsRun| {
+            let mut t = r.seconds_per_tenant.clone();
+            t.sort_by(f64::total_cmp);
+            100.0 * t[t.len() / 2] / t[t.len() - 1]
+        };
+        let per_host = |values: &dyn Fn(&HostsRun) -> &Vec<f64>| {
+            of.iter()
+                .map(|r| {
+                    values(r)
+                        .iter()
+                        .map(|v| format!("{v:.0}"))
+                        .collect::<Vec<_>>()
+                        .join(" + ")
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        println!(
+            "| {hosts} | {} | {} | {} | {} | {} | {} |",
+            spread(&pick(&|r| all / r.total_s), 0),
+            spread(&pick(&fairness), 0),
+            spread(&pick(&|r| r.cpu_s.iter().sum()), 2),
+            spread(&pick(&|r| 1e6 * r.cpu_s.iter().sum::<f64>() / all), 2),
+            per_host(&|r| &r.peak_rss_mib),
+            of.iter()
+                .map(|r| {
+                    r.partitions
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" + ")
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        );
+        json.push(serde_json::json!({
+            "hosts": hosts,
+            "runs": of.iter().map(|r| serde_json::json!({
+                "seconds_per_tenant": r.seconds_per_tenant, "total_s": r.total_s,
+                "cpu_s": r.cpu_s, "peak_rss_mib": r.peak_rss_mib, "partitions": r.partitions,
+            })).collect::<Vec<_>>(),
+        }));
+    }
+    serde_json::json!({ "tenants": tenants, "reviews_per_tenant": reviews, "partitions": PARTITIONS, "by_hosts": json })
+}
