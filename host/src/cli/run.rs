@@ -235,7 +235,14 @@ fn load_apps(
         match load_build(engine, limits, tenant, &wasm) {
             Ok(previous) => Some(previous),
             Err(error) => {
-                tracing::warn!(%tenant, %app, path = %wasm.display(), error = %format!("{error:#}"), "the build kept as the one before does not load: a rollback has nothing to return to");
+                tracing::warn!(
+                    %tenant,
+                    %app,
+                    path = %wasm.display(),
+                    error = %format!("{error:#}"),
+                    "the build kept as the one before does not load: a rollback has nothing to \
+                     return to"
+                );
                 None
             }
         }

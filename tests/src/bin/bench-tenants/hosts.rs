@@ -7,16 +7,13 @@
 //! rebalance during the timed part, so no record is read twice.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use mysimbdp_tests::{
-    create_topic, generate_reviews, produce_command, run_command, Platform, TestEnv,
-};
+use mysimbdp_tests::{create_topic, generate_reviews, Platform, TestEnv};
 use serde_json::Value;
 
-use super::{answering, config, cpu_ticks, sample, spread, HZ};
+use super::{answering, config, cpu_ticks, sample, send_reviews, slowest_share, spread, HZ};
 
 const APP: &str = "reviews-daily";
 const PARTITIONS: usize = 4;
@@ -33,8 +30,12 @@ pub struct HostsRun {
     pub partitions: Vec<usize>,
 }
 
-/// Every app's status on one host, by tenant.
-fn statuses(host: &Platform) -> Result<BTreeMap<String, Value>> {
+/// Every app's status on each host, by tenant.
+fn statuses(hosts: &[Platform]) -> Result<Vec<BTreeMap<String, Value>>> {
+    hosts.iter().map(statuses_on).collect()
+}
+
+fn statuses_on(host: &Platform) -> Result<BTreeMap<String, Value>> {
     let (code, body) = host.admin_request("GET", "/apps")?;
     ensure!(code == 200, "GET /apps answered {code}: {body}");
     let all: Vec<Value> = serde_json::from_str(&body).context("GET /apps: not JSON")?;
@@ -67,19 +68,19 @@ pub fn run(tenants: usize, reviews: u32, hosts: usize) -> Result<HostsRun> {
     let env = TestEnv::new()?;
     let apps = [("reviews_daily", APP, "reviews")];
     let (tsv, _) = generate_reviews(&env, reviews, 11, &["--late", "0", "--malformed", "0"])?;
-    let mut configs = Vec::new();
-    let mut ids = Vec::new();
-    for _ in 0..hosts {
-        // The same tenants on every host, each host with its own admin port; no app
-        // hibernates while it is paused for the input to be written.
-        let (mut host_config, host_ids) = config(&env.tenant, tenants, &apps)?;
-        host_config.extra_toml = format!(
-            "[runner]\nhibernate_after_ms = 3600000\n\n{}",
-            host_config.extra_toml
-        );
-        configs.push(host_config);
-        ids = host_ids;
-    }
+    // The same tenants on every host, each host with its own admin port; no app hibernates
+    // while it is paused for the input to be written.
+    let (_, ids) = config(&env.tenant, tenants, &apps)?;
+    let configs = (0..hosts)
+        .map(|_| {
+            let (mut host_config, _) = config(&env.tenant, tenants, &apps)?;
+            host_config.extra_toml = format!(
+                "[runner]\nhibernate_after_ms = 3600000\n\n{}",
+                host_config.extra_toml
+            );
+            Ok(host_config)
+        })
+        .collect::<Result<Vec<_>>>()?;
     for id in &ids {
         create_topic(&format!("{id}.reviews"), PARTITIONS as i32)?;
     }
@@ -101,7 +102,7 @@ pub fn run(tenants: usize, reviews: u32, hosts: usize) -> Result<HostsRun> {
     // Every app's partitions shared out: each host owns some, and together all of them.
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let all: Vec<_> = platforms.iter().map(statuses).collect::<Result<_>>()?;
+        let all = statuses(&platforms)?;
         let shared = ids.iter().all(|id| {
             let counts: Vec<usize> = all.iter().map(|s| owned(s.get(id))).collect();
             counts.iter().sum::<usize>() == PARTITIONS && counts.iter().all(|n| *n > 0)
@@ -116,33 +117,23 @@ pub fn run(tenants: usize, reviews: u32, hosts: usize) -> Result<HostsRun> {
     }
     each_app(&platforms, &ids, "pause")?;
     for id in &ids {
-        let mut produce = produce_command(id)?;
-        produce.arg("--file").arg::<&PathBuf>(&tsv).args([
-            "--tenant",
-            id,
-            "--partitions",
-            &PARTITIONS.to_string(),
-        ]);
-        run_command(&env, "produce", &mut produce, Duration::from_secs(300))?
-            .ensure_success("mysimbdp produce")?;
+        send_reviews(&env, id, &tsv, PARTITIONS)?;
     }
     let pids: Vec<u32> = platforms
         .iter()
         .map(|p| p.pid().context("no pid"))
         .collect::<Result<_>>()?;
-    let partitions: Vec<usize> = {
-        let all: Vec<_> = platforms.iter().map(statuses).collect::<Result<_>>()?;
-        all.iter()
-            .map(|s| ids.iter().map(|id| owned(s.get(id))).sum())
-            .collect()
-    };
+    let partitions: Vec<usize> = statuses(&platforms)?
+        .iter()
+        .map(|s| ids.iter().map(|id| owned(s.get(id))).sum())
+        .collect();
     let ticks_before: Vec<u64> = pids.iter().map(|p| cpu_ticks(*p)).collect::<Result<_>>()?;
     let mut peak_kib = vec![0u64; hosts];
     let resumed = Instant::now();
     each_app(&platforms, &ids, "resume")?;
     let mut done: BTreeMap<String, f64> = BTreeMap::new();
     while done.len() < ids.len() {
-        let all: Vec<_> = platforms.iter().map(statuses).collect::<Result<_>>()?;
+        let all = statuses(&platforms)?;
         for id in &ids {
             if done.contains_key(id) {
                 continue;
@@ -203,44 +194,22 @@ pub fn report(tenants: usize, reviews: u32, runs: &[HostsRun]) -> Value {
     counts.dedup();
     for hosts in counts {
         let of: Vec<&HostsRun> = runs.iter().filter(|r| r.hosts == hosts).collect();
-        if of.is_empty() {
-            continue;
-        }
         let pick = |f: &dyn Fn(&HostsRun) -> f64| of.iter().map(|r| f(r)).collect::<Vec<f64>>();
-        let fairness = |r: &HostsRun| {
-            let mut t = r.seconds_per_tenant.clone();
-            t.sort_by(f64::total_cmp);
-            100.0 * t[t.len() / 2] / t[t.len() - 1]
-        };
-        let per_host = |values: &dyn Fn(&HostsRun) -> &Vec<f64>| {
+        // Each run's hosts joined by `+`, the runs by `;`.
+        let per_host = |values: &dyn Fn(&HostsRun) -> Vec<String>| {
             of.iter()
-                .map(|r| {
-                    values(r)
-                        .iter()
-                        .map(|v| format!("{v:.0}"))
-                        .collect::<Vec<_>>()
-                        .join(" + ")
-                })
+                .map(|r| values(r).join(" + "))
                 .collect::<Vec<_>>()
                 .join("; ")
         };
         println!(
             "| {hosts} | {} | {} | {} | {} | {} | {} |",
             spread(&pick(&|r| all / r.total_s), 0),
-            spread(&pick(&fairness), 0),
+            spread(&pick(&|r| slowest_share(&r.seconds_per_tenant)), 0),
             spread(&pick(&|r| r.cpu_s.iter().sum()), 2),
             spread(&pick(&|r| 1e6 * r.cpu_s.iter().sum::<f64>() / all), 2),
-            per_host(&|r| &r.peak_rss_mib),
-            of.iter()
-                .map(|r| {
-                    r.partitions
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(" + ")
-                })
-                .collect::<Vec<_>>()
-                .join("; "),
+            per_host(&|r| r.peak_rss_mib.iter().map(|v| format!("{v:.0}")).collect()),
+            per_host(&|r| r.partitions.iter().map(ToString::to_string).collect()),
         );
         json.push(serde_json::json!({
             "hosts": hosts,
@@ -250,5 +219,8 @@ pub fn report(tenants: usize, reviews: u32, runs: &[HostsRun]) -> Value {
             })).collect::<Vec<_>>(),
         }));
     }
-    serde_json::json!({ "tenants": tenants, "reviews_per_tenant": reviews, "partitions": PARTITIONS, "by_hosts": json })
+    serde_json::json!({
+        "tenants": tenants, "reviews_per_tenant": reviews, "partitions": PARTITIONS,
+        "by_hosts": json,
+    })
 }

@@ -14,12 +14,13 @@
 //! wakes it. Each idle layout is then measured again once its apps hibernate (after the
 //! default 60 s with nothing to do), with the time one record sent to a hibernating app takes
 //! to be read. Last, 50 busy tenants are read by one host and by two (`hosts.rs`), side by side;
-//! `BENCH_TENANTS_HOSTS` names the host counts (default `1,2`; `0` skips that). A JSON file that exists keeps the sections not measured.
+//! `BENCH_TENANTS_HOSTS` names the host counts (default `1,2`; `0` skips that). A JSON file
+//! that exists keeps the sections not measured.
 
 mod hosts;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -388,13 +389,7 @@ fn busy(tenants: usize, reviews: u32) -> Result<(Vec<f64>, f64, f64, Sample)> {
     for id in &ids {
         // The operator creates each tenant's stream; the tenant sends to it.
         create_topic(&format!("{id}.reviews"), 4)?;
-        let mut produce = produce_command(id)?;
-        produce
-            .arg("--file")
-            .arg::<&PathBuf>(&tsv)
-            .args(["--tenant", id, "--partitions", "4"]);
-        run_command(&env, "produce", &mut produce, Duration::from_secs(300))?
-            .ensure_success("mysimbdp produce")?;
+        send_reviews(&env, id, &tsv, 4)?;
     }
     let launched = Instant::now();
     let mut platform = Platform::start(&env, "busy", &config)?;
@@ -437,6 +432,24 @@ fn busy(tenants: usize, reviews: u32) -> Result<(Vec<f64>, f64, f64, Sample)> {
     platform.stop()?;
     clean_up(&env.tenant)?;
     Ok((done.into_values().collect(), total, all_started, peak))
+}
+
+/// The tenant `id` sends the reviews of `tsv` to its stream, as itself, over `partitions`.
+fn send_reviews(env: &TestEnv, id: &str, tsv: &Path, partitions: usize) -> Result<()> {
+    let mut produce = produce_command(id)?;
+    produce
+        .arg("--file")
+        .arg(tsv)
+        .args(["--tenant", id, "--partitions", &partitions.to_string()]);
+    run_command(env, "produce", &mut produce, Duration::from_secs(300))?
+        .ensure_success("mysimbdp produce")?;
+    Ok(())
+}
+
+/// The slowest tenant's rate as a percentage of the median tenant's, from their seconds.
+fn slowest_share(seconds: &[f64]) -> f64 {
+    let slowest = seconds.iter().copied().fold(f64::MIN, f64::max);
+    100.0 * median(seconds) / slowest
 }
 
 /// Deletes the topics and drops the keyspaces of the tenants whose ids start with `prefix`: a
@@ -492,6 +505,12 @@ fn run_command_text(program: &str, args: &[&str]) -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default()
+}
+
+/// Notes when the figures in `json` were measured, and on which commit.
+fn stamp(json: &mut serde_json::Value) {
+    json["date"] = run_command_text("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).into();
+    json["git"] = run_command_text("git", &["rev-parse", "--short", "HEAD"]).into();
 }
 
 /// The layouts named in `BENCH_TENANTS_LAYOUTS` (`<tenants>x<apps>`, comma-separated), all of
@@ -692,7 +711,7 @@ fn main() -> Result<()> {
                 run + 1,
                 times[0],
                 all / total,
-                100.0 * median / slowest,
+                slowest_share(&times),
                 total - all_started,
                 peak.rss_kib as f64 / 1024.0,
                 peak.threads,
@@ -725,8 +744,7 @@ fn main() -> Result<()> {
             }
         }
         let mut json = hosts::report(tenants, reviews, &measured);
-        json["date"] = run_command_text("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).into();
-        json["git"] = run_command_text("git", &["rev-parse", "--short", "HEAD"]).into();
+        stamp(&mut json);
         hosts_json = Some(json);
     }
     if let Some(path) = std::env::var_os("BENCH_TENANTS_JSON") {
@@ -738,8 +756,7 @@ fn main() -> Result<()> {
             .filter(serde_json::Value::is_object)
             .unwrap_or_else(|| serde_json::json!({}));
         if !idle_json.is_empty() || !busy_json.is_empty() {
-            json["date"] = run_command_text("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).into();
-            json["git"] = run_command_text("git", &["rev-parse", "--short", "HEAD"]).into();
+            stamp(&mut json);
             json["runs"] = runs.into();
             json["idle_window_s"] = IDLE_WINDOW.as_secs().into();
             json["reviews_per_tenant"] = reviews.into();
