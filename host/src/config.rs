@@ -528,6 +528,11 @@ impl Config {
                 self.cassandra.outage_patience_ms,
                 "use how long an app may wait out an outage before it stops (600000 is the default)",
             ),
+            (
+                "runner.idle_partition_timeout_ms",
+                self.runner.idle_partition_timeout_ms,
+                "use how long a partition may be silent before the others' time moves on without it (30000 is the default); at 0 every partition is idle at once and no window would close before a drain",
+            ),
         ] {
             if value == 0 {
                 return Err(invalid(field.into(), "is 0".into(), fix));
@@ -784,6 +789,11 @@ mod tests {
         let err = load(&format!("[runner]\nhibernate_after_ms = 500\n{GOOD}")).unwrap_err();
         assert!(
             err.contains("`runner.hibernate_after_ms`: 500 is below 1000; use 0 to keep"),
+            "{err}"
+        );
+        let err = load(&format!("[runner]\nidle_partition_timeout_ms = 0\n{GOOD}")).unwrap_err();
+        assert!(
+            err.contains("`runner.idle_partition_timeout_ms`: is 0; use how long a partition"),
             "{err}"
         );
         let never = load(&format!("[runner]\nhibernate_after_ms = 0\n{GOOD}"));
