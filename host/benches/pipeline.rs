@@ -12,6 +12,8 @@ use mysimbdp_host::app::{Message, Output, Processor};
 use mysimbdp_host::cli::gen::{generate, Shape};
 use mysimbdp_host::cli::tsv;
 use mysimbdp_host::plugin::PluginEngine;
+use mysimbdp_host::source::Decoder;
+use mysimbdp_host::time::EventTime;
 
 mod common;
 
@@ -102,6 +104,27 @@ fn pipeline(c: &mut Criterion) {
             processor.finish(&mut out).expect("finish");
             out
         })
+    });
+    // The projector alone: over all messages (most reads miss the cache, as a backlog's would)
+    // and over the first thousand again and again (in cache, as just after decompression).
+    let decode_all = |decoder: &mut Decoder, messages: &[(Vec<u8>, Vec<u8>)]| {
+        for chunk in messages.chunks(BATCH) {
+            for (_, value) in chunk {
+                decoder
+                    .decode(value, EventTime::from_millis(0))
+                    .expect("decode");
+            }
+            decoder.take_batch();
+        }
+    };
+    group.bench_function("decode only", |b| {
+        let mut decoder = Decoder::new(&app.spec);
+        b.iter(|| decode_all(&mut decoder, &data))
+    });
+    group.bench_function("decode only, in cache", |b| {
+        let mut decoder = Decoder::new(&app.spec);
+        let warm = &data[..1000];
+        b.iter(|| (0..data.len() / warm.len()).for_each(|_| decode_all(&mut decoder, warm)))
     });
     group.finish();
 }

@@ -199,8 +199,11 @@ type Row = (
 );
 
 /// `<keyspace>.review_sentiment`, every row.
-pub fn read_review_sentiment(keyspace: &str) -> Result<BTreeMap<WindowKey, SentimentRow>> {
-    let table = format!("{keyspace}.{REVIEW_SENTIMENT_TABLE}");
+pub fn read_review_sentiment(
+    keyspace: &str,
+    table: &str,
+) -> Result<BTreeMap<WindowKey, SentimentRow>> {
+    let table = format!("{keyspace}.{table}");
     let cql = format!(
         "SELECT product_id, window_start, avg_sentiment, negative_share, mean_star_gap, \
          scored_reviews, unscored_reviews FROM {table}"

@@ -15,8 +15,9 @@ use mysimbdp_tests::tenant_app_wasm;
 use mysimbdp_tests::{
     check_sentiment, create_topic, diff_sentiment, expected_sentiment, generate_reviews,
     produce_reviews, read_review_sentiment, read_reviews, read_topic, score_texts, send_part,
-    sentiment_app, sentiment_url, services_toml, shipped_manifest, split_tsv, Faults,
+    sentiment_app, sentiment_url, services_toml, shipped_manifest, split_tsv, AppSpec, Faults,
     FaultyService, OwnService, Platform, PlatformConfig, Services, TestEnv, REVIEWS_SENTIMENT,
+    REVIEW_SENTIMENT_TABLE,
 };
 use serde_json::Value;
 
@@ -71,11 +72,19 @@ fn check_rows(
     env: &TestEnv,
     expected: &std::collections::BTreeMap<mysimbdp_tests::WindowKey, mysimbdp_tests::SentimentRow>,
 ) -> Result<()> {
-    let actual = read_review_sentiment(&env.tenant)?;
+    check_table(env, REVIEW_SENTIMENT_TABLE, expected)
+}
+
+fn check_table(
+    env: &TestEnv,
+    table: &str,
+    expected: &std::collections::BTreeMap<mysimbdp_tests::WindowKey, mysimbdp_tests::SentimentRow>,
+) -> Result<()> {
+    let actual = read_review_sentiment(&env.tenant, table)?;
     let diffs = diff_sentiment(&actual, expected, 10);
     if !diffs.is_empty() {
         bail!(
-            "review_sentiment differs from the model's expectation in {} rows:\n{}",
+            "{table} differs from the model's expectation in {} rows:\n{}",
             diffs.len(),
             diffs.join("\n")
         );
@@ -123,6 +132,61 @@ fn sentiment_rows_equal_the_model_called_directly() -> Result<()> {
     ensure!(status["dead_letters"] == 0, "dead letters: {status}");
     let dead = read_topic(&env.topic("reviews-sentiment.dead-letters"))?;
     ensure!(dead.is_empty(), "{} dead letters", dead.len());
+    let exit = platform.stop()?;
+    ensure!(exit.success(), "the platform exited with {exit}");
+    Ok(())
+}
+
+/// reviews-sentiment written with the Python and JavaScript SDKs, and their tables.
+const GUESTS: [(&str, &str); 2] = [
+    ("reviews-sentiment-py", "review_sentiment_py"),
+    ("reviews-sentiment-js", "review_sentiment_js"),
+];
+
+/// The other SDKs' `enrich=` (Python) and `enrich:` (JavaScript): each component carries its
+/// declaration (no `.enrich.toml` beside it), the platform calls the real service for it, and
+/// each app's table equals the expectation from the model called directly.
+#[test]
+fn python_and_javascript_apps_carry_their_enrich_stage() -> Result<()> {
+    Services::check()?;
+    let base = sentiment_url();
+    check_sentiment(&base)?;
+    let env = TestEnv::new()?;
+    let (tsv, _) = generate_reviews(&env, 4_000, 11, &GEN)?;
+    let (rows, expected) = expectation(&base, &tsv)?;
+
+    create_topic(&env.topic("reviews"), 4)?;
+    produce_reviews(&env, &tsv)?;
+    let mut apps = Vec::new();
+    for (app, _) in GUESTS {
+        let path = tenant_app_wasm(app)?;
+        ensure!(
+            !path.with_extension("enrich.toml").exists(),
+            "{} has a declaration beside it: the test must find the component's own",
+            path.display()
+        );
+        apps.push(AppSpec {
+            path,
+            stream: "reviews".into(),
+        });
+    }
+    let mut config = PlatformConfig::new(&env.tenant, apps)?;
+    config.extra_toml = services_toml(&env.tenant, &base, "");
+    let mut platform = Platform::start(&env, "platform", &config)?;
+    for (app, _) in GUESTS {
+        platform.wait_ready(app)?;
+        platform.drain(app)?;
+    }
+    for (app, table) in GUESTS {
+        let status = platform.wait_drained(app, DRAIN_TIMEOUT)?;
+        let enrich = enrich_status(&status).with_context(|| app.to_owned())?;
+        ensure!(
+            enrich["calls"].as_u64().unwrap_or(0) >= (rows as u64).div_ceil(64),
+            "{app}: fewer calls than batches of 64: {enrich}"
+        );
+        ensure!(status["dead_letters"] == 0, "{app}: dead letters: {status}");
+        check_table(&env, table, &expected).with_context(|| app.to_owned())?;
+    }
     let exit = platform.stop()?;
     ensure!(exit.success(), "the platform exited with {exit}");
     Ok(())
