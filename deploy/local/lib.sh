@@ -17,6 +17,9 @@ export JAVA_HOME
 # Ports: the defaults, or others so that a second set of services can run beside the first.
 KAFKA_PORT="${MYSIMBDP_KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${MYSIMBDP_KAFKA_CONTROLLER_PORT:-9093}"
+# Kafka's TLS listener (SASL_SSL, or SSL without authentication): beside the plain one, for
+# clients that must see TLS. Two above the client port unless set, so another set's ports move it.
+KAFKA_TLS_PORT="${MYSIMBDP_KAFKA_TLS_PORT:-$((KAFKA_PORT + 2))}"
 CASSANDRA_PORT="${MYSIMBDP_CASSANDRA_PORT:-9042}"
 CASSANDRA_STORAGE_PORT="${MYSIMBDP_CASSANDRA_STORAGE_PORT:-7000}"
 CASSANDRA_SSL_STORAGE_PORT="${MYSIMBDP_CASSANDRA_SSL_STORAGE_PORT:-7001}"
@@ -119,6 +122,40 @@ secret() {
     (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$f")
   fi
   cat "$f"
+}
+
+# The local services' certificates: a CA made here, and a certificate for 127.0.0.1 it signed.
+TLS_DIR="$STATE_DIR/tls"
+
+# ensure_tls: makes, once, $TLS_DIR/ca.pem (what clients trust) and $TLS_DIR/server.pem (the
+# certificate chain and its key, encrypted with secrets/tls.password as Kafka's and Cassandra's
+# PEM key stores want it: PKCS#8 with PBE-SHA1-3DES, as Java 17 reads no PBES2 key). The CA's key is thrown away: nothing else is ever signed with it.
+ensure_tls() {
+  [[ -s "$TLS_DIR/server.pem" && -s "$TLS_DIR/ca.pem" ]] && return 0
+  command -v openssl >/dev/null || die "tls: the openssl command is missing (Debian: apt-get install openssl)"
+  local password work
+  password="$(secret tls.password)"
+  work="$(mktemp -d)"
+  (
+    set -e
+    cd "$work"
+    umask 077
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=mysimbdp local CA" \
+      -keyout ca.key -out ca.pem 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout server.key -out server.csr 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >san.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile san.ext -out server.crt 2>/dev/null
+    openssl pkcs8 -topk8 -v1 PBE-SHA1-3DES -in server.key \
+      -passout "file:$SECRETS_DIR/tls.password" -out server.key.enc
+    cat server.key.enc server.crt >server.pem
+  ) || { rm -rf "$work"; die "tls: openssl could not make the local certificates"; }
+  mkdir -p "$TLS_DIR" && chmod 700 "$TLS_DIR"
+  cp "$work/ca.pem" "$TLS_DIR/ca.pem"
+  cp "$work/server.pem" "$TLS_DIR/server.pem"
+  chmod 644 "$TLS_DIR/ca.pem"
+  rm -rf "$work"
+  log "tls: made $TLS_DIR/ca.pem and a certificate for 127.0.0.1 signed by it"
 }
 
 # kafka_tools_config: the client settings file for Kafka's tools (the platform's user when

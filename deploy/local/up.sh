@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start the local Kafka (KRaft, 127.0.0.1:9092), Cassandra (127.0.0.1:9042) and/or the sentiment
 # inference service (services/sentiment, 127.0.0.1:9300) in the background and wait until each
-# really answers. Ports: MYSIMBDP_KAFKA_PORT, MYSIMBDP_KAFKA_CONTROLLER_PORT, MYSIMBDP_CASSANDRA_PORT,
+# really answers. Ports: MYSIMBDP_KAFKA_PORT, MYSIMBDP_KAFKA_CONTROLLER_PORT,
+# MYSIMBDP_KAFKA_TLS_PORT (TLS, default the Kafka port + 2), MYSIMBDP_CASSANDRA_PORT (plain or TLS),
 # MYSIMBDP_CASSANDRA_STORAGE_PORT, MYSIMBDP_CASSANDRA_SSL_STORAGE_PORT, MYSIMBDP_CASSANDRA_JMX_PORT,
 # MYSIMBDP_SENTIMENT_PORT. Kafka runs with SASL/SCRAM and ACLs and Cassandra with roles unless
 # MYSIMBDP_AUTH=off; their generated passwords are kept under <repo>/.state/secrets/.
@@ -55,6 +56,8 @@ write_kafka_properties() {
   (umask 077 && cat "$DEPLOY_DIR/kafka/server.properties" "$DEPLOY_DIR/kafka/$listeners" | sed \
     -e "s|@KAFKA_DATA_DIR@|$data|g" -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
     -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" -e "s|@PLATFORM_USER@|$PLATFORM_USER|g" \
+    -e "s|@KAFKA_TLS_PORT@|$KAFKA_TLS_PORT|g" -e "s|@TLS_DIR@|$TLS_DIR|g" \
+    -e "s|@TLS_PASSWORD@|$(secret tls.password)|g" \
     -e "s|@PLATFORM_PASSWORD@|$( [[ "$AUTH" == on ]] && secret kafka-platform.password)|g" \
     -e "s|@CONTROLLER_PASSWORD@|$( [[ "$AUTH" == on ]] && secret kafka-controller.password)|g" \
     >"$KAFKA_DIR/server.properties")
@@ -78,6 +81,7 @@ start_kafka() {
   local data="$KAFKA_DATA"
   KAFKA_LOG_OFFSET=$(stat -c %s "$KAFKA_LOG" 2>/dev/null || echo 0)
   mkdir -p "$data" "$KAFKA_DIR/logs"
+  ensure_tls
   write_kafka_properties "$data"
   if [[ ! -f "$data/meta.properties" ]]; then
     # KRaft needs the log dir formatted once with a cluster id (22 chars of url-safe base64).
@@ -116,11 +120,13 @@ start_cassandra() {
   mkdir -p "$CASS_DIR"/{data,commitlog,hints,saved_caches,cdc_raw,logs}
   local authn=AllowAllAuthenticator authz=AllowAllAuthorizer
   [[ "$AUTH" == on ]] && authn=PasswordAuthenticator authz=CassandraAuthorizer
-  sed -e "s|@CASSANDRA_DIR@|$CASS_DIR|g" -e "s|@CASSANDRA_PORT@|$CASSANDRA_PORT|g" \
+  ensure_tls
+  (umask 077 && sed -e "s|@CASSANDRA_DIR@|$CASS_DIR|g" -e "s|@CASSANDRA_PORT@|$CASSANDRA_PORT|g" \
+    -e "s|@TLS_DIR@|$TLS_DIR|g" -e "s|@TLS_PASSWORD@|$(secret tls.password)|g" \
     -e "s|@CASSANDRA_STORAGE_PORT@|$CASSANDRA_STORAGE_PORT|g" \
     -e "s|@CASSANDRA_SSL_STORAGE_PORT@|$CASSANDRA_SSL_STORAGE_PORT|g" \
     -e "s|@CASSANDRA_AUTHENTICATOR@|$authn|g" -e "s|@CASSANDRA_AUTHORIZER@|$authz|g" \
-    "$DEPLOY_DIR/cassandra/cassandra.yaml" >"$CASS_DIR/cassandra.yaml"
+    "$DEPLOY_DIR/cassandra/cassandra.yaml" >"$CASS_DIR/cassandra.yaml")
   local jamm
   jamm="$(ls "$LIB_DIR"/cassandra/jamm-*.jar 2>/dev/null | head -n1)"
   [[ -n "$jamm" ]] || die "cassandra: no jamm-*.jar in $LIB_DIR/cassandra (run fetch.sh)"

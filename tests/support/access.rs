@@ -17,7 +17,7 @@ use anyhow::{bail, Context, Result};
 use rdkafka::ClientConfig;
 use scylla::client::session_builder::SessionBuilder;
 
-use crate::env::{mysimbdp_bin, workspace_dir};
+use crate::env::{mysimbdp_bin, state_dir};
 
 /// The platform's user in Kafka and role in Cassandra (`deploy/local`'s PLATFORM_USER).
 pub const PLATFORM_USER: &str = "mysimbdp";
@@ -32,6 +32,21 @@ fn port(var: &str, default: u16) -> u16 {
 /// Kafka's bootstrap address as `just up` starts it (`MYSIMBDP_KAFKA_PORT`, default 9092).
 pub fn kafka_bootstrap() -> String {
     format!("127.0.0.1:{}", port("MYSIMBDP_KAFKA_PORT", 9092))
+}
+
+/// Kafka's TLS listener as `just up` starts it (`MYSIMBDP_KAFKA_TLS_PORT`, default two above
+/// the Kafka port).
+pub fn kafka_tls_bootstrap() -> String {
+    let plain = port("MYSIMBDP_KAFKA_PORT", 9092);
+    format!(
+        "127.0.0.1:{}",
+        port("MYSIMBDP_KAFKA_TLS_PORT", plain.saturating_add(2))
+    )
+}
+
+/// The CA that signed the local services' certificates (`deploy/local/lib.sh` `ensure_tls`).
+pub fn services_ca_file() -> PathBuf {
+    state_dir().join("tls").join("ca.pem")
 }
 
 /// Cassandra's native-protocol address as `just up` starts it (`MYSIMBDP_CASSANDRA_PORT`,
@@ -49,11 +64,7 @@ pub fn auth_on() -> bool {
 /// A file under `.state/secrets/` (or `$MYSIMBDP_STATE_DIR/secrets/`) that
 /// `deploy/local/up.sh` generated.
 pub fn secret_file(name: &str) -> PathBuf {
-    let state = match std::env::var_os("MYSIMBDP_STATE_DIR") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => workspace_dir().join(".state"),
-    };
-    state.join("secrets").join(name)
+    state_dir().join("secrets").join(name)
 }
 
 fn secret(name: &str) -> Result<String> {

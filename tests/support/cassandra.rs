@@ -88,6 +88,29 @@ fn check_cassandra() -> Result<String> {
     })?
 }
 
+/// How many client connections Cassandra has now over TLS (its `system_views.clients`), by
+/// user: what the node itself says about who reached it encrypted.
+pub fn encrypted_connections() -> Result<BTreeMap<String, usize>> {
+    block_on(async {
+        let session = connect().await?;
+        let cql = "SELECT username, ssl_enabled FROM system_views.clients";
+        let result = session
+            .query_unpaged(cql, ())
+            .await
+            .with_context(|| format!("{cql} failed"))?
+            .into_rows_result()
+            .context("system_views.clients returned no rows")?;
+        let mut by_user = BTreeMap::new();
+        for row in result.rows::<(Option<String>, Option<bool>)>()? {
+            let (user, ssl) = row?;
+            if ssl == Some(true) {
+                *by_user.entry(user.unwrap_or_default()).or_default() += 1;
+            }
+        }
+        Ok(by_user)
+    })?
+}
+
 /// A session as the platform (the services check).
 async fn connect() -> Result<Session> {
     connect_with(cassandra_builder()?).await

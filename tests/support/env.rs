@@ -38,6 +38,15 @@ fn built_artifact(var: &str, default: PathBuf, what: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The `.state` folder of the checkout whose `just up` started the services
+/// (`MYSIMBDP_STATE_DIR` when set and not empty, else this workspace's).
+pub fn state_dir() -> PathBuf {
+    match std::env::var_os("MYSIMBDP_STATE_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => workspace_dir().join(".state"),
+    }
+}
+
 /// The platform binary under test: `$MYSIMBDP_BIN`, else `target/release/mysimbdp`.
 pub fn mysimbdp_bin() -> Result<PathBuf> {
     built_artifact(

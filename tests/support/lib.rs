@@ -19,23 +19,24 @@ mod workflow;
 
 pub use access::{
     auth_on, batch_command, cassandra_builder, cassandra_builder_for, cassandra_node,
-    kafka_bootstrap, kafka_client, kafka_client_as, kafka_client_for, owner, produce_command,
-    remember_tenant, secret_file, tenant_credentials, wait_for_kafka_login, TenantCredentials,
-    PLATFORM_USER,
+    kafka_bootstrap, kafka_client, kafka_client_as, kafka_client_for, kafka_tls_bootstrap, owner,
+    produce_command, remember_tenant, secret_file, services_ca_file, tenant_credentials,
+    wait_for_kafka_login, TenantCredentials, PLATFORM_USER,
 };
 pub use alerts::{
     check_alerts, critical_plants, day_counts, expected_alerts, plant_reviews, DayCounts, DayKey,
     Plant, ALERT_MIN_REVIEWS,
 };
 pub use cassandra::{
-    final_windows, read_aggregated_reviews, read_daily_reviews, sum_column, Services,
+    encrypted_connections, final_windows, read_aggregated_reviews, read_daily_reviews, sum_column,
+    Services,
 };
 pub use checks::{
     check_cassandra, check_dead_letters, check_late_topic, check_results_topic, examples, Repeats,
 };
 pub use env::{
-    mysimbdp_bin, reviews_daily_wasm, run_command, target_dir, tenant_app_wasm, unique_tenant_id,
-    workspace_dir, CommandOutput, TestEnv,
+    mysimbdp_bin, reviews_daily_wasm, run_command, state_dir, target_dir, tenant_app_wasm,
+    unique_tenant_id, workspace_dir, CommandOutput, TestEnv,
 };
 pub use faulty::{Faults, FaultyService};
 pub use history::{
@@ -63,7 +64,7 @@ pub use sentiment::{
 };
 pub use workflow::{
     airflow_runs_of, airflow_token, airflow_url, check_workflow_services, http_get, mails_to,
-    s3_url, smtp_addr, state_dir, Mail, Relay, Webhook,
+    s3_url, smtp_addr, Mail, Relay, Webhook,
 };
 
 /// The reference app's name, as its `describe()` declares it.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-use crate::access::{cassandra_node, kafka_bootstrap, platform_login_toml};
+use crate::access::{cassandra_node, kafka_bootstrap, kafka_tls_bootstrap, platform_login_toml};
 use crate::env::{mysimbdp_bin, reviews_daily_wasm, run_command, CommandOutput, TestEnv};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -60,6 +60,10 @@ pub struct PlatformConfig {
     pub cassandra_toml: String,
     /// `[admin] tls_cert` and `tls_key`: the admin API serves HTTPS.
     pub admin_tls: Option<(PathBuf, PathBuf)>,
+    /// `[kafka] ca_file`: the platform reaches Kafka at its TLS listener, trusting this CA.
+    pub kafka_ca: Option<PathBuf>,
+    /// `[cassandra] ca_file`: the platform reaches Cassandra over TLS, trusting this CA.
+    pub cassandra_ca: Option<PathBuf>,
 }
 
 impl PlatformConfig {
@@ -75,6 +79,8 @@ impl PlatformConfig {
             delivery: None,
             cassandra_toml: String::new(),
             admin_tls: None,
+            kafka_ca: None,
+            cassandra_ca: None,
         })
     }
 
@@ -85,13 +91,22 @@ impl PlatformConfig {
             toml.push_str(&self.extra_toml);
             toml.push_str("\n\n");
         }
-        let (kafka_login, cassandra_login) = platform_login_toml();
+        let (mut kafka_login, mut cassandra_login) = platform_login_toml();
+        let ca_line = |ca: &PathBuf| format!("ca_file = {}\n", toml_string(&ca.to_string_lossy()));
+        let mut bootstrap = kafka_bootstrap();
+        if let Some(ca) = &self.kafka_ca {
+            kafka_login.push_str(&ca_line(ca));
+            bootstrap = kafka_tls_bootstrap();
+        }
+        if let Some(ca) = &self.cassandra_ca {
+            cassandra_login.push_str(&ca_line(ca));
+        }
         toml.push_str(&format!(
             "[kafka]\nbootstrap = {}\npartitions = {}\n{kafka_login}\n\
              [cassandra]\nnodes = [{}]\nreplication = 1\n{cassandra_login}{}\n\
              [admin]\nlisten = {}\ntoken = {}\n\n\
              [[tenants]]\nid = {}\n",
-            toml_string(&kafka_bootstrap()),
+            toml_string(&bootstrap),
             self.partitions,
             toml_string(&cassandra_node()),
             self.cassandra_toml,

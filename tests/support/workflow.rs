@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 
-use crate::env::workspace_dir;
+use crate::env::state_dir;
 
 fn local_port(var: &str, default: u16) -> u16 {
     std::env::var(var)
@@ -37,14 +37,6 @@ pub fn s3_url() -> String {
 /// Where `just up` runs the SMTP server (`MYSIMBDP_SMTP_PORT`).
 pub fn smtp_addr() -> String {
     format!("127.0.0.1:{}", local_port("MYSIMBDP_SMTP_PORT", 2525))
-}
-
-/// The `.state` folder of the checkout whose `just up` started the services
-/// (`MYSIMBDP_STATE_DIR`, else this workspace's).
-pub fn state_dir() -> PathBuf {
-    std::env::var_os("MYSIMBDP_STATE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_dir().join(".state"))
 }
 
 fn agent() -> ureq::Agent {

@@ -87,6 +87,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         &config.cassandra_access(),
         Duration::from_millis(config.cassandra.request_timeout_ms),
     ))?;
+    crate::source::kafka::check_reachable(&config.kafka_access(), KAFKA_PATIENCE)?;
     let settings = RunnerSettings {
         batch_max: config.runner.batch_max,
         batch_wait: Duration::from_millis(config.runner.batch_wait_ms),
@@ -321,6 +322,9 @@ fn load_apps(
     }
     Ok(loaded)
 }
+
+/// How long a start waits for Kafka to answer at all: as long as one admin request may take.
+const KAFKA_PATIENCE: Duration = Duration::from_secs(30);
 
 /// How many configured apps start at once: a start mostly waits on Kafka and Cassandra (the
 /// app's topics and table, its consumer, its producer's `InitProducerId`), ~0.5 s each here.

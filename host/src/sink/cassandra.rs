@@ -119,7 +119,15 @@ pub async fn connect(
         .build()
         .await
         .map(Arc::new)
-        .map_err(|e| CassandraError::new(format!("connecting to {nodes:?}"), e.to_string()))
+        .map_err(|e| {
+            let mut message = e.to_string();
+            if message.contains("certificate verify failed") {
+                message.push_str(
+                    " (is `cassandra.ca_file` the CA that signed the nodes' certificates?)",
+                );
+            }
+            CassandraError::new(format!("connecting to {nodes:?}"), message)
+        })
 }
 
 /// The CQL column type a field of this type is stored as.

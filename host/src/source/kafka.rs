@@ -73,6 +73,67 @@ fn client(kafka: &KafkaAccess) -> ClientConfig {
     config
 }
 
+/// Asks the cluster for its metadata before anything else uses it, so that a start that cannot
+/// reach Kafka fails at once with librdkafka's own reason (a certificate not signed by
+/// `kafka.ca_file`, a refused login), not with a timeout in whatever used Kafka first.
+pub fn check_reachable(kafka: &KafkaAccess, patience: Duration) -> Result<(), KafkaError> {
+    let bootstrap = kafka.bootstrap.as_str();
+    let consumer: BaseConsumer<Refusals> =
+        client(kafka)
+            .create_with_context(Refusals::default())
+            .map_err(|e| KafkaError::new(bootstrap, "creating a client", e))?;
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        let error = match consumer.fetch_metadata(None, Duration::from_secs(1)) {
+            Ok(_) => return Ok(()),
+            Err(error) => error,
+        };
+        // Serves the client's events, which is when librdkafka reports its errors.
+        let _ = consumer.poll(Duration::ZERO);
+        let refused = consumer.context().refused();
+        if refused.is_some() || std::time::Instant::now() >= deadline {
+            let doing = match refused {
+                Some(reason) => format!("reaching the cluster: {reason}"),
+                None => format!("reaching the cluster within {patience:?}"),
+            };
+            return Err(KafkaError::new(bootstrap, doing, error));
+        }
+    }
+}
+
+/// Keeps the first error that waiting will not mend: a TLS handshake or a login the brokers
+/// refused, with the setting to check.
+#[derive(Default)]
+struct Refusals {
+    first: Mutex<Option<String>>,
+}
+
+impl Refusals {
+    fn refused(&self) -> Option<String> {
+        self.first.lock().ok().and_then(|first| first.clone())
+    }
+}
+
+impl ClientContext for Refusals {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        let fix = match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::SSL) => {
+                "is `kafka.ca_file` the CA that signed the brokers' certificates, and the \
+                 bootstrap address their TLS listener?"
+            }
+            Some(RDKafkaErrorCode::Authentication) => {
+                "check `kafka.user`, its password and `kafka.sasl_mechanism`"
+            }
+            _ => return,
+        };
+        if let Ok(mut first) = self.first.lock() {
+            first.get_or_insert_with(|| format!("{reason} ({fix})"));
+        }
+    }
+}
+
+impl ConsumerContext for Refusals {}
+
 /// A change of the partitions this host owns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PartitionChange {
