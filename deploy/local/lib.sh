@@ -128,13 +128,14 @@ secret() {
 TLS_DIR="$STATE_DIR/tls"
 
 # ensure_tls: makes, once, $TLS_DIR/ca.pem (what clients trust) and $TLS_DIR/server.pem (the
-# certificate chain and its key, encrypted with secrets/tls.password as Kafka's and Cassandra's
-# PEM key stores want it: PKCS#8 with PBE-SHA1-3DES, as Java 17 reads no PBES2 key). The CA's key is thrown away: nothing else is ever signed with it.
+# certificate and its key, encrypted with secrets/tls.password as Kafka's and Cassandra's PEM key
+# stores want it: PKCS#8 with PBE-SHA1-3DES, as Java 17 reads no PBES2 key). The CA's key is
+# thrown away: nothing else is ever signed with it.
 ensure_tls() {
   [[ -s "$TLS_DIR/server.pem" && -s "$TLS_DIR/ca.pem" ]] && return 0
   command -v openssl >/dev/null || die "tls: the openssl command is missing (Debian: apt-get install openssl)"
-  local password work
-  password="$(secret tls.password)"
+  secret tls.password >/dev/null
+  local work
   work="$(mktemp -d)"
   (
     set -e

@@ -1,17 +1,18 @@
-//! The platform's connections to Kafka and Cassandra over TLS, as a production cluster wants
-//! them. The local services listen with TLS too (`deploy/local/lib.sh` `ensure_tls`: a CA made
-//! there and a certificate for 127.0.0.1; Kafka on its TLS listener, Cassandra on its one port,
-//! encryption optional): a platform given `ca_file` and Kafka's TLS listener runs reviews-daily to
-//! exact rows while Cassandra lists its connections as encrypted; a platform that trusts another
-//! CA does not start, and says which service's certificate it could not verify.
+//! How the platform reaches Kafka and Cassandra: over TLS, as a production cluster wants, and
+//! what a start says when it cannot. The local services listen with TLS too
+//! (`deploy/local/lib.sh` `ensure_tls`: a CA made there and a certificate for 127.0.0.1; Kafka on
+//! its TLS listener, Cassandra on its one port, encryption optional): a platform given `ca_file`
+//! and Kafka's TLS listener runs reviews-daily to exact rows while Cassandra lists its connections
+//! as encrypted; a platform that trusts another CA, or logs in to Kafka with a wrong password,
+//! does not start, and says which service refused it and which setting to check.
 
 use std::time::Duration;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use mysimbdp_tests::{
-    create_topic, encrypted_connections, generate_reviews, produce_reviews,
-    read_aggregated_reviews, run_command, services_ca_file, AppSpec, Platform, PlatformConfig,
-    Services, TestEnv, REVIEWS_DAILY,
+    auth_on, create_topic, encrypted_connections, generate_reviews, mysimbdp_bin, produce_reviews,
+    read_aggregated_reviews, run_command, secret_file, services_ca_file, AppSpec, Platform,
+    PlatformConfig, Services, TestEnv, REVIEWS_DAILY,
 };
 
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5 * 60);
@@ -92,10 +93,7 @@ fn refuses_another_ca(env: &TestEnv) -> Result<()> {
         (&both, "Cassandra", "`cassandra.ca_file`"),
         (&kafka, "Kafka at", "`kafka.ca_file`"),
     ] {
-        let error = output
-            .lines()
-            .find(|l| l.starts_with("error: "))
-            .with_context(|| format!("no error line in the platform's output:\n{output}"))?;
+        let error = error_line(output)?;
         ensure!(
             error.contains(service)
                 && error.contains("certificate verify failed")
@@ -103,6 +101,62 @@ fn refuses_another_ca(env: &TestEnv) -> Result<()> {
             "the error does not name {service}, the refused certificate and {setting}: {error}"
         );
     }
+    Ok(())
+}
+
+/// The platform's last word: the `error: …` line its output ends with.
+fn error_line(output: &str) -> Result<&str> {
+    output
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .with_context(|| format!("no error line in the platform's output:\n{output}"))
+}
+
+/// A wrong Kafka password ends the start at once with the broker's refusal and the settings to
+/// check, not with a timeout in whatever used Kafka first.
+#[test]
+fn a_refused_kafka_login_stops_the_start() -> Result<()> {
+    if !auth_on() {
+        bail!(
+            "this test needs the services with authentication, and MYSIMBDP_AUTH=off says they \
+             run without: start them with authentication (the default of deploy/local/up.sh)"
+        );
+    }
+    Services::check()?;
+    let env = TestEnv::new()?;
+    let wrong = env.path("wrong.password");
+    std::fs::write(&wrong, "not the platform's password\n")?;
+    let config = PlatformConfig::new(&env.tenant, vec![AppSpec::reviews_daily()?])?;
+    let right = format!(
+        "password_file = {:?}",
+        secret_file("kafka-platform.password").to_string_lossy()
+    );
+    let toml = config.to_toml();
+    ensure!(toml.contains(&right), "no Kafka password file in:\n{toml}");
+    let path = env.path("wrong-login.toml");
+    std::fs::write(
+        &path,
+        toml.replacen(
+            &right,
+            &format!("password_file = {:?}", wrong.to_string_lossy()),
+            1,
+        ),
+    )?;
+    let mut run = std::process::Command::new(mysimbdp_bin()?);
+    run.arg("run").arg("--config").arg(&path);
+    let output = run_command(&env, "wrong-login", &mut run, Duration::from_secs(120))?;
+    ensure!(
+        !output.status.success(),
+        "the platform started with a wrong password"
+    );
+    let said = format!("{}{}", output.stdout, output.stderr);
+    let error = error_line(&said)?;
+    ensure!(
+        error.contains("Kafka at")
+            && error.contains("Authentication failed")
+            && error.contains("`kafka.user`, its password"),
+        "the error does not name Kafka, the refused login and the settings: {error}"
+    );
     Ok(())
 }
 
