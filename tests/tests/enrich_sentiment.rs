@@ -68,13 +68,6 @@ fn expectation(
     Ok((reviews.len(), expected))
 }
 
-fn check_rows(
-    env: &TestEnv,
-    expected: &std::collections::BTreeMap<mysimbdp_tests::WindowKey, mysimbdp_tests::SentimentRow>,
-) -> Result<()> {
-    check_table(env, REVIEW_SENTIMENT_TABLE, expected)
-}
-
 fn check_table(
     env: &TestEnv,
     table: &str,
@@ -122,7 +115,7 @@ fn sentiment_rows_equal_the_model_called_directly() -> Result<()> {
     let status = platform.wait_drained(REVIEWS_SENTIMENT, DRAIN_TIMEOUT)?;
     eprintln!("drained: {status}");
 
-    check_rows(&env, &expected)?;
+    check_table(&env, REVIEW_SENTIMENT_TABLE, &expected)?;
     let enrich = enrich_status(&status)?;
     ensure!(enrich["breaker"] == "closed", "breaker: {enrich}");
     ensure!(
@@ -264,7 +257,7 @@ fn a_stopped_service_holds_the_input_in_kafka_then_results_are_exact() -> Result
     platform.drain(REVIEWS_SENTIMENT)?;
     let status = platform.wait_drained(REVIEWS_SENTIMENT, DRAIN_TIMEOUT)?;
     eprintln!("drained: {status}");
-    check_rows(&env, &expected)?;
+    check_table(&env, REVIEW_SENTIMENT_TABLE, &expected)?;
     let enrich = enrich_status(&status)?;
     ensure!(
         enrich["breaker"] == "closed",
@@ -356,7 +349,7 @@ fn run_policy(policy: &str) -> Result<()> {
     platform.drain(REVIEWS_SENTIMENT)?;
     let status = platform.wait_drained(REVIEWS_SENTIMENT, DRAIN_TIMEOUT)?;
     eprintln!("{policy}: drained: {status}");
-    check_rows(&env, &expected)?;
+    check_table(&env, REVIEW_SENTIMENT_TABLE, &expected)?;
 
     let dead = read_topic(&env.topic("reviews-sentiment.dead-letters"))?;
     match policy {
@@ -450,7 +443,7 @@ fn a_slow_service_builds_lag_not_memory() -> Result<()> {
         .store(0, std::sync::atomic::Ordering::Relaxed);
     platform.drain(REVIEWS_SENTIMENT)?;
     let status = platform.wait_drained(REVIEWS_SENTIMENT, DRAIN_TIMEOUT)?;
-    check_rows(&env, &expected)?;
+    check_table(&env, REVIEW_SENTIMENT_TABLE, &expected)?;
     ensure!(
         status["records_processed"].as_u64() == Some(rows as u64),
         "not every record was processed: {status}"
@@ -571,7 +564,7 @@ fn a_held_service_leaves_the_worker_free_and_a_swap_takes_the_new_declaration() 
     platform.drain(REVIEWS_SENTIMENT)?;
     let status = platform.wait_drained(REVIEWS_SENTIMENT, DRAIN_TIMEOUT)?;
     eprintln!("drained: {status}");
-    check_rows(&env, &expected)?;
+    check_table(&env, REVIEW_SENTIMENT_TABLE, &expected)?;
     ensure!(
         status["records_processed"].as_u64() == Some(rows as u64),
         "not every record was processed: {status}"
