@@ -172,7 +172,7 @@ pub fn describe(handle: &AppHandle) -> Value {
     for (call, sums) in m.plugin_call_totals() {
         durations.insert(format!("plugin_{call}"), totals(sums));
     }
-    json!({
+    let mut described = json!({
         "tenant": handle.tenant.as_str(),
         "app": handle.app,
         "version": deployed.version,
@@ -214,7 +214,10 @@ pub fn describe(handle: &AppHandle) -> Value {
         "cpu_throttled_ms": get(&m.cpu_throttled_ms),
         "durations": durations,
         "enrich": status.enrich,
-    })
+    });
+    // Beside the literal above, which is at `json!`'s recursion limit.
+    described["unreadable"] = json!(status.unreadable);
+    described
 }
 
 /// A time in ms, or `null` for 0 (not yet).

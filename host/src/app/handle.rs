@@ -43,6 +43,10 @@ pub struct AppStatus {
     /// What the app is waiting out (a Cassandra outage, a take-over waiting for its service),
     /// while it does.
     pub waiting: Option<String>,
+    /// Input partitions the consumer cannot read past (a batch compressed with a codec it
+    /// cannot decompress, a fetch Kafka refuses), one line each with the reason: their
+    /// records wait in Kafka, counted in the lag, until the cause is fixed.
+    pub unreadable: Vec<String>,
     /// The enrich stage, when the app calls a service: its breaker and counts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enrich: Option<crate::enrich::EnrichStatus>,

@@ -202,6 +202,7 @@ impl Launcher {
                 checkpoints: 0,
                 partitions: Vec::new(),
                 waiting: None,
+                unreadable: Vec::new(),
                 enrich: None,
             }),
             control: Mutex::new(control),

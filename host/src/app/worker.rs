@@ -818,9 +818,11 @@ impl Worker {
             lag.records + queued as i64,
             std::sync::atomic::Ordering::Relaxed,
         );
+        let unreadable = self.reader.intake.unreadable_reasons();
         self.r.handle.update(|s| {
             s.caught_up = lag.caught_up && queued == 0;
             s.partitions = lag.partitions;
+            s.unreadable = unreadable;
         });
     }
 

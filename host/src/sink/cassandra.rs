@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use foldhash::fast::RandomState;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
@@ -472,13 +473,16 @@ fn refusal(row: usize, error: &ExecutionError) -> Refusal {
 /// once, from the last emit that holds it; each key's rows together; at most
 /// `BATCH_PARTITIONS` keys and about `BATCH_BYTES` per batch.
 fn plan_batches(emitted: &[&Emitted]) -> Vec<Vec<(usize, usize)>> {
-    let mut latest: HashMap<(&str, i64), (usize, usize)> = HashMap::new();
+    let rows: usize = emitted.iter().map(|e| e.windows.len()).sum();
+    let mut latest: HashMap<(&str, i64), (usize, usize), RandomState> =
+        HashMap::with_capacity_and_hasher(rows, RandomState::default());
     for (batch, e) in emitted.iter().enumerate() {
         for (row, (key, window)) in e.windows.iter().enumerate() {
             latest.insert((key.as_str(), window.start.millis()), (batch, row));
         }
     }
-    let mut by_key: HashMap<&str, Vec<(usize, usize)>> = HashMap::new();
+    let mut by_key: HashMap<&str, Vec<(usize, usize)>, RandomState> =
+        HashMap::with_capacity_and_hasher(latest.len(), RandomState::default());
     for (&(key, _), &at) in &latest {
         by_key.entry(key).or_default().push(at);
     }

@@ -33,7 +33,13 @@ unsafe impl Send for FetchQueue {}
 pub enum Served<'a> {
     Record(Message<'a>),
     End,
-    Error(String),
+    /// The consumer could not read at `offset` (a batch it cannot decompress, a refused
+    /// fetch): librdkafka's own account, which says what and where.
+    Error {
+        partition: i32,
+        offset: i64,
+        reason: String,
+    },
 }
 
 /// What one call found.
@@ -138,8 +144,28 @@ unsafe extern "C" fn served(message: *mut rd::rd_kafka_message_t, opaque: *mut c
         Served::End
     } else {
         // SAFETY: librdkafka returns a static string for every code.
-        let text = unsafe { std::ffi::CStr::from_ptr(rd::rd_kafka_err2str(m.err)) };
-        Served::Error(text.to_string_lossy().into_owned())
+        let code = unsafe { std::ffi::CStr::from_ptr(rd::rd_kafka_err2str(m.err)) };
+        let code = code.to_string_lossy();
+        // An error message carries librdkafka's account of it as its payload (what
+        // `rd_kafka_message_errstr`, an inline function, returns).
+        // SAFETY: as for a record's payload.
+        let reason = match unsafe { bytes(m.payload, m.len) } {
+            Some(text) => {
+                let text = String::from_utf8_lossy(text);
+                let text = text.trim_end_matches('\0');
+                if text.contains(code.as_ref()) {
+                    text.to_owned()
+                } else {
+                    format!("{text} ({code})")
+                }
+            }
+            None => code.into_owned(),
+        };
+        Served::Error {
+            partition: m.partition,
+            offset: m.offset,
+            reason,
+        }
     };
     match &item {
         Served::Record(_) => {
@@ -147,7 +173,7 @@ unsafe extern "C" fn served(message: *mut rd::rd_kafka_message_t, opaque: *mut c
             call.serving.at_end = false;
         }
         Served::End => call.serving.at_end = true,
-        Served::Error(_) => {}
+        Served::Error { .. } => {}
     }
     let each = &mut call.each;
     if let Err(panic) = catch_unwind(AssertUnwindSafe(|| each(item))) {

@@ -3,7 +3,7 @@
 //! this host gains and loses in rebalances. It hands records to an operator and reports
 //! assignment changes; what a change means for state is the worker's business.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -64,6 +64,9 @@ pub struct Intake {
     /// record, so a cheap hash like `Offsets`.
     pub batch: BatchRanges,
     pub quarantine: Vec<Quarantined>,
+    /// Partitions the consumer cannot read past, with librdkafka's reason: their records wait
+    /// in Kafka (they show as lag) until a record of theirs is read again.
+    unreadable: BTreeMap<i32, String>,
 }
 
 impl Intake {
@@ -90,6 +93,9 @@ impl Intake {
         out: &mut Output,
     ) {
         let (partition, offset) = (m.partition, m.offset);
+        if !self.unreadable.is_empty() {
+            self.unreadable.remove(&partition);
+        }
         let next = self.next_offsets.entry(partition).or_insert(offset);
         if offset < *next {
             return;
@@ -141,14 +147,33 @@ impl Intake {
         queue.serve(topic, max, &mut |served| match served {
             Served::Record(message) => self.take(&message, operator, now, out),
             Served::End => {}
-            Served::Error(error) => tracing::warn!(%error, "consumer error"),
+            Served::Error {
+                partition,
+                offset,
+                reason,
+            } => self.note_unreadable(topic, partition, offset, reason),
         })
+    }
+
+    /// Notes a partition the consumer cannot read; said once in the log, not at every retry.
+    fn note_unreadable(&mut self, topic: &str, partition: i32, offset: i64, reason: String) {
+        let reason = format!("{topic} partition {partition} at offset {offset}: {reason}");
+        if self.unreadable.get(&partition) != Some(&reason) {
+            tracing::warn!(%reason, "the input cannot be read; its records wait in Kafka");
+            self.unreadable.insert(partition, reason);
+        }
+    }
+
+    /// Why partitions cannot be read, one line each.
+    pub fn unreadable_reasons(&self) -> Vec<String> {
+        self.unreadable.values().cloned().collect()
     }
 
     /// Forgets a partition this host no longer owns; its new owner finds any record at fault
     /// on its own.
     fn forget(&mut self, partition: i32) {
         self.next_offsets.remove(&partition);
+        self.unreadable.remove(&partition);
         self.batch.remove(&partition);
         self.quarantine.retain(|q| q.partition != partition);
     }
@@ -618,5 +643,90 @@ impl PartitionReader {
             caught_up,
             partitions,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::processor::SwapError;
+    use crate::checkpoint::PartitionCheckpoint;
+    use crate::plugin::PluginError;
+    use crate::time::EventTime;
+
+    /// Counts the records it is handed.
+    #[derive(Default)]
+    struct Counting(usize);
+
+    impl Operator for Counting {
+        fn push(&mut self, _: &Message<'_>, _: Instant, _: &mut Output) {
+            self.0 += 1;
+        }
+        fn quarantine(&mut self, _: &Message<'_>, _: String, _: &mut Output) {}
+        fn clock(&self, _: i32) -> EventTime {
+            EventTime::from_millis(0)
+        }
+        fn flush(&mut self, _: &mut Output) -> Result<(), PluginError> {
+            Ok(())
+        }
+        fn pending(&self) -> usize {
+            self.0
+        }
+        fn snapshot(&mut self, _: &Offsets) -> Result<Vec<PartitionCheckpoint>, PluginError> {
+            Ok(Vec::new())
+        }
+        fn restore(
+            &mut self,
+            _: &PartitionCheckpoint,
+            _: bool,
+            _: Instant,
+        ) -> Result<usize, SwapError> {
+            Ok(0)
+        }
+    }
+
+    fn record(partition: i32, offset: i64) -> Message<'static> {
+        Message {
+            topic: "t.reviews",
+            partition,
+            offset,
+            key: None,
+            payload: Some(b"{}"),
+            timestamp: None,
+        }
+    }
+
+    #[test]
+    fn an_unreadable_partition_is_listed_once_until_it_is_read_again() {
+        let mut intake = Intake::default();
+        let codec = "Decompression (codec 0x4) of message at 40 failed: Local: Not implemented";
+        intake.note_unreadable("t.reviews", 2, 40, codec.into());
+        intake.note_unreadable("t.reviews", 2, 40, codec.into());
+        intake.note_unreadable(
+            "t.reviews",
+            0,
+            7,
+            "Broker: Topic authorization failed".into(),
+        );
+        assert_eq!(
+            intake.unreadable_reasons(),
+            [
+                "t.reviews partition 0 at offset 7: Broker: Topic authorization failed".to_owned(),
+                format!("t.reviews partition 2 at offset 40: {codec}"),
+            ]
+        );
+        let (mut operator, mut out) = (Counting::default(), Output::default());
+        intake.take(&record(2, 41), &mut operator, Instant::now(), &mut out);
+        assert_eq!(operator.0, 1);
+        assert_eq!(
+            intake.unreadable_reasons().len(),
+            1,
+            "partition 2 is read again"
+        );
+        intake.forget(0);
+        assert!(
+            intake.unreadable_reasons().is_empty(),
+            "partition 0 is no longer owned"
+        );
     }
 }

@@ -238,8 +238,10 @@
     $('app-version').textContent = `version ${a.version} (state v${a.state_version}, ${a.swaps} swaps)`;
     $('app-stream').textContent = a.stream;
     $('app-delivery').textContent = a.delivery;
-    $('app-error').hidden = !a.last_error;
-    $('app-error').textContent = a.last_error || '';
+    const problems = [a.last_error, ...(a.unreadable || []).map((u) => `cannot read ${u}`)]
+      .filter(Boolean);
+    $('app-error').hidden = problems.length === 0;
+    $('app-error').textContent = problems.join('; ');
 
     const watermark = a.watermark_ms > 0 && showable(a.watermark_ms) ? a.watermark_ms : null;
     const behindWall = watermark == null ? null : a.now_ms - watermark;
