@@ -90,6 +90,45 @@ pub struct Decoder {
     rows: usize,
     /// Inputs another stage fills: their placeholder values are pushed again for every row.
     supplied: Vec<usize>,
+    /// The field names of the message decoded last, in order, as they appeared: a producer
+    /// writes every message with the same fields in the same order, so the next message's
+    /// names are checked against these bytes instead of being scanned and looked up.
+    shape: Shape,
+}
+
+/// One field name as it appeared (`"name":`, from the opening quote to the colon), and which
+/// wanted field it is.
+#[derive(Debug, Default)]
+struct Shape {
+    /// The bytes of every name, one after another.
+    bytes: Vec<u8>,
+    /// Per field: its end in `bytes` and the wanted field it is, if any.
+    fields: Vec<(usize, Option<usize>)>,
+    /// The message being decoded strayed from the shape: the shape is learnt again from it.
+    strayed: bool,
+    /// Per field of the message being decoded: where its name was, and the wanted field.
+    seen: Vec<(usize, usize, Option<usize>)>,
+}
+
+impl Shape {
+    /// The `n`th name and its wanted field, when `rest` starts with it.
+    #[inline]
+    fn predict(&self, n: usize, rest: &[u8]) -> Option<(usize, Option<usize>)> {
+        let &(end, wanted) = self.fields.get(n)?;
+        let start = n.checked_sub(1).map_or(0, |p| self.fields[p].0);
+        let name = &self.bytes[start..end];
+        starts_with(rest, name).then_some((name.len(), wanted))
+    }
+
+    /// Takes the names `seen` in `payload` as the shape from now on.
+    fn learn(&mut self, payload: &[u8]) {
+        self.bytes.clear();
+        self.fields.clear();
+        for &(start, end, wanted) in &self.seen {
+            self.bytes.extend_from_slice(&payload[start..end]);
+            self.fields.push((self.bytes.len(), wanted));
+        }
+    }
 }
 
 impl Decoder {
@@ -133,6 +172,7 @@ impl Decoder {
             key: String::new(),
             rows: 0,
             supplied: Vec::new(),
+            shape: Shape::default(),
         };
         decoder.columns = decoder.empty_columns();
         decoder
@@ -156,6 +196,7 @@ impl Decoder {
             }
         }
         self.wanted.retain(|w| !w.roles.is_empty());
+        self.shape = Shape::default();
         self.found = vec![false; self.wanted.len()];
         self.supplied = fields.iter().map(|(i, _)| *i).collect();
         self
@@ -210,28 +251,41 @@ impl Decoder {
         let mut time = ingestion;
         let mut scanner = Scanner { s: payload, i: 0 };
         scanner.object_start()?;
-        let mut first = true;
+        self.shape.strayed = false;
+        self.shape.seen.clear();
+        let mut field = 0;
         loop {
             scanner.ws();
             if scanner.eat(b'}') {
                 break;
             }
-            if !first && !scanner.eat(b',') {
+            if field > 0 && !scanner.eat(b',') {
                 return Err(scanner.error("expected `,` or `}` after a value"));
             }
-            first = false;
             scanner.ws();
-            let (name, escaped) = scanner.string()?;
-            scanner.ws();
-            if !scanner.eat(b':') {
-                return Err(scanner.error("expected `:` after a name"));
-            }
-            scanner.ws();
-            let index = if escaped {
-                None
-            } else {
-                self.wanted.iter().position(|w| &*w.name == name)
+            let start = scanner.i;
+            let index = match self.shape.predict(field, &payload[start..]) {
+                Some((len, index)) if !self.shape.strayed => {
+                    scanner.i += len;
+                    index
+                }
+                _ => {
+                    self.shape.strayed = true;
+                    let (name, escaped) = scanner.string()?;
+                    scanner.ws();
+                    if !scanner.eat(b':') {
+                        return Err(scanner.error("expected `:` after a name"));
+                    }
+                    if escaped {
+                        None
+                    } else {
+                        self.wanted.iter().position(|w| &*w.name == name)
+                    }
+                }
             };
+            self.shape.seen.push((start, scanner.i, index));
+            field += 1;
+            scanner.ws();
             match index {
                 None => scanner.skip_value()?,
                 Some(index) => {
@@ -249,6 +303,9 @@ impl Decoder {
         scanner.ws();
         if scanner.i != payload.len() {
             return Err(scanner.error("trailing bytes after the object"));
+        }
+        if self.shape.strayed || field != self.shape.fields.len() {
+            self.shape.learn(payload);
         }
         if let Some(missing) = self.found.iter().position(|f| !f) {
             return Err(DecodeError::Missing(
@@ -395,6 +452,18 @@ fn push(column: &mut Column, value: &mut Value) {
         // The decoder creates values of its columns' types only.
         _ => {}
     }
+}
+
+/// `rest.starts_with(prefix)` for the short prefixes names are, eight bytes at a time
+/// instead of a call to `memcmp` per name.
+#[inline]
+fn starts_with(rest: &[u8], prefix: &[u8]) -> bool {
+    let Some(rest) = rest.get(..prefix.len()) else {
+        return false;
+    };
+    let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+    let (mut a, mut b) = (rest.chunks_exact(8), prefix.chunks_exact(8));
+    a.by_ref().zip(b.by_ref()).all(|(x, y)| word(x) == word(y)) && a.remainder() == b.remainder()
 }
 
 #[inline]
@@ -601,6 +670,43 @@ mod tests {
         assert_eq!(batch.rows, 2);
         assert!(matches!(&batch.columns[0], Column::Integers(v) if *v == [4, 4]));
         assert!(matches!(&batch.columns[1], Column::Texts(v) if *v == ["?", "?"]));
+    }
+
+    /// What one decode gave: the outcome, the key, and the row's values, in debug form.
+    fn outcome(d: &mut Decoder, json: &str) -> String {
+        let result = d.decode(json.as_bytes(), EventTime::MIN);
+        // After an error the key is whatever was read last: not part of the outcome.
+        let key = if result.is_ok() { d.key() } else { "" }.to_owned();
+        format!("{result:?} {key} {:?}", d.take_batch().columns)
+    }
+
+    #[test]
+    fn a_decoder_that_learnt_one_shape_reads_any_other_alike() {
+        let messages = [
+            r#"{"product_id":"B1","star_rating":5,"title":"t","review_date":"2015-01-02"}"#,
+            r#"{"product_id":"B2","star_rating":4,"title":"u","review_date":"2015-01-03"}"#,
+            r#"{"star_rating":3,"product_id":"B3","title":"v","review_date":"2015-01-04"}"#,
+            r#"{ "product_id" : "B4", "star_rating" : 2, "title" : "w", "review_date" : "2015-01-05" }"#,
+            r#"{"product_id":"B5","star_rating":5,"title":"t","review_date":"2015-01-02","x":1}"#,
+            r#"{"product_id":"B6","star_rating":5,"title":"t"}"#,
+            r#"{"product_id":"B7","star_rating_":5,"title":"t","review_date":"2015-01-02"}"#,
+            r#"{"product_id":"B8","star_rating":5,"title":"t","review_date":"2015-01-02"}"#,
+            r#"{"product_id":"B9","star_rating":5,"title":"t","review_date":"2015-01-02","title":"z"}"#,
+            r#"{"product_id":"C1","star_rating":1,"title":"t","review_date":"2015-01-02"}"#,
+            r#"{"product_id":"C2","star_rating":"1","title":"t","review_date":"2015-01-02"}"#,
+            r#"{"product_id":"C3","star_rating":1,"title":"t","review_date":"2015-01-02""#,
+            r#"{"product_id""#,
+            r#"{}"#,
+        ];
+        let mut warm = Decoder::new(&spec());
+        for round in 0..3 {
+            for i in 0..messages.len() {
+                // Each message after each other one: a learnt shape of every kind meets it.
+                let json = messages[(i * (round + 1)) % messages.len()];
+                let fresh = outcome(&mut Decoder::new(&spec()), json);
+                assert_eq!(outcome(&mut warm, json), fresh, "{json}");
+            }
+        }
     }
 
     fn decode(json: &str) -> Result<(Decoded, String), DecodeError> {
