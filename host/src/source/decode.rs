@@ -461,9 +461,22 @@ fn starts_with(rest: &[u8], prefix: &[u8]) -> bool {
     let Some(rest) = rest.get(..prefix.len()) else {
         return false;
     };
-    let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
-    let (mut a, mut b) = (rest.chunks_exact(8), prefix.chunks_exact(8));
-    a.by_ref().zip(b.by_ref()).all(|(x, y)| word(x) == word(y)) && a.remainder() == b.remainder()
+    let n = prefix.len();
+    if n < 8 {
+        return rest == prefix;
+    }
+    // The eight bytes at `at` as a number; the last word overlaps the one before it.
+    let word = |b: &[u8], at: usize| {
+        u64::from_le_bytes(
+            b.get(at..at + 8)
+                .and_then(|w| w.try_into().ok())
+                .unwrap_or([0; 8]),
+        )
+    };
+    (0..n - 8)
+        .step_by(8)
+        .all(|at| word(rest, at) == word(prefix, at))
+        && word(rest, n - 8) == word(prefix, n - 8)
 }
 
 #[inline]
@@ -705,6 +718,24 @@ mod tests {
                 let json = messages[(i * (round + 1)) % messages.len()];
                 let fresh = outcome(&mut Decoder::new(&spec()), json);
                 assert_eq!(outcome(&mut warm, json), fresh, "{json}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_prefix_matches_only_when_every_byte_does() {
+        let text: Vec<u8> = (b'a'..=b'z').collect();
+        for n in 0..24 {
+            let prefix = &text[..n];
+            assert!(starts_with(&text, prefix), "{n}");
+            assert!(
+                !starts_with(&text[..n.saturating_sub(1)], prefix) || n == 0,
+                "{n}"
+            );
+            for at in 0..n {
+                let mut other = text.clone();
+                other[at] = b'_';
+                assert!(!starts_with(&other, prefix), "{n} {at}");
             }
         }
     }
