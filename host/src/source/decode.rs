@@ -96,16 +96,14 @@ pub struct Decoder {
     shape: Shape,
 }
 
-/// One field name as it appeared (`"name":`, from the opening quote to the colon), and which
-/// wanted field it is.
+/// A message's field names as they appeared (each `"name":`, from its opening quote to the
+/// colon), in order, and which wanted field each is.
 #[derive(Debug, Default)]
 struct Shape {
     /// The bytes of every name, one after another.
     bytes: Vec<u8>,
     /// Per field: its end in `bytes` and the wanted field it is, if any.
     fields: Vec<(usize, Option<usize>)>,
-    /// The message being decoded strayed from the shape: the shape is learnt again from it.
-    strayed: bool,
     /// Per field of the message being decoded: where its name was, and the wanted field.
     seen: Vec<(usize, usize, Option<usize>)>,
 }
@@ -251,8 +249,10 @@ impl Decoder {
         let mut time = ingestion;
         let mut scanner = Scanner { s: payload, i: 0 };
         scanner.object_start()?;
-        self.shape.strayed = false;
         self.shape.seen.clear();
+        // The message left the shape: its later names are read the general way, and the shape
+        // is learnt again from it.
+        let mut strayed = false;
         let mut field = 0;
         loop {
             scanner.ws();
@@ -264,7 +264,7 @@ impl Decoder {
             }
             scanner.ws();
             let start = scanner.i;
-            let predicted = if self.shape.strayed {
+            let predicted = if strayed {
                 None
             } else {
                 self.shape.predict(field, &payload[start..])
@@ -275,7 +275,7 @@ impl Decoder {
                     index
                 }
                 None => {
-                    self.shape.strayed = true;
+                    strayed = true;
                     let (name, escaped) = scanner.string()?;
                     scanner.ws();
                     if !scanner.eat(b':') {
@@ -309,7 +309,7 @@ impl Decoder {
         if scanner.i != payload.len() {
             return Err(scanner.error("trailing bytes after the object"));
         }
-        if self.shape.strayed || field != self.shape.fields.len() {
+        if strayed || field != self.shape.fields.len() {
             self.shape.learn(payload);
         }
         if let Some(missing) = self.found.iter().position(|f| !f) {
