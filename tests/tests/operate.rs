@@ -279,3 +279,67 @@ fn a_restarted_platform_runs_what_the_operator_left_and_can_still_roll_back() ->
     platform.stop()?;
     Ok(())
 }
+
+/// `GET /apps/<tenant>/<app>?until=<state>` (what `app drain --wait` asks) answers when the app
+/// is in that state, not before: an app held paused cannot drain, so a wait for `drained`
+/// ends at its timeout in the state the app is in; once resumed, a wait for `drained` is
+/// answered with the drained status as soon as it comes, long before its own timeout. A state
+/// the platform does not know is refused with the ones it does.
+#[test]
+fn a_status_request_waits_for_the_state_it_names() -> Result<()> {
+    Services::check()?;
+    let env = TestEnv::new()?;
+    let reviews = 5_000;
+    let (tsv, _) = generate_reviews(&env, reviews, 47, &[])?;
+    create_topic(&env.topic("reviews"), 4)?;
+    produce_reviews(&env, &tsv)?;
+    let config = PlatformConfig::new(&env.tenant, vec![AppSpec::reviews_daily()?])?;
+    let mut platform = Platform::start(&env, "platform", &config)?;
+    platform.wait_ready(REVIEWS_DAILY)?;
+    let app = format!("/apps/{}/{REVIEWS_DAILY}", env.tenant);
+
+    let (code, body) = platform.admin_request("GET", &format!("{app}?until=drainde"))?;
+    ensure!(
+        code == 400 && body.contains("until") && body.contains("drained"),
+        "an unknown state: {code} {body}"
+    );
+
+    platform.act(REVIEWS_DAILY, "pause")?;
+    platform.drain(REVIEWS_DAILY)?;
+    let asked = Instant::now();
+    let (code, body) = platform.admin_request("GET", &format!("{app}?until=drained&timeout=2"))?;
+    let waited = asked.elapsed();
+    let status: serde_json::Value = serde_json::from_str(&body)?;
+    ensure!(
+        code == 200 && status["state"] == "paused",
+        "a paused app asked to drain: {code} {body}"
+    );
+    ensure!(
+        waited >= Duration::from_secs(2),
+        "answered after {waited:?}, neither in the state asked for nor at the timeout"
+    );
+
+    platform.act(REVIEWS_DAILY, "resume")?;
+    let timeout = Duration::from_secs(300);
+    let asked = Instant::now();
+    let (code, body) = platform.admin_request(
+        "GET",
+        &format!("{app}?until=drained&timeout={}", timeout.as_secs()),
+    )?;
+    let waited = asked.elapsed();
+    let status: serde_json::Value = serde_json::from_str(&body)?;
+    ensure!(
+        code == 200 && status["state"] == "drained",
+        "a resumed app's drain: {code} {body}"
+    );
+    ensure!(
+        waited < timeout,
+        "the drained status came only at the request's timeout ({waited:?}): the change was not told"
+    );
+    ensure!(
+        status["records_in"] == u64::from(reviews),
+        "every review read before the drain ended: {status}"
+    );
+    platform.stop()?;
+    Ok(())
+}

@@ -5,7 +5,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -17,7 +19,7 @@ use serde_json::{json, Value};
 use super::metrics::{preamble, AppMetrics};
 use super::tokens::{same_token, TenantTokens};
 use crate::access::TenantAccess;
-use crate::app::{AppHandle, Launcher};
+use crate::app::{AppHandle, AppState, Launcher};
 use crate::names::{StreamName, TenantId};
 use crate::plugin::{Limits, PluginEngine};
 use crate::workflow::SharedStatus;
@@ -469,15 +471,49 @@ async fn recent(
     }
 }
 
+/// `?until=<state>&timeout=<seconds>`: answer once the app is in that state (or in one it
+/// will not leave by itself, such as `failed`), or after the timeout, whichever comes first.
+#[derive(Deserialize)]
+struct StatusQuery {
+    until: Option<AppState>,
+    timeout: Option<u64>,
+}
+
+/// The longest a status request waits for a state: a client that wants longer asks again.
+const MAX_STATUS_WAIT_S: u64 = 300;
+const DEFAULT_STATUS_WAIT_S: u64 = 30;
+
 async fn status(
     State(admin): State<Arc<Admin>>,
     headers: HeaderMap,
     Path((tenant, app)): Path<(String, String)>,
+    query: Result<Query<StatusQuery>, QueryRejection>,
 ) -> Response {
-    match app_of(&admin, &headers, &tenant, &app).await {
-        Ok(handle) => Json(describe(&handle)).into_response(),
-        Err(response) => *response,
+    let handle = match app_of(&admin, &headers, &tenant, &app).await {
+        Ok(handle) => handle,
+        Err(response) => return *response,
+    };
+    let Query(query) = match query {
+        Ok(query) => query,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "status options: {e} (`until` is a state such as drained, running or \
+                     paused; `timeout` is whole seconds, at most {MAX_STATUS_WAIT_S})"
+                ),
+            )
+        }
+    };
+    if let Some(until) = query.until {
+        let wait = query
+            .timeout
+            .unwrap_or(DEFAULT_STATUS_WAIT_S)
+            .min(MAX_STATUS_WAIT_S);
+        // Not reached in time: the answer says the state it is in.
+        let _ = tokio::time::timeout(Duration::from_secs(wait), handle.reached(until)).await;
     }
+    Json(describe(&handle)).into_response()
 }
 
 /// The app a request names, if the request carries the token and the app runs.

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::admin::metrics::AppMetrics;
 use crate::admin::recent::Recent;
@@ -13,7 +13,7 @@ use crate::plugin::CompiledApp;
 use crate::source::kafka::Wakeup;
 
 /// Where an app is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AppState {
     Starting,
@@ -129,6 +129,16 @@ pub struct AppHandle {
     pub wakeup: Wakeup,
     /// Latest results, dead letters and deploys, for the dashboard.
     pub recent: Arc<Recent>,
+    /// Told whenever the state changes: a client waiting for one (`?until=drained`) is
+    /// answered when it comes, without asking again and again.
+    pub state_changed: tokio::sync::Notify,
+}
+
+impl AppState {
+    /// The states an app leaves only when an operator deploys it again.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Failed | Self::Stopped | Self::Removed)
+    }
 }
 
 impl AppHandle {
@@ -144,16 +154,46 @@ impl AppHandle {
 
     /// Changes what operators see, even after a thread panicked while holding the status.
     pub(crate) fn update(&self, f: impl FnOnce(&mut AppStatus)) {
+        let change = |s: &mut AppStatus| {
+            let before = s.state;
+            f(s);
+            before != s.state
+        };
+        let changed = match self.status.lock() {
+            Ok(mut s) => change(&mut s),
+            Err(p) => change(&mut p.into_inner()),
+        };
+        if changed {
+            self.state_changed.notify_waiters();
+        }
+    }
+
+    fn state(&self) -> AppState {
         match self.status.lock() {
-            Ok(mut s) => f(&mut s),
-            Err(p) => f(&mut p.into_inner()),
+            Ok(s) => s.state,
+            Err(p) => p.into_inner().state,
+        }
+    }
+
+    /// Returns once the app is in `state`, or in a final state it will not leave by itself.
+    pub async fn reached(&self, state: AppState) -> AppState {
+        loop {
+            let changed = self.state_changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            // Registered before the state is read, so that a change in between is not missed.
+            changed.as_mut().enable();
+            let now = self.state();
+            if now == state || now.is_final() {
+                return now;
+            }
+            changed.await;
         }
     }
 
     /// Whether its worker has ended for good (failed or stopped): it answers no more requests,
     /// and a deploy starts the app again.
     pub fn ended(&self) -> bool {
-        matches!(self.status().state, AppState::Failed | AppState::Stopped)
+        matches!(self.state(), AppState::Failed | AppState::Stopped)
     }
 
     pub fn deployed(&self) -> Deployed {

@@ -208,6 +208,7 @@ impl Launcher {
             control: Mutex::new(control),
             wakeup: wakeup.clone(),
             recent,
+            state_changed: tokio::sync::Notify::new(),
         });
         let processor = Processor::new(
             spec.clone(),

@@ -413,19 +413,33 @@ pub fn run(command: AppCommand) -> anyhow::Result<()> {
             }
             let deadline = Instant::now() + Duration::from_secs(timeout);
             loop {
-                let status = app_request(&target, "GET", "", None)?;
+                // The platform answers when the state changes (or after `wait`), so the wait
+                // ends when the drain does, without asking again and again meanwhile.
+                let wait = deadline
+                    .saturating_duration_since(Instant::now())
+                    .as_secs()
+                    .clamp(1, 60);
+                let asked = Instant::now();
+                let query = format!("?until=drained&timeout={wait}");
+                let status = app_request(&target, "GET", &query, None)?;
                 match status.get("state").and_then(Value::as_str) {
                     Some("drained") => {
                         println!("{}", serde_json::to_string_pretty(&status)?);
                         return Ok(());
                     }
                     Some("failed") => bail!("the app failed: {}", status["last_error"]),
+                    Some(state @ ("stopped" | "removed")) => {
+                        bail!("the app was {state} before its drain ended")
+                    }
                     _ if Instant::now() > deadline => {
                         bail!("not drained after {timeout} s: {status}")
                     }
-                    // A local GET: asking often costs nothing, and the wait ends when the
-                    // drain does, not up to half a second later.
-                    _ => std::thread::sleep(Duration::from_millis(50)),
+                    // A platform that answered at once did not wait (an older one): ask
+                    // again a little later rather than at once.
+                    _ if asked.elapsed() < Duration::from_millis(50) => {
+                        std::thread::sleep(Duration::from_millis(50))
+                    }
+                    _ => {}
                 }
             }
         }
