@@ -283,8 +283,9 @@ fn a_restarted_platform_runs_what_the_operator_left_and_can_still_roll_back() ->
 /// `GET /apps/<tenant>/<app>?until=<state>` (what `app drain --wait` asks) answers when the app
 /// is in that state, not before: an app held paused cannot drain, so a wait for `drained`
 /// ends at its timeout in the state the app is in; once resumed, a wait for `drained` is
-/// answered with the drained status as soon as it comes, long before its own timeout. A state
-/// the platform does not know is refused with the ones it does.
+/// answered with the drained status as soon as it comes, long before its own timeout, and its
+/// last checkpoint covers every record processed. A state the platform does not know is
+/// refused with the ones it does.
 #[test]
 fn a_status_request_waits_for_the_state_it_names() -> Result<()> {
     Services::check()?;
@@ -339,6 +340,11 @@ fn a_status_request_waits_for_the_state_it_names() -> Result<()> {
     ensure!(
         status["records_in"] == u64::from(reviews),
         "every review read before the drain ended: {status}"
+    );
+    ensure!(
+        status["records_processed"].as_u64() > Some(0)
+            && status["records_committed"] == status["records_processed"],
+        "a drained app's last checkpoint covers every record it processed: {status}"
     );
     platform.stop()?;
     Ok(())

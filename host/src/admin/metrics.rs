@@ -78,6 +78,10 @@ const CALLS: [(PluginCall, &str); 7] = [
 pub struct AppMetrics {
     pub records_in: AtomicU64,
     pub records_processed: AtomicU64,
+    /// Records processed whose results and input offsets the last checkpoint committed: what
+    /// a restart would not read again. It trails `records_processed` while a checkpoint waits
+    /// on the sinks.
+    pub records_committed: AtomicU64,
     pub late: AtomicU64,
     pub dead_letters: AtomicU64,
     pub key_mismatches: AtomicU64,
@@ -150,9 +154,10 @@ impl AppMetrics {
     /// Appends this app's series, labelled with tenant and app.
     pub fn render(&self, out: &mut String, tenant: &str, app: &str) {
         let labels = format!("tenant=\"{tenant}\",app=\"{app}\"");
-        let counters: [(&str, &AtomicU64); 14] = [
+        let counters: [(&str, &AtomicU64); 15] = [
             ("mysimbdp_records_in_total", &self.records_in),
             ("mysimbdp_records_processed_total", &self.records_processed),
+            ("mysimbdp_records_committed_total", &self.records_committed),
             ("mysimbdp_late_records_total", &self.late),
             ("mysimbdp_dead_letters_total", &self.dead_letters),
             ("mysimbdp_key_mismatches_total", &self.key_mismatches),
@@ -214,6 +219,8 @@ pub fn preamble() -> &'static str {
      # TYPE mysimbdp_records_in_total counter\n\
      # HELP mysimbdp_records_processed_total Records that reached the app's windows.\n\
      # TYPE mysimbdp_records_processed_total counter\n\
+     # HELP mysimbdp_records_committed_total Records processed whose results and offsets a checkpoint committed.\n\
+     # TYPE mysimbdp_records_committed_total counter\n\
      # HELP mysimbdp_late_records_total Records sent to the late topic.\n\
      # TYPE mysimbdp_late_records_total counter\n\
      # HELP mysimbdp_dead_letters_total Records sent to the dead-letter topic.\n\

@@ -219,6 +219,7 @@ pub fn describe(handle: &AppHandle) -> Value {
     });
     // Beside the literal above, which is at `json!`'s recursion limit.
     described["unreadable"] = json!(status.unreadable);
+    described["records_committed"] = json!(get(&m.records_committed));
     described
 }
 
