@@ -136,6 +136,10 @@ def main():
         )
         result["processed_seen"] = [first, processed(page)]
         log(f"records processed rose from {first} to {processed(page)}")
+        # A checkpoint covers what was processed: the committed count follows it.
+        page.wait_for_function(
+            "() => Number(document.querySelector('#m-records_committed')?.dataset.value) > 0"
+        )
 
         # A malformed record's reason is in the dead-letter list.
         letters = page.locator("#dead-letters tbody tr", has_text=source)

@@ -252,6 +252,7 @@
 
     metric('records_in', 'Records read', a.records_in);
     metric('records_processed', 'Records processed', a.records_processed);
+    metric('records_committed', 'Records committed', a.records_committed);
     metric('input_rate', 'Input rate (records/s)', a.input_rate);
     metric('process_rate', 'Process rate (records/s)', a.process_rate);
     metric('lag', 'Lag (records)', a.lag);
