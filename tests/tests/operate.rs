@@ -305,15 +305,22 @@ fn a_status_request_waits_for_the_state_it_names() -> Result<()> {
         "an unknown state: {code} {body}"
     );
 
+    // A wait for `drained` of at most `timeout`: the HTTP status, the app's, and how long the
+    // answer took.
+    let wait_drained = |timeout: Duration| -> Result<(u16, serde_json::Value, Duration)> {
+        let asked = Instant::now();
+        let query = format!("{app}?until=drained&timeout={}", timeout.as_secs());
+        let (code, body) = platform.admin_request("GET", &query)?;
+        let status = serde_json::from_str(&body).with_context(|| format!("not JSON: {body}"))?;
+        Ok((code, status, asked.elapsed()))
+    };
+
     platform.act(REVIEWS_DAILY, "pause")?;
     platform.drain(REVIEWS_DAILY)?;
-    let asked = Instant::now();
-    let (code, body) = platform.admin_request("GET", &format!("{app}?until=drained&timeout=2"))?;
-    let waited = asked.elapsed();
-    let status: serde_json::Value = serde_json::from_str(&body)?;
+    let (code, status, waited) = wait_drained(Duration::from_secs(2))?;
     ensure!(
         code == 200 && status["state"] == "paused",
-        "a paused app asked to drain: {code} {body}"
+        "a paused app asked to drain: {code} {status}"
     );
     ensure!(
         waited >= Duration::from_secs(2),
@@ -322,16 +329,10 @@ fn a_status_request_waits_for_the_state_it_names() -> Result<()> {
 
     platform.act(REVIEWS_DAILY, "resume")?;
     let timeout = Duration::from_secs(300);
-    let asked = Instant::now();
-    let (code, body) = platform.admin_request(
-        "GET",
-        &format!("{app}?until=drained&timeout={}", timeout.as_secs()),
-    )?;
-    let waited = asked.elapsed();
-    let status: serde_json::Value = serde_json::from_str(&body)?;
+    let (code, status, waited) = wait_drained(timeout)?;
     ensure!(
         code == 200 && status["state"] == "drained",
-        "a resumed app's drain: {code} {body}"
+        "a resumed app's drain: {code} {status}"
     );
     ensure!(
         waited < timeout,
