@@ -1,6 +1,7 @@
 //! The tenant's keyspace in Cassandra: one table per app, one row per (key, window), written as
 //! idempotent upserts so that a replayed window overwrites itself instead of piling up rows.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -474,43 +475,46 @@ fn refusal(row: usize, error: &ExecutionError) -> Refusal {
 /// `BATCH_PARTITIONS` keys and about `BATCH_BYTES` per batch.
 fn plan_batches(emitted: &[&Emitted]) -> Vec<Vec<(usize, usize)>> {
     let rows: usize = emitted.iter().map(|e| e.windows.len()).sum();
-    let mut latest: HashMap<(&str, i64), (usize, usize), RandomState> =
+    // Keys numbered in the order they first appear, and each (key, window)'s last row: one
+    // list sorted once, instead of a list per key.
+    let mut keys: HashMap<&str, u32, RandomState> =
         HashMap::with_capacity_and_hasher(rows, RandomState::default());
+    let mut latest: HashMap<(u32, i64), usize, RandomState> =
+        HashMap::with_capacity_and_hasher(rows, RandomState::default());
+    let mut picked: Vec<(u32, usize, usize)> = Vec::with_capacity(rows);
     for (batch, e) in emitted.iter().enumerate() {
         for (row, (key, window)) in e.windows.iter().enumerate() {
-            latest.insert((key.as_str(), window.start.millis()), (batch, row));
+            let next = keys.len() as u32;
+            let key = *keys.entry(key.as_str()).or_insert(next);
+            match latest.entry((key, window.start.millis())) {
+                Entry::Occupied(at) => picked[*at.get()] = (key, batch, row),
+                Entry::Vacant(at) => {
+                    at.insert(picked.len());
+                    picked.push((key, batch, row));
+                }
+            }
         }
     }
-    let mut by_key: HashMap<&str, Vec<(usize, usize)>, RandomState> =
-        HashMap::with_capacity_and_hasher(latest.len(), RandomState::default());
-    for (&(key, _), &at) in &latest {
-        by_key.entry(key).or_default().push(at);
-    }
-    let mut keys: Vec<Vec<(usize, usize)>> = by_key.into_values().collect();
-    // Rows in emit order within a key, keys in order of their first row: the same input, the
+    // Keys in the order they first appear, each key's rows in emit order: the same input, the
     // same batches.
-    for rows in &mut keys {
-        rows.sort_unstable();
-    }
-    keys.sort_unstable_by_key(|rows| rows[0]);
+    picked.sort_unstable();
     let mut batches = Vec::new();
     let (mut current, mut partitions, mut bytes) = (Vec::new(), 0, 0);
-    for rows in keys {
-        for (i, &(batch, row)) in rows.iter().enumerate() {
-            let size = emitted[batch].row_bytes(row) + ROW_OVERHEAD;
-            let new_partition = i == 0;
-            if !current.is_empty()
-                && (bytes + size > BATCH_BYTES || (new_partition && partitions == BATCH_PARTITIONS))
-            {
-                batches.push(std::mem::take(&mut current));
-                (partitions, bytes) = (0, 0);
-            }
-            if new_partition || current.is_empty() {
-                partitions += 1;
-            }
-            current.push((batch, row));
-            bytes += size;
+    let mut previous = None;
+    for (key, batch, row) in picked {
+        let size = emitted[batch].row_bytes(row) + ROW_OVERHEAD;
+        let new_partition = previous.replace(key) != Some(key);
+        if !current.is_empty()
+            && (bytes + size > BATCH_BYTES || (new_partition && partitions == BATCH_PARTITIONS))
+        {
+            batches.push(std::mem::take(&mut current));
+            (partitions, bytes) = (0, 0);
         }
+        if new_partition || current.is_empty() {
+            partitions += 1;
+        }
+        current.push((batch, row));
+        bytes += size;
     }
     if !current.is_empty() {
         batches.push(current);

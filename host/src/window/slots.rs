@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
@@ -35,14 +36,15 @@ struct Entry {
 
 #[derive(Debug)]
 struct Key {
-    name: Box<str>,
+    /// Shared with `key_ids`: a new key costs one allocation, not two.
+    name: Arc<str>,
     open_windows: u32,
 }
 
 /// Open windows of one app on one host.
 #[derive(Debug, Default)]
 pub struct SlotTable {
-    key_ids: HashMap<Box<str>, KeyId, RandomState>,
+    key_ids: HashMap<Arc<str>, KeyId, RandomState>,
     keys: Vec<Option<Key>>,
     free_keys: Vec<KeyId>,
     slots: HashMap<(KeyId, EventTime), SlotId, RandomState>,
@@ -103,7 +105,7 @@ impl SlotTable {
         if let Some(&id) = self.key_ids.get(key) {
             return id;
         }
-        let name: Box<str> = key.into();
+        let name: Arc<str> = key.into();
         let value = Key {
             name: name.clone(),
             open_windows: 0,
