@@ -470,18 +470,19 @@ fn starts_with(rest: &[u8], prefix: &[u8]) -> bool {
     if n < 8 {
         return rest == prefix;
     }
-    // The eight bytes at `at` as a number; the last word overlaps the one before it.
-    let word = |b: &[u8], at: usize| {
-        u64::from_le_bytes(
-            b.get(at..at + 8)
-                .and_then(|w| w.try_into().ok())
-                .unwrap_or([0; 8]),
-        )
-    };
+    // The last word overlaps the one before it.
     (0..n - 8)
         .step_by(8)
-        .all(|at| word(rest, at) == word(prefix, at))
-        && word(rest, n - 8) == word(prefix, n - 8)
+        .all(|at| word_at(rest, at) == word_at(prefix, at))
+        && word_at(rest, n - 8) == word_at(prefix, n - 8)
+}
+
+/// The eight bytes of `b` at `at` as one number, if `b` has them.
+#[inline]
+fn word_at(b: &[u8], at: usize) -> Option<u64> {
+    b.get(at..at + 8)
+        .and_then(|w| w.try_into().ok())
+        .map(u64::from_le_bytes)
 }
 
 #[inline]
@@ -522,13 +523,9 @@ fn quote_or_escape(rest: &[u8]) -> Option<usize> {
     let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
     let mut at = 0;
     while at < 16 {
-        let Some(word) = rest
-            .get(at..at + 8)
-            .and_then(|w| <[u8; 8]>::try_from(w).ok())
-        else {
+        let Some(word) = word_at(rest, at) else {
             break;
         };
-        let word = u64::from_le_bytes(word);
         let found = zero(word ^ (ONES * u64::from(b'"'))) | zero(word ^ (ONES * u64::from(b'\\')));
         if found != 0 {
             return Some(at + found.trailing_zeros() as usize / 8);
