@@ -94,10 +94,11 @@ def plot_busy(tenants, path):
 def _idle_table(idle):
     base = next((r for r in idle if _apps(r) == 1), None)
     lines = [
-        "| tenants × apps | first start-up (s) | restart (s) | resident MiB | threads | sockets "
+        "| tenants × apps | first start-up (s) | restart (s) | start-up CPU (s): first; restart "
+        "| resident MiB | threads | sockets "
         "| idle CPU (cores), median (min–max) | per app beyond the first: MiB / threads / "
         "sockets / % of a core |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in idle:
         per = "–"
@@ -109,10 +110,18 @@ def _idle_table(idle):
                    f"{100 * (_med(r, 'idle_cores') - _med(base, 'idle_cores')) / n:.4f}")
         cores = _of(r, "idle_cores")
         lines.append(f"| {_layout(r)} | {_med(r, 'startup_s'):.1f} | {_med(r, 'restart_s'):.1f} | "
-                     f"{_med(r, 'rss_mib'):.1f} | {_med(r, 'threads'):.0f} | "
+                     f"{_cpu(r)} | {_med(r, 'rss_mib'):.1f} | {_med(r, 'threads'):.0f} | "
                      f"{_med(r, 'sockets'):.0f} | {_median(cores):.4f} ({_range(cores, 4)}) | "
                      f"{per} |")
     return lines
+
+
+def _cpu(row):
+    """The platform's CPU seconds to start every app, first and again (runs before it was
+    measured have none)."""
+    if not all("startup_cpu_s" in run for run in row["runs"]):
+        return "–"
+    return f"{_med(row, 'startup_cpu_s'):.2f}; {_med(row, 'restart_cpu_s'):.2f}"
 
 
 def _asleep(row, key):

@@ -471,10 +471,14 @@ fn starts_with(rest: &[u8], prefix: &[u8]) -> bool {
         return rest == prefix;
     }
     // The last word overlaps the one before it.
-    (0..n - 8)
-        .step_by(8)
-        .all(|at| word_at(rest, at) == word_at(prefix, at))
-        && word_at(rest, n - 8) == word_at(prefix, n - 8)
+    let mut at = 0;
+    while at + 8 < n {
+        if word_at(rest, at) != word_at(prefix, at) {
+            return false;
+        }
+        at += 8;
+    }
+    word_at(rest, n - 8) == word_at(prefix, n - 8)
 }
 
 /// The eight bytes of `b` at `at` as one number, if `b` has them.

@@ -215,7 +215,7 @@ fn start_all(
     config: &PlatformConfig,
     ids: &[String],
     apps: &[(&str, &str, &str)],
-) -> Result<(Platform, f64)> {
+) -> Result<(Platform, Startup)> {
     let started = Instant::now();
     let mut platform = Platform::start(env, name, config)?;
     for id in ids {
@@ -223,15 +223,24 @@ fn start_all(
             answering(&mut platform, id, app)?;
         }
     }
-    Ok((platform, started.elapsed().as_secs_f64()))
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu_s = cpu_ticks(platform.pid().context("no pid")?)? as f64 / HZ;
+    Ok((platform, Startup { seconds, cpu_s }))
+}
+
+/// From the platform's launch until every app answers: wall seconds, and the platform's CPU
+/// seconds (Kafka logins, Cassandra schema, compiling the apps).
+struct Startup {
+    seconds: f64,
+    cpu_s: f64,
 }
 
 /// One idle layout's measure: start-up and restart seconds, resources after start-up, cores
 /// used over the window, and per kind of thread the cores and times on a core per second; then
 /// the same once every app hibernates.
 struct IdleRun {
-    startup: f64,
-    restart: f64,
+    startup: Startup,
+    restart: Startup,
     sample: Sample,
     cores: f64,
     kafka_cores: Option<f64>,
@@ -602,18 +611,20 @@ fn main() -> Result<()> {
     }
     println!("min / median / max of {runs} runs");
     if !layouts.is_empty() {
-        println!("| tenants × apps | first start-up (s) | restart (s) | resident MiB | threads | sockets | idle CPU (cores, 30 s) | Kafka's CPU meanwhile (cores) |");
-        println!("|---|---|---|---|---|---|---|---|");
+        println!("| tenants × apps | first start-up (s) | restart (s) | start-up CPU (s): first; restart | resident MiB | threads | sockets | idle CPU (cores, 30 s) | Kafka's CPU meanwhile (cores) |");
+        println!("|---|---|---|---|---|---|---|---|---|");
     }
     let mut idle_json = Vec::new();
     for (layout, measured) in layouts.iter().zip(&idle_runs) {
         let of = |f: &dyn Fn(&IdleRun) -> f64| measured.iter().map(f).collect::<Vec<f64>>();
         println!(
-            "| {} × {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} × {} | {} | {} | {}; {} | {} | {} | {} | {} | {} |",
             layout.tenants,
             layout.apps,
-            spread(&of(&|r| r.startup), 1),
-            spread(&of(&|r| r.restart), 1),
+            spread(&of(&|r| r.startup.seconds), 1),
+            spread(&of(&|r| r.restart.seconds), 1),
+            spread(&of(&|r| r.startup.cpu_s), 2),
+            spread(&of(&|r| r.restart.cpu_s), 2),
             spread(&of(&|r| r.sample.rss_kib as f64 / 1024.0), 1),
             spread(&of(&|r| r.sample.threads as f64), 0),
             spread(&of(&|r| r.sample.sockets as f64), 0),
@@ -623,7 +634,8 @@ fn main() -> Result<()> {
         idle_json.push(serde_json::json!({
             "tenants": layout.tenants, "apps_per_tenant": layout.apps,
             "runs": measured.iter().map(|r| serde_json::json!({
-                "startup_s": r.startup, "restart_s": r.restart,
+                "startup_s": r.startup.seconds, "restart_s": r.restart.seconds,
+                "startup_cpu_s": r.startup.cpu_s, "restart_cpu_s": r.restart.cpu_s,
                 "rss_mib": r.sample.rss_kib as f64 / 1024.0,
                 "threads": r.sample.threads, "sockets": r.sample.sockets, "idle_cores": r.cores,
                 "kafka_cores": r.kafka_cores,
