@@ -121,6 +121,11 @@ impl KafkaAdmin {
         })
     }
 
+    /// The client itself, for the requests rust-rdkafka wraps (creating topics).
+    pub fn client(&self) -> &AdminClient<DefaultClientContext> {
+        &self.client
+    }
+
     fn error(&self, doing: &str, message: impl Into<String>) -> KafkaAdminError {
         KafkaAdminError {
             bootstrap: self.bootstrap.clone(),

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use rdkafka::config::ClientConfig;
 use serde::Deserialize;
 
-pub use kafka_admin::KafkaAdminError;
+pub use kafka_admin::{KafkaAdmin, KafkaAdminError};
 pub use tenant::{wall_off_outputs, AccessError, TenantAccess, TenantCredentials};
 
 /// Where a password is read from: an environment variable or a file (its first line).

@@ -186,6 +186,7 @@ pub fn output_walls(tenant: &TenantId, app: &AppName) -> Vec<PrefixAcl> {
 /// is a no-op, so every host does it at every start of the app.
 pub fn wall_off_outputs(
     kafka: &KafkaAccess,
+    admin: &KafkaAdmin,
     tenant: &TenantId,
     app: &AppName,
 ) -> Result<(), KafkaAdminError> {
@@ -195,7 +196,7 @@ pub fn wall_off_outputs(
     ) {
         return Ok(());
     }
-    KafkaAdmin::new(kafka)?.create_acls(&output_walls(tenant, app))
+    admin.create_acls(&output_walls(tenant, app))
 }
 
 #[cfg(test)]

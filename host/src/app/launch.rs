@@ -3,7 +3,7 @@
 //! later; the registry of running apps lives here too.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -14,7 +14,7 @@ use super::handle::{AppHandle, AppState, AppStatus, Deployed};
 use super::links::Links;
 use super::processor::Processor;
 use super::worker::{Runner, RunnerSettings};
-use crate::access::{wall_off_outputs, KafkaAccess, KafkaAdminError};
+use crate::access::{wall_off_outputs, KafkaAccess, KafkaAdmin, KafkaAdminError};
 use crate::admin::metrics::AppMetrics;
 use crate::admin::recent::Change;
 use crate::checkpoint::{CheckpointStore, Delivery};
@@ -24,7 +24,7 @@ use crate::names::{AppTopics, StreamName, TenantId};
 use crate::plugin::{CompiledApp, PluginError};
 use crate::sink::cassandra::{CassandraError, ResultsTable};
 use crate::sink::TableWriter;
-use crate::source::kafka::{ensure_topics, KafkaError, Wakeup};
+use crate::source::kafka::{ensure_topics, ensure_topics_with, KafkaError, Wakeup};
 use crate::source::InputWatch;
 
 /// The running apps, by (tenant, app).
@@ -47,6 +47,8 @@ pub enum LaunchError {
     Enrich(#[from] EnrichError),
     #[error("walling the app's outputs off from its tenant: {0}")]
     Walls(#[from] KafkaAdminError),
+    #[error("{0}")]
+    Admin(KafkaAdminError),
 }
 
 /// Where the platform's apps get their connections and settings from.
@@ -69,6 +71,8 @@ pub struct Launcher {
     services: Services,
     /// One watch over the inputs of this host's hibernating apps.
     watch: InputWatch,
+    /// The admin client of the launches under way (see [`Launcher::admin`]).
+    admin: Mutex<Weak<KafkaAdmin>>,
 }
 
 impl Launcher {
@@ -95,7 +99,21 @@ impl Launcher {
             launching: Mutex::new(HashSet::new()),
             services: config.services.clone(),
             watch: InputWatch::new(config.kafka_access()),
+            admin: Mutex::new(Weak::new()),
         }
+    }
+
+    /// An admin client for a launch: launches under way at once (a host's start-up runs eight)
+    /// share one, and so its Kafka logins and threads; it closes when the last of them ends, so
+    /// a host with nothing to launch keeps none.
+    fn admin(&self) -> Result<Arc<KafkaAdmin>, KafkaAdminError> {
+        let mut shared = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(admin) = shared.upgrade() {
+            return Ok(admin);
+        }
+        let admin = Arc::new(KafkaAdmin::new(&self.kafka)?);
+        *shared = Arc::downgrade(&admin);
+        Ok(admin)
     }
 
     /// Starts `app` for `tenant` on `stream`, with the enrich stage its manifest declares, if
@@ -154,10 +172,16 @@ impl Launcher {
         if crate::alerts::raises_alerts(&spec) {
             names.push(&topics.alerts);
         }
+        // Held until the launch ends, so that launches overlapping this one share it.
+        let admin = self.admin().map_err(LaunchError::Admin)?;
         // Before the topics exist, so the tenant never has a moment to write its outputs.
-        wall_off_outputs(&self.kafka, tenant, &spec.name)?;
-        self.runtime
-            .block_on(ensure_topics(&self.kafka, &names, self.partitions))?;
+        wall_off_outputs(&self.kafka, &admin, tenant, &spec.name)?;
+        self.runtime.block_on(ensure_topics_with(
+            admin.client(),
+            &self.kafka.bootstrap,
+            &names,
+            self.partitions,
+        ))?;
         let table = self.runtime.block_on(ResultsTable::open(
             self.session.clone(),
             tenant,

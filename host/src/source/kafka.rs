@@ -319,14 +319,23 @@ pub async fn ensure_topics(
     topics: &[&str],
     partitions: i32,
 ) -> Result<Vec<TopicState>, KafkaError> {
-    let bootstrap = kafka.bootstrap.as_str();
+    let admin: AdminClient<DefaultClientContext> = client(kafka)
+        .create()
+        .map_err(|source| KafkaError::new(&kafka.bootstrap, "creating an admin client", source))?;
+    ensure_topics_with(&admin, &kafka.bootstrap, topics, partitions).await
+}
+
+/// [`ensure_topics`] through an admin client already logged in to the cluster at `bootstrap`.
+pub async fn ensure_topics_with(
+    admin: &AdminClient<DefaultClientContext>,
+    bootstrap: &str,
+    topics: &[&str],
+    partitions: i32,
+) -> Result<Vec<TopicState>, KafkaError> {
     let err = |doing: String| {
         let bootstrap = bootstrap.to_owned();
         move |source| KafkaError::new(&bootstrap, doing, source)
     };
-    let admin: AdminClient<DefaultClientContext> = client(kafka)
-        .create()
-        .map_err(err("creating an admin client".into()))?;
     // -1: the broker's default replication factor (1 on the local single broker).
     let new: Vec<NewTopic> = topics
         .iter()
