@@ -85,8 +85,14 @@ start_kafka() {
   write_kafka_properties "$data"
   if [[ ! -f "$data/meta.properties" ]]; then
     # KRaft needs the log dir formatted once with a cluster id (22 chars of url-safe base64).
-    [[ -s "$KAFKA_DIR/cluster.id" ]] ||
-      head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$KAFKA_DIR/cluster.id"
+    # Like Kafka's own ids, never one that starts with "-": its tools take that for an option
+    # (one fresh start in 64 failed so), and a file left by such a start is replaced.
+    local id
+    id=$(cat "$KAFKA_DIR/cluster.id" 2>/dev/null || true)
+    while [[ -z "$id" || "$id" == -* ]]; do
+      id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+    done
+    printf '%s' "$id" >"$KAFKA_DIR/cluster.id"
     log "kafka: formatting $data (cluster id $(cat "$KAFKA_DIR/cluster.id"))"
     # The main class and its arguments go in an argument file for the java launcher: with
     # authentication they hold the platform's first SCRAM user, which must be in the log before
