@@ -93,13 +93,13 @@ start_kafka() {
       id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
     done
     printf '%s' "$id" >"$KAFKA_DIR/cluster.id"
-    log "kafka: formatting $data (cluster id $(cat "$KAFKA_DIR/cluster.id"))"
+    log "kafka: formatting $data (cluster id $id)"
     # The main class and its arguments go in an argument file for the java launcher: with
     # authentication they hold the platform's first SCRAM user, which must be in the log before
     # the broker starts, and its password stays off the command line.
     local args="$KAFKA_DIR/format.args"
     (umask 077 && {
-      printf '%s\n' kafka.tools.StorageTool format -t "$(cat "$KAFKA_DIR/cluster.id")" \
+      printf '%s\n' kafka.tools.StorageTool format -t "$id" \
         -c "$KAFKA_DIR/server.properties" --ignore-formatted
       [[ "$AUTH" == off ]] || printf -- '--add-scram\nSCRAM-SHA-256=[name=%s,password=%s]\n' \
         "$PLATFORM_USER" "$(secret kafka-platform.password)"

@@ -49,33 +49,17 @@ pub unsafe extern "C" fn HMAC(
     out: *mut c_uchar,
     out_len: *mut c_uint,
 ) -> *mut c_uchar {
-    // A null `out` (OpenSSL's static buffer) or key (OpenSSL's "the key before") is OpenSSL's.
-    if !out.is_null() && !key.is_null() && (!data.is_null() || data_len == 0) {
-        if let Ok(key_len) = usize::try_from(key_len) {
-            // SAFETY: the caller's promise, above.
-            let key = unsafe { std::slice::from_raw_parts(key.cast::<u8>(), key_len) };
-            let data = match data_len {
-                0 => &[][..],
-                // SAFETY: the caller's promise, above.
-                _ => unsafe { std::slice::from_raw_parts(data, data_len) },
-            };
-            let mut mac = [0u8; 64];
-            let len = if md == MessageDigest::sha256().as_ptr().cast() {
-                write_mac::<Hmac<Sha256>>(key, data, &mut mac)
-            } else if md == MessageDigest::sha512().as_ptr().cast() {
-                write_mac::<Hmac<Sha512>>(key, data, &mut mac)
-            } else {
-                None
-            };
-            if let Some(len) = len {
-                // SAFETY: `out` holds EVP_MAX_MD_SIZE (64) bytes, the most `len` is.
-                unsafe { std::ptr::copy_nonoverlapping(mac.as_ptr(), out, len) };
-                if !out_len.is_null() {
-                    // SAFETY: the caller's promise, above; a digest's length fits.
-                    unsafe { *out_len = len as c_uint };
-                }
-                return out;
+    // A null `out` asks for OpenSSL's static buffer: OpenSSL's to fill.
+    if !out.is_null() {
+        // SAFETY: the caller's promise, above.
+        if let Some((mac, len)) = unsafe { computed_here(md, key, key_len, data, data_len) } {
+            // SAFETY: `out` holds EVP_MAX_MD_SIZE (64) bytes, the most `len` is.
+            unsafe { std::ptr::copy_nonoverlapping(mac.as_ptr(), out, len) };
+            if !out_len.is_null() {
+                // SAFETY: the caller's promise, above; a digest's length fits.
+                unsafe { *out_len = len as c_uint };
             }
+            return out;
         }
     }
     match openssl_hmac() {
@@ -83,6 +67,41 @@ pub unsafe extern "C" fn HMAC(
         Some(hmac) => unsafe { hmac(md, key, key_len, data, data_len, out, out_len) },
         None => std::ptr::null_mut(),
     }
+}
+
+/// The MAC and its length when this code computes it: SHA-256 or SHA-512 with a key given (a
+/// null key is OpenSSL's "the key before"); None hands the call on to OpenSSL.
+///
+/// # Safety
+///
+/// As [`HMAC`]'s.
+unsafe fn computed_here(
+    md: *const c_void,
+    key: *const c_void,
+    key_len: c_int,
+    data: *const c_uchar,
+    data_len: usize,
+) -> Option<([u8; 64], usize)> {
+    let key_len = usize::try_from(key_len).ok()?;
+    if key.is_null() || (data.is_null() && data_len > 0) {
+        return None;
+    }
+    // SAFETY: the caller's promise.
+    let key = unsafe { std::slice::from_raw_parts(key.cast::<u8>(), key_len) };
+    let data = match data_len {
+        0 => &[][..],
+        // SAFETY: the caller's promise.
+        _ => unsafe { std::slice::from_raw_parts(data, data_len) },
+    };
+    let mut mac = [0u8; 64];
+    let len = if md == MessageDigest::sha256().as_ptr().cast() {
+        write_mac::<Hmac<Sha256>>(key, data, &mut mac)?
+    } else if md == MessageDigest::sha512().as_ptr().cast() {
+        write_mac::<Hmac<Sha512>>(key, data, &mut mac)?
+    } else {
+        return None;
+    };
+    Some((mac, len))
 }
 
 /// Writes the MAC (SHA-512's, 64 bytes, at most) to `out`; its length, or None if `M` refused

@@ -47,7 +47,7 @@ pub enum LaunchError {
     Enrich(#[from] EnrichError),
     #[error("walling the app's outputs off from its tenant: {0}")]
     Walls(#[from] KafkaAdminError),
-    #[error("{0}")]
+    #[error(transparent)]
     Admin(KafkaAdminError),
 }
 
