@@ -1,7 +1,7 @@
 //! Many tenants on one host: what an idle app costs (resident memory, threads, sockets, CPU),
-//! how long and how much CPU the platform takes to start them, and, with 50 tenants each draining its own
-//! stream of reviews at once, the total throughput and the slowest tenant against the median
-//! one. Layouts: 1 tenant × 1 app (the baseline), 50 tenants × 1 app (reviews-daily), 10 tenants
+//! how long and how much CPU the platform takes to start them, and, with 50 tenants each
+//! draining its own stream of reviews at once, the total throughput and the slowest tenant
+//! against the median one. Layouts: 1 tenant × 1 app (the baseline), 50 tenants × 1 app (reviews-daily), 10 tenants
 //! × 5 apps (reviews-daily, reviews-lenient, reviews-sessions, ticks-epoch, and the hostile app
 //! doing nothing), every app on its own topic. Run with `just bench` or
 //! `cargo run --release -p mysimbdp-tests --bin bench-tenants [REVIEWS_PER_TENANT]` (needs Kafka
